@@ -1,0 +1,23 @@
+//! berth's registry: the OCI Distribution Spec v1.1 and Docker Registry HTTP API V2 over
+//! metadata in SQL and blobs in object storage.
+//!
+//! Layers, each depending only on those below it:
+//!
+//! ```text
+//! api/       HTTP: parse a request into typed values, call one service method, render
+//! service/   the registry's rules; the only layer touching both metadata and blobs
+//! meta/      metadata in SQL behind the MetaStore trait (SQLite)
+//! blob/      content-addressed bytes over object_store; the key layout in one enum
+//! domain/    names, tags, digests, references, manifests; no I/O
+//! ```
+//!
+//! `config`, `telemetry` and `server` assemble these into a running process.
+
+pub mod api;
+pub mod blob;
+pub mod config;
+pub mod domain;
+pub mod meta;
+pub mod server;
+pub mod service;
+pub mod telemetry;
