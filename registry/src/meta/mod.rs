@@ -1,0 +1,267 @@
+//! Metadata in SQL: repositories, blob links, manifests, tags, references and upload sessions.
+//!
+//! [`MetaStore`] is the one seam between the registry's rules (`service`) and a database. It
+//! depends only on `domain`; SQLite is the embedded default ([`SqliteStore`]). Every piece of
+//! state a second replica would need lives here or in object storage, never in process memory.
+//!
+//! Each method is one transaction, so a crash at any moment leaves either the state before or
+//! the state after it.
+
+mod sqlite;
+
+use async_trait::async_trait;
+
+use crate::domain::{Digest, MediaType, ParsedManifest, Reference, RepoName, Tag, UploadId};
+
+pub use sqlite::SqliteStore;
+
+/// A failure of the metadata database.
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    /// The database refused or failed a query.
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    /// Applying the schema migrations failed.
+    #[error("database migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value does not parse: the database was edited by hand or is damaged.
+    #[error("corrupt row in table {table}: {reason}")]
+    Corrupt {
+        /// The table the row came from.
+        table: &'static str,
+        /// What did not parse.
+        reason: String,
+    },
+}
+
+/// Result of metadata operations.
+pub type MetaResult<T> = Result<T, MetaError>;
+
+/// A stored manifest.
+#[derive(Debug, Clone)]
+pub struct ManifestRecord {
+    /// Its digest.
+    pub digest: Digest,
+    /// The media type it is served with.
+    pub media_type: String,
+    /// Its exact bytes; empty when only metadata was asked for.
+    pub content: Vec<u8>,
+    /// The length of its bytes.
+    pub size: u64,
+}
+
+/// One entry of a referrers listing.
+#[derive(Debug, Clone)]
+pub struct ReferrerRecord {
+    /// The referrer manifest's digest.
+    pub digest: Digest,
+    /// Its media type.
+    pub media_type: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its artifact type (or config media type).
+    pub artifact_type: Option<String>,
+    /// Its annotations as a JSON object, if it had any.
+    pub annotations: Option<String>,
+}
+
+/// An upload session as stored.
+#[derive(Debug, Clone)]
+pub struct UploadRecord {
+    /// The session id.
+    pub id: UploadId,
+    /// The repository the upload was started in.
+    pub repository: RepoName,
+    /// How many bytes have been received and stored so far.
+    pub received: u64,
+    /// The serialized hash state after those bytes.
+    pub hash_state: Vec<u8>,
+}
+
+/// Identifies the holder of an upload session's lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseToken(pub i64);
+
+impl LeaseToken {
+    /// A fresh random token.
+    pub fn new_random() -> Self {
+        let (hi, _) = uuid::Uuid::new_v4().as_u64_pair();
+        // Reinterpreting the random bits as i64 keeps all 64 bits of randomness.
+        Self(i64::from_ne_bytes(hi.to_ne_bytes()))
+    }
+}
+
+/// A manifest to store, with what the service learnt from it.
+#[derive(Debug)]
+pub struct NewManifest<'a> {
+    /// The repository to store it in (created if absent).
+    pub repository: &'a RepoName,
+    /// Its digest, already verified against `content`.
+    pub digest: &'a Digest,
+    /// Its exact bytes.
+    pub content: &'a [u8],
+    /// What it references.
+    pub parsed: &'a ParsedManifest,
+    /// Tags to point at it.
+    pub tags: &'a [Tag],
+}
+
+/// Why a manifest could not be stored: its references do not hold in the repository.
+#[derive(Debug, thiserror::Error)]
+pub enum PutManifestError {
+    /// Referenced blobs or child manifests are not in the repository.
+    #[error("manifest references content unknown to the repository")]
+    Missing(Vec<Digest>),
+    /// A descriptor's size disagrees with the stored content's size.
+    #[error(
+        "descriptor for {digest} declares {declared} bytes but the stored content has {actual}"
+    )]
+    SizeMismatch {
+        /// The referenced content.
+        digest: Digest,
+        /// The size the manifest declares.
+        declared: u64,
+        /// The size stored.
+        actual: u64,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+}
+
+impl From<sqlx::Error> for PutManifestError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Meta(e.into())
+    }
+}
+
+/// A page request for a sorted listing: items after `last`, at most `limit` of them.
+#[derive(Debug, Clone, Copy)]
+pub struct PageQuery<'a> {
+    /// Exclusive lower bound.
+    pub last: Option<&'a str>,
+    /// Maximum number of items.
+    pub limit: u32,
+}
+
+/// The metadata database.
+///
+/// Implementations must make each method atomic and durable when it returns.
+#[async_trait]
+pub trait MetaStore: Send + Sync + 'static {
+    /// Whether the repository exists.
+    async fn repository_exists(&self, repo: &RepoName) -> MetaResult<bool>;
+
+    /// The size of a blob if it is linked into `repo`.
+    async fn blob_in_repository(&self, repo: &RepoName, digest: &Digest)
+    -> MetaResult<Option<u64>>;
+
+    /// The size of a blob if it is linked into any repository.
+    async fn blob_anywhere(&self, digest: &Digest) -> MetaResult<Option<u64>>;
+
+    /// Records a stored, verified blob and links it into `repo`, creating the repository.
+    async fn link_blob(&self, repo: &RepoName, digest: &Digest, size: u64) -> MetaResult<()>;
+
+    /// Links a blob already linked into `from` into `repo`; returns its size, or `None` when
+    /// `from` does not have it. `from = None` mounts from any repository.
+    async fn mount_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        from: Option<&RepoName>,
+    ) -> MetaResult<Option<u64>>;
+
+    /// Removes a blob's link from `repo`; returns whether there was one.
+    async fn unlink_blob(&self, repo: &RepoName, digest: &Digest) -> MetaResult<bool>;
+
+    /// Creates an upload session.
+    async fn create_upload(&self, upload: &UploadRecord) -> MetaResult<()>;
+
+    /// Reads an upload session.
+    async fn upload(&self, id: UploadId) -> MetaResult<Option<UploadRecord>>;
+
+    /// Takes the session for writing for `lease_ms`, if it is free (or its lease expired) and
+    /// has received exactly `received` bytes. The returned token fences every later write.
+    async fn lease_upload(
+        &self,
+        id: UploadId,
+        received: u64,
+        lease_ms: u64,
+    ) -> MetaResult<Option<LeaseToken>>;
+
+    /// Extends a lease; returns false when the lease is no longer held by `token`.
+    async fn renew_upload_lease(
+        &self,
+        id: UploadId,
+        token: LeaseToken,
+        lease_ms: u64,
+    ) -> MetaResult<bool>;
+
+    /// Frees a lease held by `token`.
+    async fn release_upload(&self, id: UploadId, token: LeaseToken) -> MetaResult<()>;
+
+    /// Records progress from `from` to `to` bytes, if `token` still holds the lease.
+    async fn advance_upload(
+        &self,
+        id: UploadId,
+        token: LeaseToken,
+        from: u64,
+        to: u64,
+        hash_state: &[u8],
+    ) -> MetaResult<bool>;
+
+    /// Deletes an upload session; returns whether it existed.
+    async fn delete_upload(&self, id: UploadId) -> MetaResult<bool>;
+
+    /// Deletes the session held by `token` and links its now stored, verified blob into
+    /// `repo`, atomically. Returns false (and changes nothing) when the lease was lost.
+    async fn complete_upload(
+        &self,
+        id: UploadId,
+        token: LeaseToken,
+        repo: &RepoName,
+        digest: &Digest,
+        size: u64,
+    ) -> MetaResult<bool>;
+
+    /// Stores a manifest and its tags after checking that everything it references is in the
+    /// repository, atomically.
+    async fn put_manifest(&self, manifest: NewManifest<'_>) -> Result<(), PutManifestError>;
+
+    /// Reads a manifest by tag or digest; with `content = false` the bytes are not loaded.
+    async fn manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        content: bool,
+    ) -> MetaResult<Option<ManifestRecord>>;
+
+    /// Deletes a manifest, its tags and its references; returns whether it existed.
+    async fn delete_manifest(&self, repo: &RepoName, digest: &Digest) -> MetaResult<bool>;
+
+    /// Deletes a tag only; returns whether it existed.
+    async fn delete_tag(&self, repo: &RepoName, tag: &Tag) -> MetaResult<bool>;
+
+    /// Tags of a repository in byte order, or `None` when the repository does not exist.
+    async fn tags(&self, repo: &RepoName, page: PageQuery<'_>) -> MetaResult<Option<Vec<String>>>;
+
+    /// Repository names in byte order.
+    async fn repositories(&self, page: PageQuery<'_>) -> MetaResult<Vec<String>>;
+
+    /// Manifests in `repo` whose subject is `subject`, in digest order, optionally only those
+    /// of one artifact type.
+    async fn referrers(
+        &self,
+        repo: &RepoName,
+        subject: &Digest,
+        artifact_type: Option<&MediaType>,
+        page: PageQuery<'_>,
+    ) -> MetaResult<Vec<ReferrerRecord>>;
+}
+
+/// Milliseconds since the Unix epoch, the time unit of every stored timestamp.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
