@@ -1,0 +1,136 @@
+//! Pushing, reading and deleting manifests and tags.
+
+use super::{Registry, RegistryError, RegistryResult};
+use crate::domain::{Digest, ParsedManifest, Reference, RepoName, Tag};
+use crate::meta::{NewManifest, PutManifestError};
+
+/// A manifest as served.
+#[derive(Debug, Clone)]
+pub struct StoredManifest {
+    /// Its digest.
+    pub digest: Digest,
+    /// The media type it was pushed with.
+    pub media_type: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its exact bytes (empty for a metadata-only read).
+    pub content: Vec<u8>,
+}
+
+/// The outcome of a manifest push.
+#[derive(Debug, Clone)]
+pub struct ManifestPushed {
+    /// The manifest's digest.
+    pub digest: Digest,
+    /// Its subject, which the response must echo in `OCI-Subject`.
+    pub subject: Option<Digest>,
+    /// The tags now pointing at it.
+    pub tags: Vec<Tag>,
+}
+
+impl Registry {
+    /// Stores a manifest under `reference` (a tag, or the digest it must have) and any extra
+    /// `tags`, after validating it and checking that everything it references is present.
+    #[tracing::instrument(skip(self, content))]
+    pub async fn put_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        content: &[u8],
+        extra_tags: Vec<Tag>,
+    ) -> RegistryResult<ManifestPushed> {
+        let limit = self.limits.max_manifest_bytes;
+        if content.len() as u64 > limit {
+            return Err(RegistryError::ManifestTooLarge { limit });
+        }
+        let parsed = ParsedManifest::parse(content, content_type)?;
+        let digest = match reference {
+            Reference::Digest(expected) => {
+                let actual = Digest::compute(expected.algorithm(), content);
+                if &actual != expected {
+                    return Err(RegistryError::DigestMismatch {
+                        expected: expected.clone(),
+                        actual,
+                    });
+                }
+                actual
+            }
+            Reference::Tag(_) => Digest::sha256_of(content),
+        };
+        let mut tags = extra_tags;
+        if let Reference::Tag(t) = reference {
+            tags.push(t.clone());
+        }
+        tags.sort();
+        tags.dedup();
+        let stored = self
+            .meta
+            .put_manifest(NewManifest {
+                repository: repo,
+                digest: &digest,
+                content,
+                parsed: &parsed,
+                tags: &tags,
+            })
+            .await;
+        match stored {
+            Ok(()) => Ok(ManifestPushed {
+                digest,
+                subject: parsed.subject,
+                tags,
+            }),
+            Err(PutManifestError::Missing(digests)) => {
+                Err(RegistryError::ManifestBlobUnknown(digests))
+            }
+            Err(PutManifestError::SizeMismatch {
+                digest,
+                declared,
+                actual,
+            }) => Err(RegistryError::ManifestSizeMismatch {
+                digest,
+                declared,
+                actual,
+            }),
+            Err(PutManifestError::Meta(e)) => Err(e.into()),
+        }
+    }
+
+    /// Reads a manifest by tag or digest; `content = false` skips its bytes (for `HEAD`).
+    #[tracing::instrument(skip(self))]
+    pub async fn manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        content: bool,
+    ) -> RegistryResult<StoredManifest> {
+        match self.meta.manifest(repo, reference, content).await? {
+            Some(m) => Ok(StoredManifest {
+                digest: m.digest,
+                media_type: m.media_type,
+                size: m.size,
+                content: m.content,
+            }),
+            None => Err(self.not_found(repo, RegistryError::ManifestUnknown).await),
+        }
+    }
+
+    /// Deletes a manifest (by digest: the manifest and every tag on it) or a tag (by tag:
+    /// only the tag).
+    #[tracing::instrument(skip(self))]
+    pub async fn delete_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+    ) -> RegistryResult<()> {
+        let deleted = match reference {
+            Reference::Digest(d) => self.meta.delete_manifest(repo, d).await?,
+            Reference::Tag(t) => self.meta.delete_tag(repo, t).await?,
+        };
+        if deleted {
+            Ok(())
+        } else {
+            Err(self.not_found(repo, RegistryError::ManifestUnknown).await)
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The rules of the registry: verify digests, link blobs, run upload sessions, validate and
+//! tag manifests, list, mount and delete.
+//!
+//! This is the only layer that touches both metadata ([`MetaStore`]) and blob bytes
+//! ([`BlobStore`]); it depends on `domain`, `meta` and `blob`, never on HTTP. Handlers call one
+//! method here per request.
+//!
+//! Ordering rules that keep the store consistent through a crash at any moment:
+//! - blob bytes are renamed into place (verified, synced) *before* any row names them, so no
+//!   row ever points at missing bytes; bytes without a row are harmless and reused;
+//! - an upload's offset is advanced in SQL only after its bytes are synced, and bytes past the
+//!   recorded offset are discarded by the next write.
+
+mod blobs;
+mod listing;
+mod manifests;
+mod uploads;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+
+use crate::blob::{BlobError, BlobStore};
+use crate::domain::{Digest, HashStateError, ManifestError, RepoName};
+use crate::meta::{MetaError, MetaStore};
+
+pub use blobs::{BlobContent, ByteRange};
+pub use listing::{Page, Referrer};
+pub use manifests::{ManifestPushed, StoredManifest};
+pub use uploads::{ChunkRange, UploadStarted, UploadState};
+
+/// A request body as the service consumes it.
+pub type ByteStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
+
+/// Limits and tunables of the service.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest manifest accepted, in bytes.
+    pub max_manifest_bytes: u64,
+    /// Referrers listed per page.
+    pub referrers_page_size: u32,
+    /// How long a request may hold an upload session before another may take it over, in ms.
+    pub upload_lease_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_manifest_bytes: 4 * 1024 * 1024,
+            referrers_page_size: 1000,
+            upload_lease_ms: 60_000,
+        }
+    }
+}
+
+/// What went wrong, in the registry's terms. The API layer maps each variant to a spec error
+/// code and HTTP status in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The repository does not exist.
+    #[error("repository {0} is not known to this registry")]
+    NameUnknown(RepoName),
+    /// The blob is not in the repository.
+    #[error("blob {0} is not known to this repository")]
+    BlobUnknown(Digest),
+    /// No such upload session in this repository.
+    #[error("upload session is not known to this repository")]
+    UploadUnknown,
+    /// A chunk did not start where the upload stands.
+    #[error("chunk starts at byte {start} but the upload has received {received} bytes")]
+    UploadOutOfOrder {
+        /// Where the chunk claimed to start.
+        start: u64,
+        /// Bytes received so far.
+        received: u64,
+    },
+    /// Another request is writing to the same upload session.
+    #[error("another request is writing to this upload session")]
+    UploadBusy {
+        /// Bytes received so far.
+        received: u64,
+    },
+    /// A requested byte range lies outside the blob.
+    #[error("requested range is not satisfiable: the blob is {size} bytes")]
+    RangeNotSatisfiable {
+        /// The blob's size.
+        size: u64,
+    },
+    /// A length the client declared does not match what it sent.
+    #[error("{0}")]
+    SizeInvalid(String),
+    /// The uploaded content does not have the digest the client named.
+    #[error("content digest is {actual}, not {expected}")]
+    DigestMismatch {
+        /// The digest the client named.
+        expected: Digest,
+        /// The digest of the bytes received.
+        actual: Digest,
+    },
+    /// The manifest is malformed or inconsistent.
+    #[error(transparent)]
+    ManifestInvalid(#[from] ManifestError),
+    /// A manifest descriptor's size disagrees with the stored content.
+    #[error(
+        "descriptor for {digest} declares {declared} bytes but the stored content has {actual}"
+    )]
+    ManifestSizeMismatch {
+        /// The referenced content.
+        digest: Digest,
+        /// The size the manifest declares.
+        declared: u64,
+        /// The size stored.
+        actual: u64,
+    },
+    /// The manifest is larger than the configured limit.
+    #[error("manifest exceeds the limit of {limit} bytes")]
+    ManifestTooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The manifest references blobs or manifests missing from the repository.
+    #[error("manifest references {} blob(s) or manifest(s) unknown to the repository", .0.len())]
+    ManifestBlobUnknown(Vec<Digest>),
+    /// No manifest under this tag or digest.
+    #[error("manifest unknown to this repository")]
+    ManifestUnknown,
+    /// The request body ended early or could not be read.
+    #[error("the request body could not be read completely")]
+    BodyIncomplete(#[source] std::io::Error),
+    /// The metadata database failed.
+    #[error("metadata database failure")]
+    Meta(#[from] MetaError),
+    /// Blob storage failed.
+    #[error("blob storage failure")]
+    Blob(#[from] BlobError),
+    /// A stored upload hash state is unreadable.
+    #[error("upload state failure")]
+    HashState(#[from] HashStateError),
+}
+
+/// Result of registry operations.
+pub type RegistryResult<T> = Result<T, RegistryError>;
+
+/// The registry: metadata and blob storage, and the rules that bind them.
+#[derive(Clone)]
+pub struct Registry {
+    meta: Arc<dyn MetaStore>,
+    blobs: BlobStore,
+    limits: Limits,
+}
+
+impl Registry {
+    /// A registry over the given stores.
+    pub fn new(meta: Arc<dyn MetaStore>, blobs: BlobStore, limits: Limits) -> Self {
+        Self {
+            meta,
+            blobs,
+            limits,
+        }
+    }
+
+    /// The configured limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Chooses the error for a missing item: `NAME_UNKNOWN` when the whole repository is
+    /// missing, `missing` otherwise. Only runs on the miss path.
+    async fn not_found(&self, repo: &RepoName, missing: RegistryError) -> RegistryError {
+        match self.meta.repository_exists(repo).await {
+            Ok(true) => missing,
+            Ok(false) => RegistryError::NameUnknown(repo.clone()),
+            Err(e) => e.into(),
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! Upload sessions: start, stream chunks, report status, complete with a verified digest,
+//! cancel; and single-request monolithic uploads.
+//!
+//! While a request writes to a session it holds a lease recorded in SQL (renewed in the
+//! background), so two requests can never interleave bytes in one session, on one replica or
+//! several. The lease value doubles as a fencing token: a request whose lease was taken over
+//! cannot record progress.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{ByteStream, Registry, RegistryError, RegistryResult};
+use crate::blob::AppendError;
+use crate::domain::{Algorithm, Digest, RepoName, UploadHasher, UploadId};
+use crate::meta::{LeaseToken, MetaStore, UploadRecord};
+
+/// A new upload session.
+#[derive(Debug, Clone)]
+pub struct UploadStarted {
+    /// Its id.
+    pub id: UploadId,
+}
+
+/// Where an upload session stands.
+#[derive(Debug, Clone, Copy)]
+pub struct UploadState {
+    /// Its id.
+    pub id: UploadId,
+    /// Bytes received so far.
+    pub received: u64,
+}
+
+/// A chunk's declared position: `Content-Range: <start>-<end>` (inclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkRange {
+    /// First byte.
+    pub start: u64,
+    /// Last byte, inclusive.
+    pub end: u64,
+}
+
+impl ChunkRange {
+    fn len(self) -> u64 {
+        self.end - self.start + 1
+    }
+}
+
+/// A held session lease, renewed in the background until dropped.
+struct Lease {
+    token: LeaseToken,
+    renewer: tokio::task::JoinHandle<()>,
+}
+
+impl Lease {
+    fn keep(meta: Arc<dyn MetaStore>, id: UploadId, token: LeaseToken, lease_ms: u64) -> Self {
+        let period = Duration::from_millis((lease_ms / 3).max(1));
+        let renewer = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                match meta.renew_upload_lease(id, token, lease_ms).await {
+                    Ok(true) => {}
+                    Ok(false) => return, // Released or taken over: nothing left to keep.
+                    Err(e) => tracing::warn!(error = %e, %id, "could not renew upload lease"),
+                }
+            }
+        });
+        Self { token, renewer }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        // Renewal is idempotent and fenced by the token, so stopping at any point is safe.
+        self.renewer.abort();
+    }
+}
+
+impl Registry {
+    /// Starts an upload session in `repo` that will hash with `algorithm`.
+    #[tracing::instrument(skip(self))]
+    pub async fn start_upload(
+        &self,
+        repo: &RepoName,
+        algorithm: Algorithm,
+    ) -> RegistryResult<UploadStarted> {
+        let id = UploadId::new_random();
+        self.meta
+            .create_upload(&UploadRecord {
+                id,
+                repository: repo.clone(),
+                received: 0,
+                hash_state: UploadHasher::new(algorithm).save(),
+            })
+            .await?;
+        Ok(UploadStarted { id })
+    }
+
+    async fn session(&self, repo: &RepoName, id: UploadId) -> RegistryResult<UploadRecord> {
+        match self.meta.upload(id).await? {
+            Some(rec) if &rec.repository == repo => Ok(rec),
+            _ => Err(RegistryError::UploadUnknown),
+        }
+    }
+
+    /// Where upload `id` of `repo` stands.
+    #[tracing::instrument(skip(self))]
+    pub async fn upload_status(
+        &self,
+        repo: &RepoName,
+        id: UploadId,
+    ) -> RegistryResult<UploadState> {
+        let rec = self.session(repo, id).await?;
+        Ok(UploadState {
+            id,
+            received: rec.received,
+        })
+    }
+
+    /// Appends a chunk (or a whole streamed body when `range` is `None`) to an upload.
+    #[tracing::instrument(skip(self, body))]
+    pub async fn upload_chunk(
+        &self,
+        repo: &RepoName,
+        id: UploadId,
+        range: Option<ChunkRange>,
+        body: ByteStream,
+    ) -> RegistryResult<UploadState> {
+        let rec = self.session(repo, id).await?;
+        let lease = self.lease(&rec, range).await?;
+        let appended = self.append(&rec, &lease, range, body).await;
+        self.meta.release_upload(id, lease.token).await?;
+        let (received, _) = appended?;
+        Ok(UploadState { id, received })
+    }
+
+    /// Takes the session's lease after checking that a chunk starting at `range` fits.
+    async fn lease(&self, rec: &UploadRecord, range: Option<ChunkRange>) -> RegistryResult<Lease> {
+        if let Some(r) = range
+            && r.start != rec.received
+        {
+            return Err(RegistryError::UploadOutOfOrder {
+                start: r.start,
+                received: rec.received,
+            });
+        }
+        let lease_ms = self.limits.upload_lease_ms;
+        match self
+            .meta
+            .lease_upload(rec.id, rec.received, lease_ms)
+            .await?
+        {
+            Some(token) => Ok(Lease::keep(self.meta.clone(), rec.id, token, lease_ms)),
+            None => Err(RegistryError::UploadBusy {
+                received: rec.received,
+            }),
+        }
+    }
+
+    /// Appends `body` while holding `lease`; returns the new offset and hasher.
+    async fn append(
+        &self,
+        rec: &UploadRecord,
+        lease: &Lease,
+        range: Option<ChunkRange>,
+        body: ByteStream,
+    ) -> RegistryResult<(u64, UploadHasher)> {
+        let mut hasher = UploadHasher::restore(&rec.hash_state)?;
+        let written = self
+            .blobs
+            .append_upload(rec.id, rec.received, body, &mut hasher)
+            .await
+            .map_err(|e| match e {
+                AppendError::Body(e) => RegistryError::BodyIncomplete(e),
+                AppendError::Storage(e) => e.into(),
+            })?;
+        if let Some(r) = range
+            && written != r.len()
+        {
+            return Err(RegistryError::SizeInvalid(format!(
+                "Content-Range {}-{} announces {} bytes but the body had {written}",
+                r.start,
+                r.end,
+                r.len()
+            )));
+        }
+        let to = rec.received + written;
+        let recorded = self
+            .meta
+            .advance_upload(rec.id, lease.token, rec.received, to, &hasher.save())
+            .await?;
+        if !recorded {
+            // The lease expired and another request took the session over.
+            return Err(RegistryError::UploadBusy {
+                received: rec.received,
+            });
+        }
+        Ok((to, hasher))
+    }
+
+    /// Completes an upload: appends the optional last chunk, verifies the digest of all bytes
+    /// and makes the blob visible in `repo`. On a digest mismatch the session and its bytes
+    /// are discarded and nothing is stored. The lease is held throughout, so no other request
+    /// can write to the bytes being verified and moved.
+    #[tracing::instrument(skip(self, body))]
+    pub async fn finish_upload(
+        &self,
+        repo: &RepoName,
+        id: UploadId,
+        digest: &Digest,
+        range: Option<ChunkRange>,
+        body: Option<ByteStream>,
+    ) -> RegistryResult<()> {
+        let rec = self.session(repo, id).await?;
+        let lease = self.lease(&rec, range).await?;
+        let result = self
+            .finish_leased(repo, &rec, &lease, digest, range, body)
+            .await;
+        if result.is_err() {
+            self.meta.release_upload(id, lease.token).await?;
+        }
+        result
+    }
+
+    async fn finish_leased(
+        &self,
+        repo: &RepoName,
+        rec: &UploadRecord,
+        lease: &Lease,
+        digest: &Digest,
+        range: Option<ChunkRange>,
+        body: Option<ByteStream>,
+    ) -> RegistryResult<()> {
+        let (size, hasher) = match body {
+            Some(body) => self.append(rec, lease, range, body).await?,
+            None => (rec.received, UploadHasher::restore(&rec.hash_state)?),
+        };
+        let actual = if hasher.algorithm() == digest.algorithm() {
+            hasher.finish()
+        } else {
+            self.blobs
+                .hash_upload(rec.id, size, digest.algorithm())
+                .await?
+        };
+        if &actual != digest {
+            self.meta.delete_upload(rec.id).await?;
+            self.blobs.delete_upload(rec.id).await?;
+            return Err(RegistryError::DigestMismatch {
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        self.store_verified(rec.id, size, digest).await?;
+        if !self
+            .meta
+            .complete_upload(rec.id, lease.token, repo, digest, size)
+            .await?
+        {
+            // The verified bytes are in place; only the session was taken over meanwhile.
+            // Link the blob anyway: it is complete and correct.
+            self.meta.link_blob(repo, digest, size).await?;
+        }
+        Ok(())
+    }
+
+    /// Moves verified upload bytes into place, or drops them when the blob is already stored.
+    async fn store_verified(&self, id: UploadId, size: u64, digest: &Digest) -> RegistryResult<()> {
+        if self.blobs.contains(digest).await? {
+            self.blobs.delete_upload(id).await?;
+        } else {
+            self.blobs.commit_upload(id, size, digest).await?;
+        }
+        Ok(())
+    }
+
+    /// Stores a whole blob sent in one request (`POST ?digest=`), verifying its digest.
+    #[tracing::instrument(skip(self, body))]
+    pub async fn upload_monolithic(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        body: ByteStream,
+    ) -> RegistryResult<()> {
+        // No session row: if the process dies mid-request, the bytes are an orphan upload
+        // file that no row names, and the client simply retries.
+        let id = UploadId::new_random();
+        let mut hasher = UploadHasher::new(digest.algorithm());
+        let size = match self.blobs.append_upload(id, 0, body, &mut hasher).await {
+            Ok(n) => n,
+            Err(e) => {
+                self.blobs.delete_upload(id).await?;
+                return Err(match e {
+                    AppendError::Body(e) => RegistryError::BodyIncomplete(e),
+                    AppendError::Storage(e) => e.into(),
+                });
+            }
+        };
+        let actual = hasher.finish();
+        if &actual != digest {
+            self.blobs.delete_upload(id).await?;
+            return Err(RegistryError::DigestMismatch {
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        self.store_verified(id, size, digest).await?;
+        self.meta.link_blob(repo, digest, size).await?;
+        Ok(())
+    }
+
+    /// Cancels an upload session and discards its bytes.
+    #[tracing::instrument(skip(self))]
+    pub async fn cancel_upload(&self, repo: &RepoName, id: UploadId) -> RegistryResult<()> {
+        self.session(repo, id).await?;
+        self.meta.delete_upload(id).await?;
+        self.blobs.delete_upload(id).await?;
+        Ok(())
+    }
+}
