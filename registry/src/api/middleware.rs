@@ -1,0 +1,99 @@
+//! Middleware for every API response: the API version header, the per-request log line, and
+//! panics turned into the error envelope.
+
+use std::any::Any;
+use std::time::Instant;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::body::{Body, HttpBody};
+use axum::extract::Request;
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
+
+use super::error::{ApiError, ErrorCode};
+
+/// The endpoint that served a request, set by the dispatcher for the log line.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteName(pub &'static str);
+
+/// Adds `Docker-Distribution-API-Version: registry/2.0`, which docker checks on `/v2/`.
+pub async fn api_version(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    response.headers_mut().insert(
+        "docker-distribution-api-version",
+        HeaderValue::from_static("registry/2.0"),
+    );
+    response
+}
+
+/// One log line per request: method, route, status, bytes in and out, latency (to the
+/// response head; streamed bodies continue after it). Never the query string or headers,
+/// which may carry credentials.
+pub async fn request_log(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    // Count the body bytes actually received (streamed uploads carry no Content-Length).
+    let received = Arc::new(AtomicU64::new(0));
+    let counter = received.clone();
+    let request = request.map(|body| {
+        Body::new(body.map_frame(move |frame| {
+            if let Some(data) = frame.data_ref() {
+                counter.fetch_add(data.len() as u64, Ordering::Relaxed);
+            }
+            frame
+        }))
+    });
+    let response = next.run(request).await;
+    let bytes_in = received.load(Ordering::Relaxed);
+    let route = response
+        .extensions()
+        .get::<RouteName>()
+        .map_or("unknown", |r| r.0);
+    let status = response.status().as_u16();
+    let bytes_out = response
+        .body()
+        .size_hint()
+        .exact()
+        .unwrap_or_else(|| content_length(response.headers()));
+    // Microsecond precision is plenty and keeps the line short.
+    let latency_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
+    tracing::info!(
+        target: "berth::request",
+        %method,
+        route,
+        status,
+        bytes_in,
+        bytes_out,
+        latency_ms,
+        "request"
+    );
+    response
+}
+
+fn content_length(headers: &axum::http::HeaderMap) -> u64 {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Turns a handler panic into a `500` envelope that reveals nothing.
+pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    tracing::error!(panic = detail, "request handler panicked");
+    ApiError::new(
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::Unknown,
+        "internal server error",
+    )
+    .into_response()
+}

@@ -1,0 +1,153 @@
+//! The HTTP API: the OCI Distribution Spec v1.1 and Docker Registry HTTP API V2.
+//!
+//! Depends on `service` (one call per request), `domain` (typed parameters) and axum. Every
+//! `/v2` path goes through [`route::OciRoute::parse`]; handlers parse headers and query into
+//! typed values, call one service method and build the response. Errors become the spec's
+//! JSON envelope in `error`.
+
+mod blobs;
+pub mod error;
+mod listing;
+mod manifests;
+mod middleware;
+mod query;
+pub mod route;
+mod uploads;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::TryStreamExt;
+
+use crate::service::{ByteStream, Registry};
+use error::ApiError;
+use query::Query;
+use route::OciRoute;
+
+pub use middleware::RouteName;
+
+/// Builds the router for the registry API.
+pub fn router(registry: Registry) -> Router {
+    let state = Arc::new(registry);
+    Router::new()
+        .route("/v2", axum::routing::any(dispatch))
+        .route("/v2/", axum::routing::any(dispatch))
+        .route("/v2/{*rest}", axum::routing::any(dispatch))
+        .fallback(not_found)
+        .with_state(state)
+        // Blob bodies are streamed, never buffered; manifest bodies have their own limit.
+        .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn(middleware::api_version))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            middleware::panic_response,
+        ))
+        .layer(axum::middleware::from_fn(middleware::request_log))
+}
+
+async fn not_found() -> Response {
+    let mut response = ApiError::from(route::RouteError::NotFound).into_response();
+    response.extensions_mut().insert(RouteName("unknown"));
+    response
+}
+
+/// Routes one `/v2` request by its parsed path and method.
+async fn dispatch(State(registry): State<Arc<Registry>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let method = parts.method;
+    let headers = parts.headers;
+    let route = match OciRoute::parse(parts.uri.path()) {
+        Ok(route) => route,
+        Err(e) => {
+            let mut response = ApiError::from(e).into_response();
+            response.extensions_mut().insert(RouteName("invalid"));
+            return response;
+        }
+    };
+    let query = Query::parse(parts.uri.query());
+    let name = RouteName(route_name(&route, &method));
+    let reg = registry.as_ref();
+    let head = method == Method::HEAD;
+    let result = match (route, method) {
+        (OciRoute::Base, Method::GET | Method::HEAD) => Ok(base()),
+        (OciRoute::Catalog, Method::GET | Method::HEAD) => listing::catalog(reg, &query).await,
+        (OciRoute::Tags(n), Method::GET | Method::HEAD) => listing::tags(reg, n, &query).await,
+        (OciRoute::Referrers(n, d), Method::GET | Method::HEAD) => {
+            listing::referrers(reg, n, d, &query).await
+        }
+        (OciRoute::Manifest(n, r), Method::GET | Method::HEAD) => {
+            manifests::get(reg, n, r, head).await
+        }
+        (OciRoute::Manifest(n, r), Method::PUT) => {
+            manifests::put(reg, n, r, &query, &headers, body).await
+        }
+        (OciRoute::Manifest(n, r), Method::DELETE) => manifests::delete(reg, n, r).await,
+        (OciRoute::Blob(n, d), Method::GET | Method::HEAD) => {
+            blobs::get(reg, n, d, &headers, head).await
+        }
+        (OciRoute::Blob(n, d), Method::DELETE) => blobs::delete(reg, n, d).await,
+        (OciRoute::Uploads(n), Method::POST) => uploads::start(reg, n, &query, body).await,
+        (OciRoute::Upload(n, id), Method::GET) => uploads::status(reg, n, id).await,
+        (OciRoute::Upload(n, id), Method::PATCH) => {
+            uploads::patch(reg, n, id, &headers, body).await
+        }
+        (OciRoute::Upload(n, id), Method::PUT) => {
+            uploads::put(reg, n, id, &query, &headers, body).await
+        }
+        (OciRoute::Upload(n, id), Method::DELETE) => uploads::cancel(reg, n, id).await,
+        (route, _) => Err(ApiError::method_not_allowed(route.allowed_methods())),
+    };
+    let mut response = result.unwrap_or_else(IntoResponse::into_response);
+    response.extensions_mut().insert(name);
+    response
+}
+
+/// A stable name for logs and metrics: the endpoint and method, never the raw path.
+fn route_name(route: &OciRoute, method: &Method) -> &'static str {
+    macro_rules! by_method {
+        ($($m:ident => $name:literal),* $(,)?) => {
+            match *method { $(Method::$m => $name,)* _ => "method_not_allowed" }
+        };
+    }
+    match route {
+        OciRoute::Base => "base",
+        OciRoute::Catalog => "catalog",
+        OciRoute::Tags(_) => "tags_list",
+        OciRoute::Referrers(..) => "referrers",
+        OciRoute::Manifest(..) => {
+            by_method!(GET => "manifest_get", HEAD => "manifest_head", PUT => "manifest_put", DELETE => "manifest_delete")
+        }
+        OciRoute::Blob(..) => {
+            by_method!(GET => "blob_get", HEAD => "blob_head", DELETE => "blob_delete")
+        }
+        OciRoute::Uploads(_) => "upload_start",
+        OciRoute::Upload(..) => {
+            by_method!(GET => "upload_status", PATCH => "upload_patch", PUT => "upload_finish", DELETE => "upload_cancel")
+        }
+    }
+}
+
+/// `GET /v2/`: the registry implements the API.
+fn base() -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        "{}",
+    )
+        .into_response()
+}
+
+/// A request body as the service's byte stream.
+fn byte_stream(body: Body) -> ByteStream {
+    Box::pin(body.into_data_stream().map_err(std::io::Error::other))
+}
+
+/// Builds a header value from a string we produced (digests, ranges, paths); these are always
+/// valid header values, and an invalid one degrades to an empty value rather than a panic.
+fn hv(s: impl AsRef<str>) -> header::HeaderValue {
+    header::HeaderValue::from_str(s.as_ref())
+        .unwrap_or_else(|_| header::HeaderValue::from_static(""))
+}

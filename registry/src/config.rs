@@ -1,0 +1,388 @@
+//! Configuration: built-in defaults, overridden by a TOML file, overridden by environment
+//! variables `BERTH_<SECTION>_<KEY>` (then by command-line flags, in the binary).
+//!
+//! Every key is documented with its default in `config.example.toml`, which a test parses.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read configuration file {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file, or the settings merged into it, do not form a valid configuration.
+    #[error("invalid configuration{}: {message}", .path.as_ref().map(|p| format!(" in {}", p.display())).unwrap_or_default())]
+    Invalid {
+        /// The file, when the error is in it.
+        path: Option<PathBuf>,
+        /// The parser's explanation (names the key).
+        message: String,
+    },
+    /// An environment variable names no setting or has a value of the wrong type.
+    #[error("environment variable {var}: {reason}")]
+    Env {
+        /// The variable.
+        var: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The HTTP server and registry limits.
+    pub server: ServerConfig,
+    /// The metadata database.
+    pub database: DatabaseConfig,
+    /// Blob storage.
+    pub storage: StorageConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Directory for everything stored on embedded defaults (database and blobs).
+    pub data_dir: PathBuf,
+    /// Largest manifest accepted, in bytes; larger pushes get `413`.
+    pub max_manifest_bytes: u64,
+    /// Descriptors per page of the referrers API.
+    pub referrers_page_size: u32,
+    /// Seconds a request may hold an upload session without renewing its claim.
+    pub upload_lease_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
+            data_dir: PathBuf::from("./berth-data"),
+            max_manifest_bytes: 4 * 1024 * 1024,
+            referrers_page_size: 1000,
+            upload_lease_secs: 60,
+        }
+    }
+}
+
+/// `[database]`
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// Database URL; empty means `sqlite://<data_dir>/berth.db`.
+    pub url: String,
+    /// Read connections to the database.
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            max_connections: 8,
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+/// Replaces the password of a `scheme://user:password@host` URL, for logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}{path}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Which blob storage backend to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    /// A local directory.
+    Filesystem,
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// The backend.
+    pub backend: StorageBackend,
+    /// Directory of the filesystem backend; empty means `<data_dir>/blobs`.
+    pub path: String,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            backend: StorageBackend::Filesystem,
+            path: String::new(),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// Line format.
+    pub format: LogFormat,
+    /// Filter in `tracing` syntax, e.g. `info` or `berth=debug,sqlx=warn`; `RUST_LOG` wins.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if any), then `BERTH_<SECTION>_<KEY>` variables from `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                toml::from_str::<toml::Table>(&text).map_err(|e| ConfigError::Invalid {
+                    path: Some(path.to_owned()),
+                    message: e.message().to_owned(),
+                })?
+            }
+            None => toml::Table::new(),
+        };
+        apply_env(&mut table, env)?;
+        Config::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Invalid {
+            path: file.map(Path::to_owned),
+            message: e.message().to_owned(),
+        })
+    }
+
+    /// The database URL, with the embedded default filled in.
+    pub fn database_url(&self) -> String {
+        if self.database.url.is_empty() {
+            format!(
+                "sqlite://{}",
+                self.server.data_dir.join("berth.db").display()
+            )
+        } else {
+            self.database.url.clone()
+        }
+    }
+
+    /// The blob directory of the filesystem backend, with the default filled in.
+    pub fn storage_path(&self) -> PathBuf {
+        if self.storage.path.is_empty() {
+            self.server.data_dir.join("blobs")
+        } else {
+            PathBuf::from(&self.storage.path)
+        }
+    }
+}
+
+/// Sets each `BERTH_<SECTION>_<KEY>` variable into `table`, typed like the key's default.
+/// Variables whose section is not a configuration section (such as the runtime's
+/// `BERTH_ROOT`) are left alone; an unknown key in a known section is an error, so typos do
+/// not pass silently.
+fn apply_env(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
+    let defaults = toml::Table::try_from(Config::default()).map_err(|e| ConfigError::Invalid {
+        path: None,
+        message: e.to_string(),
+    })?;
+    let vars: BTreeMap<String, String> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("BERTH_"))
+        .collect();
+    for (var, value) in vars {
+        let Some((section, key)) = var["BERTH_".len()..].split_once('_') else {
+            continue;
+        };
+        let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
+        let Some(toml::Value::Table(section_defaults)) = defaults.get(&section) else {
+            continue;
+        };
+        let err = |reason: String| ConfigError::Env {
+            var: var.clone(),
+            reason,
+        };
+        let typed = match section_defaults.get(&key) {
+            Some(toml::Value::Integer(_)) => toml::Value::Integer(
+                value
+                    .trim()
+                    .parse()
+                    .map_err(|_| err(format!("expected an integer, got {value:?}")))?,
+            ),
+            Some(toml::Value::Boolean(_)) => toml::Value::Boolean(
+                value
+                    .trim()
+                    .parse()
+                    .map_err(|_| err(format!("expected true or false, got {value:?}")))?,
+            ),
+            Some(_) => toml::Value::String(value),
+            None => {
+                let known: Vec<String> = section_defaults
+                    .keys()
+                    .map(|k| format!("BERTH_{}_{}", section.to_uppercase(), k.to_uppercase()))
+                    .collect();
+                return Err(err(format!("no such setting; known: {}", known.join(", "))));
+            }
+        };
+        let entry = table
+            .entry(section.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        match entry {
+            toml::Value::Table(t) => {
+                t.insert(key, typed);
+            }
+            _ => return Err(err(format!("[{section}] in the file is not a table"))),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_setup() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:5000");
+        assert_eq!(c.database_url(), "sqlite://./berth-data/berth.db");
+        assert_eq!(c.storage_path(), PathBuf::from("./berth-data/blobs"));
+    }
+
+    #[test]
+    fn the_example_file_parses_and_matches_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config.example.toml");
+        let c = Config::load(Some(&path), env(&[])).unwrap();
+        let defaults = toml::Table::try_from(Config::default()).unwrap();
+        assert_eq!(toml::Table::try_from(c).unwrap(), defaults);
+        // And it documents every key: each default key appears in the file.
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (section, keys) in &defaults {
+            assert!(
+                text.contains(&format!("[{section}]")),
+                "[{section}] missing"
+            );
+            for key in keys.as_table().unwrap().keys() {
+                assert!(
+                    text.contains(&format!("\n{key} = ")),
+                    "{section}.{key} missing"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[server]\nlisten = \"0.0.0.0:80\"\nmax_manifest_bytes = 10\n",
+        )
+        .unwrap();
+        let c = Config::load(
+            Some(&path),
+            env(&[
+                ("BERTH_SERVER_LISTEN", "127.0.0.1:6000"),
+                ("BERTH_DATABASE_URL", "sqlite:///tmp/x.db"),
+                ("BERTH_LOG_FORMAT", "json"),
+                ("BERTH_ROOT", "/var/lib/berth"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:6000");
+        assert_eq!(c.server.max_manifest_bytes, 10);
+        assert_eq!(c.database_url(), "sqlite:///tmp/x.db");
+        assert_eq!(c.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let e = Config::load(None, env(&[("BERTH_SERVER_LISTN", "x")])).unwrap_err();
+        assert!(e.to_string().contains("BERTH_SERVER_LISTN"), "{e}");
+        let e =
+            Config::load(None, env(&[("BERTH_SERVER_MAX_MANIFEST_BYTES", "lots")])).unwrap_err();
+        assert!(e.to_string().contains("expected an integer"), "{e}");
+        let e = Config::load(None, env(&[("BERTH_SERVER_LISTEN", "nowhere")])).unwrap_err();
+        assert!(e.to_string().contains("invalid configuration"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[server]\nlisten_addr = \"x\"\n").unwrap();
+        let e = Config::load(Some(&path), env(&[])).unwrap_err();
+        assert!(e.to_string().contains("listen_addr"), "{e}");
+    }
+
+    #[test]
+    fn passwords_are_redacted_in_debug_output() {
+        let db = DatabaseConfig {
+            url: "postgres://berth:hunter2@db:5432/berth".into(),
+            max_connections: 1,
+        };
+        let shown = format!("{db:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("berth:***@db:5432/berth"), "{shown}");
+    }
+}

@@ -1,0 +1,145 @@
+//! Assembles the registry from configuration and serves it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+
+use crate::blob::{BlobError, BlobStore};
+use crate::config::{Config, StorageBackend, redact_url};
+use crate::meta::{MetaError, SqliteStore};
+use crate::service::{Limits, Registry};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory could not be created.
+    #[error("cannot create data directory {path}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The database URL names no supported database.
+    #[error("unsupported database URL {0:?}: expected sqlite://PATH")]
+    DatabaseUrl(String),
+    /// The database could not be opened or migrated.
+    #[error("cannot open the metadata database {url}")]
+    Database {
+        /// The URL, password redacted.
+        url: String,
+        /// Why.
+        #[source]
+        source: MetaError,
+    },
+    /// Blob storage could not be opened.
+    #[error("cannot open blob storage")]
+    Storage(#[from] BlobError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Opens the metadata database and blob storage named by `config`.
+pub async fn open_registry(config: &Config) -> Result<Registry, StartError> {
+    let data_dir = &config.server.data_dir;
+    std::fs::create_dir_all(data_dir).map_err(|source| StartError::DataDir {
+        path: data_dir.clone(),
+        source,
+    })?;
+    let url = config.database_url();
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .ok_or_else(|| StartError::DatabaseUrl(redact_url(&url)))?;
+    let meta = SqliteStore::open(path.as_ref(), config.database.max_connections)
+        .await
+        .map_err(|source| StartError::Database {
+            url: redact_url(&url),
+            source,
+        })?;
+    let blobs = match config.storage.backend {
+        StorageBackend::Filesystem => BlobStore::local(&config.storage_path())?,
+    };
+    let limits = Limits {
+        max_manifest_bytes: config.server.max_manifest_bytes,
+        referrers_page_size: config.server.referrers_page_size,
+        upload_lease_ms: config.server.upload_lease_secs.saturating_mul(1000),
+    };
+    Ok(Registry::new(Arc::new(meta), blobs, limits))
+}
+
+/// A bound, ready-to-run server.
+pub struct Server {
+    listener: TcpListener,
+    registry: Registry,
+}
+
+impl Server {
+    /// Opens the stores and binds the listen address.
+    pub async fn bind(config: &Config) -> Result<Self, StartError> {
+        let registry = open_registry(config).await?;
+        let addr = config.server.listen;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        Ok(Self { listener, registry })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let app = crate::api::router(self.registry);
+        let listener = self.listener.tap_io(|tcp| {
+            // Small responses (manifests, status codes) should not wait for Nagle's algorithm.
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+    // Give the log line a moment to flush before the runtime winds down.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+}
