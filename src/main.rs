@@ -1,0 +1,74 @@
+//! `berth`: a self-hosted container image hub. `berth serve` runs the registry.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use berth_registry::config::Config;
+use berth_registry::server::{Server, shutdown_signal};
+use clap::{Parser, Subcommand};
+
+/// A self-hosted container image hub: an OCI registry in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the registry (OCI Distribution API on /v2/).
+    ///
+    /// With no configuration it listens on 127.0.0.1:5000 and keeps everything under
+    /// ./berth-data (a SQLite database and a blob directory). Settings come from built-in
+    /// defaults, then the --config file, then BERTH_<SECTION>_<KEY> environment variables,
+    /// then these flags. See config.example.toml for every setting.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:5000].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Directory for the database and blobs on embedded defaults [default: ./berth-data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = Config::load(args.config.as_deref(), std::env::vars())?;
+    if let Some(listen) = args.listen {
+        config.server.listen = listen;
+    }
+    if let Some(dir) = args.data_dir {
+        config.server.data_dir = dir;
+    }
+    berth_registry::telemetry::init(&config.log)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let server = Server::bind(&config).await?;
+        let addr = server.local_addr()?;
+        tracing::info!(
+            %addr,
+            data_dir = %config.server.data_dir.display(),
+            "berth registry listening on http://{addr}/v2/"
+        );
+        server.run(shutdown_signal()).await?;
+        Ok(())
+    })
+}
