@@ -1,0 +1,272 @@
+//! Crash safety: SIGKILL the server mid-request, restart it on the same data, and check that
+//! the store is consistent and usable.
+
+use std::path::Path;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::client::OCI_MANIFEST;
+use crate::harness::{Berth, random_bytes, sha256};
+
+/// A request body that sends `first` and then stalls until dropped.
+fn stalled_body(first: Vec<u8>) -> (reqwest::Body, tokio::sync::oneshot::Sender<()>) {
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let stream =
+        futures_util::stream::unfold((Some(first), Some(stop_rx)), |(first, stop)| async move {
+            if let Some(bytes) = first {
+                return Some((Ok::<_, std::io::Error>(bytes), (None, stop)));
+            }
+            if let Some(rx) = stop {
+                let _ = rx.await;
+            }
+            None
+        });
+    (reqwest::Body::wrap_stream(stream), stop_tx)
+}
+
+/// Checks everything reachable through the API and every stored blob file.
+pub async fn assert_consistent(b: &Berth) {
+    let catalog: Value = b.get("/v2/_catalog").await.json().await.unwrap();
+    for repo in catalog["repositories"].as_array().unwrap() {
+        let repo = repo.as_str().unwrap();
+        let tags: Value = b
+            .get(&format!("/v2/{repo}/tags/list"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        for tag in tags["tags"].as_array().unwrap() {
+            let resp = b
+                .get(&format!("/v2/{repo}/manifests/{}", tag.as_str().unwrap()))
+                .await;
+            assert_eq!(resp.status(), StatusCode::OK, "{repo}:{tag}");
+            let digest = resp.headers()["docker-content-digest"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let body = resp.bytes().await.unwrap();
+            assert_eq!(sha256(&body), digest, "manifest bytes of {repo}:{tag}");
+            let manifest: Value = serde_json::from_slice(&body).unwrap();
+            let blobs = std::iter::once(&manifest["config"])
+                .chain(manifest["layers"].as_array().into_iter().flatten());
+            for desc in blobs.filter(|d| d.is_object()) {
+                let d = desc["digest"].as_str().unwrap();
+                let resp = b.get(&format!("/v2/{repo}/blobs/{d}")).await;
+                assert_eq!(resp.status(), StatusCode::OK, "blob {d} of {repo}:{tag}");
+                let bytes = resp.bytes().await.unwrap();
+                assert_eq!(sha256(&bytes), d);
+                assert_eq!(bytes.len() as u64, desc["size"].as_u64().unwrap());
+            }
+        }
+    }
+    assert_blob_files_match_their_names(&b.data_dir.join("blobs/blobs/sha256"));
+}
+
+/// No partial or wrong blob is ever visible under a digest.
+fn assert_blob_files_match_their_names(dir: &Path) {
+    let Ok(prefixes) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for prefix in prefixes.flatten() {
+        for file in std::fs::read_dir(prefix.path()).unwrap().flatten() {
+            let name = file.file_name().to_string_lossy().to_string();
+            let bytes = std::fs::read(file.path()).unwrap();
+            assert_eq!(
+                sha256(&bytes),
+                format!("sha256:{name}"),
+                "blob file {name} is not its content"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn kill_during_uploads_leaves_nothing_visible_and_sessions_resumable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data_dir = tmp.path().join("data");
+    // A short lease, so the session held by the killed request frees up quickly.
+    let lease = [("BERTH_SERVER_UPLOAD_LEASE_SECS", "1")];
+    let mut b = Berth::start_in(&data_dir, &lease);
+    let data = random_bytes(3 * 1024 * 1024, 1);
+    let digest = sha256(&data);
+
+    // A session with one complete chunk, then a second chunk cut by the crash.
+    let location = b.start_upload("app").await;
+    let resp = b
+        .http
+        .patch(b.url(&location))
+        .header("content-range", format!("0-{}", 1024 * 1024 - 1))
+        .body(data[..1024 * 1024].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let (body, _keep1) = stalled_body(data[1024 * 1024..2 * 1024 * 1024].to_vec());
+    let patch = b
+        .http
+        .patch(b.url(&location))
+        .header(
+            "content-range",
+            format!("{}-{}", 1024 * 1024, data.len() - 1),
+        )
+        .body(body)
+        .send();
+    // A monolithic upload cut by the crash.
+    let (body2, _keep2) = stalled_body(data[..2 * 1024 * 1024].to_vec());
+    let mono = b
+        .http
+        .post(b.url(&format!("/v2/app/blobs/uploads/?digest={digest}")))
+        .header("content-length", data.len().to_string())
+        .body(body2)
+        .send();
+    let p = tokio::spawn(patch);
+    let m = tokio::spawn(mono);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    b.kill();
+    let _ = p.await;
+    let _ = m.await;
+
+    drop(b);
+    let b2 = Berth::start_in(&data_dir, &lease);
+    assert_eq!(
+        b2.get(&format!("/v2/app/blobs/{digest}")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let status = b2.get(&location).await;
+    assert_eq!(status.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        status.headers()["range"],
+        format!("0-{}", 1024 * 1024 - 1).as_str()
+    );
+    assert_consistent(&b2).await;
+
+    // Once the dead request's claim lapses, the session continues where SQL says it stands.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let resp = b2
+        .http
+        .put(b2.url(&format!("{location}?digest={digest}")))
+        .header(
+            "content-range",
+            format!("{}-{}", 1024 * 1024, data.len() - 1),
+        )
+        .body(data[1024 * 1024..].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::CREATED,
+        "{:?}",
+        resp.text().await
+    );
+    let got = b2
+        .get(&format!("/v2/app/blobs/{digest}"))
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    assert!(got == data);
+    assert_consistent(&b2).await;
+}
+
+#[tokio::test]
+async fn repeated_kills_during_a_push_flood_keep_the_store_consistent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data_dir = tmp.path().join("data");
+    let mut pushed_ok = 0usize;
+    for round in 0..6u64 {
+        let mut b = Berth::start_in(&data_dir, &[]);
+        assert_consistent(&b).await;
+        // Push images from several tasks until the kill.
+        let mut tasks = Vec::new();
+        for worker in 0..4u64 {
+            let http = b.http.clone();
+            let base = b.url("");
+            tasks.push(tokio::spawn(async move {
+                let mut done = 0usize;
+                for i in 0.. {
+                    let seed = round * 1_000_000 + worker * 10_000 + i;
+                    if push_one(&http, &base, &format!("repo{}", worker % 2), seed)
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                    done += 1;
+                }
+                done
+            }));
+        }
+        // Kill at a different moment each round.
+        tokio::time::sleep(Duration::from_millis(150 + 97 * round)).await;
+        b.kill();
+        for t in tasks {
+            pushed_ok += t.await.unwrap();
+        }
+        drop(b);
+    }
+    assert!(pushed_ok > 0, "no push completed before the kills");
+    let b = Berth::start_in(&data_dir, &[]);
+    assert_consistent(&b).await;
+    // And the registry still takes pushes.
+    b.push_image("after", "v1", 42, 2).await;
+    assert_consistent(&b).await;
+}
+
+/// One image push (blob, config, manifest, tag) through raw API calls; `Err` once the server
+/// is gone.
+async fn push_one(
+    http: &reqwest::Client,
+    base: &str,
+    repo: &str,
+    seed: u64,
+) -> Result<(), reqwest::Error> {
+    let layer = random_bytes(64 * 1024 + (seed % 1000) as usize, seed);
+    let config = format!(r#"{{"seed":{seed}}}"#).into_bytes();
+    let mut descs = Vec::new();
+    for (bytes, media_type) in [
+        (&config, "application/vnd.oci.image.config.v1+json"),
+        (&layer, "application/vnd.oci.image.layer.v1.tar"),
+    ] {
+        let digest = sha256(bytes);
+        // Alternate between chunked sessions and monolithic pushes.
+        if seed.is_multiple_of(2) {
+            http.post(format!("{base}/v2/{repo}/blobs/uploads/?digest={digest}"))
+                .body(bytes.clone())
+                .send()
+                .await?
+                .error_for_status()?;
+        } else {
+            let resp = http
+                .post(format!("{base}/v2/{repo}/blobs/uploads/"))
+                .send()
+                .await?
+                .error_for_status()?;
+            let location = resp.headers()["location"].to_str().unwrap().to_owned();
+            let resp = http
+                .patch(format!("{base}{location}"))
+                .body(bytes.clone())
+                .send()
+                .await?
+                .error_for_status()?;
+            let location = resp.headers()["location"].to_str().unwrap().to_owned();
+            http.put(format!("{base}{location}?digest={digest}"))
+                .send()
+                .await?
+                .error_for_status()?;
+        }
+        descs.push(
+            serde_json::json!({ "mediaType": media_type, "digest": digest, "size": bytes.len() }),
+        );
+    }
+    let manifest = serde_json::json!({ "schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": descs[0], "layers": [descs[1]] });
+    http.put(format!("{base}/v2/{repo}/manifests/t{}", seed % 7))
+        .header("content-type", OCI_MANIFEST)
+        .body(serde_json::to_vec(&manifest).unwrap())
+        .send()
+        .await?
+        .error_for_status()?;
+    Ok(())
+}

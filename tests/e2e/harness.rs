@@ -1,0 +1,218 @@
+//! Runs the real `berth` binary on 127.0.0.1 with its own data directory, and talks to it.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest as _, Sha256};
+
+/// A running `berth serve`.
+pub struct Berth {
+    child: Option<Child>,
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// Its data directory (kept across restarts).
+    pub data_dir: PathBuf,
+    log: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    /// An HTTP client for it.
+    pub http: reqwest::Client,
+}
+
+impl Berth {
+    /// Starts berth on a fresh data directory.
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts berth on a fresh data directory with extra environment settings.
+    pub fn start_with(env: &[(&str, &str)]) -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut b = Self::start_in(&tmp.path().join("data"), env);
+        b._tmp = Some(tmp);
+        b
+    }
+
+    /// Starts berth on `data_dir` (which may hold a previous run's data).
+    pub fn start_in(data_dir: &Path, env: &[(&str, &str)]) -> Self {
+        std::fs::create_dir_all(data_dir).expect("data dir");
+        let log = data_dir.with_extension(format!("log.{}", unique()));
+        let stderr = std::fs::File::create(&log).expect("log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env_remove("RUST_LOG")
+            .env("BERTH_LOG_FORMAT", "json")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn berth");
+        let addr = wait_for_addr(&log);
+        Self {
+            child: Some(child),
+            addr,
+            data_dir: data_dir.to_owned(),
+            log,
+            _tmp: None,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// `127.0.0.1:PORT`, as docker and skopeo name the registry.
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Kills the server with SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The process id, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Everything the server logged so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Berth {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- berth log ({}) ---\n{}",
+                self.log.display(),
+                self.logs()
+            );
+        }
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    u64::from(std::process::id()) << 20 | N.fetch_add(1, Ordering::Relaxed)
+}
+
+fn wait_for_addr(log: &Path) -> SocketAddr {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        for line in text.lines() {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(line)
+                && let Some(addr) = v.get("addr").and_then(|a| a.as_str())
+            {
+                return addr.parse().expect("addr");
+            }
+        }
+        assert!(Instant::now() < deadline, "berth did not start:\n{text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `sha256:<hex>` of `data`.
+pub fn sha256(data: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so tests need no RNG crate.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// A raw HTTP/1.1 exchange, for requests a well-behaved client library refuses to send (path
+/// tricks). Send `Connection: close`. Returns status, lowercase headers and body.
+pub fn raw_http(addr: SocketAddr, request: &[u8]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    s.write_all(request).expect("write");
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    parse_response(&buf)
+}
+
+/// Sends `request` and closes the connection: a client that dies mid-body.
+pub fn send_and_hang_up(addr: SocketAddr, request: &[u8]) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.write_all(request).expect("write");
+    let _ = s.shutdown(std::net::Shutdown::Both);
+    // Give the server a moment to notice before the test looks at the result.
+    std::thread::sleep(Duration::from_millis(200));
+}
+
+fn parse_response(buf: &[u8]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| {
+            panic!(
+                "no HTTP response head in {:?}",
+                String::from_utf8_lossy(buf)
+            )
+        });
+    let head = String::from_utf8_lossy(&buf[..end]).to_string();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, buf[end + 4..].to_vec())
+}
+
+/// Whether external client tests must run: in CI a missing tool is a failure, never a skip.
+pub fn required() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Finds an external tool, or explains why it is absent. Panics in CI when it is missing.
+pub fn tool(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            !required(),
+            "{name} is required in CI but was not found on PATH"
+        );
+        eprintln!("SKIPPED: {name} not found on PATH (install it, or run tests/run)");
+    }
+    found
+}

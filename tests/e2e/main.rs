@@ -1,0 +1,16 @@
+//! End-to-end tests: the real `berth` binary over real sockets.
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test should fail loudly at the first surprise"
+)]
+
+mod api_basics;
+mod api_blobs;
+mod api_listing;
+mod api_manifests;
+mod cli;
+mod client;
+mod crash;
+mod harness;
+mod memory;
+mod real_clients;
