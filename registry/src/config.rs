@@ -68,6 +68,10 @@ pub struct ServerConfig {
     pub referrers_page_size: u32,
     /// Seconds a request may hold an upload session without renewing its claim.
     pub upload_lease_secs: u64,
+    /// Seconds a request body may stall (no bytes arriving) before the request is aborted.
+    pub body_idle_timeout_secs: u64,
+    /// Seconds to let requests in flight finish after SIGINT/SIGTERM before exiting.
+    pub shutdown_timeout_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -78,6 +82,8 @@ impl Default for ServerConfig {
             max_manifest_bytes: 4 * 1024 * 1024,
             referrers_page_size: 1000,
             upload_lease_secs: 60,
+            body_idle_timeout_secs: 60,
+            shutdown_timeout_secs: 30,
         }
     }
 }

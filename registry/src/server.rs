@@ -76,6 +76,7 @@ pub async fn open_registry(config: &Config) -> Result<Registry, StartError> {
         max_manifest_bytes: config.server.max_manifest_bytes,
         referrers_page_size: config.server.referrers_page_size,
         upload_lease_ms: config.server.upload_lease_secs.saturating_mul(1000),
+        body_idle_timeout: Duration::from_secs(config.server.body_idle_timeout_secs),
     };
     Ok(Registry::new(Arc::new(meta), blobs, limits))
 }
@@ -84,6 +85,7 @@ pub async fn open_registry(config: &Config) -> Result<Registry, StartError> {
 pub struct Server {
     listener: TcpListener,
     registry: Registry,
+    shutdown_timeout: Duration,
 }
 
 impl Server {
@@ -94,7 +96,11 @@ impl Server {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
-        Ok(Self { listener, registry })
+        Ok(Self {
+            listener,
+            registry,
+            shutdown_timeout: Duration::from_secs(config.server.shutdown_timeout_secs),
+        })
     }
 
     /// The bound address (useful with port 0).
@@ -102,7 +108,8 @@ impl Server {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` completes, then finishes in-flight requests.
+    /// Serves until `shutdown` completes, then lets requests in flight finish for up to the
+    /// configured shutdown timeout.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -114,9 +121,26 @@ impl Server {
                 tracing::debug!(error = %e, "could not set TCP_NODELAY");
             }
         });
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
+        let stopping = Arc::new(tokio::sync::Notify::new());
+        let notify = stopping.clone();
+        let graceful = axum::serve(listener, app).with_graceful_shutdown(async move {
+            shutdown.await;
+            notify.notify_one();
+        });
+        let grace = self.shutdown_timeout;
+        tokio::select! {
+            served = graceful => served,
+            () = async {
+                stopping.notified().await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!(
+                    timeout_secs = grace.as_secs(),
+                    "requests still in flight at the shutdown timeout; exiting"
+                );
+                Ok(())
+            }
+        }
     }
 }
 

@@ -270,3 +270,42 @@ async fn push_one(
         .error_for_status()?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_stalled_body_is_abandoned_and_its_session_freed() {
+    let b = Berth::start_with(&[("BERTH_SERVER_BODY_IDLE_TIMEOUT_SECS", "1")]);
+    let location = b.start_upload("app").await;
+    let (body, _keep) = stalled_body(vec![7u8; 1024]);
+    let resp = b.http.patch(b.url(&location)).body(body).send().await;
+    // The server gives up on the body and answers (or drops the connection).
+    if let Ok(resp) = resp {
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    }
+    let status = b.get(&location).await;
+    assert_eq!(status.headers()["range"], "0-0");
+    // The session is free at once: no need to wait for the lease to lapse.
+    let resp = b
+        .http
+        .patch(b.url(&location))
+        .body("abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn sigterm_finishes_promptly_even_with_a_stalled_client() {
+    let mut b = Berth::start_with(&[("BERTH_SERVER_SHUTDOWN_TIMEOUT_SECS", "1")]);
+    let location = b.start_upload("app").await;
+    let (body, _keep) = stalled_body(vec![7u8; 1024]);
+    let pending = tokio::spawn(b.http.patch(b.url(&location)).body(body).send());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Exits on its own (status 0) once the shutdown timeout passes.
+    assert!(
+        b.terminate(Duration::from_secs(20)),
+        "berth did not exit after SIGTERM"
+    );
+    pending.abort();
+    assert!(b.logs().contains("shutting down"));
+}

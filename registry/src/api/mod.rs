@@ -21,7 +21,9 @@ use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::TryStreamExt;
+use std::time::Duration;
+
+use futures_util::StreamExt;
 
 use crate::service::{ByteStream, Registry};
 use error::ApiError;
@@ -140,9 +142,28 @@ fn base() -> Response {
         .into_response()
 }
 
-/// A request body as the service's byte stream.
-fn byte_stream(body: Body) -> ByteStream {
-    Box::pin(body.into_data_stream().map_err(std::io::Error::other))
+/// A request body as the service's byte stream. A body that stalls for `idle` ends with a
+/// `TimedOut` error, so a vanished client cannot hold an upload session forever.
+fn byte_stream(body: Body, idle: Duration) -> ByteStream {
+    let frames = body.into_data_stream();
+    Box::pin(futures_util::stream::unfold(
+        Some(frames),
+        move |frames| async move {
+            let mut frames = frames?;
+            match tokio::time::timeout(idle, frames.next()).await {
+                Ok(Some(Ok(bytes))) => Some((Ok(bytes), Some(frames))),
+                Ok(Some(Err(e))) => Some((Err(std::io::Error::other(e)), None)),
+                Ok(None) => None,
+                Err(_) => Some((
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "request body stalled",
+                    )),
+                    None,
+                )),
+            }
+        },
+    ))
 }
 
 /// Builds a header value from a string we produced (digests, ranges, paths); these are always

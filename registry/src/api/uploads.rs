@@ -73,8 +73,12 @@ pub async fn start(
         }
         // Not mountable: the spec says to answer with a new session instead.
     } else if let Some(digest) = digest_param(query, "digest")? {
-        reg.upload_monolithic(&name, &digest, byte_stream(body))
-            .await?;
+        reg.upload_monolithic(
+            &name,
+            &digest,
+            byte_stream(body, reg.limits().body_idle_timeout),
+        )
+        .await?;
         return Ok(blob_created(name, digest));
     }
     let algorithm = match query.get("digest-algorithm") {
@@ -163,7 +167,12 @@ pub async fn patch(
 ) -> Result<Response, ApiError> {
     let range = chunk_range(headers)?;
     let state = reg
-        .upload_chunk(&name, id, range, byte_stream(body))
+        .upload_chunk(
+            &name,
+            id,
+            range,
+            byte_stream(body, reg.limits().body_idle_timeout),
+        )
         .await?;
     Ok(session(StatusCode::ACCEPTED, name, state))
 }
@@ -185,7 +194,8 @@ pub async fn put(
     })?;
     let range = chunk_range(headers)?;
     // A known-empty body (Content-Length: 0 or none) means the last chunk came by PATCH.
-    let body = (body.size_hint().exact() != Some(0)).then(|| byte_stream(body));
+    let body = (body.size_hint().exact() != Some(0))
+        .then(|| byte_stream(body, reg.limits().body_idle_timeout));
     reg.finish_upload(&name, id, &digest, range, body).await?;
     Ok(blob_created(name, digest))
 }

@@ -42,6 +42,8 @@ pub struct Limits {
     pub referrers_page_size: u32,
     /// How long a request may hold an upload session before another may take it over, in ms.
     pub upload_lease_ms: u64,
+    /// How long a request body may stall before the request is abandoned.
+    pub body_idle_timeout: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -50,6 +52,7 @@ impl Default for Limits {
             max_manifest_bytes: 4 * 1024 * 1024,
             referrers_page_size: 1000,
             upload_lease_ms: 60_000,
+            body_idle_timeout: std::time::Duration::from_secs(60),
         }
     }
 }
