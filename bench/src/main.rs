@@ -1,0 +1,374 @@
+//! `berth-bench`: measures registries on loopback, by default berth and CNCF Distribution
+//! (Debian's `docker-registry`) started side by side with equivalent settings and measured
+//! alternately, and prints a Markdown report with the ratio berth / Distribution.
+
+mod blobs;
+mod docker;
+mod load;
+mod machine;
+mod servers;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+
+use servers::Registry;
+
+/// Benchmarks berth against CNCF Distribution on this machine.
+#[derive(Debug, Parser)]
+#[command(name = "berth-bench")]
+struct Args {
+    /// berth binary to start (default: `berth` next to this program).
+    #[arg(long)]
+    berth_binary: Option<PathBuf>,
+    /// Measure an already running berth at this URL instead of starting one.
+    #[arg(long)]
+    berth_url: Option<String>,
+    /// Distribution binary to start.
+    #[arg(long, default_value = "/usr/bin/docker-registry")]
+    distribution_binary: PathBuf,
+    /// Measure an already running Distribution at this URL instead of starting one.
+    #[arg(long)]
+    distribution_url: Option<String>,
+    /// Measure berth only.
+    #[arg(long)]
+    no_distribution: bool,
+    /// Rounds of every measurement; each figure is the median of the rounds.
+    #[arg(long, default_value_t = 3)]
+    rounds: u64,
+    /// Size of the blob pushed and pulled, MiB.
+    #[arg(long, default_value_t = 1024)]
+    blob_mib: usize,
+    /// Chunk size of the chunked push, MiB.
+    #[arg(long, default_value_t = 16)]
+    chunk_mib: usize,
+    /// Seconds of each manifest GET/HEAD load run.
+    #[arg(long, default_value_t = 10)]
+    load_secs: u64,
+    /// Concurrent connections of the manifest load.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Tags put on one manifest (then listed).
+    #[arg(long, default_value_t = 10_000)]
+    tags: usize,
+    /// Repositories created (then listed in the catalog).
+    #[arg(long, default_value_t = 10_000)]
+    repos: usize,
+    /// Docker daemon for the docker push/pull measurement (skipped when absent).
+    #[arg(long, env = "BERTH_BENCH_DOCKER_HOST")]
+    docker_host: Option<String>,
+    /// Docker client binary.
+    #[arg(long, default_value = "/usr/bin/docker")]
+    docker_binary: PathBuf,
+    /// Static busybox for the docker image's first layer.
+    #[arg(long, default_value = "/bin/busybox")]
+    busybox: PathBuf,
+    /// Directory for registry data and scratch files.
+    #[arg(long, default_value = "/tmp")]
+    scratch: PathBuf,
+    /// Also write the report to this file.
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+}
+
+/// One measured figure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Metric {
+    PushMonolithic,
+    PushChunked,
+    Pull,
+    ManifestGetRps,
+    ManifestGetP50,
+    ManifestGetP99,
+    ManifestGetErrors,
+    ManifestHeadRps,
+    ManifestHeadP50,
+    ManifestHeadP99,
+    ManifestHeadErrors,
+    TagPuts,
+    ListTags,
+    ListCatalog,
+    DockerPush,
+    DockerPull,
+    PeakRss,
+}
+
+impl Metric {
+    fn label(self, a: &Args) -> String {
+        match self {
+            Self::PushMonolithic => format!(
+                "monolithic push of a {} MiB blob (POST + PUT), MB/s",
+                a.blob_mib
+            ),
+            Self::PushChunked => format!("chunked push, {} MiB PATCH chunks, MB/s", a.chunk_mib),
+            Self::Pull => "blob pull, MB/s".into(),
+            Self::ManifestGetRps => format!(
+                "manifest GET by tag, {} connections, requests/s",
+                a.connections
+            ),
+            Self::ManifestGetP50 => "manifest GET p50 latency, ms".into(),
+            Self::ManifestGetP99 => "manifest GET p99 latency, ms".into(),
+            Self::ManifestGetErrors => "manifest GET errors".into(),
+            Self::ManifestHeadRps => format!(
+                "manifest HEAD by tag, {} connections, requests/s",
+                a.connections
+            ),
+            Self::ManifestHeadP50 => "manifest HEAD p50 latency, ms".into(),
+            Self::ManifestHeadP99 => "manifest HEAD p99 latency, ms".into(),
+            Self::ManifestHeadErrors => "manifest HEAD errors".into(),
+            Self::TagPuts => format!(
+                "tag PUTs on one manifest ({} tags, 8 clients), tags/s",
+                a.tags
+            ),
+            Self::ListTags => format!("list {} tags, ms", a.tags),
+            Self::ListCatalog => format!(
+                "list a catalog of {} repositories (pages of 1000), ms",
+                a.repos
+            ),
+            Self::DockerPush => "docker push, fresh 6-layer image (5 x 64 MiB), s".into(),
+            Self::DockerPull => "docker pull of that image, s".into(),
+            Self::PeakRss => "server peak resident memory, MiB".into(),
+        }
+    }
+
+    fn higher_is_better(self) -> bool {
+        matches!(
+            self,
+            Self::PushMonolithic
+                | Self::PushChunked
+                | Self::Pull
+                | Self::ManifestGetRps
+                | Self::ManifestHeadRps
+                | Self::TagPuts
+        )
+    }
+}
+
+/// Figures per registry and metric, one per round.
+type Results = BTreeMap<String, BTreeMap<Metric, Vec<f64>>>;
+
+fn record(results: &mut Results, reg: &Registry, metric: Metric, value: f64) {
+    results
+        .entry(reg.name.clone())
+        .or_default()
+        .entry(metric)
+        .or_default()
+        .push(value);
+}
+
+fn median(values: &[f64]) -> Option<f64> {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied()
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    std::fs::create_dir_all(&args.scratch)?;
+    let mut registries = Vec::new();
+    registries.push(match &args.berth_url {
+        Some(url) => Registry::external("berth", url),
+        None => {
+            let bin = args
+                .berth_binary
+                .clone()
+                .unwrap_or_else(servers::default_berth_binary);
+            Registry::start_berth(&bin, &args.scratch)
+                .context("starting berth (build it with cargo build --release)")?
+        }
+    });
+    if !args.no_distribution {
+        registries.push(match &args.distribution_url {
+            Some(url) => Registry::external("distribution", url),
+            None => Registry::start_distribution(&args.distribution_binary, &args.scratch)
+                .context("starting Distribution (apt install docker-registry)")?,
+        });
+    }
+    eprintln!("measuring the machine's limits");
+    let limits = [
+        ("SHA-256 on one core, MB/s", machine::sha256_single_core()),
+        (
+            "loopback TCP, one connection, MB/s",
+            machine::loopback().await?,
+        ),
+        (
+            "synced sequential disk write, MB/s",
+            machine::synced_disk_write(&args.scratch)?,
+        ),
+    ];
+    let docker = match &args.docker_host {
+        Some(host) => Some(docker::Docker::new(
+            args.docker_binary.clone(),
+            host.clone(),
+        )?),
+        None => {
+            eprintln!("no --docker-host: skipping docker push/pull");
+            None
+        }
+    };
+
+    let http = reqwest::Client::new();
+    let mut results = Results::new();
+    let mut manifests = BTreeMap::new();
+    for reg in &registries {
+        manifests.insert(
+            reg.name.clone(),
+            load::push_small_image(&http, reg, "bench/small", 7).await?,
+        );
+    }
+    for round in 0..args.rounds {
+        // Alternate the order so neither registry always runs on a warmer machine.
+        let mut order: Vec<&Registry> = registries.iter().collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for reg in order {
+            eprintln!("round {} of {}: {}", round + 1, args.rounds, reg.name);
+            let seed = round * 1000 + if reg.name == "berth" { 1 } else { 2 };
+            let blob = blobs::random_blob(args.blob_mib << 20, seed);
+            let v = blobs::push_monolithic(&http, reg, "bench/blob", &blob).await?;
+            record(&mut results, reg, Metric::PushMonolithic, v);
+            let v = blobs::pull(&http, reg, "bench/blob", &blob).await?;
+            record(&mut results, reg, Metric::Pull, v);
+            drop(blob);
+            let blob = blobs::random_blob(args.blob_mib << 20, seed + 500);
+            let v =
+                blobs::push_chunked(&http, reg, "bench/blob", &blob, args.chunk_mib << 20).await?;
+            record(&mut results, reg, Metric::PushChunked, v);
+            drop(blob);
+
+            let secs = Duration::from_secs(args.load_secs);
+            for (head, rps, p50, p99, errors) in [
+                (
+                    false,
+                    Metric::ManifestGetRps,
+                    Metric::ManifestGetP50,
+                    Metric::ManifestGetP99,
+                    Metric::ManifestGetErrors,
+                ),
+                (
+                    true,
+                    Metric::ManifestHeadRps,
+                    Metric::ManifestHeadP50,
+                    Metric::ManifestHeadP99,
+                    Metric::ManifestHeadErrors,
+                ),
+            ] {
+                let r =
+                    load::manifest_load(reg, "bench/small", head, args.connections, secs).await?;
+                record(&mut results, reg, rps, r.rps);
+                record(&mut results, reg, p50, r.p50_ms);
+                record(&mut results, reg, p99, r.p99_ms);
+                record(&mut results, reg, errors, r.errors as f64);
+            }
+            if round == 0 {
+                let manifest = &manifests[&reg.name];
+                let v = load::tag_puts(reg, "bench/small", manifest, args.tags, 8).await?;
+                record(&mut results, reg, Metric::TagPuts, v);
+                load::make_repositories(reg, manifest, "bench/small", args.repos, 8).await?;
+            }
+            let (ms, n) = load::list_all(&http, reg, "/v2/bench/small/tags/list", "tags").await?;
+            anyhow::ensure!(n > args.tags, "{} listed {n} tags", reg.name);
+            record(&mut results, reg, Metric::ListTags, ms);
+            let (ms, n) = load::list_all(&http, reg, "/v2/_catalog?n=1000", "repositories").await?;
+            anyhow::ensure!(n >= args.repos, "{} listed {n} repositories", reg.name);
+            record(&mut results, reg, Metric::ListCatalog, ms);
+            if let Some(d) = &docker {
+                let (push, pull) = d.push_pull(reg, &args.busybox, &args.scratch, seed)?;
+                record(&mut results, reg, Metric::DockerPush, push);
+                record(&mut results, reg, Metric::DockerPull, pull);
+            }
+        }
+    }
+    for reg in &registries {
+        if let Some(kib) = reg.peak_rss_kib() {
+            record(&mut results, reg, Metric::PeakRss, kib as f64 / 1024.0);
+        }
+    }
+    let report = render(&args, &registries, &results, &limits);
+    // The report is this program's output, so it goes to stdout (progress goes to stderr).
+    std::io::Write::write_all(&mut std::io::stdout(), report.as_bytes())?;
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, &report)?;
+    }
+    Ok(())
+}
+
+fn render(
+    args: &Args,
+    registries: &[Registry],
+    results: &Results,
+    limits: &[(&str, f64)],
+) -> String {
+    let mut out = String::new();
+    let names: Vec<&str> = registries.iter().map(|r| r.name.as_str()).collect();
+    out.push_str(&format!(
+        "Medians of {} rounds, registries measured alternately on this machine ({} cores).\n\n",
+        args.rounds,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    ));
+    out.push_str(&format!("| measurement | {} |", names.join(" | ")));
+    let ratio = names.len() == 2;
+    if ratio {
+        out.push_str(" berth / distribution |");
+    }
+    out.push('\n');
+    out.push_str(&format!(
+        "|---|{}",
+        "---:|".repeat(names.len() + usize::from(ratio))
+    ));
+    out.push('\n');
+    let metrics: std::collections::BTreeSet<Metric> =
+        results.values().flat_map(|m| m.keys().copied()).collect();
+    for metric in metrics {
+        let values: Vec<Option<f64>> = names
+            .iter()
+            .map(|n| {
+                results
+                    .get(*n)
+                    .and_then(|m| m.get(&metric))
+                    .and_then(|v| median(v))
+            })
+            .collect();
+        let cells: Vec<String> = values.iter().map(|v| v.map_or("-".into(), fmt)).collect();
+        out.push_str(&format!(
+            "| {} | {} |",
+            metric.label(args),
+            cells.join(" | ")
+        ));
+        if ratio {
+            let r = match (values[0], values[1]) {
+                (Some(a), Some(b)) if b != 0.0 => {
+                    let better = if metric.higher_is_better() {
+                        a >= b
+                    } else {
+                        a <= b
+                    };
+                    format!("{:.2}{}", a / b, if better { "" } else { " (worse)" })
+                }
+                _ => "-".into(),
+            };
+            out.push_str(&format!(" {r} |"));
+        }
+        out.push('\n');
+    }
+    out.push_str("\nMachine limits measured in the same run:\n\n| limit | value |\n|---|---:|\n");
+    for (name, v) in limits {
+        out.push_str(&format!("| {name} | {} |\n", fmt(*v)));
+    }
+    out
+}
+
+fn fmt(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
