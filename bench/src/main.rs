@@ -69,6 +69,13 @@ struct Args {
     /// Directory for registry data and scratch files.
     #[arg(long, default_value = "/tmp")]
     scratch: PathBuf,
+    /// Measurements to run (comma-separated): blobs, manifests, tags, docker.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "blobs,manifests,tags,docker"
+    )]
+    only: Vec<String>,
     /// Also write the report to this file.
     #[arg(long)]
     markdown: Option<PathBuf>,
@@ -229,55 +236,64 @@ async fn main() -> anyhow::Result<()> {
         for reg in order {
             eprintln!("round {} of {}: {}", round + 1, args.rounds, reg.name);
             let seed = round * 1000 + if reg.name == "berth" { 1 } else { 2 };
-            let blob = blobs::random_blob(args.blob_mib << 20, seed);
-            let v = blobs::push_monolithic(&http, reg, "bench/blob", &blob).await?;
-            record(&mut results, reg, Metric::PushMonolithic, v);
-            let v = blobs::pull(&http, reg, "bench/blob", &blob).await?;
-            record(&mut results, reg, Metric::Pull, v);
-            drop(blob);
-            let blob = blobs::random_blob(args.blob_mib << 20, seed + 500);
-            let v =
-                blobs::push_chunked(&http, reg, "bench/blob", &blob, args.chunk_mib << 20).await?;
-            record(&mut results, reg, Metric::PushChunked, v);
-            drop(blob);
+            let wants = |what: &str| args.only.iter().any(|o| o == what);
+            if wants("blobs") {
+                let blob = blobs::random_blob(args.blob_mib << 20, seed);
+                let v = blobs::push_monolithic(&http, reg, "bench/blob", &blob).await?;
+                record(&mut results, reg, Metric::PushMonolithic, v);
+                let v = blobs::pull(&http, reg, "bench/blob", &blob).await?;
+                record(&mut results, reg, Metric::Pull, v);
+                drop(blob);
+                let blob = blobs::random_blob(args.blob_mib << 20, seed + 500);
+                let v = blobs::push_chunked(&http, reg, "bench/blob", &blob, args.chunk_mib << 20)
+                    .await?;
+                record(&mut results, reg, Metric::PushChunked, v);
+                drop(blob);
+            }
 
             let secs = Duration::from_secs(args.load_secs);
-            for (head, rps, p50, p99, errors) in [
-                (
-                    false,
-                    Metric::ManifestGetRps,
-                    Metric::ManifestGetP50,
-                    Metric::ManifestGetP99,
-                    Metric::ManifestGetErrors,
-                ),
-                (
-                    true,
-                    Metric::ManifestHeadRps,
-                    Metric::ManifestHeadP50,
-                    Metric::ManifestHeadP99,
-                    Metric::ManifestHeadErrors,
-                ),
-            ] {
-                let r =
-                    load::manifest_load(reg, "bench/small", head, args.connections, secs).await?;
-                record(&mut results, reg, rps, r.rps);
-                record(&mut results, reg, p50, r.p50_ms);
-                record(&mut results, reg, p99, r.p99_ms);
-                record(&mut results, reg, errors, r.errors as f64);
+            if wants("manifests") {
+                for (head, rps, p50, p99, errors) in [
+                    (
+                        false,
+                        Metric::ManifestGetRps,
+                        Metric::ManifestGetP50,
+                        Metric::ManifestGetP99,
+                        Metric::ManifestGetErrors,
+                    ),
+                    (
+                        true,
+                        Metric::ManifestHeadRps,
+                        Metric::ManifestHeadP50,
+                        Metric::ManifestHeadP99,
+                        Metric::ManifestHeadErrors,
+                    ),
+                ] {
+                    let r = load::manifest_load(reg, "bench/small", head, args.connections, secs)
+                        .await?;
+                    record(&mut results, reg, rps, r.rps);
+                    record(&mut results, reg, p50, r.p50_ms);
+                    record(&mut results, reg, p99, r.p99_ms);
+                    record(&mut results, reg, errors, r.errors as f64);
+                }
             }
-            if round == 0 {
-                let manifest = &manifests[&reg.name];
-                let v = load::tag_puts(reg, "bench/small", manifest, args.tags, 8).await?;
-                record(&mut results, reg, Metric::TagPuts, v);
-                load::make_repositories(reg, manifest, "bench/small", args.repos, 8).await?;
+            if wants("tags") {
+                if round == 0 {
+                    let manifest = &manifests[&reg.name];
+                    let v = load::tag_puts(reg, "bench/small", manifest, args.tags, 8).await?;
+                    record(&mut results, reg, Metric::TagPuts, v);
+                    load::make_repositories(reg, manifest, "bench/small", args.repos, 8).await?;
+                }
+                let (ms, n) =
+                    load::list_all(&http, reg, "/v2/bench/small/tags/list", "tags").await?;
+                anyhow::ensure!(n > args.tags, "{} listed {n} tags", reg.name);
+                record(&mut results, reg, Metric::ListTags, ms);
+                let (ms, n) =
+                    load::list_all(&http, reg, "/v2/_catalog?n=1000", "repositories").await?;
+                anyhow::ensure!(n >= args.repos, "{} listed {n} repositories", reg.name);
+                record(&mut results, reg, Metric::ListCatalog, ms);
             }
-            let (ms, n) = load::list_all(&http, reg, "/v2/bench/small/tags/list", "tags").await?;
-            anyhow::ensure!(n > args.tags, "{} listed {n} tags", reg.name);
-            record(&mut results, reg, Metric::ListTags, ms);
-            let (ms, n) = load::list_all(&http, reg, "/v2/_catalog?n=1000", "repositories").await?;
-            anyhow::ensure!(n >= args.repos, "{} listed {n} repositories", reg.name);
-            record(&mut results, reg, Metric::ListCatalog, ms);
-            if let Some(d) = &docker {
+            if let Some(d) = docker.as_ref().filter(|_| wants("docker")) {
                 let (push, pull) = d.push_pull(reg, &args.busybox, &args.scratch, seed)?;
                 record(&mut results, reg, Metric::DockerPush, push);
                 record(&mut results, reg, Metric::DockerPull, pull);

@@ -76,7 +76,7 @@ pub async fn put(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let pushed = reg
-        .put_manifest(&name, &reference, content_type, &content, tags)
+        .put_manifest(&name, &reference, content_type, content, tags)
         .await?;
     let mut response = (
         StatusCode::CREATED,

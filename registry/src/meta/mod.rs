@@ -7,7 +7,9 @@
 //! Each method is one transaction, so a crash at any moment leaves either the state before or
 //! the state after it.
 
+mod cache;
 mod sqlite;
+mod writer;
 
 use async_trait::async_trait;
 
@@ -24,6 +26,12 @@ pub enum MetaError {
     /// Applying the schema migrations failed.
     #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Committing a batch of writes failed; every write in the batch was rolled back.
+    #[error("database commit failed")]
+    Commit(#[source] std::sync::Arc<sqlx::Error>),
+    /// A write was not run: the writer has stopped, or the batch it was in failed to start.
+    #[error("the database write could not be run")]
+    WriteNotRun,
     /// A stored value does not parse: the database was edited by hand or is damaged.
     #[error("corrupt row in table {table}: {reason}")]
     Corrupt {
@@ -44,8 +52,8 @@ pub struct ManifestRecord {
     pub digest: Digest,
     /// The media type it is served with.
     pub media_type: String,
-    /// Its exact bytes; empty when only metadata was asked for.
-    pub content: Vec<u8>,
+    /// Its exact bytes; may be empty when only metadata was asked for.
+    pub content: bytes::Bytes,
     /// The length of its bytes.
     pub size: u64,
 }
@@ -92,18 +100,18 @@ impl LeaseToken {
 }
 
 /// A manifest to store, with what the service learnt from it.
-#[derive(Debug)]
-pub struct NewManifest<'a> {
+#[derive(Debug, Clone)]
+pub struct NewManifest {
     /// The repository to store it in (created if absent).
-    pub repository: &'a RepoName,
+    pub repository: RepoName,
     /// Its digest, already verified against `content`.
-    pub digest: &'a Digest,
+    pub digest: Digest,
     /// Its exact bytes.
-    pub content: &'a [u8],
+    pub content: bytes::Bytes,
     /// What it references.
-    pub parsed: &'a ParsedManifest,
+    pub parsed: ParsedManifest,
     /// Tags to point at it.
-    pub tags: &'a [Tag],
+    pub tags: Vec<Tag>,
 }
 
 /// Why a manifest could not be stored: its references do not hold in the repository.
@@ -226,7 +234,7 @@ pub trait MetaStore: Send + Sync + 'static {
 
     /// Stores a manifest and its tags after checking that everything it references is in the
     /// repository, atomically.
-    async fn put_manifest(&self, manifest: NewManifest<'_>) -> Result<(), PutManifestError>;
+    async fn put_manifest(&self, manifest: NewManifest) -> Result<(), PutManifestError>;
 
     /// Reads a manifest by tag or digest; with `content = false` the bytes are not loaded.
     async fn manifest(

@@ -1,18 +1,23 @@
 //! [`MetaStore`] on embedded SQLite.
 //!
-//! SQLite allows one writer at a time, so writes go through a pool of exactly one connection
-//! (transactions queue in-process instead of failing with `SQLITE_BUSY`), and reads go through
-//! a separate read-only pool that WAL mode lets run alongside the writer. `synchronous = FULL`
-//! makes a committed transaction durable before the call returns.
+//! SQLite allows one writer at a time, so every write goes to the single write connection
+//! owned by the group-commit [`Writer`] (writes queue in-process instead of failing with
+//! `SQLITE_BUSY`, and concurrent writes share one fsync), while reads go through a separate
+//! read-only pool that WAL mode lets run alongside the writer. `synchronous = FULL` makes a
+//! committed batch durable before any of its callers hears back.
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::future::BoxFuture;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::{ConnectOptions, SqliteConnection, SqlitePool};
 
+use super::cache::ManifestCache;
+use super::writer::Writer;
 use super::{
     LeaseToken, ManifestRecord, MetaError, MetaResult, MetaStore, NewManifest, PageQuery,
     PutManifestError, ReferrerRecord, UploadRecord, now_ms,
@@ -22,9 +27,13 @@ use crate::domain::{Digest, MediaType, Reference, RepoName, Tag, UploadId};
 /// Metadata in a SQLite database file.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    write: SqlitePool,
+    writer: Writer,
     read: SqlitePool,
+    manifests: Arc<ManifestCache>,
 }
+
+/// A write job for the [`Writer`], as a boxed future borrowing the write connection.
+type WriteFuture<'c, T, E = MetaError> = BoxFuture<'c, Result<T, E>>;
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path`, applies migrations, and
@@ -36,22 +45,19 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(base.clone().create_if_missing(true))
+        let mut conn = base.clone().create_if_missing(true).connect().await?;
+        sqlx::migrate!("../migrations/sqlite")
+            .run(&mut conn)
             .await?;
-        sqlx::migrate!("../migrations/sqlite").run(&write).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(readers.max(1))
             .connect_with(base.read_only(true))
             .await?;
-        Ok(Self { write, read })
-    }
-
-    /// Begins a write transaction that takes the write lock at once, so its reads and writes
-    /// see one consistent state.
-    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-        self.write.begin_with("BEGIN IMMEDIATE").await
+        Ok(Self {
+            writer: Writer::start(conn),
+            read,
+            manifests: Arc::new(ManifestCache::new()),
+        })
     }
 }
 
@@ -168,11 +174,16 @@ impl MetaStore for SqliteStore {
     }
 
     async fn link_blob(&self, repo: &RepoName, digest: &Digest, size: u64) -> MetaResult<()> {
-        let mut tx = self.begin().await?;
-        let repo_id = ensure_repository(&mut tx, repo).await?;
-        link(&mut tx, repo_id, digest, size).await?;
-        tx.commit().await?;
-        Ok(())
+        let (repo, digest) = (repo.clone(), digest.clone());
+        self.writer
+            .run(move |conn: &mut SqliteConnection| -> WriteFuture<'_, ()> {
+                Box::pin(async move {
+                    let repo_id = ensure_repository(conn, &repo).await?;
+                    link(conn, repo_id, &digest, size).await?;
+                    Ok(())
+                })
+            })
+            .await
     }
 
     async fn mount_blob(
@@ -181,68 +192,90 @@ impl MetaStore for SqliteStore {
         digest: &Digest,
         from: Option<&RepoName>,
     ) -> MetaResult<Option<u64>> {
-        let mut tx = self.begin().await?;
-        let size: Option<i64> = match from {
-            Some(from) => {
-                sqlx::query_scalar(
-                    "SELECT b.size FROM repository_blobs rb
-                     JOIN repositories r ON r.id = rb.repository_id
-                     JOIN blobs b ON b.digest = rb.digest
-                     WHERE r.name = $1 AND rb.digest = $2",
-                )
-                .bind(from.as_str())
-                .bind(digest.to_string())
-                .fetch_optional(&mut *tx)
-                .await?
-            }
-            None => {
-                sqlx::query_scalar(
-                    "SELECT b.size FROM blobs b WHERE b.digest = $1
-                     AND EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)",
-                )
-                .bind(digest.to_string())
-                .fetch_optional(&mut *tx)
-                .await?
-            }
-        };
-        let Some(size) = size else {
-            return Ok(None);
-        };
-        let size = uint(size, "blobs")?;
-        let repo_id = ensure_repository(&mut tx, repo).await?;
-        link(&mut tx, repo_id, digest, size).await?;
-        tx.commit().await?;
-        Ok(Some(size))
+        let (repo, digest, from) = (repo.clone(), digest.clone(), from.cloned());
+        self.writer
+            .run(move |conn: &mut SqliteConnection| -> WriteFuture<'_, Option<u64>> {
+                Box::pin(async move {
+                    let size: Option<i64> = match &from {
+                        Some(from) => {
+                            sqlx::query_scalar(
+                                "SELECT b.size FROM repository_blobs rb
+                                 JOIN repositories r ON r.id = rb.repository_id
+                                 JOIN blobs b ON b.digest = rb.digest
+                                 WHERE r.name = $1 AND rb.digest = $2",
+                            )
+                            .bind(from.as_str())
+                            .bind(digest.to_string())
+                            .fetch_optional(&mut *conn)
+                            .await?
+                        }
+                        None => {
+                            sqlx::query_scalar(
+                                "SELECT b.size FROM blobs b WHERE b.digest = $1
+                                 AND EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)",
+                            )
+                            .bind(digest.to_string())
+                            .fetch_optional(&mut *conn)
+                            .await?
+                        }
+                    };
+                    let Some(size) = size else {
+                        return Ok(None);
+                    };
+                    let size = uint(size, "blobs")?;
+                    let repo_id = ensure_repository(conn, &repo).await?;
+                    link(conn, repo_id, &digest, size).await?;
+                    Ok(Some(size))
+                })
+            })
+            .await
     }
 
     async fn unlink_blob(&self, repo: &RepoName, digest: &Digest) -> MetaResult<bool> {
-        let done = sqlx::query(
-            "DELETE FROM repository_blobs
-             WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND digest = $2",
-        )
-        .bind(repo.as_str())
-        .bind(digest.to_string())
-        .execute(&self.write)
-        .await?;
-        Ok(done.rows_affected() > 0)
+        let (repo, digest) = (repo.clone(), digest.to_string());
+        self.writer
+            .run(
+                move |conn: &mut SqliteConnection| -> WriteFuture<'_, bool> {
+                    Box::pin(async move {
+                        let done = sqlx::query(
+                            "DELETE FROM repository_blobs
+                         WHERE repository_id = (SELECT id FROM repositories WHERE name = $1)
+                           AND digest = $2",
+                        )
+                        .bind(repo.as_str())
+                        .bind(digest)
+                        .execute(conn)
+                        .await?;
+                        Ok(done.rows_affected() > 0)
+                    })
+                },
+            )
+            .await
     }
 
     async fn create_upload(&self, upload: &UploadRecord) -> MetaResult<()> {
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO uploads
-             (id, repository, received_bytes, hash_state, lease_owner, lease_until,
-              created_at, updated_at)
-             VALUES ($1, $2, $3, $4, NULL, 0, $5, $5)",
-        )
-        .bind(upload.id.to_string())
-        .bind(upload.repository.as_str())
-        .bind(int(upload.received))
-        .bind(&upload.hash_state)
-        .bind(now)
-        .execute(&self.write)
-        .await?;
-        Ok(())
+        let upload = upload.clone();
+        self.writer
+            .run(move |conn: &mut SqliteConnection| -> WriteFuture<'_, ()> {
+                Box::pin(async move {
+                    let now = now_ms();
+                    sqlx::query(
+                        "INSERT INTO uploads
+                         (id, repository, received_bytes, hash_state, lease_owner, lease_until,
+                          created_at, updated_at)
+                         VALUES ($1, $2, $3, $4, NULL, 0, $5, $5)",
+                    )
+                    .bind(upload.id.to_string())
+                    .bind(upload.repository.as_str())
+                    .bind(int(upload.received))
+                    .bind(&upload.hash_state)
+                    .bind(now)
+                    .execute(conn)
+                    .await?;
+                    Ok(())
+                })
+            })
+            .await
     }
 
     async fn upload(&self, id: UploadId) -> MetaResult<Option<UploadRecord>> {
@@ -261,20 +294,29 @@ impl MetaStore for SqliteStore {
         received: u64,
         lease_ms: u64,
     ) -> MetaResult<Option<LeaseToken>> {
-        let now = now_ms();
-        let token = LeaseToken::new_random();
-        let done = sqlx::query(
-            "UPDATE uploads SET lease_owner = $3, lease_until = $4
-             WHERE id = $1 AND received_bytes = $2 AND (lease_owner IS NULL OR lease_until < $5)",
-        )
-        .bind(id.to_string())
-        .bind(int(received))
-        .bind(token.0)
-        .bind(now.saturating_add(int(lease_ms)))
-        .bind(now)
-        .execute(&self.write)
-        .await?;
-        Ok((done.rows_affected() == 1).then_some(token))
+        self.writer
+            .run(
+                move |conn: &mut SqliteConnection| -> WriteFuture<'_, Option<LeaseToken>> {
+                    Box::pin(async move {
+                        let now = now_ms();
+                        let token = LeaseToken::new_random();
+                        let done = sqlx::query(
+                            "UPDATE uploads SET lease_owner = $3, lease_until = $4
+                         WHERE id = $1 AND received_bytes = $2
+                           AND (lease_owner IS NULL OR lease_until < $5)",
+                        )
+                        .bind(id.to_string())
+                        .bind(int(received))
+                        .bind(token.0)
+                        .bind(now.saturating_add(int(lease_ms)))
+                        .bind(now)
+                        .execute(conn)
+                        .await?;
+                        Ok((done.rows_affected() == 1).then_some(token))
+                    })
+                },
+            )
+            .await
     }
 
     async fn renew_upload_lease(
@@ -283,25 +325,41 @@ impl MetaStore for SqliteStore {
         token: LeaseToken,
         lease_ms: u64,
     ) -> MetaResult<bool> {
-        let done =
-            sqlx::query("UPDATE uploads SET lease_until = $3 WHERE id = $1 AND lease_owner = $2")
-                .bind(id.to_string())
-                .bind(token.0)
-                .bind(now_ms().saturating_add(int(lease_ms)))
-                .execute(&self.write)
-                .await?;
-        Ok(done.rows_affected() == 1)
+        self.writer
+            .run(
+                move |conn: &mut SqliteConnection| -> WriteFuture<'_, bool> {
+                    Box::pin(async move {
+                        let done = sqlx::query(
+                        "UPDATE uploads SET lease_until = $3 WHERE id = $1 AND lease_owner = $2",
+                    )
+                    .bind(id.to_string())
+                    .bind(token.0)
+                    .bind(now_ms().saturating_add(int(lease_ms)))
+                    .execute(conn)
+                    .await?;
+                        Ok(done.rows_affected() == 1)
+                    })
+                },
+            )
+            .await
     }
 
     async fn release_upload(&self, id: UploadId, token: LeaseToken) -> MetaResult<()> {
-        sqlx::query(
-            "UPDATE uploads SET lease_owner = NULL, lease_until = 0 WHERE id = $1 AND lease_owner = $2",
-        )
-        .bind(id.to_string())
-        .bind(token.0)
-        .execute(&self.write)
-        .await?;
-        Ok(())
+        self.writer
+            .run(move |conn: &mut SqliteConnection| -> WriteFuture<'_, ()> {
+                Box::pin(async move {
+                    sqlx::query(
+                        "UPDATE uploads SET lease_owner = NULL, lease_until = 0
+                         WHERE id = $1 AND lease_owner = $2",
+                    )
+                    .bind(id.to_string())
+                    .bind(token.0)
+                    .execute(conn)
+                    .await?;
+                    Ok(())
+                })
+            })
+            .await
     }
 
     async fn advance_upload(
@@ -312,27 +370,44 @@ impl MetaStore for SqliteStore {
         to: u64,
         hash_state: &[u8],
     ) -> MetaResult<bool> {
-        let done = sqlx::query(
-            "UPDATE uploads SET received_bytes = $4, hash_state = $5, updated_at = $6
-             WHERE id = $1 AND lease_owner = $2 AND received_bytes = $3",
-        )
-        .bind(id.to_string())
-        .bind(token.0)
-        .bind(int(from))
-        .bind(int(to))
-        .bind(hash_state)
-        .bind(now_ms())
-        .execute(&self.write)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let hash_state = hash_state.to_vec();
+        self.writer
+            .run(
+                move |conn: &mut SqliteConnection| -> WriteFuture<'_, bool> {
+                    Box::pin(async move {
+                        let done = sqlx::query(
+                        "UPDATE uploads SET received_bytes = $4, hash_state = $5, updated_at = $6
+                         WHERE id = $1 AND lease_owner = $2 AND received_bytes = $3",
+                    )
+                    .bind(id.to_string())
+                    .bind(token.0)
+                    .bind(int(from))
+                    .bind(int(to))
+                    .bind(hash_state)
+                    .bind(now_ms())
+                    .execute(conn)
+                    .await?;
+                        Ok(done.rows_affected() == 1)
+                    })
+                },
+            )
+            .await
     }
 
     async fn delete_upload(&self, id: UploadId) -> MetaResult<bool> {
-        let done = sqlx::query("DELETE FROM uploads WHERE id = $1")
-            .bind(id.to_string())
-            .execute(&self.write)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        self.writer
+            .run(
+                move |conn: &mut SqliteConnection| -> WriteFuture<'_, bool> {
+                    Box::pin(async move {
+                        let done = sqlx::query("DELETE FROM uploads WHERE id = $1")
+                            .bind(id.to_string())
+                            .execute(conn)
+                            .await?;
+                        Ok(done.rows_affected() > 0)
+                    })
+                },
+            )
+            .await
     }
 
     async fn complete_upload(
@@ -343,125 +418,54 @@ impl MetaStore for SqliteStore {
         digest: &Digest,
         size: u64,
     ) -> MetaResult<bool> {
-        let mut tx = self.begin().await?;
-        let done = sqlx::query("DELETE FROM uploads WHERE id = $1 AND lease_owner = $2")
-            .bind(id.to_string())
-            .bind(token.0)
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() != 1 {
-            return Ok(false);
-        }
-        let repo_id = ensure_repository(&mut tx, repo).await?;
-        link(&mut tx, repo_id, digest, size).await?;
-        tx.commit().await?;
-        Ok(true)
+        let (repo, digest) = (repo.clone(), digest.clone());
+        self.writer
+            .run(
+                move |conn: &mut SqliteConnection| -> WriteFuture<'_, bool> {
+                    Box::pin(async move {
+                        let done =
+                            sqlx::query("DELETE FROM uploads WHERE id = $1 AND lease_owner = $2")
+                                .bind(id.to_string())
+                                .bind(token.0)
+                                .execute(&mut *conn)
+                                .await?;
+                        if done.rows_affected() != 1 {
+                            return Ok(false);
+                        }
+                        let repo_id = ensure_repository(conn, &repo).await?;
+                        link(conn, repo_id, &digest, size).await?;
+                        Ok(true)
+                    })
+                },
+            )
+            .await
     }
 
-    async fn put_manifest(&self, m: NewManifest<'_>) -> Result<(), PutManifestError> {
-        let mut tx = self.begin().await?;
-        let repo_id = ensure_repository(&mut tx, m.repository).await?;
-
-        // Check references inside the transaction, so a concurrent delete cannot slip between
-        // the check and the insert.
-        let mut missing = Vec::new();
-        for blob in &m.parsed.blobs {
-            let size: Option<i64> = sqlx::query_scalar(
-                "SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
-                 WHERE rb.repository_id = $1 AND rb.digest = $2",
+    async fn put_manifest(&self, m: NewManifest) -> Result<(), PutManifestError> {
+        self.writer
+            .run(
+                move |conn: &mut SqliteConnection| -> WriteFuture<'_, (), PutManifestError> {
+                    Box::pin(async move { insert_manifest(conn, &m).await })
+                },
             )
-            .bind(repo_id)
-            .bind(blob.digest.to_string())
-            .fetch_optional(&mut *tx)
-            .await?;
-            check_reference(&mut missing, &blob.digest, blob.size, size)?;
-        }
-        for child in &m.parsed.children {
-            let size: Option<i64> = sqlx::query_scalar(
-                "SELECT size FROM manifests WHERE repository_id = $1 AND digest = $2",
-            )
-            .bind(repo_id)
-            .bind(child.digest.to_string())
-            .fetch_optional(&mut *tx)
-            .await?;
-            check_reference(&mut missing, &child.digest, child.size, size)?;
-        }
-        if !missing.is_empty() {
-            return Err(PutManifestError::Missing(missing));
-        }
-
-        let annotations = (!m.parsed.annotations.is_empty())
-            .then(|| serde_json::to_string(&m.parsed.annotations))
-            .transpose()
-            .map_err(|e| MetaError::Corrupt {
-                table: "manifests",
-                reason: e.to_string(),
-            })?;
-        let manifest_id: i64 = sqlx::query_scalar(
-            "INSERT INTO manifests (repository_id, digest, media_type, size, content,
-                                    artifact_type, subject_digest, annotations, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             ON CONFLICT (repository_id, digest) DO UPDATE SET digest = excluded.digest
-             RETURNING id",
-        )
-        .bind(repo_id)
-        .bind(m.digest.to_string())
-        .bind(m.parsed.media_type.as_str())
-        .bind(int(m.content.len() as u64))
-        .bind(m.content)
-        .bind(m.parsed.artifact_type.as_ref().map(MediaType::as_str))
-        .bind(m.parsed.subject.as_ref().map(Digest::to_string))
-        .bind(annotations)
-        .bind(now_ms())
-        .fetch_one(&mut *tx)
-        .await?;
-        for blob in &m.parsed.blobs {
-            sqlx::query(
-                "INSERT INTO manifest_blobs (manifest_id, digest) VALUES ($1, $2)
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(manifest_id)
-            .bind(blob.digest.to_string())
-            .execute(&mut *tx)
-            .await?;
-        }
-        for child in &m.parsed.children {
-            sqlx::query(
-                "INSERT INTO manifest_children (parent_id, child_digest) VALUES ($1, $2)
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(manifest_id)
-            .bind(child.digest.to_string())
-            .execute(&mut *tx)
-            .await?;
-        }
-        for tag in m.tags {
-            sqlx::query(
-                "INSERT INTO tags (repository_id, name, manifest_id, updated_at)
-                 VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (repository_id, name)
-                 DO UPDATE SET manifest_id = excluded.manifest_id, updated_at = excluded.updated_at",
-            )
-            .bind(repo_id)
-            .bind(tag.as_str())
-            .bind(manifest_id)
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+            .await
     }
 
     async fn manifest(
         &self,
         repo: &RepoName,
         reference: &Reference,
-        content: bool,
+        _content: bool,
     ) -> MetaResult<Option<ManifestRecord>> {
-        // `content` chooses between two fixed statements; HEAD requests skip the bytes.
-        let row: Option<(String, String, i64, Vec<u8>)> = match (reference, content) {
-            (Reference::Tag(tag), true) => {
+        // Always read the bytes: manifests are small, and a cached row then serves GET and
+        // HEAD alike.
+        let key = reference.to_string();
+        if let Some(hit) = self.manifests.get(repo.as_str(), &key) {
+            return Ok(Some(hit));
+        }
+        let generation = self.manifests.generation();
+        let row: Option<(String, String, i64, Vec<u8>)> = match reference {
+            Reference::Tag(tag) => {
                 sqlx::query_as(
                     "SELECT m.digest, m.media_type, m.size, m.content FROM tags t
                      JOIN repositories r ON r.id = t.repository_id
@@ -473,19 +477,7 @@ impl MetaStore for SqliteStore {
                 .fetch_optional(&self.read)
                 .await?
             }
-            (Reference::Tag(tag), false) => {
-                sqlx::query_as(
-                    "SELECT m.digest, m.media_type, m.size, X'' FROM tags t
-                     JOIN repositories r ON r.id = t.repository_id
-                     JOIN manifests m ON m.id = t.manifest_id
-                     WHERE r.name = $1 AND t.name = $2",
-                )
-                .bind(repo.as_str())
-                .bind(tag.as_str())
-                .fetch_optional(&self.read)
-                .await?
-            }
-            (Reference::Digest(d), true) => {
+            Reference::Digest(d) => {
                 sqlx::query_as(
                     "SELECT m.digest, m.media_type, m.size, m.content FROM manifests m
                      JOIN repositories r ON r.id = m.repository_id
@@ -496,71 +488,89 @@ impl MetaStore for SqliteStore {
                 .fetch_optional(&self.read)
                 .await?
             }
-            (Reference::Digest(d), false) => {
-                sqlx::query_as(
-                    "SELECT m.digest, m.media_type, m.size, X'' FROM manifests m
-                     JOIN repositories r ON r.id = m.repository_id
-                     WHERE r.name = $1 AND m.digest = $2",
-                )
-                .bind(repo.as_str())
-                .bind(d.to_string())
-                .fetch_optional(&self.read)
-                .await?
-            }
         };
-        row.map(|(d, media_type, size, content)| {
-            Ok(ManifestRecord {
-                digest: digest(&d, "manifests")?,
-                media_type,
-                size: uint(size, "manifests")?,
-                content,
-            })
-        })
-        .transpose()
+        let Some((d, media_type, size, content)) = row else {
+            return Ok(None);
+        };
+        let record = ManifestRecord {
+            digest: digest(&d, "manifests")?,
+            media_type,
+            size: uint(size, "manifests")?,
+            content: content.into(),
+        };
+        self.manifests
+            .insert(generation, repo.as_str(), &key, &record);
+        Ok(Some(record))
     }
 
     async fn delete_manifest(&self, repo: &RepoName, digest: &Digest) -> MetaResult<bool> {
-        let done = sqlx::query(
-            "DELETE FROM manifests
-             WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND digest = $2",
-        )
-        .bind(repo.as_str())
-        .bind(digest.to_string())
-        .execute(&self.write)
-        .await?;
-        Ok(done.rows_affected() > 0)
+        let (repo, digest) = (repo.clone(), digest.to_string());
+        let result = self
+            .writer
+            .run(
+                move |conn: &mut SqliteConnection| -> WriteFuture<'_, bool> {
+                    Box::pin(async move {
+                        let done = sqlx::query(
+                            "DELETE FROM manifests
+                         WHERE repository_id = (SELECT id FROM repositories WHERE name = $1)
+                           AND digest = $2",
+                        )
+                        .bind(repo.as_str())
+                        .bind(digest)
+                        .execute(conn)
+                        .await?;
+                        Ok(done.rows_affected() > 0)
+                    })
+                },
+            )
+            .await;
+        self.manifests.invalidate();
+        result
     }
 
     async fn delete_tag(&self, repo: &RepoName, tag: &Tag) -> MetaResult<bool> {
-        let done = sqlx::query(
-            "DELETE FROM tags
-             WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND name = $2",
-        )
-        .bind(repo.as_str())
-        .bind(tag.as_str())
-        .execute(&self.write)
-        .await?;
-        Ok(done.rows_affected() > 0)
+        let (repo, tag) = (repo.clone(), tag.clone());
+        let result = self
+            .writer
+            .run(
+                move |conn: &mut SqliteConnection| -> WriteFuture<'_, bool> {
+                    Box::pin(async move {
+                        let done = sqlx::query(
+                            "DELETE FROM tags
+                         WHERE repository_id = (SELECT id FROM repositories WHERE name = $1)
+                           AND name = $2",
+                        )
+                        .bind(repo.as_str())
+                        .bind(tag.as_str())
+                        .execute(conn)
+                        .await?;
+                        Ok(done.rows_affected() > 0)
+                    })
+                },
+            )
+            .await;
+        self.manifests.invalidate();
+        result
     }
 
     async fn tags(&self, repo: &RepoName, page: PageQuery<'_>) -> MetaResult<Option<Vec<String>>> {
-        let mut conn = self.read.acquire().await?;
-        let repo_id: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
-                .bind(repo.as_str())
-                .fetch_optional(&mut *conn)
-                .await?;
-        let Some(repo_id) = repo_id else {
-            return Ok(None);
-        };
-        let tags = sqlx::query_scalar(
-            "SELECT name FROM tags WHERE repository_id = $1 AND name > $2 ORDER BY name LIMIT $3",
+        // One query: a repository without matching tags yields a single row with a NULL tag,
+        // an unknown repository yields no row at all.
+        let rows: Vec<Option<String>> = sqlx::query_scalar(
+            "SELECT t.name FROM repositories r
+             LEFT JOIN tags t ON t.repository_id = r.id AND t.name > $2
+             WHERE r.name = $1 ORDER BY t.name LIMIT $3",
         )
-        .bind(repo_id)
+        .bind(repo.as_str())
         .bind(page.last.unwrap_or(""))
-        .bind(i64::from(page.limit))
-        .fetch_all(&mut *conn)
+        .bind(i64::from(page.limit.max(1)))
+        .fetch_all(&self.read)
         .await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut tags: Vec<String> = rows.into_iter().flatten().collect();
+        tags.truncate(page.limit as usize);
         Ok(Some(tags))
     }
 
@@ -629,6 +639,103 @@ fn check_reference(
                 });
             }
         }
+    }
+    Ok(())
+}
+
+/// Stores a manifest after checking its references, inside the writer's savepoint.
+async fn insert_manifest(
+    conn: &mut SqliteConnection,
+    m: &NewManifest,
+) -> Result<(), PutManifestError> {
+    let repo_id = ensure_repository(conn, &m.repository).await?;
+
+    // Check references inside the transaction, so a concurrent delete cannot slip between
+    // the check and the insert.
+    let mut missing = Vec::new();
+    for blob in &m.parsed.blobs {
+        let size: Option<i64> = sqlx::query_scalar(
+            "SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
+                 WHERE rb.repository_id = $1 AND rb.digest = $2",
+        )
+        .bind(repo_id)
+        .bind(blob.digest.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+        check_reference(&mut missing, &blob.digest, blob.size, size)?;
+    }
+    for child in &m.parsed.children {
+        let size: Option<i64> = sqlx::query_scalar(
+            "SELECT size FROM manifests WHERE repository_id = $1 AND digest = $2",
+        )
+        .bind(repo_id)
+        .bind(child.digest.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+        check_reference(&mut missing, &child.digest, child.size, size)?;
+    }
+    if !missing.is_empty() {
+        return Err(PutManifestError::Missing(missing));
+    }
+
+    let annotations = (!m.parsed.annotations.is_empty())
+        .then(|| serde_json::to_string(&m.parsed.annotations))
+        .transpose()
+        .map_err(|e| MetaError::Corrupt {
+            table: "manifests",
+            reason: e.to_string(),
+        })?;
+    let manifest_id: i64 = sqlx::query_scalar(
+        "INSERT INTO manifests (repository_id, digest, media_type, size, content,
+                                    artifact_type, subject_digest, annotations, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (repository_id, digest) DO UPDATE SET digest = excluded.digest
+             RETURNING id",
+    )
+    .bind(repo_id)
+    .bind(m.digest.to_string())
+    .bind(m.parsed.media_type.as_str())
+    .bind(int(m.content.len() as u64))
+    .bind(m.content.as_ref())
+    .bind(m.parsed.artifact_type.as_ref().map(MediaType::as_str))
+    .bind(m.parsed.subject.as_ref().map(Digest::to_string))
+    .bind(annotations)
+    .bind(now_ms())
+    .fetch_one(&mut *conn)
+    .await?;
+    for blob in &m.parsed.blobs {
+        sqlx::query(
+            "INSERT INTO manifest_blobs (manifest_id, digest) VALUES ($1, $2)
+                 ON CONFLICT DO NOTHING",
+        )
+        .bind(manifest_id)
+        .bind(blob.digest.to_string())
+        .execute(&mut *conn)
+        .await?;
+    }
+    for child in &m.parsed.children {
+        sqlx::query(
+            "INSERT INTO manifest_children (parent_id, child_digest) VALUES ($1, $2)
+                 ON CONFLICT DO NOTHING",
+        )
+        .bind(manifest_id)
+        .bind(child.digest.to_string())
+        .execute(&mut *conn)
+        .await?;
+    }
+    for tag in &m.tags {
+        sqlx::query(
+                "INSERT INTO tags (repository_id, name, manifest_id, updated_at)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (repository_id, name)
+                 DO UPDATE SET manifest_id = excluded.manifest_id, updated_at = excluded.updated_at",
+            )
+            .bind(repo_id)
+            .bind(tag.as_str())
+            .bind(manifest_id)
+            .bind(now_ms())
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }

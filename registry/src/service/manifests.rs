@@ -13,8 +13,8 @@ pub struct StoredManifest {
     pub media_type: String,
     /// Its size in bytes.
     pub size: u64,
-    /// Its exact bytes (empty for a metadata-only read).
-    pub content: Vec<u8>,
+    /// Its exact bytes (may be empty for a metadata-only read).
+    pub content: bytes::Bytes,
 }
 
 /// The outcome of a manifest push.
@@ -37,17 +37,17 @@ impl Registry {
         repo: &RepoName,
         reference: &Reference,
         content_type: Option<&str>,
-        content: &[u8],
+        content: bytes::Bytes,
         extra_tags: Vec<Tag>,
     ) -> RegistryResult<ManifestPushed> {
         let limit = self.limits.max_manifest_bytes;
         if content.len() as u64 > limit {
             return Err(RegistryError::ManifestTooLarge { limit });
         }
-        let parsed = ParsedManifest::parse(content, content_type)?;
+        let parsed = ParsedManifest::parse(&content, content_type)?;
         let digest = match reference {
             Reference::Digest(expected) => {
-                let actual = Digest::compute(expected.algorithm(), content);
+                let actual = Digest::compute(expected.algorithm(), &content);
                 if &actual != expected {
                     return Err(RegistryError::DigestMismatch {
                         expected: expected.clone(),
@@ -56,7 +56,7 @@ impl Registry {
                 }
                 actual
             }
-            Reference::Tag(_) => Digest::sha256_of(content),
+            Reference::Tag(_) => Digest::sha256_of(&content),
         };
         let mut tags = extra_tags;
         if let Reference::Tag(t) = reference {
@@ -64,20 +64,21 @@ impl Registry {
         }
         tags.sort();
         tags.dedup();
+        let subject = parsed.subject.clone();
         let stored = self
             .meta
             .put_manifest(NewManifest {
-                repository: repo,
-                digest: &digest,
+                repository: repo.clone(),
+                digest: digest.clone(),
                 content,
-                parsed: &parsed,
-                tags: &tags,
+                parsed,
+                tags: tags.clone(),
             })
             .await;
         match stored {
             Ok(()) => Ok(ManifestPushed {
                 digest,
-                subject: parsed.subject,
+                subject,
                 tags,
             }),
             Err(PutManifestError::Missing(digests)) => {
