@@ -208,7 +208,8 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Frees a lease held by `token`.
     async fn release_upload(&self, id: UploadId, token: LeaseToken) -> MetaResult<()>;
 
-    /// Records progress from `from` to `to` bytes, if `token` still holds the lease.
+    /// Records progress from `from` to `to` bytes, if `token` still holds the lease, and
+    /// frees the lease in the same write when `release` is set.
     async fn advance_upload(
         &self,
         id: UploadId,
@@ -216,6 +217,7 @@ pub trait MetaStore: Send + Sync + 'static {
         from: u64,
         to: u64,
         hash_state: &[u8],
+        release: bool,
     ) -> MetaResult<bool>;
 
     /// Deletes an upload session; returns whether it existed.

@@ -369,6 +369,7 @@ impl MetaStore for SqliteStore {
         from: u64,
         to: u64,
         hash_state: &[u8],
+        release: bool,
     ) -> MetaResult<bool> {
         let hash_state = hash_state.to_vec();
         self.writer
@@ -376,7 +377,9 @@ impl MetaStore for SqliteStore {
                 move |conn: &mut SqliteConnection| -> WriteFuture<'_, bool> {
                     Box::pin(async move {
                         let done = sqlx::query(
-                        "UPDATE uploads SET received_bytes = $4, hash_state = $5, updated_at = $6
+                        "UPDATE uploads SET received_bytes = $4, hash_state = $5, updated_at = $6,
+                             lease_owner = CASE WHEN $7 = 1 THEN NULL ELSE lease_owner END,
+                             lease_until = CASE WHEN $7 = 1 THEN 0 ELSE lease_until END
                          WHERE id = $1 AND lease_owner = $2 AND received_bytes = $3",
                     )
                     .bind(id.to_string())
@@ -385,6 +388,7 @@ impl MetaStore for SqliteStore {
                     .bind(int(to))
                     .bind(hash_state)
                     .bind(now_ms())
+                    .bind(i64::from(release))
                     .execute(conn)
                     .await?;
                         Ok(done.rows_affected() == 1)

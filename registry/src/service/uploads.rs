@@ -127,10 +127,14 @@ impl Registry {
     ) -> RegistryResult<UploadState> {
         let rec = self.session(repo, id).await?;
         let lease = self.lease(&rec, range).await?;
-        let appended = self.append(&rec, &lease, range, body).await;
-        self.meta.release_upload(id, lease.token).await?;
-        let (received, _) = appended?;
-        Ok(UploadState { id, received })
+        // Progress and release are one write on success.
+        match self.append(&rec, &lease, range, body, true).await {
+            Ok((received, _)) => Ok(UploadState { id, received }),
+            Err(e) => {
+                self.meta.release_upload(id, lease.token).await?;
+                Err(e)
+            }
+        }
     }
 
     /// Takes the session's lease after checking that a chunk starting at `range` fits.
@@ -156,11 +160,35 @@ impl Registry {
         }
     }
 
-    /// Appends `body` while holding `lease`; returns the new offset and hasher.
+    /// Appends `body` while holding `lease` and records the progress (freeing the lease in
+    /// the same write when `release` is set); returns the new offset and hasher.
     async fn append(
         &self,
         rec: &UploadRecord,
         lease: &Lease,
+        range: Option<ChunkRange>,
+        body: ByteStream,
+        release: bool,
+    ) -> RegistryResult<(u64, UploadHasher)> {
+        let (to, hasher) = self.write_bytes(rec, range, body).await?;
+        let recorded = self
+            .meta
+            .advance_upload(rec.id, lease.token, rec.received, to, &hasher.save(), release)
+            .await?;
+        if !recorded {
+            // The lease expired and another request took the session over.
+            return Err(RegistryError::UploadBusy {
+                received: rec.received,
+            });
+        }
+        Ok((to, hasher))
+    }
+
+    /// Stores `body` after the session's bytes (the caller holds the lease) without
+    /// recording progress; returns the new length and hasher.
+    async fn write_bytes(
+        &self,
+        rec: &UploadRecord,
         range: Option<ChunkRange>,
         body: ByteStream,
     ) -> RegistryResult<(u64, UploadHasher)> {
@@ -183,18 +211,7 @@ impl Registry {
                 r.len()
             )));
         }
-        let to = rec.received + written;
-        let recorded = self
-            .meta
-            .advance_upload(rec.id, lease.token, rec.received, to, &hasher.save())
-            .await?;
-        if !recorded {
-            // The lease expired and another request took the session over.
-            return Err(RegistryError::UploadBusy {
-                received: rec.received,
-            });
-        }
-        Ok((to, hasher))
+        Ok((rec.received + written, hasher))
     }
 
     /// Completes an upload: appends the optional last chunk, verifies the digest of all bytes
@@ -230,8 +247,10 @@ impl Registry {
         range: Option<ChunkRange>,
         body: Option<ByteStream>,
     ) -> RegistryResult<()> {
+        // The last chunk's progress is not recorded separately: the session either completes
+        // below or fails, and bytes past the recorded offset are discarded by the next write.
         let (size, hasher) = match body {
-            Some(body) => self.append(rec, lease, range, body).await?,
+            Some(body) => self.write_bytes(rec, range, body).await?,
             None => (rec.received, UploadHasher::restore(&rec.hash_state)?),
         };
         let actual = if hasher.algorithm() == digest.algorithm() {
