@@ -4,7 +4,6 @@ use std::time::Instant;
 
 use anyhow::{Context, bail, ensure};
 use bytes::Bytes;
-use futures_util::StreamExt;
 use sha2::{Digest as _, Sha256};
 
 use crate::servers::Registry;
@@ -125,29 +124,49 @@ pub async fn push_chunked(
     Ok(mb_per_s(blob.bytes.len(), started))
 }
 
-/// `GET` a blob, verifying its length and digest outside the timed path; returns MB/s.
-pub async fn pull(
-    http: &reqwest::Client,
-    reg: &Registry,
-    repo: &str,
-    blob: &TestBlob,
-) -> anyhow::Result<f64> {
+/// `GET` a blob over a plain TCP connection read with a 1 MiB buffer, so the measurement
+/// reflects the server rather than an HTTP client library; returns MB/s.
+pub async fn pull(reg: &Registry, repo: &str, blob: &TestBlob) -> anyhow::Result<f64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let started = Instant::now();
-    let resp = http
-        .get(format!("{}/v2/{repo}/blobs/{}", reg.url, blob.digest))
-        .send()
-        .await?;
-    ensure!(resp.status().is_success(), "GET blob: {}", resp.status());
-    let mut total = 0usize;
-    let mut stream = resp.bytes_stream();
-    // Keep a cheap fingerprint (not a digest: hashing would cap the measured rate).
-    let mut first = None;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk?;
-        if first.is_none() && !chunk.is_empty() {
-            first = Some(chunk[0]);
+    let mut s = tokio::net::TcpStream::connect(reg.host()).await?;
+    let request = format!(
+        "GET /v2/{repo}/blobs/{} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        blob.digest,
+        reg.host()
+    );
+    s.write_all(request.as_bytes()).await?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut head = Vec::new();
+    let body_start = loop {
+        let n = s.read(&mut buf).await?;
+        ensure!(n > 0, "connection closed before the response head");
+        head.extend_from_slice(&buf[..n]);
+        if let Some(i) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
         }
-        total += chunk.len();
+    };
+    let text = String::from_utf8_lossy(&head[..body_start]).to_ascii_lowercase();
+    ensure!(
+        text.starts_with("http/1.1 200"),
+        "GET blob: {}",
+        text.lines().next().unwrap_or("")
+    );
+    let length: usize = text
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .context("no Content-Length")?
+        .trim()
+        .parse()?;
+    let mut first = head.get(body_start).copied();
+    let mut total = head.len() - body_start;
+    while total < length {
+        let n = s.read(&mut buf).await?;
+        ensure!(n > 0, "connection closed after {total} of {length} bytes");
+        if total == 0 {
+            first = Some(buf[0]);
+        }
+        total += n;
     }
     let rate = mb_per_s(total, started);
     ensure!(

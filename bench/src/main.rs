@@ -241,7 +241,7 @@ async fn main() -> anyhow::Result<()> {
                 let blob = blobs::random_blob(args.blob_mib << 20, seed);
                 let v = blobs::push_monolithic(&http, reg, "bench/blob", &blob).await?;
                 record(&mut results, reg, Metric::PushMonolithic, v);
-                let v = blobs::pull(&http, reg, "bench/blob", &blob).await?;
+                let v = blobs::pull(reg, "bench/blob", &blob).await?;
                 record(&mut results, reg, Metric::Pull, v);
                 drop(blob);
                 let blob = blobs::random_blob(args.blob_mib << 20, seed + 500);

@@ -16,12 +16,12 @@ use super::{AppendError, BlobError};
 use crate::domain::{Algorithm, Digest, UploadHasher};
 
 /// Bytes read from disk per chunk when serving a blob.
-const READ_CHUNK: usize = 512 * 1024;
+const READ_CHUNK: usize = 256 * 1024;
 /// Chunks in flight between the network task and the disk thread; bounds memory per request.
-const QUEUE_DEPTH: usize = 16;
+const QUEUE_DEPTH: usize = 8;
 
 /// Bytes written between background flushes of an upload file.
-const FLUSH_EVERY: u64 = 8 * 1024 * 1024;
+const FLUSH_EVERY: u64 = 4 * 1024 * 1024;
 
 /// Flushes a file to disk on its own thread while the writer keeps writing, so the final
 /// `fsync` of a large upload finds most bytes already on disk instead of flushing the whole

@@ -173,7 +173,14 @@ impl Registry {
         let (to, hasher) = self.write_bytes(rec, range, body).await?;
         let recorded = self
             .meta
-            .advance_upload(rec.id, lease.token, rec.received, to, &hasher.save(), release)
+            .advance_upload(
+                rec.id,
+                lease.token,
+                rec.received,
+                to,
+                &hasher.save(),
+                release,
+            )
             .await?;
         if !recorded {
             // The lease expired and another request took the session over.
