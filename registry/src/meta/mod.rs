@@ -8,6 +8,7 @@
 //! the state after it.
 
 mod cache;
+mod sql;
 mod sqlite;
 mod writer;
 
@@ -157,6 +158,9 @@ pub struct PageQuery<'a> {
 /// Implementations must make each method atomic and durable when it returns.
 #[async_trait]
 pub trait MetaStore: Send + Sync + 'static {
+    /// Checks that the database answers (for readiness probes).
+    async fn ping(&self) -> MetaResult<()>;
+
     /// Whether the repository exists.
     async fn repository_exists(&self, repo: &RepoName) -> MetaResult<bool>;
 

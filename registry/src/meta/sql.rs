@@ -1,0 +1,535 @@
+//! The SQL of the metadata store, written once for SQLite and PostgreSQL.
+//!
+//! Both databases accept the same statements here (`$n` placeholders, `ON CONFLICT`,
+//! `RETURNING`, `CAST`), and the schemas in `migrations/` keep the column types compatible
+//! (integers are 64-bit, byte strings are `BLOB`/`BYTEA`, text that is listed in order is
+//! byte-ordered). [`queries!`] stamps out one module of functions per connection type, so the
+//! stores differ only in how they run transactions.
+
+use std::str::FromStr;
+
+use super::{MetaError, MetaResult, PutManifestError, UploadRecord};
+use crate::domain::{Digest, RepoName, UploadId};
+
+/// A size or offset as stored (sizes are far below 2^63; saturate rather than wrap).
+pub(super) fn int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// A stored size or offset, which must not be negative.
+pub(super) fn uint(v: i64, table: &'static str) -> MetaResult<u64> {
+    u64::try_from(v).map_err(|_| MetaError::Corrupt {
+        table,
+        reason: format!("negative size {v}"),
+    })
+}
+
+/// A stored digest, which must parse.
+pub(super) fn digest(s: &str, table: &'static str) -> MetaResult<Digest> {
+    Digest::from_str(s).map_err(|e| MetaError::Corrupt {
+        table,
+        reason: e.to_string(),
+    })
+}
+
+/// An upload row: id, repository, received bytes, hash state.
+pub(super) type UploadRow = (String, String, i64, Vec<u8>);
+
+pub(super) fn upload_record(row: UploadRow) -> MetaResult<UploadRecord> {
+    let corrupt = |reason: String| MetaError::Corrupt {
+        table: "uploads",
+        reason,
+    };
+    Ok(UploadRecord {
+        id: UploadId::parse(&row.0).map_err(|e| corrupt(e.to_string()))?,
+        repository: RepoName::parse(&row.1).map_err(|e| corrupt(e.to_string()))?,
+        received: uint(row.2, "uploads")?,
+        hash_state: row.3,
+    })
+}
+
+/// Records `digest` as missing, or fails on a size mismatch.
+pub(super) fn check_reference(
+    missing: &mut Vec<Digest>,
+    digest: &Digest,
+    declared: u64,
+    stored: Option<i64>,
+) -> Result<(), PutManifestError> {
+    match stored {
+        None => missing.push(digest.clone()),
+        Some(actual) => {
+            let actual = uint(actual, "blobs")?;
+            if actual != declared {
+                return Err(PutManifestError::SizeMismatch {
+                    digest: digest.clone(),
+                    declared,
+                    actual,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Defines the query functions over `&mut $conn`. Each function is one statement or a short
+/// sequence that must run inside the caller's transaction.
+macro_rules! queries {
+    ($conn:ty) => {
+        use $crate::domain::{Digest, MediaType, RepoName, Tag, UploadId};
+        use $crate::meta::sql::{UploadRow, check_reference, digest, int, uint, upload_record};
+        use $crate::meta::{
+            LeaseToken, ManifestRecord, MetaError, MetaResult, NewManifest, PageQuery,
+            PutManifestError, ReferrerRecord, UploadRecord, now_ms,
+        };
+
+        /// The id of `name`, creating the repository row if needed.
+        pub(in $crate::meta) async fn ensure_repository(conn: &mut $conn, name: &RepoName) -> sqlx::Result<i64> {
+            // DO UPDATE (not DO NOTHING) so RETURNING yields the id of an existing row too.
+            sqlx::query_scalar(
+                "INSERT INTO repositories (name, created_at) VALUES ($1, $2)
+                 ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id",
+            )
+            .bind(name.as_str())
+            .bind(now_ms())
+            .fetch_one(conn)
+            .await
+        }
+
+        /// Records a stored blob and links it into repository `repo_id`.
+        pub(in $crate::meta) async fn link(conn: &mut $conn, repo_id: i64, digest: &Digest, size: u64) -> sqlx::Result<()> {
+            let now = now_ms();
+            sqlx::query(
+                "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (digest) DO NOTHING",
+            )
+            .bind(digest.to_string())
+            .bind(int(size))
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query(
+                "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (repository_id, digest) DO NOTHING",
+            )
+            .bind(repo_id)
+            .bind(digest.to_string())
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
+
+        pub(in $crate::meta) async fn repository_exists(conn: &mut $conn, repo: &RepoName) -> MetaResult<bool> {
+            let found: Option<i64> = sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
+                .bind(repo.as_str())
+                .fetch_optional(conn)
+                .await?;
+            Ok(found.is_some())
+        }
+
+        pub(in $crate::meta) async fn blob_in_repository(conn: &mut $conn, repo: &RepoName, digest: &Digest) -> MetaResult<Option<u64>> {
+            let size: Option<i64> = sqlx::query_scalar(
+                "SELECT b.size FROM repository_blobs rb
+                 JOIN repositories r ON r.id = rb.repository_id
+                 JOIN blobs b ON b.digest = rb.digest
+                 WHERE r.name = $1 AND rb.digest = $2",
+            )
+            .bind(repo.as_str())
+            .bind(digest.to_string())
+            .fetch_optional(conn)
+            .await?;
+            size.map(|s| uint(s, "blobs")).transpose()
+        }
+
+        pub(in $crate::meta) async fn blob_anywhere(conn: &mut $conn, digest: &Digest) -> MetaResult<Option<u64>> {
+            let size: Option<i64> = sqlx::query_scalar(
+                "SELECT b.size FROM blobs b WHERE b.digest = $1
+                 AND EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)",
+            )
+            .bind(digest.to_string())
+            .fetch_optional(conn)
+            .await?;
+            size.map(|s| uint(s, "blobs")).transpose()
+        }
+
+        pub(in $crate::meta) async fn link_blob(conn: &mut $conn, repo: &RepoName, digest: &Digest, size: u64) -> MetaResult<()> {
+            let repo_id = ensure_repository(conn, repo).await?;
+            link(conn, repo_id, digest, size).await?;
+            Ok(())
+        }
+
+        pub(in $crate::meta) async fn mount_blob(
+            conn: &mut $conn,
+            repo: &RepoName,
+            digest: &Digest,
+            from: Option<&RepoName>,
+        ) -> MetaResult<Option<u64>> {
+            let size = match from {
+                Some(from) => blob_in_repository(conn, from, digest).await?,
+                None => blob_anywhere(conn, digest).await?,
+            };
+            let Some(size) = size else {
+                return Ok(None);
+            };
+            link_blob(conn, repo, digest, size).await?;
+            Ok(Some(size))
+        }
+
+        pub(in $crate::meta) async fn unlink_blob(conn: &mut $conn, repo: &RepoName, digest: &Digest) -> MetaResult<bool> {
+            let done = sqlx::query(
+                "DELETE FROM repository_blobs
+                 WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND digest = $2",
+            )
+            .bind(repo.as_str())
+            .bind(digest.to_string())
+            .execute(conn)
+            .await?;
+            Ok(done.rows_affected() > 0)
+        }
+
+        pub(in $crate::meta) async fn create_upload(conn: &mut $conn, upload: &UploadRecord) -> MetaResult<()> {
+            let now = now_ms();
+            sqlx::query(
+                "INSERT INTO uploads
+                 (id, repository, received_bytes, hash_state, lease_owner, lease_until, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, NULL, 0, $5, $5)",
+            )
+            .bind(upload.id.to_string())
+            .bind(upload.repository.as_str())
+            .bind(int(upload.received))
+            .bind(&upload.hash_state)
+            .bind(now)
+            .execute(conn)
+            .await?;
+            Ok(())
+        }
+
+        pub(in $crate::meta) async fn upload(conn: &mut $conn, id: UploadId) -> MetaResult<Option<UploadRecord>> {
+            let row: Option<UploadRow> = sqlx::query_as(
+                "SELECT id, repository, received_bytes, hash_state FROM uploads WHERE id = $1",
+            )
+            .bind(id.to_string())
+            .fetch_optional(conn)
+            .await?;
+            row.map(upload_record).transpose()
+        }
+
+        pub(in $crate::meta) async fn lease_upload(
+            conn: &mut $conn,
+            id: UploadId,
+            received: u64,
+            lease_ms: u64,
+        ) -> MetaResult<Option<LeaseToken>> {
+            let now = now_ms();
+            let token = LeaseToken::new_random();
+            let done = sqlx::query(
+                "UPDATE uploads SET lease_owner = $3, lease_until = $4
+                 WHERE id = $1 AND received_bytes = $2 AND (lease_owner IS NULL OR lease_until < $5)",
+            )
+            .bind(id.to_string())
+            .bind(int(received))
+            .bind(token.0)
+            .bind(now.saturating_add(int(lease_ms)))
+            .bind(now)
+            .execute(conn)
+            .await?;
+            Ok((done.rows_affected() == 1).then_some(token))
+        }
+
+        pub(in $crate::meta) async fn renew_upload_lease(
+            conn: &mut $conn,
+            id: UploadId,
+            token: LeaseToken,
+            lease_ms: u64,
+        ) -> MetaResult<bool> {
+            let done = sqlx::query("UPDATE uploads SET lease_until = $3 WHERE id = $1 AND lease_owner = $2")
+                .bind(id.to_string())
+                .bind(token.0)
+                .bind(now_ms().saturating_add(int(lease_ms)))
+                .execute(conn)
+                .await?;
+            Ok(done.rows_affected() == 1)
+        }
+
+        pub(in $crate::meta) async fn release_upload(conn: &mut $conn, id: UploadId, token: LeaseToken) -> MetaResult<()> {
+            sqlx::query(
+                "UPDATE uploads SET lease_owner = NULL, lease_until = 0 WHERE id = $1 AND lease_owner = $2",
+            )
+            .bind(id.to_string())
+            .bind(token.0)
+            .execute(conn)
+            .await?;
+            Ok(())
+        }
+
+        pub(in $crate::meta) async fn advance_upload(
+            conn: &mut $conn,
+            id: UploadId,
+            token: LeaseToken,
+            from: u64,
+            to: u64,
+            hash_state: &[u8],
+            release: bool,
+        ) -> MetaResult<bool> {
+            let done = sqlx::query(
+                "UPDATE uploads SET received_bytes = $4, hash_state = $5, updated_at = $6,
+                     lease_owner = CASE WHEN $7 = 1 THEN NULL ELSE lease_owner END,
+                     lease_until = CASE WHEN $7 = 1 THEN 0 ELSE lease_until END
+                 WHERE id = $1 AND lease_owner = $2 AND received_bytes = $3",
+            )
+            .bind(id.to_string())
+            .bind(token.0)
+            .bind(int(from))
+            .bind(int(to))
+            .bind(hash_state)
+            .bind(now_ms())
+            .bind(i64::from(release))
+            .execute(conn)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        }
+
+        pub(in $crate::meta) async fn delete_upload(conn: &mut $conn, id: UploadId) -> MetaResult<bool> {
+            let done = sqlx::query("DELETE FROM uploads WHERE id = $1")
+                .bind(id.to_string())
+                .execute(conn)
+                .await?;
+            Ok(done.rows_affected() > 0)
+        }
+
+        pub(in $crate::meta) async fn complete_upload(
+            conn: &mut $conn,
+            id: UploadId,
+            token: LeaseToken,
+            repo: &RepoName,
+            digest: &Digest,
+            size: u64,
+        ) -> MetaResult<bool> {
+            let done = sqlx::query("DELETE FROM uploads WHERE id = $1 AND lease_owner = $2")
+                .bind(id.to_string())
+                .bind(token.0)
+                .execute(&mut *conn)
+                .await?;
+            if done.rows_affected() != 1 {
+                return Ok(false);
+            }
+            link_blob(conn, repo, digest, size).await?;
+            Ok(true)
+        }
+
+        /// Stores a manifest after checking its references, within the caller's transaction,
+        /// so a concurrent delete cannot slip between the check and the insert.
+        pub(in $crate::meta) async fn put_manifest(conn: &mut $conn, m: &NewManifest) -> Result<(), PutManifestError> {
+            let repo_id = ensure_repository(conn, &m.repository).await?;
+            let mut missing = Vec::new();
+            for blob in &m.parsed.blobs {
+                let size: Option<i64> = sqlx::query_scalar(
+                    "SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
+                     WHERE rb.repository_id = $1 AND rb.digest = $2",
+                )
+                .bind(repo_id)
+                .bind(blob.digest.to_string())
+                .fetch_optional(&mut *conn)
+                .await?;
+                check_reference(&mut missing, &blob.digest, blob.size, size)?;
+            }
+            for child in &m.parsed.children {
+                let size: Option<i64> =
+                    sqlx::query_scalar("SELECT size FROM manifests WHERE repository_id = $1 AND digest = $2")
+                        .bind(repo_id)
+                        .bind(child.digest.to_string())
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                check_reference(&mut missing, &child.digest, child.size, size)?;
+            }
+            if !missing.is_empty() {
+                return Err(PutManifestError::Missing(missing));
+            }
+            let annotations = (!m.parsed.annotations.is_empty())
+                .then(|| serde_json::to_string(&m.parsed.annotations))
+                .transpose()
+                .map_err(|e| MetaError::Corrupt {
+                    table: "manifests",
+                    reason: e.to_string(),
+                })?;
+            let manifest_id: i64 = sqlx::query_scalar(
+                "INSERT INTO manifests (repository_id, digest, media_type, size, content,
+                                        artifact_type, subject_digest, annotations, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT (repository_id, digest) DO UPDATE SET digest = excluded.digest
+                 RETURNING id",
+            )
+            .bind(repo_id)
+            .bind(m.digest.to_string())
+            .bind(m.parsed.media_type.as_str())
+            .bind(int(m.content.len() as u64))
+            .bind(m.content.as_ref())
+            .bind(m.parsed.artifact_type.as_ref().map(MediaType::as_str))
+            .bind(m.parsed.subject.as_ref().map(Digest::to_string))
+            .bind(annotations)
+            .bind(now_ms())
+            .fetch_one(&mut *conn)
+            .await?;
+            for blob in &m.parsed.blobs {
+                sqlx::query("INSERT INTO manifest_blobs (manifest_id, digest) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(manifest_id)
+                    .bind(blob.digest.to_string())
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            for child in &m.parsed.children {
+                sqlx::query(
+                    "INSERT INTO manifest_children (parent_id, child_digest) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                )
+                .bind(manifest_id)
+                .bind(child.digest.to_string())
+                .execute(&mut *conn)
+                .await?;
+            }
+            for tag in &m.tags {
+                sqlx::query(
+                    "INSERT INTO tags (repository_id, name, manifest_id, updated_at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (repository_id, name)
+                     DO UPDATE SET manifest_id = excluded.manifest_id, updated_at = excluded.updated_at",
+                )
+                .bind(repo_id)
+                .bind(tag.as_str())
+                .bind(manifest_id)
+                .bind(now_ms())
+                .execute(&mut *conn)
+                .await?;
+            }
+            Ok(())
+        }
+
+        /// A row of `manifests` read by tag or digest.
+        type ManifestRow = (String, String, i64, Vec<u8>);
+
+        fn manifest_record(row: ManifestRow) -> MetaResult<ManifestRecord> {
+            let (d, media_type, size, content) = row;
+            Ok(ManifestRecord {
+                digest: digest(&d, "manifests")?,
+                media_type,
+                size: uint(size, "manifests")?,
+                content: content.into(),
+            })
+        }
+
+        pub(in $crate::meta) async fn manifest_by_tag(conn: &mut $conn, repo: &RepoName, tag: &Tag) -> MetaResult<Option<ManifestRecord>> {
+            let row: Option<ManifestRow> = sqlx::query_as(
+                "SELECT m.digest, m.media_type, m.size, m.content FROM tags t
+                 JOIN repositories r ON r.id = t.repository_id
+                 JOIN manifests m ON m.id = t.manifest_id
+                 WHERE r.name = $1 AND t.name = $2",
+            )
+            .bind(repo.as_str())
+            .bind(tag.as_str())
+            .fetch_optional(conn)
+            .await?;
+            row.map(manifest_record).transpose()
+        }
+
+        pub(in $crate::meta) async fn manifest_by_digest(conn: &mut $conn, repo: &RepoName, d: &Digest) -> MetaResult<Option<ManifestRecord>> {
+            let row: Option<ManifestRow> = sqlx::query_as(
+                "SELECT m.digest, m.media_type, m.size, m.content FROM manifests m
+                 JOIN repositories r ON r.id = m.repository_id
+                 WHERE r.name = $1 AND m.digest = $2",
+            )
+            .bind(repo.as_str())
+            .bind(d.to_string())
+            .fetch_optional(conn)
+            .await?;
+            row.map(manifest_record).transpose()
+        }
+
+        pub(in $crate::meta) async fn delete_manifest(conn: &mut $conn, repo: &RepoName, digest: &Digest) -> MetaResult<bool> {
+            let done = sqlx::query(
+                "DELETE FROM manifests
+                 WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND digest = $2",
+            )
+            .bind(repo.as_str())
+            .bind(digest.to_string())
+            .execute(conn)
+            .await?;
+            Ok(done.rows_affected() > 0)
+        }
+
+        pub(in $crate::meta) async fn delete_tag(conn: &mut $conn, repo: &RepoName, tag: &Tag) -> MetaResult<bool> {
+            let done = sqlx::query(
+                "DELETE FROM tags
+                 WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND name = $2",
+            )
+            .bind(repo.as_str())
+            .bind(tag.as_str())
+            .execute(conn)
+            .await?;
+            Ok(done.rows_affected() > 0)
+        }
+
+        pub(in $crate::meta) async fn tags(conn: &mut $conn, repo: &RepoName, page: PageQuery<'_>) -> MetaResult<Option<Vec<String>>> {
+            // One query: a repository without matching tags yields a single row with a NULL
+            // tag, an unknown repository yields no row at all.
+            let rows: Vec<Option<String>> = sqlx::query_scalar(
+                "SELECT t.name FROM repositories r
+                 LEFT JOIN tags t ON t.repository_id = r.id AND t.name > $2
+                 WHERE r.name = $1 ORDER BY t.name LIMIT $3",
+            )
+            .bind(repo.as_str())
+            .bind(page.last.unwrap_or(""))
+            .bind(i64::from(page.limit.max(1)))
+            .fetch_all(conn)
+            .await?;
+            if rows.is_empty() {
+                return Ok(None);
+            }
+            let mut tags: Vec<String> = rows.into_iter().flatten().collect();
+            tags.truncate(page.limit as usize);
+            Ok(Some(tags))
+        }
+
+        pub(in $crate::meta) async fn repositories(conn: &mut $conn, page: PageQuery<'_>) -> MetaResult<Vec<String>> {
+            Ok(sqlx::query_scalar("SELECT name FROM repositories WHERE name > $1 ORDER BY name LIMIT $2")
+                .bind(page.last.unwrap_or(""))
+                .bind(i64::from(page.limit))
+                .fetch_all(conn)
+                .await?)
+        }
+
+        pub(in $crate::meta) async fn referrers(
+            conn: &mut $conn,
+            repo: &RepoName,
+            subject: &Digest,
+            artifact_type: Option<&MediaType>,
+            page: PageQuery<'_>,
+        ) -> MetaResult<Vec<ReferrerRecord>> {
+            type Row = (String, String, i64, Option<String>, Option<String>);
+            let rows: Vec<Row> = sqlx::query_as(
+                "SELECT m.digest, m.media_type, m.size, m.artifact_type, m.annotations
+                 FROM manifests m JOIN repositories r ON r.id = m.repository_id
+                 WHERE r.name = $1 AND m.subject_digest = $2
+                   AND ($3 IS NULL OR m.artifact_type = $3) AND m.digest > $4
+                 ORDER BY m.digest LIMIT $5",
+            )
+            .bind(repo.as_str())
+            .bind(subject.to_string())
+            .bind(artifact_type.map(MediaType::as_str))
+            .bind(page.last.unwrap_or(""))
+            .bind(i64::from(page.limit))
+            .fetch_all(conn)
+            .await?;
+            rows.into_iter()
+                .map(|(d, media_type, size, artifact_type, annotations)| {
+                    Ok(ReferrerRecord {
+                        digest: digest(&d, "manifests")?,
+                        media_type,
+                        size: uint(size, "manifests")?,
+                        artifact_type,
+                        annotations,
+                    })
+                })
+                .collect()
+        }
+    };
+}
+
+pub(super) use queries;
