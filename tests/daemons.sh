@@ -24,8 +24,10 @@ install_packages() {
 
 work=$(mktemp -d /tmp/berth-daemons.XXXXXX)
 daemon_pids=()
+daemon_stops=()
 stop_daemons() {
-  local code=$? pid m
+  local code=$? pid m cmd
+  for cmd in "${daemon_stops[@]}"; do $cmd >/dev/null 2>&1 || true; done
   for pid in "${daemon_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${daemon_pids[@]}"; do
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
@@ -79,4 +81,26 @@ TOML
   log "dockerd did not start:"
   tail -30 "$work/dockerd.log" >&2
   exit 1
+}
+
+# start_postgres: initialises and starts a throwaway PostgreSQL cluster under $work on a free
+# port (trust auth on 127.0.0.1 only) and exports BERTH_TEST_POSTGRES_URL. Returns 1 when it
+# cannot (not root, or PostgreSQL is not installed).
+start_postgres() {
+  local bin
+  bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  if [ "$(id -u)" != 0 ] || [ -z "$bin" ] || ! id postgres >/dev/null 2>&1; then
+    log "not root or no PostgreSQL server: PostgreSQL is not available"
+    return 1
+  fi
+  local port
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  mkdir -p "$work/pg"
+  chown postgres "$work/pg"
+  runuser -u postgres -- "$bin/initdb" -D "$work/pg/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$work/pg-init.log" 2>&1
+  runuser -u postgres -- "$bin/pg_ctl" -D "$work/pg/data" -l "$work/pg/server.log" -w \
+    -o "-p $port -k $work/pg -c listen_addresses=127.0.0.1 -c max_connections=500" start >/dev/null
+  daemon_stops+=("runuser -u postgres -- $bin/pg_ctl -D $work/pg/data -m immediate stop")
+  export BERTH_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
+  log "PostgreSQL is up on 127.0.0.1:$port"
 }

@@ -92,9 +92,10 @@ impl Default for ServerConfig {
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
-    /// Database URL; empty means `sqlite://<data_dir>/berth.db`.
+    /// Database URL: `sqlite://PATH` or `postgres://USER:PASSWORD@HOST:PORT/DB`; empty means
+    /// `sqlite://<data_dir>/berth.db`.
     pub url: String,
-    /// Read connections to the database.
+    /// Connections to the database (SQLite: read connections, plus one writer).
     pub max_connections: u32,
 }
 

@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::blob::{BlobError, BlobStore};
 use crate::config::{Config, StorageBackend, redact_url};
-use crate::meta::{MetaError, SqliteStore};
+use crate::meta::{MetaError, MetaStore, PostgresStore, SqliteStore};
 use crate::service::{Limits, Registry};
 
 /// Why the server could not start.
@@ -26,7 +26,9 @@ pub enum StartError {
         source: std::io::Error,
     },
     /// The database URL names no supported database.
-    #[error("unsupported database URL {0:?}: expected sqlite://PATH")]
+    #[error(
+        "unsupported database URL {0:?}: expected sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DB"
+    )]
     DatabaseUrl(String),
     /// The database could not be opened or migrated.
     #[error("cannot open the metadata database {url}")]
@@ -58,17 +60,7 @@ pub async fn open_registry(config: &Config) -> Result<Registry, StartError> {
         path: data_dir.clone(),
         source,
     })?;
-    let url = config.database_url();
-    let path = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .ok_or_else(|| StartError::DatabaseUrl(redact_url(&url)))?;
-    let meta = SqliteStore::open(path.as_ref(), config.database.max_connections)
-        .await
-        .map_err(|source| StartError::Database {
-            url: redact_url(&url),
-            source,
-        })?;
+    let meta = open_meta(config).await?;
     let blobs = match config.storage.backend {
         StorageBackend::Filesystem => BlobStore::local(&config.storage_path())?,
     };
@@ -78,7 +70,30 @@ pub async fn open_registry(config: &Config) -> Result<Registry, StartError> {
         upload_lease_ms: config.server.upload_lease_secs.saturating_mul(1000),
         body_idle_timeout: Duration::from_secs(config.server.body_idle_timeout_secs),
     };
-    Ok(Registry::new(Arc::new(meta), blobs, limits))
+    Ok(Registry::new(meta, blobs, limits))
+}
+
+/// Opens the metadata store the database URL names: `sqlite://PATH` or `postgres://...`.
+pub async fn open_meta(config: &Config) -> Result<Arc<dyn MetaStore>, StartError> {
+    let url = config.database_url();
+    let opened: Result<Arc<dyn MetaStore>, MetaError> = if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        SqliteStore::open(path.as_ref(), config.database.max_connections)
+            .await
+            .map(|s| Arc::new(s) as Arc<dyn MetaStore>)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        PostgresStore::open(&url, config.database.max_connections)
+            .await
+            .map(|s| Arc::new(s) as Arc<dyn MetaStore>)
+    } else {
+        return Err(StartError::DatabaseUrl(redact_url(&url)));
+    };
+    opened.map_err(|source| StartError::Database {
+        url: redact_url(&url),
+        source,
+    })
 }
 
 /// A bound, ready-to-run server.

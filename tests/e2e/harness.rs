@@ -35,9 +35,11 @@ impl Berth {
         b
     }
 
-    /// Starts berth on `data_dir` (which may hold a previous run's data).
+    /// Starts berth on `data_dir` (which may hold a previous run's data), on the backends
+    /// `BERTH_TEST_BACKEND` selects.
     pub fn start_in(data_dir: &Path, env: &[(&str, &str)]) -> Self {
         std::fs::create_dir_all(data_dir).expect("data dir");
+        let backend_env = backend_env(data_dir);
         let log = data_dir.with_extension(format!("log.{}", unique()));
         let stderr = std::fs::File::create(&log).expect("log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
@@ -48,7 +50,11 @@ impl Berth {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr);
-        for (k, v) in env {
+        for (k, v) in backend_env
+            .iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .chain(env.iter().copied())
+        {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("spawn berth");
@@ -130,6 +136,59 @@ impl Drop for Berth {
             );
         }
         let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// The metadata and storage backends the suite runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite and a local directory (the default).
+    Sqlite,
+    /// PostgreSQL (`BERTH_TEST_POSTGRES_URL`) and a local directory.
+    Postgres,
+}
+
+/// The backend chosen by `BERTH_TEST_BACKEND` (`sqlite` or `postgres`).
+pub fn backend() -> Backend {
+    match std::env::var("BERTH_TEST_BACKEND").as_deref() {
+        Ok("postgres") => Backend::Postgres,
+        Ok("sqlite") | Err(_) => Backend::Sqlite,
+        Ok(other) => panic!("unknown BERTH_TEST_BACKEND {other:?}"),
+    }
+}
+
+/// Settings that point a berth process at the chosen backends. Each data directory gets its
+/// own PostgreSQL database (kept across restarts of the same directory).
+fn backend_env(data_dir: &Path) -> Vec<(&'static str, String)> {
+    match backend() {
+        Backend::Sqlite => Vec::new(),
+        Backend::Postgres => {
+            let admin = std::env::var("BERTH_TEST_POSTGRES_URL").expect(
+                "BERTH_TEST_BACKEND=postgres needs BERTH_TEST_POSTGRES_URL (tests/run sets both)",
+            );
+            let name = format!(
+                "berth_{}",
+                &sha256(data_dir.to_string_lossy().as_bytes())[7..23]
+            );
+            let out = Command::new("psql")
+                .arg(&admin)
+                .args([
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-q",
+                    "-c",
+                    &format!("CREATE DATABASE {name}"),
+                ])
+                .output()
+                .expect("run psql");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success() || err.contains("already exists"),
+                "CREATE DATABASE failed: {err}"
+            );
+            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+            vec![("BERTH_DATABASE_URL", format!("{base}/{name}"))]
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 //! the state after it.
 
 mod cache;
+mod postgres;
 mod sql;
 mod sqlite;
 mod writer;
@@ -16,6 +17,7 @@ use async_trait::async_trait;
 
 use crate::domain::{Digest, MediaType, ParsedManifest, Reference, RepoName, Tag, UploadId};
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// A failure of the metadata database.
