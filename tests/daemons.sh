@@ -95,11 +95,20 @@ start_postgres() {
   fi
   local port
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  # The postgres user must be able to reach its directory inside $work (mode 700 by mktemp).
+  chmod 755 "$work"
   mkdir -p "$work/pg"
   chown postgres "$work/pg"
-  runuser -u postgres -- "$bin/initdb" -D "$work/pg/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$work/pg-init.log" 2>&1
-  runuser -u postgres -- "$bin/pg_ctl" -D "$work/pg/data" -l "$work/pg/server.log" -w \
-    -o "-p $port -k $work/pg -c listen_addresses=127.0.0.1 -c max_connections=500" start >/dev/null
+  if ! runuser -u postgres -- "$bin/initdb" -D "$work/pg/data" -U postgres --auth=trust -E UTF8 \
+      --locale=C.UTF-8 >"$work/pg-init.log" 2>&1; then
+    log "initdb failed:"; tail -20 "$work/pg-init.log" >&2
+    return 1
+  fi
+  if ! runuser -u postgres -- "$bin/pg_ctl" -D "$work/pg/data" -l "$work/pg/server.log" -w \
+      -o "-p $port -k $work/pg -c listen_addresses=127.0.0.1 -c max_connections=500" start >/dev/null; then
+    log "PostgreSQL did not start:"; tail -20 "$work/pg/server.log" >&2
+    return 1
+  fi
   daemon_stops+=("runuser -u postgres -- $bin/pg_ctl -D $work/pg/data -m immediate stop")
   export BERTH_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
   log "PostgreSQL is up on 127.0.0.1:$port"
