@@ -113,3 +113,34 @@ start_postgres() {
   export BERTH_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
   log "PostgreSQL is up on 127.0.0.1:$port"
 }
+
+# start_s3: starts moto's S3-compatible server (installed from PyPI when missing) on a free
+# loopback port and exports BERTH_TEST_S3_ENDPOINT. Returns 1 when it cannot.
+start_s3() {
+  if ! command -v moto_server >/dev/null 2>&1; then
+    if command -v pip3 >/dev/null 2>&1 || command -v pip >/dev/null 2>&1; then
+      log "installing moto[server] from PyPI"
+      "$(command -v pip3 || command -v pip)" install -q 'moto[server]' >"$work/pip.log" 2>&1 \
+        || { log "pip install moto failed:"; tail -5 "$work/pip.log" >&2; return 1; }
+      hash -r
+    fi
+  fi
+  if ! command -v moto_server >/dev/null 2>&1; then
+    log "moto_server is not available"
+    return 1
+  fi
+  local port
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  moto_server -H 127.0.0.1 -p "$port" >"$work/moto.log" 2>&1 &
+  daemon_pids+=($!)
+  for _ in $(seq 100); do
+    if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null; then
+      export BERTH_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
+      log "S3 (moto) is up on 127.0.0.1:$port"
+      return 0
+    fi
+    sleep 0.2
+  done
+  log "moto did not start:"; tail -10 "$work/moto.log" >&2
+  return 1
+}

@@ -175,6 +175,8 @@ fn median(values: &[f64]) -> Option<f64> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // reqwest is built without a bundled TLS provider in this workspace; install ring's.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     std::fs::create_dir_all(&args.scratch)?;
     let mut registries = Vec::new();
     registries.push(match &args.berth_url {

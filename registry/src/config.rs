@@ -70,8 +70,15 @@ pub struct ServerConfig {
     pub upload_lease_secs: u64,
     /// Seconds a request body may stall (no bytes arriving) before the request is aborted.
     pub body_idle_timeout_secs: u64,
-    /// Seconds to let requests in flight finish after SIGINT/SIGTERM before exiting.
+    /// Seconds to keep serving after SIGINT/SIGTERM while reporting not-ready, so load
+    /// balancers stop routing here before the listener closes.
+    pub shutdown_drain_secs: u64,
+    /// Seconds to let requests in flight finish after the drain before exiting anyway.
     pub shutdown_timeout_secs: u64,
+    /// Seconds an upload session may stay idle before it expires and its bytes are removed.
+    pub upload_ttl_secs: u64,
+    /// Seconds between sweeps for expired upload sessions.
+    pub upload_cleanup_interval_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -83,7 +90,10 @@ impl Default for ServerConfig {
             referrers_page_size: 1000,
             upload_lease_secs: 60,
             body_idle_timeout_secs: 60,
+            shutdown_drain_secs: 3,
             shutdown_timeout_secs: 30,
+            upload_ttl_secs: 24 * 60 * 60,
+            upload_cleanup_interval_secs: 600,
         }
     }
 }
@@ -139,6 +149,23 @@ pub fn redact_url(url: &str) -> String {
 pub enum StorageBackend {
     /// A local directory.
     Filesystem,
+    /// Amazon S3 or an S3-compatible store (MinIO, Ceph, R2, moto...).
+    S3,
+    /// Google Cloud Storage.
+    Gcs,
+    /// Azure Blob Storage.
+    Azure,
+}
+
+/// A secret setting: shown as `***` in debug output and logs.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "***" })
+    }
 }
 
 /// `[storage]`
@@ -149,6 +176,26 @@ pub struct StorageConfig {
     pub backend: StorageBackend,
     /// Directory of the filesystem backend; empty means `<data_dir>/blobs`.
     pub path: String,
+    /// Bucket (S3, GCS) or container (Azure) of the cloud backends.
+    pub bucket: String,
+    /// S3 region; empty means `AWS_REGION`/`AWS_DEFAULT_REGION`, else `us-east-1`.
+    pub region: String,
+    /// S3 endpoint URL for S3-compatible stores; empty means AWS.
+    pub endpoint: String,
+    /// S3 path-style requests (`endpoint/bucket/key`) instead of virtual-hosted style.
+    pub path_style: bool,
+    /// Allow plain HTTP to the endpoint (for stores on a private network or loopback).
+    pub allow_http: bool,
+    /// S3 access key id; empty means the standard AWS environment and credential chain.
+    pub access_key_id: String,
+    /// S3 secret access key; empty means the standard AWS environment and credential chain.
+    pub secret_access_key: Secret,
+    /// Size of multipart-upload parts sent to cloud stores, MiB (S3 needs at least 5).
+    pub part_size_mib: u64,
+    /// Answer blob downloads with redirects to short-lived presigned URLs (cloud backends).
+    pub redirect: bool,
+    /// Lifetime of presigned URLs, seconds.
+    pub redirect_ttl_secs: u64,
 }
 
 impl Default for StorageConfig {
@@ -156,6 +203,16 @@ impl Default for StorageConfig {
         Self {
             backend: StorageBackend::Filesystem,
             path: String::new(),
+            bucket: String::new(),
+            region: String::new(),
+            endpoint: String::new(),
+            path_style: true,
+            allow_http: false,
+            access_key_id: String::new(),
+            secret_access_key: Secret::default(),
+            part_size_mib: 16,
+            redirect: false,
+            redirect_ttl_secs: 300,
         }
     }
 }

@@ -3,15 +3,18 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::blob::{BlobError, BlobStore};
 use crate::config::{Config, StorageBackend, redact_url};
 use crate::meta::{MetaError, MetaStore, PostgresStore, SqliteStore};
 use crate::service::{Limits, Registry};
+use object_store::aws::AmazonS3Builder;
+use object_store::azure::MicrosoftAzureBuilder;
+use object_store::gcp::GoogleCloudStorageBuilder;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +45,9 @@ pub enum StartError {
     /// Blob storage could not be opened.
     #[error("cannot open blob storage")]
     Storage(#[from] BlobError),
+    /// The storage settings are inconsistent.
+    #[error("invalid storage settings: {0}")]
+    StorageConfig(String),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}")]
     Bind {
@@ -61,9 +67,7 @@ pub async fn open_registry(config: &Config) -> Result<Registry, StartError> {
         source,
     })?;
     let meta = open_meta(config).await?;
-    let blobs = match config.storage.backend {
-        StorageBackend::Filesystem => BlobStore::local(&config.storage_path())?,
-    };
+    let blobs = open_blobs(config)?;
     let limits = Limits {
         max_manifest_bytes: config.server.max_manifest_bytes,
         referrers_page_size: config.server.referrers_page_size,
@@ -71,6 +75,87 @@ pub async fn open_registry(config: &Config) -> Result<Registry, StartError> {
         body_idle_timeout: Duration::from_secs(config.server.body_idle_timeout_secs),
     };
     Ok(Registry::new(meta, blobs, limits))
+}
+
+/// Opens the blob storage `[storage]` names.
+pub fn open_blobs(config: &Config) -> Result<BlobStore, StartError> {
+    // Cloud clients talk TLS through rustls; pick its ring provider once per process
+    // (installing twice is harmless, so the result is ignored).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let s = &config.storage;
+    if s.backend != StorageBackend::Filesystem && s.bucket.is_empty() {
+        return Err(StartError::StorageConfig(format!(
+            "storage.backend = {:?} needs storage.bucket",
+            s.backend
+        )));
+    }
+    let part_size = usize::try_from(s.part_size_mib.max(1) << 20).unwrap_or(16 << 20);
+    let ttl = Duration::from_secs(s.redirect_ttl_secs.max(1));
+    let store = match s.backend {
+        StorageBackend::Filesystem => {
+            if s.redirect {
+                return Err(StartError::StorageConfig(
+                    "storage.redirect needs a cloud backend (s3, gcs or azure)".into(),
+                ));
+            }
+            return Ok(BlobStore::local(&config.storage_path())?);
+        }
+        StorageBackend::S3 => {
+            let mut b = AmazonS3Builder::from_env()
+                .with_bucket_name(&s.bucket)
+                .with_virtual_hosted_style_request(!s.path_style)
+                .with_allow_http(s.allow_http);
+            if !s.region.is_empty() {
+                b = b.with_region(&s.region);
+            }
+            if !s.endpoint.is_empty() {
+                b = b.with_endpoint(&s.endpoint);
+            }
+            if !s.access_key_id.is_empty() {
+                b = b.with_access_key_id(&s.access_key_id);
+            }
+            if !s.secret_access_key.0.is_empty() {
+                b = b.with_secret_access_key(&s.secret_access_key.0);
+            }
+            let store = Arc::new(b.build().map_err(BlobError::from)?);
+            let blobs = BlobStore::cloud(store.clone(), part_size);
+            if s.redirect {
+                blobs.with_redirects(store, ttl)
+            } else {
+                blobs
+            }
+        }
+        StorageBackend::Gcs => {
+            let store = Arc::new(
+                GoogleCloudStorageBuilder::from_env()
+                    .with_bucket_name(&s.bucket)
+                    .build()
+                    .map_err(BlobError::from)?,
+            );
+            let blobs = BlobStore::cloud(store.clone(), part_size);
+            if s.redirect {
+                blobs.with_redirects(store, ttl)
+            } else {
+                blobs
+            }
+        }
+        StorageBackend::Azure => {
+            let store = Arc::new(
+                MicrosoftAzureBuilder::from_env()
+                    .with_container_name(&s.bucket)
+                    .with_allow_http(s.allow_http)
+                    .build()
+                    .map_err(BlobError::from)?,
+            );
+            let blobs = BlobStore::cloud(store.clone(), part_size);
+            if s.redirect {
+                blobs.with_redirects(store, ttl)
+            } else {
+                blobs
+            }
+        }
+    };
+    Ok(store)
 }
 
 /// Opens the metadata store the database URL names: `sqlite://PATH` or `postgres://...`.
@@ -101,6 +186,9 @@ pub struct Server {
     listener: TcpListener,
     registry: Registry,
     shutdown_timeout: Duration,
+    drain: Duration,
+    upload_ttl: Duration,
+    cleanup_interval: Duration,
 }
 
 impl Server {
@@ -115,6 +203,11 @@ impl Server {
             listener,
             registry,
             shutdown_timeout: Duration::from_secs(config.server.shutdown_timeout_secs),
+            drain: Duration::from_secs(config.server.shutdown_drain_secs),
+            upload_ttl: Duration::from_secs(config.server.upload_ttl_secs),
+            cleanup_interval: Duration::from_secs(
+                config.server.upload_cleanup_interval_secs.max(1),
+            ),
         })
     }
 
@@ -123,38 +216,112 @@ impl Server {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` completes, then lets requests in flight finish for up to the
-    /// configured shutdown timeout.
+    /// Serves until `shutdown` completes, then shuts down without dropping a request:
+    ///
+    /// 1. drain: `/readyz` reports not-ready and every response carries `Connection: close`,
+    ///    while the listener still accepts (load balancers notice and stop routing here);
+    /// 2. the listener closes; open connections stay up until their client closes them or
+    ///    their next request is answered (with `Connection: close`). Idle keep-alive
+    ///    connections are never closed from this side, since a client may be sending a request
+    ///    on one at that very moment;
+    /// 3. after the shutdown timeout, whatever is left is dropped.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let app = crate::api::router(self.registry);
-        let listener = self.listener.tap_io(|tcp| {
-            // Small responses (manifests, status codes) should not wait for Nagle's algorithm.
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
-            }
-        });
-        let stopping = Arc::new(tokio::sync::Notify::new());
-        let notify = stopping.clone();
-        let graceful = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let ready = Arc::new(AtomicBool::new(true));
+        let app = crate::api::router(self.registry.clone(), ready.clone());
+        let _janitor = AbortOnDrop(tokio::spawn(expire_uploads_forever(
+            self.registry,
+            self.upload_ttl,
+            self.cleanup_interval,
+        )));
+        let drain = self.drain;
+        let stop_accepting = async move {
             shutdown.await;
-            notify.notify_one();
-        });
-        let grace = self.shutdown_timeout;
-        tokio::select! {
-            served = graceful => served,
-            () = async {
-                stopping.notified().await;
-                tokio::time::sleep(grace).await;
-            } => {
-                tracing::warn!(
-                    timeout_secs = grace.as_secs(),
-                    "requests still in flight at the shutdown timeout; exiting"
-                );
-                Ok(())
+            ready.store(false, Ordering::Release);
+            tracing::info!(drain_secs = drain.as_secs(), "draining before shutdown");
+            tokio::time::sleep(drain).await;
+        };
+        let mut connections = tokio::task::JoinSet::new();
+        tokio::pin!(stop_accepting);
+        loop {
+            tokio::select! {
+                () = &mut stop_accepting => break,
+                accepted = self.listener.accept() => {
+                    let (tcp, _) = match accepted {
+                        Ok(c) => c,
+                        Err(e) => {
+                            // Out of file descriptors and the like: back off, keep serving.
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    connections.spawn(serve_connection(tcp, app.clone()));
+                }
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
             }
+        }
+        drop(self.listener);
+        tracing::info!(
+            open = connections.len(),
+            "stopped accepting; finishing open connections"
+        );
+        let finished = tokio::time::timeout(self.shutdown_timeout, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        if finished.is_err() {
+            tracing::warn!(
+                open = connections.len(),
+                timeout_secs = self.shutdown_timeout.as_secs(),
+                "connections still open at the shutdown timeout; exiting"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Serves HTTP/1.1 on one connection until the client closes it or a response says
+/// `Connection: close`.
+async fn serve_connection(tcp: tokio::net::TcpStream, app: axum::Router) {
+    // Small responses (manifests, status codes) should not wait for Nagle's algorithm.
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "could not set TCP_NODELAY");
+    }
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let served = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        // A client must send its request head within this time (slowloris protection).
+        .header_read_timeout(Duration::from_secs(30))
+        .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+        .await;
+    if let Err(e) = served {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Removes expired upload sessions every `interval`, on every replica (each session is taken
+/// by exactly one).
+async fn expire_uploads_forever(registry: Registry, ttl: Duration, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match registry.expire_uploads(ttl).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(expired = n, "removed expired upload sessions"),
+            Err(e) => tracing::warn!(error = %e, "could not remove expired upload sessions"),
         }
     }
 }

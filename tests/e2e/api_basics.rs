@@ -168,3 +168,30 @@ async fn requests_are_logged_one_line_each_without_query_strings() {
     assert_eq!(lines[1]["status"], 404);
     assert!(!logs.contains("hunter2"));
 }
+
+#[tokio::test]
+async fn health_probes_answer() {
+    let b = Berth::start();
+    let resp = b.get("/healthz").await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = b.get("/readyz").await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.text().await.unwrap(), "ready\n");
+}
+
+#[tokio::test]
+async fn readiness_turns_off_while_draining() {
+    let mut b = Berth::start_with(&[("BERTH_SERVER_SHUTDOWN_DRAIN_SECS", "3")]);
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(b.pid().unwrap().to_string())
+        .status();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // Still serving during the drain, but not ready, and closing connections after each reply.
+    let resp = b.get("/readyz").await;
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(resp.headers()["connection"], "close");
+    let resp = b.get("/v2/").await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(b.terminate(std::time::Duration::from_secs(20)));
+}

@@ -1,7 +1,6 @@
 //! Crash safety: SIGKILL the server mid-request, restart it on the same data, and check that
 //! the store is consistent and usable.
 
-use std::path::Path;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -61,22 +60,21 @@ pub async fn assert_consistent(b: &Berth) {
             }
         }
     }
-    assert_blob_files_match_their_names(&b.data_dir.join("blobs/blobs/sha256"));
+    assert_blob_objects_match_their_names(b);
 }
 
 /// No partial or wrong blob is ever visible under a digest.
-fn assert_blob_files_match_their_names(dir: &Path) {
-    let Ok(prefixes) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for prefix in prefixes.flatten() {
-        for file in std::fs::read_dir(prefix.path()).unwrap().flatten() {
-            let name = file.file_name().to_string_lossy().to_string();
-            let bytes = std::fs::read(file.path()).unwrap();
+fn assert_blob_objects_match_their_names(b: &Berth) {
+    for key in b.stored_objects() {
+        if let Some(hex) = key
+            .strip_prefix("blobs/sha256/")
+            .and_then(|k| k.split('/').nth(1))
+        {
+            let bytes = b.read_object(&key);
             assert_eq!(
                 sha256(&bytes),
-                format!("sha256:{name}"),
-                "blob file {name} is not its content"
+                format!("sha256:{hex}"),
+                "object {key} is not its content"
             );
         }
     }
@@ -308,4 +306,45 @@ async fn sigterm_finishes_promptly_even_with_a_stalled_client() {
     );
     pending.abort();
     assert!(b.logs().contains("shutting down"));
+}
+
+#[tokio::test]
+async fn abandoned_upload_sessions_expire_with_their_bytes() {
+    let b = Berth::start_with(&[
+        ("BERTH_SERVER_UPLOAD_TTL_SECS", "1"),
+        ("BERTH_SERVER_UPLOAD_CLEANUP_INTERVAL_SECS", "1"),
+    ]);
+    let location = b.start_upload("app").await;
+    // Enough for a multipart upload on S3 (5 MiB parts in the tests), a file locally.
+    let resp = b
+        .http
+        .patch(b.url(&location))
+        .body(random_bytes(6 << 20, 9))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let fresh = b.start_upload("app").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if b.get(&location).await.status() == StatusCode::NOT_FOUND {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the idle session never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(b.logs().contains("removed expired upload sessions"));
+    // Its bytes are gone too: no upload file, no assembled object.
+    let leftovers: Vec<String> = b
+        .stored_objects()
+        .into_iter()
+        .filter(|k| k.starts_with("uploads/") || k.starts_with("data/"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let open = b.open_multipart_uploads();
+    assert!(open.is_empty(), "multipart uploads left open: {open:?}");
+    let _ = fresh;
 }

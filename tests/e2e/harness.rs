@@ -38,12 +38,20 @@ impl Berth {
     /// Starts berth on `data_dir` (which may hold a previous run's data), on the backends
     /// `BERTH_TEST_BACKEND` selects.
     pub fn start_in(data_dir: &Path, env: &[(&str, &str)]) -> Self {
+        Self::start_at(data_dir, env, "127.0.0.1:0")
+    }
+
+    /// Like [`Berth::start_in`], listening on `listen` (to restart a replica on its port).
+    pub fn start_at(data_dir: &Path, env: &[(&str, &str)], listen: &str) -> Self {
         std::fs::create_dir_all(data_dir).expect("data dir");
+        // reqwest is built without a bundled TLS provider (the registry installs ring's);
+        // the tests' client needs one too, even though it only speaks plain HTTP.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let backend_env = backend_env(data_dir);
         let log = data_dir.with_extension(format!("log.{}", unique()));
         let stderr = std::fs::File::create(&log).expect("log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        cmd.args(["serve", "--listen", listen, "--data-dir"])
             .arg(data_dir)
             .env_remove("RUST_LOG")
             .env("BERTH_LOG_FORMAT", "json")
@@ -119,6 +127,64 @@ impl Berth {
         self.child.as_ref().map(Child::id)
     }
 
+    /// Keys of every object in blob storage (`blobs/...`, `data/...`, `uploads/...`).
+    pub fn stored_objects(&self) -> Vec<String> {
+        match backend() {
+            Backend::Sqlite | Backend::Postgres => {
+                let root = self.data_dir.join("blobs");
+                walk(&root)
+                    .into_iter()
+                    .filter_map(|p| {
+                        p.strip_prefix(&root)
+                            .ok()
+                            .map(|r| r.to_string_lossy().into_owned())
+                    })
+                    .collect()
+            }
+            Backend::PostgresS3 => {
+                let bucket = store_name(&self.data_dir);
+                let (status, _, body) =
+                    s3_request("GET", &format!("/{bucket}?list-type=2&max-keys=100000"));
+                assert_eq!(status, 200, "list bucket");
+                let xml = String::from_utf8_lossy(&body);
+                xml.split("<Key>")
+                    .skip(1)
+                    .filter_map(|s| s.split_once("</Key>").map(|(k, _)| k.to_owned()))
+                    .collect()
+            }
+        }
+    }
+
+    /// Multipart uploads in progress in the bucket (always empty for a local directory).
+    pub fn open_multipart_uploads(&self) -> Vec<String> {
+        if backend() != Backend::PostgresS3 {
+            return Vec::new();
+        }
+        let bucket = store_name(&self.data_dir);
+        let (status, _, body) = s3_request("GET", &format!("/{bucket}?uploads"));
+        assert_eq!(status, 200, "list multipart uploads");
+        let xml = String::from_utf8_lossy(&body);
+        xml.split("<UploadId>")
+            .skip(1)
+            .filter_map(|s| s.split_once("</UploadId>").map(|(k, _)| k.to_owned()))
+            .collect()
+    }
+
+    /// The bytes of a stored object, by key.
+    pub fn read_object(&self, key: &str) -> Vec<u8> {
+        match backend() {
+            Backend::Sqlite | Backend::Postgres => {
+                std::fs::read(self.data_dir.join("blobs").join(key)).expect("read object")
+            }
+            Backend::PostgresS3 => {
+                let bucket = store_name(&self.data_dir);
+                let (status, _, body) = s3_request("GET", &format!("/{bucket}/{key}"));
+                assert_eq!(status, 200, "get object {key}");
+                body
+            }
+        }
+    }
+
     /// Everything the server logged so far.
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -146,50 +212,119 @@ pub enum Backend {
     Sqlite,
     /// PostgreSQL (`BERTH_TEST_POSTGRES_URL`) and a local directory.
     Postgres,
+    /// PostgreSQL and an S3-compatible server (`BERTH_TEST_S3_ENDPOINT`).
+    PostgresS3,
 }
 
-/// The backend chosen by `BERTH_TEST_BACKEND` (`sqlite` or `postgres`).
+/// The backend chosen by `BERTH_TEST_BACKEND` (`sqlite`, `postgres` or `postgres-s3`).
 pub fn backend() -> Backend {
     match std::env::var("BERTH_TEST_BACKEND").as_deref() {
         Ok("postgres") => Backend::Postgres,
+        Ok("postgres-s3") => Backend::PostgresS3,
         Ok("sqlite") | Err(_) => Backend::Sqlite,
         Ok(other) => panic!("unknown BERTH_TEST_BACKEND {other:?}"),
     }
 }
 
+/// A short name derived from a data directory, for its database and bucket.
+fn store_name(data_dir: &Path) -> String {
+    format!(
+        "berth-{}",
+        &sha256(data_dir.to_string_lossy().as_bytes())[7..23]
+    )
+}
+
 /// Settings that point a berth process at the chosen backends. Each data directory gets its
-/// own PostgreSQL database (kept across restarts of the same directory).
+/// own PostgreSQL database and bucket, kept across restarts of the same directory.
 fn backend_env(data_dir: &Path) -> Vec<(&'static str, String)> {
-    match backend() {
-        Backend::Sqlite => Vec::new(),
-        Backend::Postgres => {
-            let admin = std::env::var("BERTH_TEST_POSTGRES_URL").expect(
-                "BERTH_TEST_BACKEND=postgres needs BERTH_TEST_POSTGRES_URL (tests/run sets both)",
-            );
-            let name = format!(
-                "berth_{}",
-                &sha256(data_dir.to_string_lossy().as_bytes())[7..23]
-            );
-            let out = Command::new("psql")
-                .arg(&admin)
-                .args([
-                    "-v",
-                    "ON_ERROR_STOP=1",
-                    "-q",
-                    "-c",
-                    &format!("CREATE DATABASE {name}"),
-                ])
-                .output()
-                .expect("run psql");
-            let err = String::from_utf8_lossy(&out.stderr);
-            assert!(
-                out.status.success() || err.contains("already exists"),
-                "CREATE DATABASE failed: {err}"
-            );
-            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-            vec![("BERTH_DATABASE_URL", format!("{base}/{name}"))]
+    let mut env = Vec::new();
+    if matches!(backend(), Backend::Postgres | Backend::PostgresS3) {
+        let admin = std::env::var("BERTH_TEST_POSTGRES_URL")
+            .expect("this BERTH_TEST_BACKEND needs BERTH_TEST_POSTGRES_URL (tests/run sets both)");
+        let name = store_name(data_dir).replace('-', "_");
+        let out = Command::new("psql")
+            .arg(&admin)
+            .args([
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-q",
+                "-c",
+                &format!("CREATE DATABASE {name}"),
+            ])
+            .output()
+            .expect("run psql");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() || err.contains("already exists"),
+            "CREATE DATABASE failed: {err}"
+        );
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        env.push(("BERTH_DATABASE_URL", format!("{base}/{name}")));
+    }
+    if backend() == Backend::PostgresS3 {
+        let bucket = store_name(data_dir);
+        // moto accepts unsigned requests, so the bucket is created with a plain PUT.
+        let (status, _, body) = s3_request("PUT", &format!("/{bucket}"));
+        assert!(
+            status == 200 || status == 409,
+            "create bucket: {status} {}",
+            String::from_utf8_lossy(&body)
+        );
+        env.extend([
+            ("BERTH_STORAGE_BACKEND", "s3".to_owned()),
+            ("BERTH_STORAGE_BUCKET", bucket),
+            ("BERTH_STORAGE_ENDPOINT", s3_endpoint()),
+            ("BERTH_STORAGE_ALLOW_HTTP", "true".to_owned()),
+            ("BERTH_STORAGE_REGION", "us-east-1".to_owned()),
+            ("BERTH_STORAGE_ACCESS_KEY_ID", "test".to_owned()),
+            ("BERTH_STORAGE_SECRET_ACCESS_KEY", "test".to_owned()),
+            // S3's minimum, so test-sized blobs still span several parts.
+            ("BERTH_STORAGE_PART_SIZE_MIB", "5".to_owned()),
+        ]);
+    }
+    env
+}
+
+/// The S3-compatible test server, `http://127.0.0.1:PORT`.
+pub fn s3_endpoint() -> String {
+    std::env::var("BERTH_TEST_S3_ENDPOINT")
+        .expect("BERTH_TEST_BACKEND=postgres-s3 needs BERTH_TEST_S3_ENDPOINT (tests/run sets it)")
+}
+
+/// A request to the S3 test server. moto does not check signatures but refuses anonymous
+/// reads of private objects, so a syntactically valid (unchecked) Authorization is sent.
+fn s3_request(method: &str, path: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let endpoint = s3_endpoint();
+    let addr = endpoint
+        .trim_start_matches("http://")
+        .parse()
+        .expect("S3 endpoint address");
+    raw_http(
+        addr,
+        format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\
+             Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, \
+             SignedHeaders=host, Signature=00\r\n\r\n",
+            endpoint.trim_start_matches("http://")
+        )
+        .as_bytes(),
+    )
+}
+
+/// Every file under `dir`, recursively.
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
         }
     }
+    out
 }
 
 fn unique() -> u64 {

@@ -13,4 +13,6 @@ mod client;
 mod crash;
 mod harness;
 mod memory;
+mod nginx;
 mod real_clients;
+mod replicas;

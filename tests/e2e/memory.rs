@@ -29,7 +29,12 @@ fn block(base: &[u8], i: u64) -> Vec<u8> {
 
 #[tokio::test]
 async fn a_5_gib_upload_and_download_run_in_constant_memory() {
-    const BLOCKS: u64 = 5 * 1024; // 5 GiB
+    // 5 GiB on local storage; 1 GiB through the S3 test server, which keeps every byte in
+    // its own memory and is slow (the registry's memory bound is the same either way).
+    let blocks: u64 = match crate::harness::backend() {
+        crate::harness::Backend::PostgresS3 => 1024,
+        _ => 5 * 1024,
+    };
     let b = Berth::start();
     let pid = b.pid().unwrap();
     let baseline = peak_rss_kib(pid);
@@ -37,11 +42,11 @@ async fn a_5_gib_upload_and_download_run_in_constant_memory() {
     // The digest is computed on the fly; the blob is never held in the test either.
     let base = std::sync::Arc::new(crate::harness::random_bytes(1 << 20, 99));
     let mut hasher = Sha256::new();
-    for i in 0..BLOCKS {
+    for i in 0..blocks {
         hasher.update(block(&base, i));
     }
     let digest = format!("sha256:{}", hex::encode(hasher.finalize()));
-    let body = futures_util::stream::iter(0..BLOCKS)
+    let body = futures_util::stream::iter(0..blocks)
         .map(move |i| Ok::<_, std::io::Error>(block(&base, i)));
     let location = b.start_upload("big").await;
     let resp = b
@@ -66,7 +71,7 @@ async fn a_5_gib_upload_and_download_run_in_constant_memory() {
     let resp = b.get(&format!("/v2/big/blobs/{digest}")).await;
     assert_eq!(
         resp.headers()["content-length"],
-        (BLOCKS << 20).to_string().as_str()
+        (blocks << 20).to_string().as_str()
     );
     let mut stream = resp.bytes_stream();
     let mut check = Sha256::new();
@@ -76,14 +81,15 @@ async fn a_5_gib_upload_and_download_run_in_constant_memory() {
         total += chunk.len() as u64;
         check.update(&chunk);
     }
-    assert_eq!(total, BLOCKS << 20);
+    assert_eq!(total, blocks << 20);
     assert_eq!(format!("sha256:{}", hex::encode(check.finalize())), digest);
     let after_download = peak_rss_kib(pid);
 
     eprintln!(
-        "server peak RSS: start {baseline} KiB, after 5 GiB upload {after_upload} KiB, after download {after_download} KiB"
+        "server peak RSS: start {baseline} KiB, after a {blocks} MiB upload {after_upload} KiB, after download {after_download} KiB"
     );
-    // Constant memory: the peak grows by buffers, not by the blob (5 GiB = 5,242,880 KiB).
+    // Constant memory: the peak grows by buffers (and at most a few multipart parts), not by
+    // the blob (5 GiB = 5,242,880 KiB).
     assert!(
         after_download < baseline + 64 * 1024,
         "peak RSS grew from {baseline} to {after_download} KiB"

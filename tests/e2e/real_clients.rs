@@ -32,14 +32,14 @@ fn ok(cmd: &mut Command) -> String {
 }
 
 /// A docker client bound to the test daemon, or `None` (skip) outside CI.
-struct Docker {
+pub(crate) struct Docker {
     bin: PathBuf,
     host: String,
     config: tempfile::TempDir,
 }
 
 impl Docker {
-    fn get() -> Option<Self> {
+    pub(crate) fn get() -> Option<Self> {
         let host = std::env::var("BERTH_TEST_DOCKER_HOST").ok();
         let bin = std::env::var_os("BERTH_TEST_DOCKER")
             .map(PathBuf::from)
@@ -71,12 +71,12 @@ impl Docker {
         c
     }
 
-    fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         ok(&mut self.cmd(args))
     }
 }
 
-fn busybox() -> Option<PathBuf> {
+pub(crate) fn busybox() -> Option<PathBuf> {
     let path = PathBuf::from(
         std::env::var("BERTH_TEST_BUSYBOX").unwrap_or_else(|_| "/bin/busybox".into()),
     );
@@ -96,7 +96,7 @@ fn busybox() -> Option<PathBuf> {
 }
 
 /// A build context: a busybox root filesystem, and a file that a later layer deletes.
-fn build_context(dir: &Path, busybox: &Path, greeting: &str) {
+pub(crate) fn build_context(dir: &Path, busybox: &Path, greeting: &str) {
     std::fs::create_dir_all(dir.join("rootfs/bin")).unwrap();
     std::fs::copy(busybox, dir.join("rootfs/bin/busybox")).unwrap();
     std::fs::write(dir.join("hello.txt"), format!("{greeting}\n")).unwrap();

@@ -57,6 +57,24 @@ pub async fn get(
             ),
         ]
     };
+    let method = if head {
+        http::Method::HEAD
+    } else {
+        http::Method::GET
+    };
+    if let Some(url) = reg.blob_redirect(&name, &digest, method).await? {
+        return Ok((
+            StatusCode::TEMPORARY_REDIRECT,
+            [
+                (header::LOCATION, hv(url)),
+                (
+                    header::HeaderName::from_static("docker-content-digest"),
+                    hv(digest.to_string()),
+                ),
+            ],
+        )
+            .into_response());
+    }
     if head {
         let size = reg.blob_size(&name, &digest).await?;
         return Ok((StatusCode::OK, common(size)).into_response());

@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::route::RouteError;
+use crate::blob::BlobError;
 use crate::domain::{DigestError, NameError};
 use crate::service::RegistryError;
 
@@ -192,6 +193,9 @@ impl From<RegistryError> for ApiError {
                 headers: Vec::new(),
             },
             RegistryError::ManifestUnknown => Self::new(S::NOT_FOUND, C::ManifestUnknown, msg),
+            RegistryError::Blob(BlobError::Unsupported(reason)) => {
+                Self::new(S::BAD_REQUEST, C::DigestInvalid, *reason)
+            }
             RegistryError::Meta(_) | RegistryError::Blob(_) | RegistryError::HashState(_) => Self::internal(&e),
         }
     }

@@ -30,6 +30,23 @@ pub async fn api_version(request: Request, next: Next) -> Response {
     response
 }
 
+/// While the process drains before shutting down (`ready` is false), answers every request
+/// with `Connection: close`, so clients and load balancers stop reusing the connection after
+/// this response instead of racing a later close of an idle keep-alive connection.
+pub async fn close_when_draining(
+    axum::extract::State(ready): axum::extract::State<Arc<std::sync::atomic::AtomicBool>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    if !ready.load(Ordering::Acquire) {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
 /// One log line per request: method, route, status, bytes in and out, latency (to the
 /// response head; streamed bodies continue after it). Never the query string or headers,
 /// which may carry credentials.

@@ -15,6 +15,7 @@ pub mod route;
 mod uploads;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::body::Body;
@@ -32,8 +33,16 @@ use route::OciRoute;
 
 pub use middleware::RouteName;
 
-/// Builds the router for the registry API.
-pub fn router(registry: Registry) -> Router {
+/// Builds the router for the registry API and the health probes. `ready` is cleared when
+/// the process starts shutting down, so load balancers stop sending it requests.
+pub fn router(registry: Registry, ready: Arc<AtomicBool>) -> Router {
+    let health = Router::new()
+        .route("/healthz", axum::routing::get(healthz))
+        .route("/readyz", axum::routing::get(readyz))
+        .with_state(Arc::new(Probe {
+            registry: registry.clone(),
+            ready: ready.clone(),
+        }));
     let state = Arc::new(registry);
     Router::new()
         .route("/v2", axum::routing::any(dispatch))
@@ -41,13 +50,51 @@ pub fn router(registry: Registry) -> Router {
         .route("/v2/{*rest}", axum::routing::any(dispatch))
         .fallback(not_found)
         .with_state(state)
+        .merge(health)
         // Blob bodies are streamed, never buffered; manifest bodies have their own limit.
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn(middleware::api_version))
+        .layer(axum::middleware::from_fn_with_state(
+            ready,
+            middleware::close_when_draining,
+        ))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             middleware::panic_response,
         ))
         .layer(axum::middleware::from_fn(middleware::request_log))
+}
+
+/// What the health probes look at.
+struct Probe {
+    registry: Registry,
+    ready: Arc<AtomicBool>,
+}
+
+/// `GET /healthz`: the process is alive and serving HTTP.
+async fn healthz() -> Response {
+    let mut response = (StatusCode::OK, "ok\n").into_response();
+    response.extensions_mut().insert(RouteName("healthz"));
+    response
+}
+
+/// `GET /readyz`: the database and blob storage answer and the process is not shutting
+/// down; `503` otherwise (with the reason, never backend details).
+async fn readyz(State(probe): State<Arc<Probe>>) -> Response {
+    let verdict = if !probe.ready.load(Ordering::Acquire) {
+        Err("shutting down")
+    } else {
+        probe.registry.ping().await
+    };
+    let mut response = match verdict {
+        Ok(()) => (StatusCode::OK, "ready\n".to_owned()).into_response(),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {reason}\n"),
+        )
+            .into_response(),
+    };
+    response.extensions_mut().insert(RouteName("readyz"));
+    response
 }
 
 async fn not_found() -> Response {

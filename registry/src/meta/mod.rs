@@ -87,6 +87,32 @@ pub struct UploadRecord {
     pub received: u64,
     /// The serialized hash state after those bytes.
     pub hash_state: Vec<u8>,
+    /// Blob storage's multipart state for the session (opaque JSON), if any.
+    pub staging: Option<String>,
+    /// Received bytes blob storage has not stored yet (less than one part).
+    pub pending: Vec<u8>,
+}
+
+/// Progress to record on an upload session.
+#[derive(Debug, Clone)]
+pub struct UploadProgress {
+    /// Bytes received so far.
+    pub received: u64,
+    /// Hash state after them.
+    pub hash_state: Vec<u8>,
+    /// Blob storage's multipart state.
+    pub staging: Option<String>,
+    /// Bytes not yet stored by blob storage.
+    pub pending: Vec<u8>,
+}
+
+/// A blob as linked into a repository: its size and where its bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobInfo {
+    /// Size in bytes.
+    pub size: u64,
+    /// Storage location; `None` for the canonical key.
+    pub location: Option<String>,
 }
 
 /// Identifies the holder of an upload session's lease.
@@ -166,15 +192,29 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Whether the repository exists.
     async fn repository_exists(&self, repo: &RepoName) -> MetaResult<bool>;
 
-    /// The size of a blob if it is linked into `repo`.
-    async fn blob_in_repository(&self, repo: &RepoName, digest: &Digest)
-    -> MetaResult<Option<u64>>;
+    /// A blob's size and location, if it is linked into `repo`.
+    async fn blob_in_repository(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> MetaResult<Option<BlobInfo>>;
+
+    /// A blob's size and location if its bytes are recorded at all, linked or not.
+    async fn blob_stored(&self, digest: &Digest) -> MetaResult<Option<BlobInfo>>;
 
     /// The size of a blob if it is linked into any repository.
     async fn blob_anywhere(&self, digest: &Digest) -> MetaResult<Option<u64>>;
 
-    /// Records a stored, verified blob and links it into `repo`, creating the repository.
-    async fn link_blob(&self, repo: &RepoName, digest: &Digest, size: u64) -> MetaResult<()>;
+    /// Records a stored, verified blob at `location` and links it into `repo`, creating the
+    /// repository. Returns false when the blob was already recorded (at its first location,
+    /// which is kept; the caller may delete the bytes at `location`).
+    async fn link_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        size: u64,
+        location: Option<&str>,
+    ) -> MetaResult<bool>;
 
     /// Links a blob already linked into `from` into `repo`; returns its size, or `None` when
     /// `from` does not have it. `from = None` mounts from any repository.
@@ -214,23 +254,23 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Frees a lease held by `token`.
     async fn release_upload(&self, id: UploadId, token: LeaseToken) -> MetaResult<()>;
 
-    /// Records progress from `from` to `to` bytes, if `token` still holds the lease, and
-    /// frees the lease in the same write when `release` is set.
+    /// Records progress from `from` bytes, if `token` still holds the lease, and frees the
+    /// lease in the same write when `release` is set.
     async fn advance_upload(
         &self,
         id: UploadId,
         token: LeaseToken,
         from: u64,
-        to: u64,
-        hash_state: &[u8],
+        progress: &UploadProgress,
         release: bool,
     ) -> MetaResult<bool>;
 
     /// Deletes an upload session; returns whether it existed.
     async fn delete_upload(&self, id: UploadId) -> MetaResult<bool>;
 
-    /// Deletes the session held by `token` and links its now stored, verified blob into
-    /// `repo`, atomically. Returns false (and changes nothing) when the lease was lost.
+    /// Deletes the session held by `token` and links its now stored, verified blob (at
+    /// `location`) into `repo`, atomically. Returns `None` (and changes nothing) when the lease
+    /// was lost, else what [`MetaStore::link_blob`] returns.
     async fn complete_upload(
         &self,
         id: UploadId,
@@ -238,7 +278,16 @@ pub trait MetaStore: Send + Sync + 'static {
         repo: &RepoName,
         digest: &Digest,
         size: u64,
-    ) -> MetaResult<bool>;
+        location: Option<&str>,
+    ) -> MetaResult<Option<bool>>;
+
+    /// Deletes and returns up to `limit` sessions idle since before `idle_since_ms` whose
+    /// lease is free, for their staged bytes to be discarded.
+    async fn take_expired_uploads(
+        &self,
+        idle_since_ms: i64,
+        limit: u32,
+    ) -> MetaResult<Vec<UploadRecord>>;
 
     /// Stores a manifest and its tags after checking that everything it references is in the
     /// repository, atomically.

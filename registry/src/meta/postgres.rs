@@ -13,8 +13,8 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgConnection, PgPool};
 
 use super::{
-    LeaseToken, ManifestRecord, MetaError, MetaResult, MetaStore, NewManifest, PageQuery,
-    PutManifestError, ReferrerRecord, UploadRecord,
+    BlobInfo, LeaseToken, ManifestRecord, MetaError, MetaResult, MetaStore, NewManifest, PageQuery,
+    PutManifestError, ReferrerRecord, UploadProgress, UploadRecord,
 };
 use crate::domain::{Digest, MediaType, Reference, RepoName, Tag, UploadId};
 
@@ -126,18 +126,31 @@ impl MetaStore for PostgresStore {
         &self,
         repo: &RepoName,
         digest: &Digest,
-    ) -> MetaResult<Option<u64>> {
+    ) -> MetaResult<Option<BlobInfo>> {
         q::blob_in_repository(&mut *self.pool.acquire().await?, repo, digest).await
+    }
+
+    async fn blob_stored(&self, digest: &Digest) -> MetaResult<Option<BlobInfo>> {
+        q::blob_stored(&mut *self.pool.acquire().await?, digest).await
     }
 
     async fn blob_anywhere(&self, digest: &Digest) -> MetaResult<Option<u64>> {
         q::blob_anywhere(&mut *self.pool.acquire().await?, digest).await
     }
 
-    async fn link_blob(&self, repo: &RepoName, digest: &Digest, size: u64) -> MetaResult<()> {
+    async fn link_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        size: u64,
+        location: Option<&str>,
+    ) -> MetaResult<bool> {
+        let location = location.map(str::to_owned);
         write!(
             self,
-            [repo, digest] | conn | q::link_blob(conn, &repo, &digest, size).await
+            [repo, digest, location]
+                | conn
+                | q::link_blob(conn, &repo, &digest, size, location.as_deref()).await
         )
     }
 
@@ -205,15 +218,12 @@ impl MetaStore for PostgresStore {
         id: UploadId,
         token: LeaseToken,
         from: u64,
-        to: u64,
-        hash_state: &[u8],
+        progress: &UploadProgress,
         release: bool,
     ) -> MetaResult<bool> {
         write!(
             self,
-            [hash_state]
-                | conn
-                | q::advance_upload(conn, id, token, from, to, &hash_state, release).await
+            [progress] | conn | q::advance_upload(conn, id, token, from, &progress, release).await
         )
     }
 
@@ -228,10 +238,26 @@ impl MetaStore for PostgresStore {
         repo: &RepoName,
         digest: &Digest,
         size: u64,
-    ) -> MetaResult<bool> {
+        location: Option<&str>,
+    ) -> MetaResult<Option<bool>> {
+        let location = location.map(str::to_owned);
         write!(
             self,
-            [repo, digest] | conn | q::complete_upload(conn, id, token, &repo, &digest, size).await
+            [repo, digest, location]
+                | conn
+                | q::complete_upload(conn, id, token, &repo, &digest, size, location.as_deref())
+                    .await
+        )
+    }
+
+    async fn take_expired_uploads(
+        &self,
+        idle_since_ms: i64,
+        limit: u32,
+    ) -> MetaResult<Vec<UploadRecord>> {
+        write!(
+            self,
+            [] | conn | q::take_expired_uploads(conn, idle_since_ms, limit).await
         )
     }
 

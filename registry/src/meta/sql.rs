@@ -32,8 +32,8 @@ pub(super) fn digest(s: &str, table: &'static str) -> MetaResult<Digest> {
     })
 }
 
-/// An upload row: id, repository, received bytes, hash state.
-pub(super) type UploadRow = (String, String, i64, Vec<u8>);
+/// An upload row: id, repository, received bytes, hash state, staging, pending bytes.
+pub(super) type UploadRow = (String, String, i64, Vec<u8>, Option<String>, Vec<u8>);
 
 pub(super) fn upload_record(row: UploadRow) -> MetaResult<UploadRecord> {
     let corrupt = |reason: String| MetaError::Corrupt {
@@ -45,6 +45,8 @@ pub(super) fn upload_record(row: UploadRow) -> MetaResult<UploadRecord> {
         repository: RepoName::parse(&row.1).map_err(|e| corrupt(e.to_string()))?,
         received: uint(row.2, "uploads")?,
         hash_state: row.3,
+        staging: row.4,
+        pending: row.5,
     })
 }
 
@@ -78,8 +80,8 @@ macro_rules! queries {
         use $crate::domain::{Digest, MediaType, RepoName, Tag, UploadId};
         use $crate::meta::sql::{UploadRow, check_reference, digest, int, uint, upload_record};
         use $crate::meta::{
-            LeaseToken, ManifestRecord, MetaError, MetaResult, NewManifest, PageQuery,
-            PutManifestError, ReferrerRecord, UploadRecord, now_ms,
+            BlobInfo, LeaseToken, ManifestRecord, MetaError, MetaResult, NewManifest, PageQuery,
+            PutManifestError, ReferrerRecord, UploadProgress, UploadRecord, now_ms,
         };
 
         /// The id of `name`, creating the repository row if needed.
@@ -95,18 +97,28 @@ macro_rules! queries {
             .await
         }
 
-        /// Records a stored blob and links it into repository `repo_id`.
-        pub(in $crate::meta) async fn link(conn: &mut $conn, repo_id: i64, digest: &Digest, size: u64) -> sqlx::Result<()> {
+        /// Records a stored blob (unless it already is) and links it into repository
+        /// `repo_id`; returns whether the blob row is new.
+        pub(in $crate::meta) async fn link(
+            conn: &mut $conn,
+            repo_id: i64,
+            digest: &Digest,
+            size: u64,
+            location: Option<&str>,
+        ) -> sqlx::Result<bool> {
             let now = now_ms();
-            sqlx::query(
-                "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3)
+            let inserted = sqlx::query(
+                "INSERT INTO blobs (digest, size, storage_key, created_at) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (digest) DO NOTHING",
             )
             .bind(digest.to_string())
             .bind(int(size))
+            .bind(location)
             .bind(now)
             .execute(&mut *conn)
-            .await?;
+            .await?
+            .rows_affected()
+                == 1;
             sqlx::query(
                 "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES ($1, $2, $3)
                  ON CONFLICT (repository_id, digest) DO NOTHING",
@@ -116,7 +128,7 @@ macro_rules! queries {
             .bind(now)
             .execute(&mut *conn)
             .await?;
-            Ok(())
+            Ok(inserted)
         }
 
         pub(in $crate::meta) async fn repository_exists(conn: &mut $conn, repo: &RepoName) -> MetaResult<bool> {
@@ -127,9 +139,9 @@ macro_rules! queries {
             Ok(found.is_some())
         }
 
-        pub(in $crate::meta) async fn blob_in_repository(conn: &mut $conn, repo: &RepoName, digest: &Digest) -> MetaResult<Option<u64>> {
-            let size: Option<i64> = sqlx::query_scalar(
-                "SELECT b.size FROM repository_blobs rb
+        pub(in $crate::meta) async fn blob_in_repository(conn: &mut $conn, repo: &RepoName, digest: &Digest) -> MetaResult<Option<BlobInfo>> {
+            let row: Option<(i64, Option<String>)> = sqlx::query_as(
+                "SELECT b.size, b.storage_key FROM repository_blobs rb
                  JOIN repositories r ON r.id = rb.repository_id
                  JOIN blobs b ON b.digest = rb.digest
                  WHERE r.name = $1 AND rb.digest = $2",
@@ -138,7 +150,18 @@ macro_rules! queries {
             .bind(digest.to_string())
             .fetch_optional(conn)
             .await?;
-            size.map(|s| uint(s, "blobs")).transpose()
+            row.map(|(size, location)| Ok(BlobInfo { size: uint(size, "blobs")?, location }))
+                .transpose()
+        }
+
+        pub(in $crate::meta) async fn blob_stored(conn: &mut $conn, digest: &Digest) -> MetaResult<Option<BlobInfo>> {
+            let row: Option<(i64, Option<String>)> =
+                sqlx::query_as("SELECT size, storage_key FROM blobs WHERE digest = $1")
+                    .bind(digest.to_string())
+                    .fetch_optional(conn)
+                    .await?;
+            row.map(|(size, location)| Ok(BlobInfo { size: uint(size, "blobs")?, location }))
+                .transpose()
         }
 
         pub(in $crate::meta) async fn blob_anywhere(conn: &mut $conn, digest: &Digest) -> MetaResult<Option<u64>> {
@@ -152,10 +175,15 @@ macro_rules! queries {
             size.map(|s| uint(s, "blobs")).transpose()
         }
 
-        pub(in $crate::meta) async fn link_blob(conn: &mut $conn, repo: &RepoName, digest: &Digest, size: u64) -> MetaResult<()> {
+        pub(in $crate::meta) async fn link_blob(
+            conn: &mut $conn,
+            repo: &RepoName,
+            digest: &Digest,
+            size: u64,
+            location: Option<&str>,
+        ) -> MetaResult<bool> {
             let repo_id = ensure_repository(conn, repo).await?;
-            link(conn, repo_id, digest, size).await?;
-            Ok(())
+            Ok(link(conn, repo_id, digest, size, location).await?)
         }
 
         pub(in $crate::meta) async fn mount_blob(
@@ -165,13 +193,14 @@ macro_rules! queries {
             from: Option<&RepoName>,
         ) -> MetaResult<Option<u64>> {
             let size = match from {
-                Some(from) => blob_in_repository(conn, from, digest).await?,
+                Some(from) => blob_in_repository(conn, from, digest).await?.map(|b| b.size),
                 None => blob_anywhere(conn, digest).await?,
             };
             let Some(size) = size else {
                 return Ok(None);
             };
-            link_blob(conn, repo, digest, size).await?;
+            // The blob row exists, so its recorded location is kept.
+            link_blob(conn, repo, digest, size, None).await?;
             Ok(Some(size))
         }
 
@@ -191,13 +220,16 @@ macro_rules! queries {
             let now = now_ms();
             sqlx::query(
                 "INSERT INTO uploads
-                 (id, repository, received_bytes, hash_state, lease_owner, lease_until, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, NULL, 0, $5, $5)",
+                 (id, repository, received_bytes, hash_state, staging, pending, lease_owner, lease_until,
+                  created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, NULL, 0, $7, $7)",
             )
             .bind(upload.id.to_string())
             .bind(upload.repository.as_str())
             .bind(int(upload.received))
             .bind(&upload.hash_state)
+            .bind(upload.staging.as_deref())
+            .bind(&upload.pending)
             .bind(now)
             .execute(conn)
             .await?;
@@ -206,7 +238,7 @@ macro_rules! queries {
 
         pub(in $crate::meta) async fn upload(conn: &mut $conn, id: UploadId) -> MetaResult<Option<UploadRecord>> {
             let row: Option<UploadRow> = sqlx::query_as(
-                "SELECT id, repository, received_bytes, hash_state FROM uploads WHERE id = $1",
+                "SELECT id, repository, received_bytes, hash_state, staging, pending FROM uploads WHERE id = $1",
             )
             .bind(id.to_string())
             .fetch_optional(conn)
@@ -267,21 +299,23 @@ macro_rules! queries {
             id: UploadId,
             token: LeaseToken,
             from: u64,
-            to: u64,
-            hash_state: &[u8],
+            progress: &UploadProgress,
             release: bool,
         ) -> MetaResult<bool> {
             let done = sqlx::query(
-                "UPDATE uploads SET received_bytes = $4, hash_state = $5, updated_at = $6,
-                     lease_owner = CASE WHEN $7 = 1 THEN NULL ELSE lease_owner END,
-                     lease_until = CASE WHEN $7 = 1 THEN 0 ELSE lease_until END
+                "UPDATE uploads SET received_bytes = $4, hash_state = $5, staging = $6, pending = $7,
+                     updated_at = $8,
+                     lease_owner = CASE WHEN $9 = 1 THEN NULL ELSE lease_owner END,
+                     lease_until = CASE WHEN $9 = 1 THEN 0 ELSE lease_until END
                  WHERE id = $1 AND lease_owner = $2 AND received_bytes = $3",
             )
             .bind(id.to_string())
             .bind(token.0)
             .bind(int(from))
-            .bind(int(to))
-            .bind(hash_state)
+            .bind(int(progress.received))
+            .bind(&progress.hash_state)
+            .bind(progress.staging.as_deref())
+            .bind(&progress.pending)
             .bind(now_ms())
             .bind(i64::from(release))
             .execute(conn)
@@ -304,17 +338,37 @@ macro_rules! queries {
             repo: &RepoName,
             digest: &Digest,
             size: u64,
-        ) -> MetaResult<bool> {
+            location: Option<&str>,
+        ) -> MetaResult<Option<bool>> {
             let done = sqlx::query("DELETE FROM uploads WHERE id = $1 AND lease_owner = $2")
                 .bind(id.to_string())
                 .bind(token.0)
                 .execute(&mut *conn)
                 .await?;
             if done.rows_affected() != 1 {
-                return Ok(false);
+                return Ok(None);
             }
-            link_blob(conn, repo, digest, size).await?;
-            Ok(true)
+            Ok(Some(link_blob(conn, repo, digest, size, location).await?))
+        }
+
+        pub(in $crate::meta) async fn take_expired_uploads(
+            conn: &mut $conn,
+            idle_since_ms: i64,
+            limit: u32,
+        ) -> MetaResult<Vec<UploadRecord>> {
+            let rows: Vec<UploadRow> = sqlx::query_as(
+                "DELETE FROM uploads WHERE id IN (
+                     SELECT id FROM uploads
+                     WHERE updated_at < $1 AND (lease_owner IS NULL OR lease_until < $2)
+                     ORDER BY updated_at LIMIT $3)
+                 RETURNING id, repository, received_bytes, hash_state, staging, pending",
+            )
+            .bind(idle_since_ms)
+            .bind(now_ms())
+            .bind(i64::from(limit))
+            .fetch_all(conn)
+            .await?;
+            rows.into_iter().map(upload_record).collect()
         }
 
         /// Stores a manifest after checking its references, within the caller's transaction,

@@ -19,8 +19,8 @@ use sqlx::{ConnectOptions, SqliteConnection, SqlitePool};
 use super::cache::ManifestCache;
 use super::writer::Writer;
 use super::{
-    LeaseToken, ManifestRecord, MetaResult, MetaStore, NewManifest, PageQuery, PutManifestError,
-    ReferrerRecord, UploadRecord,
+    BlobInfo, LeaseToken, ManifestRecord, MetaResult, MetaStore, NewManifest, PageQuery,
+    PutManifestError, ReferrerRecord, UploadProgress, UploadRecord,
 };
 use crate::domain::{Digest, MediaType, Reference, RepoName, Tag, UploadId};
 
@@ -91,17 +91,34 @@ impl MetaStore for SqliteStore {
         &self,
         repo: &RepoName,
         digest: &Digest,
-    ) -> MetaResult<Option<u64>> {
+    ) -> MetaResult<Option<BlobInfo>> {
         q::blob_in_repository(&mut *self.read.acquire().await?, repo, digest).await
+    }
+
+    async fn blob_stored(&self, digest: &Digest) -> MetaResult<Option<BlobInfo>> {
+        q::blob_stored(&mut *self.read.acquire().await?, digest).await
     }
 
     async fn blob_anywhere(&self, digest: &Digest) -> MetaResult<Option<u64>> {
         q::blob_anywhere(&mut *self.read.acquire().await?, digest).await
     }
 
-    async fn link_blob(&self, repo: &RepoName, digest: &Digest, size: u64) -> MetaResult<()> {
-        let (repo, digest) = (repo.clone(), digest.clone());
-        write!(self, |conn| q::link_blob(conn, &repo, &digest, size).await)
+    async fn link_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        size: u64,
+        location: Option<&str>,
+    ) -> MetaResult<bool> {
+        let (repo, digest, location) = (repo.clone(), digest.clone(), location.map(str::to_owned));
+        write!(self, |conn| q::link_blob(
+            conn,
+            &repo,
+            &digest,
+            size,
+            location.as_deref()
+        )
+        .await)
     }
 
     async fn mount_blob(
@@ -165,13 +182,12 @@ impl MetaStore for SqliteStore {
         id: UploadId,
         token: LeaseToken,
         from: u64,
-        to: u64,
-        hash_state: &[u8],
+        progress: &UploadProgress,
         release: bool,
     ) -> MetaResult<bool> {
-        let state = hash_state.to_vec();
+        let progress = progress.clone();
         write!(self, |conn| q::advance_upload(
-            conn, id, token, from, to, &state, release
+            conn, id, token, from, &progress, release
         )
         .await)
     }
@@ -187,10 +203,30 @@ impl MetaStore for SqliteStore {
         repo: &RepoName,
         digest: &Digest,
         size: u64,
-    ) -> MetaResult<bool> {
-        let (repo, digest) = (repo.clone(), digest.clone());
+        location: Option<&str>,
+    ) -> MetaResult<Option<bool>> {
+        let (repo, digest, location) = (repo.clone(), digest.clone(), location.map(str::to_owned));
         write!(self, |conn| q::complete_upload(
-            conn, id, token, &repo, &digest, size
+            conn,
+            id,
+            token,
+            &repo,
+            &digest,
+            size,
+            location.as_deref()
+        )
+        .await)
+    }
+
+    async fn take_expired_uploads(
+        &self,
+        idle_since_ms: i64,
+        limit: u32,
+    ) -> MetaResult<Vec<UploadRecord>> {
+        write!(self, |conn| q::take_expired_uploads(
+            conn,
+            idle_since_ms,
+            limit
         )
         .await)
     }

@@ -5,6 +5,7 @@ use std::ops::Range;
 use super::{Registry, RegistryError, RegistryResult};
 use crate::blob::BlobRead;
 use crate::domain::{Digest, RepoName};
+use crate::meta::BlobInfo;
 
 /// A requested byte range (`Range: bytes=...`), resolved against the blob's size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,12 +45,35 @@ impl Registry {
     /// The size of a blob in `repo`.
     #[tracing::instrument(skip(self))]
     pub async fn blob_size(&self, repo: &RepoName, digest: &Digest) -> RegistryResult<u64> {
+        Ok(self.blob_info(repo, digest).await?.size)
+    }
+
+    async fn blob_info(&self, repo: &RepoName, digest: &Digest) -> RegistryResult<BlobInfo> {
         match self.meta.blob_in_repository(repo, digest).await? {
-            Some(size) => Ok(size),
+            Some(info) => Ok(info),
             None => Err(self
                 .not_found(repo, RegistryError::BlobUnknown(digest.clone()))
                 .await),
         }
+    }
+
+    /// A short-lived URL to fetch the blob from storage directly (with `method`), when
+    /// redirects are on; `None` means serve it here.
+    #[tracing::instrument(skip(self))]
+    pub async fn blob_redirect(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        method: http::Method,
+    ) -> RegistryResult<Option<String>> {
+        if !self.blobs.redirects() {
+            return Ok(None);
+        }
+        let info = self.blob_info(repo, digest).await?;
+        Ok(self
+            .blobs
+            .redirect_url(digest, info.location.as_deref(), method)
+            .await?)
     }
 
     /// Reads a blob of `repo`, or the byte range `range` of it.
@@ -60,14 +84,14 @@ impl Registry {
         digest: &Digest,
         range: Option<ByteRange>,
     ) -> RegistryResult<BlobContent> {
-        let size = self.blob_size(repo, digest).await?;
+        let BlobInfo { size, location } = self.blob_info(repo, digest).await?;
         let range = range
             .map(|r| {
                 r.resolve(size)
                     .ok_or(RegistryError::RangeNotSatisfiable { size })
             })
             .transpose()?;
-        match self.blobs.get(digest, range).await? {
+        match self.blobs.get(digest, location.as_deref(), range).await? {
             Some(read) => Ok(BlobContent { size, read }),
             None => {
                 // A row without bytes: storage was damaged outside berth. Report the blob as

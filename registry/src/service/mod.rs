@@ -168,6 +168,20 @@ impl Registry {
         &self.limits
     }
 
+    /// Checks that the database and blob storage answer; the error names which one does not
+    /// (the cause is logged).
+    pub async fn ping(&self) -> Result<(), &'static str> {
+        if let Err(e) = self.meta.ping().await {
+            tracing::warn!(error = %e, "readiness: database does not answer");
+            return Err("database unreachable");
+        }
+        if let Err(e) = self.blobs.ping().await {
+            tracing::warn!(error = %e, "readiness: blob storage does not answer");
+            return Err("blob storage unreachable");
+        }
+        Ok(())
+    }
+
     /// Chooses the error for a missing item: `NAME_UNKNOWN` when the whole repository is
     /// missing, `missing` otherwise. Only runs on the miss path.
     async fn not_found(&self, repo: &RepoName, missing: RegistryError) -> RegistryError {

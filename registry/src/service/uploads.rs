@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{ByteStream, Registry, RegistryError, RegistryResult};
-use crate::blob::AppendError;
+use crate::blob::{AppendError, BlobLocation, Stage};
 use crate::domain::{Algorithm, Digest, RepoName, UploadHasher, UploadId};
-use crate::meta::{LeaseToken, MetaStore, UploadRecord};
+use crate::meta::{LeaseToken, MetaStore, UploadProgress, UploadRecord};
 
 /// A new upload session.
 #[derive(Debug, Clone)]
@@ -90,6 +90,8 @@ impl Registry {
                 repository: repo.clone(),
                 received: 0,
                 hash_state: UploadHasher::new(algorithm).save(),
+                staging: None,
+                pending: Vec::new(),
             })
             .await?;
         Ok(UploadStarted { id })
@@ -128,8 +130,8 @@ impl Registry {
         let rec = self.session(repo, id).await?;
         let lease = self.lease(&rec, range).await?;
         // Progress and release are one write on success.
-        match self.append(&rec, &lease, range, body, true).await {
-            Ok((received, _)) => Ok(UploadState { id, received }),
+        match self.append(&rec, &lease, range, body).await {
+            Ok(received) => Ok(UploadState { id, received }),
             Err(e) => {
                 self.meta.release_upload(id, lease.token).await?;
                 Err(e)
@@ -160,27 +162,26 @@ impl Registry {
         }
     }
 
-    /// Appends `body` while holding `lease` and records the progress (freeing the lease in
-    /// the same write when `release` is set); returns the new offset and hasher.
+    /// Appends `body` while holding `lease`, then records the progress and frees the lease in
+    /// one write; returns the new offset.
     async fn append(
         &self,
         rec: &UploadRecord,
         lease: &Lease,
         range: Option<ChunkRange>,
         body: ByteStream,
-        release: bool,
-    ) -> RegistryResult<(u64, UploadHasher)> {
-        let (to, hasher) = self.write_bytes(rec, range, body).await?;
+    ) -> RegistryResult<u64> {
+        let stage = Stage::from_record(rec.staging.as_deref(), rec.pending.clone())?;
+        let (to, hasher, stage) = self.write_bytes(rec, &stage, range, body).await?;
+        let progress = UploadProgress {
+            received: to,
+            hash_state: hasher.save(),
+            staging: stage.multipart_record(),
+            pending: stage.pending.to_vec(),
+        };
         let recorded = self
             .meta
-            .advance_upload(
-                rec.id,
-                lease.token,
-                rec.received,
-                to,
-                &hasher.save(),
-                release,
-            )
+            .advance_upload(rec.id, lease.token, rec.received, &progress, true)
             .await?;
         if !recorded {
             // The lease expired and another request took the session over.
@@ -188,26 +189,24 @@ impl Registry {
                 received: rec.received,
             });
         }
-        Ok((to, hasher))
+        Ok(to)
     }
 
     /// Stores `body` after the session's bytes (the caller holds the lease) without
-    /// recording progress; returns the new length and hasher.
+    /// recording progress; returns the new length, hasher and stage.
     async fn write_bytes(
         &self,
         rec: &UploadRecord,
+        stage: &Stage,
         range: Option<ChunkRange>,
         body: ByteStream,
-    ) -> RegistryResult<(u64, UploadHasher)> {
+    ) -> RegistryResult<(u64, UploadHasher, Stage)> {
         let mut hasher = UploadHasher::restore(&rec.hash_state)?;
-        let written = self
+        let (written, stage) = self
             .blobs
-            .append_upload(rec.id, rec.received, body, &mut hasher)
+            .append_upload(rec.id, rec.received, stage, body, &mut hasher)
             .await
-            .map_err(|e| match e {
-                AppendError::Body(e) => RegistryError::BodyIncomplete(e),
-                AppendError::Storage(e) => e.into(),
-            })?;
+            .map_err(append_error)?;
         if let Some(r) = range
             && written != r.len()
         {
@@ -218,7 +217,7 @@ impl Registry {
                 r.len()
             )));
         }
-        Ok((rec.received + written, hasher))
+        Ok((rec.received + written, hasher, stage))
     }
 
     /// Completes an upload: appends the optional last chunk, verifies the digest of all bytes
@@ -254,11 +253,12 @@ impl Registry {
         range: Option<ChunkRange>,
         body: Option<ByteStream>,
     ) -> RegistryResult<()> {
+        let stage = Stage::from_record(rec.staging.as_deref(), rec.pending.clone())?;
         // The last chunk's progress is not recorded separately: the session either completes
         // below or fails, and bytes past the recorded offset are discarded by the next write.
-        let (size, hasher) = match body {
-            Some(body) => self.write_bytes(rec, range, body).await?,
-            None => (rec.received, UploadHasher::restore(&rec.hash_state)?),
+        let (size, hasher, stage) = match body {
+            Some(body) => self.write_bytes(rec, &stage, range, body).await?,
+            None => (rec.received, UploadHasher::restore(&rec.hash_state)?, stage),
         };
         let actual = if hasher.algorithm() == digest.algorithm() {
             hasher.finish()
@@ -269,31 +269,59 @@ impl Registry {
         };
         if &actual != digest {
             self.meta.delete_upload(rec.id).await?;
-            self.blobs.delete_upload(rec.id).await?;
+            self.blobs.discard_upload(rec.id, &stage).await?;
             return Err(RegistryError::DigestMismatch {
                 expected: digest.clone(),
                 actual,
             });
         }
-        self.store_verified(rec.id, size, digest).await?;
-        if !self
+        let stored = self.store_verified(rec.id, size, stage, digest).await?;
+        let location = stored.clone().flatten();
+        let new_blob = match self
             .meta
-            .complete_upload(rec.id, lease.token, repo, digest, size)
+            .complete_upload(rec.id, lease.token, repo, digest, size, location.as_deref())
             .await?
         {
-            // The verified bytes are in place; only the session was taken over meanwhile.
-            // Link the blob anyway: it is complete and correct.
-            self.meta.link_blob(repo, digest, size).await?;
-        }
-        Ok(())
+            Some(new_blob) => new_blob,
+            // The session was taken over meanwhile, but the verified bytes are in place:
+            // link the blob anyway.
+            None => {
+                self.meta
+                    .link_blob(repo, digest, size, location.as_deref())
+                    .await?
+            }
+        };
+        self.drop_duplicate(digest, stored, new_blob).await
     }
 
-    /// Moves verified upload bytes into place, or drops them when the blob is already stored.
-    async fn store_verified(&self, id: UploadId, size: u64, digest: &Digest) -> RegistryResult<()> {
-        if self.blobs.contains(digest).await? {
-            self.blobs.delete_upload(id).await?;
-        } else {
-            self.blobs.commit_upload(id, size, digest).await?;
+    /// Stores verified upload bytes unless the blob is already stored. Returns where our bytes
+    /// went, or `None` when nothing of ours was kept.
+    async fn store_verified(
+        &self,
+        id: UploadId,
+        size: u64,
+        stage: Stage,
+        digest: &Digest,
+    ) -> RegistryResult<Option<BlobLocation>> {
+        if self.meta.blob_stored(digest).await?.is_some() {
+            self.blobs.discard_upload(id, &stage).await?;
+            return Ok(None);
+        }
+        Ok(Some(
+            self.blobs.commit_upload(id, size, stage, digest).await?,
+        ))
+    }
+
+    /// Deletes our bytes when another upload of the same blob was recorded first and ours
+    /// went to a location of their own (canonical bytes are identical and shared).
+    async fn drop_duplicate(
+        &self,
+        digest: &Digest,
+        stored: Option<BlobLocation>,
+        new_blob: bool,
+    ) -> RegistryResult<()> {
+        if let (false, Some(Some(location))) = (new_blob, stored) {
+            self.blobs.delete_location(digest, &location).await?;
         }
         Ok(())
     }
@@ -307,38 +335,73 @@ impl Registry {
         body: ByteStream,
     ) -> RegistryResult<()> {
         // No session row: if the process dies mid-request, the bytes are an orphan upload
-        // file that no row names, and the client simply retries.
+        // file (or multipart upload) that no row names, and the client simply retries.
         let id = UploadId::new_random();
         let mut hasher = UploadHasher::new(digest.algorithm());
-        let size = match self.blobs.append_upload(id, 0, body, &mut hasher).await {
-            Ok(n) => n,
+        let (size, stage) = match self
+            .blobs
+            .append_upload(id, 0, &Stage::default(), body, &mut hasher)
+            .await
+        {
+            Ok(done) => done,
             Err(e) => {
-                self.blobs.delete_upload(id).await?;
-                return Err(match e {
-                    AppendError::Body(e) => RegistryError::BodyIncomplete(e),
-                    AppendError::Storage(e) => e.into(),
-                });
+                self.blobs.discard_upload(id, &Stage::default()).await?;
+                return Err(append_error(e));
             }
         };
         let actual = hasher.finish();
         if &actual != digest {
-            self.blobs.delete_upload(id).await?;
+            self.blobs.discard_upload(id, &stage).await?;
             return Err(RegistryError::DigestMismatch {
                 expected: digest.clone(),
                 actual,
             });
         }
-        self.store_verified(id, size, digest).await?;
-        self.meta.link_blob(repo, digest, size).await?;
-        Ok(())
+        let stored = self.store_verified(id, size, stage, digest).await?;
+        let location = stored.clone().flatten();
+        let new_blob = self
+            .meta
+            .link_blob(repo, digest, size, location.as_deref())
+            .await?;
+        self.drop_duplicate(digest, stored, new_blob).await
     }
 
     /// Cancels an upload session and discards its bytes.
     #[tracing::instrument(skip(self))]
     pub async fn cancel_upload(&self, repo: &RepoName, id: UploadId) -> RegistryResult<()> {
-        self.session(repo, id).await?;
+        let rec = self.session(repo, id).await?;
         self.meta.delete_upload(id).await?;
-        self.blobs.delete_upload(id).await?;
+        let stage = Stage::from_record(rec.staging.as_deref(), Vec::new())?;
+        self.blobs.discard_upload(id, &stage).await?;
         Ok(())
+    }
+
+    /// Deletes upload sessions idle for longer than `ttl` and discards their bytes; returns
+    /// how many. Safe to run on every replica at once: each session is taken by one.
+    pub async fn expire_uploads(&self, ttl: Duration) -> RegistryResult<usize> {
+        let cutoff = crate::meta::now_ms()
+            .saturating_sub(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
+        let mut total = 0;
+        loop {
+            let expired = self.meta.take_expired_uploads(cutoff, 100).await?;
+            let n = expired.len();
+            for rec in expired {
+                let stage = Stage::from_record(rec.staging.as_deref(), Vec::new())?;
+                if let Err(e) = self.blobs.discard_upload(rec.id, &stage).await {
+                    tracing::warn!(error = %e, id = %rec.id, "could not discard the bytes of an expired upload");
+                }
+            }
+            total += n;
+            if n < 100 {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+fn append_error(e: AppendError<std::io::Error>) -> RegistryError {
+    match e {
+        AppendError::Body(e) => RegistryError::BodyIncomplete(e),
+        AppendError::Storage(e) => e.into(),
     }
 }
