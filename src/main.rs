@@ -25,6 +25,21 @@ enum Command {
     /// defaults, then the --config file, then BERTH_<SECTION>_<KEY> environment variables,
     /// then these flags. See config.example.toml for every setting.
     Serve(ServeArgs),
+    /// Apply pending database schema migrations, then exit.
+    ///
+    /// berth serve applies them at start unless database.auto_migrate = false; run this
+    /// instead as a separate deployment step (a Kubernetes Job, say) when you prefer.
+    Migrate(ConfigArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ConfigArgs {
+    /// TOML configuration file.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Directory of the embedded SQLite database [default: ./berth-data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -44,7 +59,29 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Migrate(args) => migrate(args),
     }
+}
+
+fn migrate(args: ConfigArgs) -> anyhow::Result<()> {
+    let mut config = Config::load(args.config.as_deref(), std::env::vars())?;
+    if let Some(dir) = args.data_dir {
+        config.server.data_dir = dir;
+    }
+    berth_registry::telemetry::init(&config.log)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        if config.database.url.is_empty() {
+            std::fs::create_dir_all(&config.server.data_dir)
+                .with_context(|| format!("cannot create {}", config.server.data_dir.display()))?;
+        }
+        berth_registry::server::open_meta(&config, true).await?;
+        tracing::info!("database schema is up to date");
+        anyhow::Ok(())
+    })
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {

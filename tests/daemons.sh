@@ -117,11 +117,18 @@ start_postgres() {
 # start_s3: starts moto's S3-compatible server (installed from PyPI when missing) on a free
 # loopback port and exports BERTH_TEST_S3_ENDPOINT. Returns 1 when it cannot.
 start_s3() {
+  export PATH="$PATH:$HOME/.local/bin"
   if ! command -v moto_server >/dev/null 2>&1; then
-    if command -v pip3 >/dev/null 2>&1 || command -v pip >/dev/null 2>&1; then
+    local pip
+    pip=$(command -v pip3 || command -v pip || true)
+    if [ -n "$pip" ]; then
       log "installing moto[server] from PyPI"
-      "$(command -v pip3 || command -v pip)" install -q 'moto[server]' >"$work/pip.log" 2>&1 \
-        || { log "pip install moto failed:"; tail -5 "$work/pip.log" >&2; return 1; }
+      # Debian's own Python refuses system-wide pip installs unless told otherwise.
+      if ! "$pip" install -q 'moto[server]' >"$work/pip.log" 2>&1 \
+        && ! "$pip" install -q --break-system-packages 'moto[server]' >>"$work/pip.log" 2>&1; then
+        log "pip install moto failed:"; tail -5 "$work/pip.log" >&2
+        return 1
+      fi
       hash -r
     fi
   fi

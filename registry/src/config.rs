@@ -107,6 +107,8 @@ pub struct DatabaseConfig {
     pub url: String,
     /// Connections to the database (SQLite: read connections, plus one writer).
     pub max_connections: u32,
+    /// Apply pending schema migrations at start (`berth migrate` applies them explicitly).
+    pub auto_migrate: bool,
 }
 
 impl Default for DatabaseConfig {
@@ -114,6 +116,7 @@ impl Default for DatabaseConfig {
         Self {
             url: String::new(),
             max_connections: 8,
+            auto_migrate: true,
         }
     }
 }
@@ -123,6 +126,7 @@ impl fmt::Debug for DatabaseConfig {
         f.debug_struct("DatabaseConfig")
             .field("url", &redact_url(&self.url))
             .field("max_connections", &self.max_connections)
+            .field("auto_migrate", &self.auto_migrate)
             .finish()
     }
 }
@@ -444,6 +448,7 @@ mod tests {
         let db = DatabaseConfig {
             url: "postgres://berth:hunter2@db:5432/berth".into(),
             max_connections: 1,
+            auto_migrate: true,
         };
         let shown = format!("{db:?}");
         assert!(!shown.contains("hunter2"), "{shown}");

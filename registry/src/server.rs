@@ -66,7 +66,7 @@ pub async fn open_registry(config: &Config) -> Result<Registry, StartError> {
         path: data_dir.clone(),
         source,
     })?;
-    let meta = open_meta(config).await?;
+    let meta = open_meta(config, config.database.auto_migrate).await?;
     let blobs = open_blobs(config)?;
     let limits = Limits {
         max_manifest_bytes: config.server.max_manifest_bytes,
@@ -158,18 +158,19 @@ pub fn open_blobs(config: &Config) -> Result<BlobStore, StartError> {
     Ok(store)
 }
 
-/// Opens the metadata store the database URL names: `sqlite://PATH` or `postgres://...`.
-pub async fn open_meta(config: &Config) -> Result<Arc<dyn MetaStore>, StartError> {
+/// Opens the metadata store the database URL names: `sqlite://PATH` or `postgres://...`,
+/// migrating its schema when `migrate` is set.
+pub async fn open_meta(config: &Config, migrate: bool) -> Result<Arc<dyn MetaStore>, StartError> {
     let url = config.database_url();
     let opened: Result<Arc<dyn MetaStore>, MetaError> = if let Some(path) = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
     {
-        SqliteStore::open(path.as_ref(), config.database.max_connections)
+        SqliteStore::open(path.as_ref(), config.database.max_connections, migrate)
             .await
             .map(|s| Arc::new(s) as Arc<dyn MetaStore>)
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        PostgresStore::open(&url, config.database.max_connections)
+        PostgresStore::open(&url, config.database.max_connections, migrate)
             .await
             .map(|s| Arc::new(s) as Arc<dyn MetaStore>)
     } else {

@@ -81,3 +81,18 @@ fn a_port_in_use_is_reported() {
     assert!(!ok);
     assert!(err.contains("cannot listen on"), "{err}");
 }
+
+#[test]
+fn migrate_applies_the_schema_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("d");
+    let (ok, _, err) = berth(&["migrate", "--data-dir", data.to_str().unwrap()], &[]);
+    assert!(ok, "{err}");
+    assert!(err.contains("database schema is up to date"), "{err}");
+    assert!(data.join("berth.db").is_file());
+    // Twice is fine.
+    let (ok, _, err) = berth(&["migrate", "--data-dir", data.to_str().unwrap()], &[]);
+    assert!(ok, "{err}");
+    let (ok, out, _) = berth(&["migrate", "--help"], &[]);
+    assert!(ok && out.contains("migrations"), "{out}");
+}

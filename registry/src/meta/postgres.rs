@@ -69,16 +69,18 @@ macro_rules! write {
 }
 
 impl PostgresStore {
-    /// Connects to `url`, applies migrations (under PostgreSQL's advisory lock, so replicas
-    /// starting together do not race) and returns a store with up to `connections`
+    /// Connects to `url`, applies migrations when `migrate` is set (under PostgreSQL's
+    /// advisory lock, so replicas starting together do not race) and returns a store with up to `connections`
     /// connections.
-    pub async fn open(url: &str, connections: u32) -> MetaResult<Self> {
+    pub async fn open(url: &str, connections: u32, migrate: bool) -> MetaResult<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(connections.max(2))
             .acquire_timeout(Duration::from_secs(30))
             .connect(url)
             .await?;
-        sqlx::migrate!("../migrations/postgres").run(&pool).await?;
+        if migrate {
+            sqlx::migrate!("../migrations/postgres").run(&pool).await?;
+        }
         Ok(Self { pool })
     }
 

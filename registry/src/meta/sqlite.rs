@@ -50,9 +50,10 @@ macro_rules! write {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database file at `path`, applies migrations, and
+    /// Opens (creating if needed) the database file at `path`, applies migrations when
+    /// `migrate` is set, and
     /// returns a store with `readers` read connections.
-    pub async fn open(path: &Path, readers: u32) -> MetaResult<Self> {
+    pub async fn open(path: &Path, readers: u32, migrate: bool) -> MetaResult<Self> {
         let base = SqliteConnectOptions::new()
             .filename(path)
             .journal_mode(SqliteJournalMode::Wal)
@@ -60,9 +61,11 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));
         let mut conn = base.clone().create_if_missing(true).connect().await?;
-        sqlx::migrate!("../migrations/sqlite")
+        if migrate {
+            sqlx::migrate!("../migrations/sqlite")
             .run(&mut conn)
             .await?;
+        }
         let read = SqlitePoolOptions::new()
             .max_connections(readers.max(1))
             .connect_with(base.read_only(true))
