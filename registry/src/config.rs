@@ -403,6 +403,26 @@ mod tests {
     }
 
     #[test]
+    fn the_kubernetes_config_map_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kubernetes/berth.yaml");
+        let yaml = std::fs::read_to_string(path).unwrap();
+        let toml: String = yaml
+            .lines()
+            .skip_while(|l| !l.trim_end().ends_with("berth.toml: |"))
+            .skip(1)
+            .take_while(|l| l.starts_with("    ") || l.trim().is_empty())
+            .map(|l| format!("{}\n", l.get(4..).unwrap_or("")))
+            .collect();
+        assert!(toml.contains("[storage]"), "{toml}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("berth.toml");
+        std::fs::write(&file, toml).unwrap();
+        let c = Config::load(Some(&file), env(&[])).unwrap();
+        assert_eq!(c.storage.backend, StorageBackend::S3);
+        assert_eq!(c.server.shutdown_drain_secs, 5);
+    }
+
+    #[test]
     fn environment_overrides_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");

@@ -63,8 +63,8 @@ impl SqliteStore {
         let mut conn = base.clone().create_if_missing(true).connect().await?;
         if migrate {
             sqlx::migrate!("../migrations/sqlite")
-            .run(&mut conn)
-            .await?;
+                .run(&mut conn)
+                .await?;
         }
         let read = SqlitePoolOptions::new()
             .max_connections(readers.max(1))
