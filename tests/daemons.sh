@@ -27,6 +27,9 @@ daemon_pids=()
 daemon_stops=()
 stop_daemons() {
   local code=$? pid m cmd
+  # The caller runs under `set -euo pipefail`; cleanup must not turn a green run red
+  # (grep finding no mounts exits 1).
+  set +e
   for cmd in "${daemon_stops[@]}"; do $cmd >/dev/null 2>&1 || true; done
   for pid in "${daemon_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${daemon_pids[@]}"; do

@@ -33,6 +33,15 @@ struct Args {
     /// Measure an already running Distribution at this URL instead of starting one.
     #[arg(long)]
     distribution_url: Option<String>,
+    /// Also measure berth on PostgreSQL (this database URL, which should be empty) ...
+    #[arg(long, requires = "s3_endpoint")]
+    postgres_url: Option<String>,
+    /// ... and an S3-compatible store at this endpoint (plain HTTP, test credentials) ...
+    #[arg(long, requires = "postgres_url")]
+    s3_endpoint: Option<String>,
+    /// ... in this bucket (which must exist).
+    #[arg(long, default_value = "berth-bench")]
+    s3_bucket: String,
     /// Measure berth only.
     #[arg(long)]
     no_distribution: bool,
@@ -179,17 +188,34 @@ async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     std::fs::create_dir_all(&args.scratch)?;
     let mut registries = Vec::new();
+    let bin = args
+        .berth_binary
+        .clone()
+        .unwrap_or_else(servers::default_berth_binary);
     registries.push(match &args.berth_url {
         Some(url) => Registry::external("berth", url),
-        None => {
-            let bin = args
-                .berth_binary
-                .clone()
-                .unwrap_or_else(servers::default_berth_binary);
-            Registry::start_berth(&bin, &args.scratch)
-                .context("starting berth (build it with cargo build --release)")?
-        }
+        None => Registry::start_berth(&bin, &args.scratch, "berth", &[])
+            .context("starting berth (build it with cargo build --release)")?,
     });
+    if let (Some(db), Some(s3)) = (&args.postgres_url, &args.s3_endpoint) {
+        let env: Vec<(String, String)> = [
+            ("BERTH_DATABASE_URL", db.as_str()),
+            ("BERTH_STORAGE_BACKEND", "s3"),
+            ("BERTH_STORAGE_BUCKET", args.s3_bucket.as_str()),
+            ("BERTH_STORAGE_ENDPOINT", s3.as_str()),
+            ("BERTH_STORAGE_ALLOW_HTTP", "true"),
+            ("BERTH_STORAGE_REGION", "us-east-1"),
+            ("BERTH_STORAGE_ACCESS_KEY_ID", "bench"),
+            ("BERTH_STORAGE_SECRET_ACCESS_KEY", "bench"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        registries.push(
+            Registry::start_berth(&bin, &args.scratch, "berth-pg-s3", &env)
+                .context("starting berth on PostgreSQL + S3")?,
+        );
+    }
     if !args.no_distribution {
         registries.push(match &args.distribution_url {
             Some(url) => Registry::external("distribution", url),
@@ -237,7 +263,12 @@ async fn main() -> anyhow::Result<()> {
         }
         for reg in order {
             eprintln!("round {} of {}: {}", round + 1, args.rounds, reg.name);
-            let seed = round * 1000 + if reg.name == "berth" { 1 } else { 2 };
+            let seed = round * 1000
+                + match reg.name.as_str() {
+                    "berth" => 1,
+                    "distribution" => 2,
+                    _ => 3,
+                };
             let wants = |what: &str| args.only.iter().any(|o| o == what);
             if wants("blobs") {
                 let blob = blobs::random_blob(args.blob_mib << 20, seed);
@@ -330,7 +361,9 @@ fn render(
         std::thread::available_parallelism().map_or(0, |n| n.get())
     ));
     out.push_str(&format!("| measurement | {} |", names.join(" | ")));
-    let ratio = names.len() == 2;
+    let berth_at = names.iter().position(|n| *n == "berth");
+    let dist_at = names.iter().position(|n| *n == "distribution");
+    let ratio = berth_at.is_some() && dist_at.is_some();
     if ratio {
         out.push_str(" berth / distribution |");
     }
@@ -358,8 +391,8 @@ fn render(
             metric.label(args),
             cells.join(" | ")
         ));
-        if ratio {
-            let r = match (values[0], values[1]) {
+        if let (Some(b), Some(d)) = (berth_at, dist_at) {
+            let r = match (values[b], values[d]) {
                 (Some(a), Some(b)) if b != 0.0 => {
                     let better = if metric.higher_is_better() {
                         a >= b

@@ -28,19 +28,26 @@ impl Registry {
         }
     }
 
-    /// Starts `berth serve` from `binary` on a fresh data directory under `scratch`.
-    pub fn start_berth(binary: &Path, scratch: &Path) -> anyhow::Result<Self> {
+    /// Starts `berth serve` from `binary` on a fresh data directory under `scratch`, with
+    /// extra `env` settings (for other backends), reported as `name`.
+    pub fn start_berth(
+        binary: &Path,
+        scratch: &Path,
+        name: &str,
+        env: &[(String, String)],
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir_in(scratch)?;
         let addr = free_addr()?;
         let child = Command::new(binary)
             .args(["serve", "--listen", &addr.to_string(), "--data-dir"])
             .arg(dir.path().join("data"))
             .env("BERTH_LOG_LEVEL", "warn")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .with_context(|| format!("cannot start {}", binary.display()))?;
-        Self::started("berth", addr, child, dir)
+        Self::started(name, addr, child, dir)
     }
 
     /// Starts Debian's `docker-registry` (CNCF Distribution) with filesystem storage,
