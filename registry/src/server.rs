@@ -250,7 +250,7 @@ impl Server {
             tokio::select! {
                 () = &mut stop_accepting => break,
                 accepted = self.listener.accept() => {
-                    let (tcp, _) = match accepted {
+                    let (tcp, peer) = match accepted {
                         Ok(c) => c,
                         Err(e) => {
                             // Out of file descriptors and the like: back off, keep serving.
@@ -259,7 +259,8 @@ impl Server {
                             continue;
                         }
                     };
-                    connections.spawn(serve_connection(tcp, app.clone()));
+                    let info = ConnInfo { peer, tls: false };
+                    connections.spawn(serve_connection(tcp, info, app.clone()));
                 }
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
             }
@@ -284,13 +285,31 @@ impl Server {
     }
 }
 
+/// What the server knows about a request's connection, available to handlers as a request
+/// extension.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    /// The client's address (the proxy's, behind a reverse proxy).
+    pub peer: SocketAddr,
+    /// Whether the connection is TLS.
+    pub tls: bool,
+}
+
 /// Serves HTTP/1.1 on one connection until the client closes it or a response says
 /// `Connection: close`.
-async fn serve_connection(tcp: tokio::net::TcpStream, app: axum::Router) {
+async fn serve_connection(tcp: tokio::net::TcpStream, info: ConnInfo, app: axum::Router) {
     // Small responses (manifests, status codes) should not wait for Nagle's algorithm.
     if let Err(e) = tcp.set_nodelay(true) {
         tracing::debug!(error = %e, "could not set TCP_NODELAY");
     }
+    // Cheaper than `Router::layer`, which rebuilds the router for every connection.
+    let app = tower::ServiceExt::map_request(
+        app,
+        move |mut request: http::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(info);
+            request
+        },
+    );
     let service = hyper_util::service::TowerToHyperService::new(app);
     let served = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
