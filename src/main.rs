@@ -1,5 +1,7 @@
 //! `berth`: a self-hosted container image hub. `berth serve` runs the registry.
 
+mod admin;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -30,6 +32,16 @@ enum Command {
     /// berth serve applies them at start unless database.auto_migrate = false; run this
     /// instead as a separate deployment step (a Kubernetes Job, say) when you prefer.
     Migrate(ConfigArgs),
+    /// Manage users, organizations, teams, repository visibility and access tokens.
+    ///
+    /// Works directly on the configured database (SQLite or PostgreSQL), with or without a
+    /// running server. Start with `berth admin user add NAME --admin --password-stdin`.
+    Admin {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(subcommand)]
+        command: admin::AdminCommand,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -60,7 +72,23 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Migrate(args) => migrate(args),
+        Command::Admin { config, command } => run_admin(config, command),
     }
+}
+
+fn run_admin(args: ConfigArgs, command: admin::AdminCommand) -> anyhow::Result<()> {
+    let mut config = Config::load(args.config.as_deref(), std::env::vars())?;
+    if let Some(dir) = args.data_dir {
+        config.server.data_dir = dir;
+    }
+    // Only warnings and errors: the command's own output goes to stdout.
+    config.log.level = "warn".into();
+    berth_registry::telemetry::init(&config.log)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(admin::run(&config, command))
 }
 
 fn migrate(args: ConfigArgs) -> anyhow::Result<()> {

@@ -52,6 +52,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Accounts and Docker token authentication.
+    pub auth: AuthConfig,
 }
 
 /// `[server]`
@@ -79,6 +81,12 @@ pub struct ServerConfig {
     pub upload_ttl_secs: u64,
     /// Seconds between sweeps for expired upload sessions.
     pub upload_cleanup_interval_secs: u64,
+    /// Take the client's scheme and host from `X-Forwarded-Proto` and `X-Forwarded-Host`
+    /// (set this only behind a reverse proxy that overwrites them).
+    pub trust_forwarded_headers: bool,
+    /// Serve on a non-loopback address with authentication off, letting anyone who reaches
+    /// the port push and delete. Off by default: berth refuses to start that way.
+    pub allow_unauthenticated_network: bool,
 }
 
 impl Default for ServerConfig {
@@ -94,6 +102,8 @@ impl Default for ServerConfig {
             shutdown_timeout_secs: 30,
             upload_ttl_secs: 24 * 60 * 60,
             upload_cleanup_interval_secs: 600,
+            trust_forwarded_headers: false,
+            allow_unauthenticated_network: false,
         }
     }
 }
@@ -217,6 +227,52 @@ impl Default for StorageConfig {
             part_size_mib: 16,
             redirect: false,
             redirect_ttl_secs: 300,
+        }
+    }
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Require authentication: accounts, teams and tokens decide who may pull, push and
+    /// delete; clients log in through the Docker token flow or HTTP Basic.
+    pub enabled: bool,
+    /// The service name in challenges and the audience of registry tokens.
+    pub service: String,
+    /// The issuer of registry tokens.
+    pub issuer: String,
+    /// Absolute URL of the token endpoint in challenges; empty means `/token` on the URL the
+    /// client used.
+    pub realm: String,
+    /// Lifetime of registry tokens, seconds.
+    pub token_ttl_secs: u64,
+    /// Lifetime of refresh tokens (what `docker login` keeps), seconds.
+    pub refresh_token_ttl_secs: u64,
+    /// PEM file with the ECDSA P-256 (PKCS#8) key that signs tokens; empty means a key
+    /// generated at first start and kept in the database, shared by every replica.
+    pub signing_key_file: String,
+    /// Failed logins allowed per account and per client address before throttling.
+    pub login_free_failures: u32,
+    /// Seconds over which failed logins count.
+    pub login_failure_window_secs: u64,
+    /// Seconds of the first lockout after too many failures; doubles with each further one.
+    pub login_lockout_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            service: "berth".into(),
+            issuer: "berth".into(),
+            realm: String::new(),
+            token_ttl_secs: 300,
+            refresh_token_ttl_secs: 30 * 24 * 60 * 60,
+            signing_key_file: String::new(),
+            login_free_failures: 5,
+            login_failure_window_secs: 300,
+            login_lockout_secs: 30,
         }
     }
 }

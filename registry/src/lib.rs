@@ -14,6 +14,7 @@
 //! `config`, `telemetry` and `server` assemble these into a running process.
 
 pub mod api;
+pub mod auth;
 pub mod blob;
 pub mod config;
 pub mod domain;

@@ -8,9 +8,12 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use crate::api::auth::Gate;
 use crate::blob::{BlobError, BlobStore};
 use crate::config::{Config, StorageBackend, redact_url};
+use crate::meta::AccountStore;
 use crate::meta::{MetaError, MetaStore, PostgresStore, SqliteStore};
+use crate::service::accounts::{AccountSettings, Accounts, AccountsError};
 use crate::service::{Limits, Registry};
 use object_store::aws::AmazonS3Builder;
 use object_store::azure::MicrosoftAzureBuilder;
@@ -48,6 +51,23 @@ pub enum StartError {
     /// The storage settings are inconsistent.
     #[error("invalid storage settings: {0}")]
     StorageConfig(String),
+    /// Authentication is off and the address is reachable from other machines.
+    #[error(
+        "refusing to serve {0} without authentication: anyone who can reach it could push and delete images. Turn authentication on ([auth] enabled = true, or BERTH_AUTH_ENABLED=true, then create an administrator with `berth admin user add NAME --admin --password-stdin`), listen on a loopback address (--listen 127.0.0.1:5000), or accept the risk explicitly with [server] allow_unauthenticated_network = true"
+    )]
+    Unprotected(SocketAddr),
+    /// The token signing key file could not be read.
+    #[error("cannot read the token signing key {path}")]
+    SigningKey {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The accounts service could not start.
+    #[error("cannot start authentication")]
+    Accounts(#[from] AccountsError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}")]
     Bind {
@@ -182,10 +202,39 @@ pub async fn open_meta(config: &Config, migrate: bool) -> Result<Arc<dyn MetaSto
     })
 }
 
+/// Opens the accounts service `[auth]` describes over `store`.
+pub async fn open_accounts(
+    config: &Config,
+    store: Arc<dyn AccountStore>,
+) -> Result<Accounts, StartError> {
+    let a = &config.auth;
+    let signing_key_pem = if a.signing_key_file.is_empty() {
+        None
+    } else {
+        let path = PathBuf::from(&a.signing_key_file);
+        Some(
+            std::fs::read_to_string(&path)
+                .map_err(|source| StartError::SigningKey { path, source })?,
+        )
+    };
+    let settings = AccountSettings {
+        issuer: a.issuer.clone(),
+        service: a.service.clone(),
+        token_ttl_secs: a.token_ttl_secs,
+        refresh_ttl_secs: a.refresh_token_ttl_secs,
+        signing_key_pem,
+        free_failures: a.login_free_failures,
+        failure_window: Duration::from_secs(a.login_failure_window_secs),
+        lockout: Duration::from_secs(a.login_lockout_secs),
+    };
+    Ok(Accounts::open(store, &settings).await?)
+}
+
 /// A bound, ready-to-run server.
 pub struct Server {
     listener: TcpListener,
     registry: Registry,
+    gate: Option<Arc<Gate>>,
     shutdown_timeout: Duration,
     drain: Duration,
     upload_ttl: Duration,
@@ -195,14 +244,31 @@ pub struct Server {
 impl Server {
     /// Opens the stores and binds the listen address.
     pub async fn bind(config: &Config) -> Result<Self, StartError> {
-        let registry = open_registry(config).await?;
         let addr = config.server.listen;
+        if !config.auth.enabled
+            && !addr.ip().is_loopback()
+            && !config.server.allow_unauthenticated_network
+        {
+            return Err(StartError::Unprotected(addr));
+        }
+        let registry = open_registry(config).await?;
+        let gate = if config.auth.enabled {
+            let accounts = open_accounts(config, registry.account_store()).await?;
+            Some(Arc::new(Gate {
+                accounts: Arc::new(accounts),
+                realm: config.auth.realm.clone(),
+                trust_forwarded: config.server.trust_forwarded_headers,
+            }))
+        } else {
+            None
+        };
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
         Ok(Self {
             listener,
             registry,
+            gate,
             shutdown_timeout: Duration::from_secs(config.server.shutdown_timeout_secs),
             drain: Duration::from_secs(config.server.shutdown_drain_secs),
             upload_ttl: Duration::from_secs(config.server.upload_ttl_secs),
@@ -231,7 +297,7 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let ready = Arc::new(AtomicBool::new(true));
-        let app = crate::api::router(self.registry.clone(), ready.clone());
+        let app = crate::api::router(self.registry.clone(), self.gate.clone(), ready.clone());
         let _janitor = AbortOnDrop(tokio::spawn(expire_uploads_forever(
             self.registry,
             self.upload_ttl,

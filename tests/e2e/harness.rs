@@ -16,6 +16,7 @@ pub struct Berth {
     /// Its data directory (kept across restarts).
     pub data_dir: PathBuf,
     log: PathBuf,
+    env: Vec<(String, String)>,
     _tmp: Option<tempfile::TempDir>,
     /// An HTTP client for it.
     pub http: reqwest::Client,
@@ -58,11 +59,12 @@ impl Berth {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr);
-        for (k, v) in backend_env
+        let env: Vec<(String, String)> = backend_env
             .iter()
-            .map(|(k, v)| (*k, v.as_str()))
-            .chain(env.iter().copied())
-        {
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .chain(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())))
+            .collect();
+        for (k, v) in &env {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("spawn berth");
@@ -72,12 +74,50 @@ impl Berth {
             addr,
             data_dir: data_dir.to_owned(),
             log,
+            env,
             _tmp: None,
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("client"),
         }
+    }
+
+    /// Runs `berth admin ARGS` on this server's database (same settings), with `stdin`;
+    /// returns (success, stdout, stderr).
+    pub fn admin(&self, args: &[&str], stdin: &str) -> (bool, String, String) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
+        cmd.arg("admin")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn berth admin");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write stdin");
+        let out = child.wait_with_output().expect("berth admin");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Runs `berth admin ARGS`, which must succeed; returns its stdout.
+    pub fn admin_ok(&self, args: &[&str], stdin: &str) -> String {
+        let (ok, out, err) = self.admin(args, stdin);
+        assert!(ok, "berth admin {args:?} failed:\n{out}\n{err}");
+        out
     }
 
     /// `http://127.0.0.1:PORT` + `path`.

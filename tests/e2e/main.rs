@@ -8,6 +8,7 @@ mod api_basics;
 mod api_blobs;
 mod api_listing;
 mod api_manifests;
+mod auth;
 mod cli;
 mod client;
 mod crash;

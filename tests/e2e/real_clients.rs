@@ -74,6 +74,35 @@ impl Docker {
     pub(crate) fn ok(&self, args: &[&str]) -> String {
         ok(&mut self.cmd(args))
     }
+
+    /// Runs docker; returns (success, stdout, stderr).
+    pub(crate) fn run(&self, args: &[&str]) -> (bool, String, String) {
+        run(&mut self.cmd(args))
+    }
+
+    /// `docker login` with the password on standard input.
+    pub(crate) fn login(&self, host: &str, user: &str, password: &str) {
+        use std::io::Write;
+        let mut child = self
+            .cmd(&["login", "--username", user, "--password-stdin", host])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(password.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "docker login {user}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 pub(crate) fn busybox() -> Option<PathBuf> {

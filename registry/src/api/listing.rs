@@ -66,9 +66,16 @@ struct Catalog<'a> {
 }
 
 /// Lists repositories in byte order, paginated with `n` and `last`.
-pub async fn catalog(reg: &Registry, query: &Query) -> Result<Response, ApiError> {
+pub async fn catalog(
+    reg: &Registry,
+    query: &Query,
+    readable: Option<&(dyn Fn(&str) -> bool + Send + Sync)>,
+) -> Result<Response, ApiError> {
     let n = query.page_size()?;
-    let page = reg.catalog(query.get("last"), n).await?;
+    let page = match readable {
+        None => reg.catalog(query.get("last"), n).await?,
+        Some(readable) => reg.catalog_readable(query.get("last"), n, readable).await?,
+    };
     let next = next_url(OciRoute::Catalog.to_path(), &page, n);
     Ok(json_response(
         &Catalog {

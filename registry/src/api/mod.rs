@@ -5,6 +5,7 @@
 //! typed values, call one service method and build the response. Errors become the spec's
 //! JSON envelope in `error`.
 
+pub mod auth;
 mod blobs;
 pub mod error;
 mod listing;
@@ -33,9 +34,22 @@ use route::OciRoute;
 
 pub use middleware::RouteName;
 
-/// Builds the router for the registry API and the health probes. `ready` is cleared when
-/// the process starts shutting down, so load balancers stop sending it requests.
-pub fn router(registry: Registry, ready: Arc<AtomicBool>) -> Router {
+/// What the `/v2` dispatcher works with.
+struct App {
+    registry: Registry,
+    gate: Option<Arc<auth::Gate>>,
+}
+
+/// Builds the router for the registry API, the token endpoint (when `gate` is set, which
+/// turns authentication on) and the health probes. `ready` is cleared when the process
+/// starts shutting down, so load balancers stop sending it requests.
+pub fn router(registry: Registry, gate: Option<Arc<auth::Gate>>, ready: Arc<AtomicBool>) -> Router {
+    let token = match &gate {
+        Some(gate) => Router::new()
+            .route("/token", axum::routing::any(auth::token))
+            .with_state(gate.clone()),
+        None => Router::new(),
+    };
     let health = Router::new()
         .route("/healthz", axum::routing::get(healthz))
         .route("/readyz", axum::routing::get(readyz))
@@ -43,7 +57,7 @@ pub fn router(registry: Registry, ready: Arc<AtomicBool>) -> Router {
             registry: registry.clone(),
             ready: ready.clone(),
         }));
-    let state = Arc::new(registry);
+    let state = Arc::new(App { registry, gate });
     Router::new()
         .route("/v2", axum::routing::any(dispatch))
         .route("/v2/", axum::routing::any(dispatch))
@@ -51,6 +65,7 @@ pub fn router(registry: Registry, ready: Arc<AtomicBool>) -> Router {
         .fallback(not_found)
         .with_state(state)
         .merge(health)
+        .merge(token)
         // Blob bodies are streamed, never buffered; manifest bodies have their own limit.
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn(middleware::api_version))
@@ -104,10 +119,11 @@ async fn not_found() -> Response {
 }
 
 /// Routes one `/v2` request by its parsed path and method.
-async fn dispatch(State(registry): State<Arc<Registry>>, request: Request) -> Response {
+async fn dispatch(State(app): State<Arc<App>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let method = parts.method;
     let headers = parts.headers;
+    let conn = parts.extensions.get::<crate::server::ConnInfo>().copied();
     let route = match OciRoute::parse(parts.uri.path()) {
         Ok(route) => route,
         Err(e) => {
@@ -116,13 +132,48 @@ async fn dispatch(State(registry): State<Arc<Registry>>, request: Request) -> Re
             return response;
         }
     };
-    let query = Query::parse(parts.uri.query());
+    let mut query = Query::parse(parts.uri.query());
     let name = RouteName(route_name(&route, &method));
-    let reg = registry.as_ref();
+    let mut catalog_filter = None;
+    if let Some(gate) = &app.gate {
+        let rp = auth::RequestParts {
+            headers: &headers,
+            conn,
+        };
+        match gate.check(&rp, &auth::Need::of(&route, &method)).await {
+            Ok(auth::Allowed::All) => {}
+            Ok(auth::Allowed::Catalog(filter)) => catalog_filter = Some(filter),
+            Err(mut response) => {
+                response.extensions_mut().insert(name);
+                return response;
+            }
+        }
+        if matches!(route, OciRoute::Uploads(_)) && query.get("mount").is_some() {
+            // A mount also reads its source. Without pull there (or without a named source,
+            // which would let anyone probe every repository for a digest) it becomes a plain
+            // upload, as the spec prescribes for blobs that cannot be mounted.
+            let source_readable = match query.get("from") {
+                Some(from) => {
+                    let need = auth::Need::Repositories(vec![(
+                        from.to_owned(),
+                        crate::auth::Actions::PULL,
+                    )]);
+                    gate.check(&rp, &need).await.is_ok()
+                }
+                None => false,
+            };
+            if !source_readable {
+                query = query.without("mount");
+            }
+        }
+    }
+    let reg = &app.registry;
     let head = method == Method::HEAD;
     let result = match (route, method) {
         (OciRoute::Base, Method::GET | Method::HEAD) => Ok(base()),
-        (OciRoute::Catalog, Method::GET | Method::HEAD) => listing::catalog(reg, &query).await,
+        (OciRoute::Catalog, Method::GET | Method::HEAD) => {
+            listing::catalog(reg, &query, catalog_filter.as_deref()).await
+        }
         (OciRoute::Tags(n), Method::GET | Method::HEAD) => listing::tags(reg, n, &query).await,
         (OciRoute::Referrers(n, d), Method::GET | Method::HEAD) => {
             listing::referrers(reg, n, d, &query).await

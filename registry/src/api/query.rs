@@ -23,7 +23,12 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
-    /// Every value of `key`.
+    /// The same parameters without `key`.
+    pub fn without(&self, key: &str) -> Query {
+        Query(self.0.iter().filter(|(k, _)| k != key).cloned().collect())
+    }
+
+    /// Every value of `key`, in order.
     pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> {
         self.0
             .iter()

@@ -7,6 +7,8 @@
 //! Each method is one transaction, so a crash at any moment leaves either the state before or
 //! the state after it.
 
+mod account_sql;
+pub mod accounts;
 mod cache;
 mod postgres;
 mod sql;
@@ -17,6 +19,7 @@ use async_trait::async_trait;
 
 use crate::domain::{Digest, MediaType, ParsedManifest, Reference, RepoName, Tag, UploadId};
 
+pub use accounts::AccountStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -185,7 +188,7 @@ pub struct PageQuery<'a> {
 ///
 /// Implementations must make each method atomic and durable when it returns.
 #[async_trait]
-pub trait MetaStore: Send + Sync + 'static {
+pub trait MetaStore: AccountStore + Send + Sync + 'static {
     /// Checks that the database answers (for readiness probes).
     async fn ping(&self) -> MetaResult<()>;
 

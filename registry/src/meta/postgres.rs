@@ -113,6 +113,27 @@ impl PostgresStore {
     }
 }
 
+impl PostgresStore {
+    /// Runs `f` on a pooled connection (for the account queries).
+    async fn account_read<T, F>(&self, f: F) -> MetaResult<T>
+    where
+        F: for<'c> Fn(&'c mut PgConnection) -> BoxFuture<'c, MetaResult<T>>,
+    {
+        let mut conn = self.pool.acquire().await?;
+        f(&mut conn).await
+    }
+
+    /// Runs `f` in a serializable transaction, retried on conflicts (for the account queries).
+    async fn account_write<T, F>(&self, f: F) -> MetaResult<T>
+    where
+        F: for<'c> Fn(&'c mut PgConnection) -> BoxFuture<'c, MetaResult<T>>,
+    {
+        self.write(f).await
+    }
+}
+
+super::account_sql::impl_account_store!(PostgresStore, sqlx::PgConnection);
+
 #[async_trait]
 impl MetaStore for PostgresStore {
     async fn ping(&self) -> MetaResult<()> {

@@ -78,6 +78,28 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Runs `f` on a read connection (for the account queries).
+    async fn account_read<T, F>(&self, f: F) -> MetaResult<T>
+    where
+        F: for<'c> Fn(&'c mut SqliteConnection) -> BoxFuture<'c, MetaResult<T>>,
+    {
+        let mut conn = self.read.acquire().await?;
+        f(&mut conn).await
+    }
+
+    /// Runs `f` as one group-committed write (for the account queries).
+    async fn account_write<T, F>(&self, f: F) -> MetaResult<T>
+    where
+        T: Send + 'static,
+        F: for<'c> Fn(&'c mut SqliteConnection) -> BoxFuture<'c, MetaResult<T>> + Send + 'static,
+    {
+        self.writer.run(f).await
+    }
+}
+
+super::account_sql::impl_account_store!(SqliteStore, sqlx::SqliteConnection);
+
 #[async_trait]
 impl MetaStore for SqliteStore {
     async fn ping(&self) -> MetaResult<()> {

@@ -74,6 +74,48 @@ impl Registry {
         Ok(page(self.meta.repositories(query).await?, limit))
     }
 
+    /// Like [`Registry::catalog`], listing only repositories that are public or for which
+    /// `readable` holds. Scans the catalog in chunks until the page is full, so a caller who
+    /// may read little of a large hub costs more than one query, never more memory.
+    #[tracing::instrument(skip(self, readable))]
+    pub async fn catalog_readable(
+        &self,
+        last: Option<&str>,
+        limit: Option<u32>,
+        readable: &(dyn Fn(&str) -> bool + Send + Sync),
+    ) -> RegistryResult<Page<String>> {
+        const CHUNK: u32 = 500;
+        let want = usize::try_from(over_fetch(limit)).unwrap_or(usize::MAX);
+        let mut cursor = last.unwrap_or("").to_owned();
+        let mut items = Vec::new();
+        loop {
+            let chunk = self
+                .meta
+                .repositories(PageQuery {
+                    last: Some(&cursor),
+                    limit: CHUNK,
+                })
+                .await?;
+            let Some(end) = chunk.last().cloned() else {
+                break;
+            };
+            let public = self.meta.public_between(&cursor, Some(&end)).await?;
+            for name in chunk.iter() {
+                if readable(name) || public.binary_search(name).is_ok() {
+                    items.push(name.clone());
+                    if items.len() >= want {
+                        return Ok(page(items, limit));
+                    }
+                }
+            }
+            if chunk.len() < CHUNK as usize {
+                break;
+            }
+            cursor = end;
+        }
+        Ok(page(items, limit))
+    }
+
     /// Manifests of `repo` whose subject is `subject`, one page after `last`.
     #[tracing::instrument(skip(self))]
     pub async fn referrers(

@@ -11,6 +11,7 @@
 //! - an upload's offset is advanced in SQL only after its bytes are synced, and bytes past the
 //!   recorded offset are discarded by the next write.
 
+pub mod accounts;
 mod blobs;
 mod listing;
 mod manifests;
@@ -166,6 +167,11 @@ impl Registry {
     /// The configured limits.
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// The accounts half of the metadata store.
+    pub fn account_store(&self) -> Arc<dyn crate::meta::AccountStore> {
+        self.meta.clone()
     }
 
     /// Checks that the database and blob storage answer; the error names which one does not

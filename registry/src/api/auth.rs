@@ -1,0 +1,602 @@
+//! Authentication on the API: the access gate in front of every `/v2/` request, and the
+//! Docker token endpoint (`GET`/`POST /token`).
+//!
+//! The gate works out what a request needs (pull, push or delete on which repositories),
+//! who is asking (a registry token, HTTP Basic credentials, or nobody) and answers as
+//! Distribution's token specification and real clients expect:
+//! - `401` with a `WWW-Authenticate: Bearer realm=...,service=...,scope=...` challenge when
+//!   there are no credentials, the token is invalid, or the token is too narrow for something
+//!   its subject may do (the client fetches a wider token and retries);
+//! - `403 DENIED` when the caller is known and may not do it (docker prints "denied");
+//! - `429 TOOMANYREQUESTS` with `Retry-After` while logins are throttled.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::Serialize;
+
+use super::error::{ApiError, ErrorCode};
+use super::query::Query;
+use super::route::OciRoute;
+use crate::auth::jwt::Claims;
+use crate::auth::{Action, Actions, Grants, Principal, ScopeRequest};
+use crate::server::ConnInfo;
+use crate::service::accounts::{Accounts, AuthError};
+
+/// The gate's settings and the accounts service.
+#[derive(Debug)]
+pub struct Gate {
+    /// The accounts service.
+    pub accounts: Arc<Accounts>,
+    /// Fixed realm URL, or empty to derive it from the request.
+    pub realm: String,
+    /// Whether `X-Forwarded-Proto`/`-Host` describe the client's view.
+    pub trust_forwarded: bool,
+}
+
+/// What a request needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Need {
+    /// Any authenticated caller (the `/v2/` version check).
+    Authenticated,
+    /// Listing the catalog (filtered to what the caller may pull).
+    Catalog,
+    /// Actions on repositories.
+    Repositories(Vec<(String, Actions)>),
+}
+
+/// What a request may do once through the gate.
+pub enum Allowed {
+    /// Everything it needed.
+    All,
+    /// The catalog, filtered by this predicate (public repositories are added separately).
+    Catalog(Box<dyn Fn(&str) -> bool + Send + Sync>),
+}
+
+impl Need {
+    /// What `method` on `route` needs. A cross-repository mount needs pull on its source as
+    /// well; the dispatcher drops the mount (and starts a plain upload) when that is missing.
+    pub fn of(route: &OciRoute, method: &Method) -> Need {
+        let on =
+            |name: &str, actions: Actions| Need::Repositories(vec![(name.to_owned(), actions)]);
+        let read = matches!(*method, Method::GET | Method::HEAD);
+        match route {
+            OciRoute::Base => Need::Authenticated,
+            OciRoute::Catalog => Need::Catalog,
+            OciRoute::Tags(n) | OciRoute::Referrers(n, _) => on(n.as_str(), Actions::PULL),
+            OciRoute::Manifest(n, _) | OciRoute::Blob(n, _) => {
+                if read {
+                    on(n.as_str(), Actions::PULL)
+                } else if *method == Method::DELETE {
+                    on(n.as_str(), Actions::of(Action::Delete))
+                } else {
+                    on(n.as_str(), Actions::PULL_PUSH)
+                }
+            }
+            OciRoute::Uploads(n) | OciRoute::Upload(n, _) => on(n.as_str(), Actions::PULL_PUSH),
+        }
+    }
+
+    /// The scope a client should ask for.
+    fn scope(&self) -> Option<String> {
+        match self {
+            Need::Authenticated => None,
+            Need::Catalog => Some(ScopeRequest::Catalog.to_string()),
+            Need::Repositories(list) => Some(
+                list.iter()
+                    .map(|(name, actions)| {
+                        ScopeRequest::Repository {
+                            name: name.clone(),
+                            actions: *actions,
+                        }
+                        .to_string()
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+        }
+    }
+}
+
+/// Who a request comes from.
+enum Caller {
+    /// A verified registry token.
+    Token(Claims),
+    /// HTTP Basic credentials that checked out, or nobody.
+    Principal(Principal),
+}
+
+impl Gate {
+    /// Lets the request through, or answers it.
+    pub async fn check(&self, parts: &RequestParts<'_>, need: &Need) -> Result<Allowed, Response> {
+        let caller = self.caller(parts).await?;
+        match (&caller, need) {
+            (Caller::Principal(Principal::Anonymous), Need::Authenticated) => {
+                Err(self.challenge(parts, need, None))
+            }
+            (_, Need::Authenticated) => Ok(Allowed::All),
+            (Caller::Principal(Principal::Anonymous), Need::Catalog) => {
+                Err(self.challenge(parts, need, None))
+            }
+            (_, Need::Catalog) => {
+                let principal = match &caller {
+                    Caller::Token(claims) => self.subject(claims).await?,
+                    Caller::Principal(p) => p.clone(),
+                };
+                let grants = self.grants(&principal).await?;
+                Ok(Allowed::Catalog(Box::new(move |name| {
+                    crate::auth::access::allowed(&principal, &grants, name, false)
+                        .contains(Action::Pull)
+                })))
+            }
+            (Caller::Token(claims), Need::Repositories(list)) => {
+                let covered = list.iter().all(|(name, wanted)| {
+                    let granted = claims
+                        .access
+                        .iter()
+                        .filter_map(|e| e.actions_on(name))
+                        .fold(Actions::NONE, Actions::union);
+                    granted.covers(*wanted)
+                });
+                if covered {
+                    return Ok(Allowed::All);
+                }
+                // Too narrow: a wider token would help only if its subject may do it.
+                let principal = self.subject(claims).await?;
+                if principal.is_anonymous() || self.may(&principal, list).await? {
+                    Err(self.challenge(parts, need, Some("insufficient_scope")))
+                } else {
+                    Err(denied())
+                }
+            }
+            (Caller::Principal(p), Need::Repositories(list)) => {
+                if self.may(p, list).await? {
+                    Ok(Allowed::All)
+                } else if p.is_anonymous() {
+                    Err(self.challenge(parts, need, None))
+                } else {
+                    Err(denied())
+                }
+            }
+        }
+    }
+
+    /// Whether `principal` may do everything in `list`.
+    pub async fn may(
+        &self,
+        principal: &Principal,
+        list: &[(String, Actions)],
+    ) -> Result<bool, Response> {
+        let grants = self.grants(principal).await?;
+        for (name, wanted) in list {
+            let allowed = self
+                .accounts
+                .allowed(principal, &grants, name)
+                .await
+                .map_err(|e| ApiError::internal(&e).into_response())?;
+            if !allowed.covers(*wanted) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    async fn grants(&self, principal: &Principal) -> Result<Grants, Response> {
+        self.accounts
+            .grants(principal)
+            .await
+            .map_err(|e| ApiError::internal(&e).into_response())
+    }
+
+    async fn subject(&self, claims: &Claims) -> Result<Principal, Response> {
+        self.accounts
+            .subject_principal(claims)
+            .await
+            .map_err(|e| ApiError::internal(&e).into_response())
+    }
+
+    async fn caller(&self, parts: &RequestParts<'_>) -> Result<Caller, Response> {
+        match credentials(parts.headers) {
+            Credentials::None => Ok(Caller::Principal(Principal::Anonymous)),
+            Credentials::Bearer(token) => match self.accounts.verify(&token) {
+                Ok(claims) => Ok(Caller::Token(claims)),
+                Err(e) => {
+                    tracing::debug!(target: "berth::auth", error = %e, "registry token refused");
+                    Err(self.challenge(parts, &Need::Authenticated, Some("invalid_token")))
+                }
+            },
+            Credentials::Basic(user, password) => {
+                match self
+                    .accounts
+                    .login(&user, &password, parts.client_ip())
+                    .await
+                {
+                    Ok(p) => Ok(Caller::Principal(p)),
+                    Err(e) => Err(auth_error(e, || {
+                        self.challenge(parts, &Need::Authenticated, None)
+                    })),
+                }
+            }
+            Credentials::Malformed => Err(self.challenge(parts, &Need::Authenticated, None)),
+        }
+    }
+
+    /// `401` with the challenge docker, containerd, podman and skopeo follow.
+    fn challenge(&self, parts: &RequestParts<'_>, need: &Need, error: Option<&str>) -> Response {
+        let mut value = format!(
+            "Bearer realm=\"{}\",service=\"{}\"",
+            self.realm(parts),
+            self.accounts.issuer().service()
+        );
+        if let Some(scope) = need.scope() {
+            value.push_str(&format!(",scope=\"{scope}\""));
+        }
+        if let Some(error) = error {
+            value.push_str(&format!(",error=\"{error}\""));
+        }
+        let detail = match need {
+            Need::Repositories(list) => serde_json::Value::Array(
+                list.iter()
+                    .flat_map(|(name, actions)| {
+                        actions.iter().map(move |a| {
+                            serde_json::json!({"Type": "repository", "Name": name, "Action": a.as_str()})
+                        })
+                    })
+                    .collect(),
+            ),
+            _ => serde_json::Value::Null,
+        };
+        let mut e = ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized,
+            "authentication required",
+        )
+        .with_header(header::WWW_AUTHENTICATE, value);
+        if !detail.is_null() {
+            e = e.with_detail(detail);
+        }
+        e.into_response()
+    }
+
+    /// The token endpoint's absolute URL as the client sees this server.
+    pub fn realm(&self, parts: &RequestParts<'_>) -> String {
+        if !self.realm.is_empty() {
+            return self.realm.clone();
+        }
+        format!("{}/token", parts.base_url(self.trust_forwarded))
+    }
+}
+
+/// The parts of a request the gate and token endpoint look at.
+pub struct RequestParts<'a> {
+    /// Request headers.
+    pub headers: &'a HeaderMap,
+    /// The connection, if known.
+    pub conn: Option<ConnInfo>,
+}
+
+impl RequestParts<'_> {
+    /// The client's address (the proxy's behind a reverse proxy).
+    pub fn client_ip(&self) -> IpAddr {
+        self.conn
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.peer.ip())
+    }
+
+    /// `scheme://host` as the client addressed this server.
+    pub fn base_url(&self, trust_forwarded: bool) -> String {
+        let forwarded = |name: &str| {
+            trust_forwarded
+                .then(|| self.headers.get(name).and_then(|v| v.to_str().ok()))
+                .flatten()
+                .and_then(|v| v.split(',').next())
+                .map(str::trim)
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_graphic() && b != b'"'))
+        };
+        let scheme = forwarded("x-forwarded-proto")
+            .filter(|p| matches!(*p, "http" | "https"))
+            .unwrap_or(if self.conn.is_some_and(|c| c.tls) {
+                "https"
+            } else {
+                "http"
+            });
+        let host = forwarded("x-forwarded-host")
+            .or_else(|| {
+                self.headers
+                    .get(header::HOST)
+                    .and_then(|v| v.to_str().ok())
+                    .filter(|v| {
+                        !v.is_empty() && v.bytes().all(|b| b.is_ascii_graphic() && b != b'"')
+                    })
+            })
+            .unwrap_or("localhost");
+        format!("{scheme}://{host}")
+    }
+}
+
+fn denied() -> Response {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        ErrorCode::Denied,
+        "requested access to the resource is denied",
+    )
+    .into_response()
+}
+
+/// Maps a failed login: throttled → 429, bad credentials → `unauthorized()`, else 500.
+fn auth_error(e: AuthError, unauthorized: impl FnOnce() -> Response) -> Response {
+    match e {
+        AuthError::Throttled(wait) => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::TooManyRequests,
+            format!(
+                "too many failed logins; retry in {} seconds",
+                wait.as_secs().max(1)
+            ),
+        )
+        .with_header(header::RETRY_AFTER, wait.as_secs().max(1))
+        .into_response(),
+        AuthError::BadCredentials | AuthError::Token(_) => unauthorized(),
+        AuthError::Meta(e) => ApiError::internal(&e).into_response(),
+    }
+}
+
+enum Credentials {
+    None,
+    Bearer(String),
+    Basic(String, String),
+    Malformed,
+}
+
+fn credentials(headers: &HeaderMap) -> Credentials {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Credentials::None;
+    };
+    let Ok(value) = value.to_str() else {
+        return Credentials::Malformed;
+    };
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty() {
+        Credentials::Bearer(rest.to_owned())
+    } else if scheme.eq_ignore_ascii_case("basic") {
+        basic(rest).map_or(Credentials::Malformed, |(u, p)| Credentials::Basic(u, p))
+    } else {
+        Credentials::Malformed
+    }
+}
+
+fn basic(encoded: &str) -> Option<(String, String)> {
+    let decoded = String::from_utf8(B64.decode(encoded).ok()?).ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
+// ---- The token endpoint -------------------------------------------------------------------
+
+/// The token endpoint's answer (both the Docker and the OAuth2 field names).
+#[derive(Serialize)]
+struct TokenResponse {
+    token: String,
+    access_token: String,
+    expires_in: u64,
+    issued_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    scope: String,
+}
+
+/// `GET /token` (Docker's flow: Basic credentials or none) and `POST /token` (OAuth2:
+/// `grant_type=password` or `refresh_token`, form-encoded).
+pub async fn token(State(gate): State<Arc<Gate>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let rp = RequestParts {
+        headers: &parts.headers,
+        conn: parts.extensions.get::<ConnInfo>().copied(),
+    };
+    let mut response = match parts.method {
+        Method::GET | Method::HEAD => {
+            let query = Query::parse(parts.uri.query());
+            token_get(&gate, &rp, &query).await
+        }
+        Method::POST => match axum::body::to_bytes(body, 64 * 1024).await {
+            Ok(bytes) => {
+                let form = Query::parse(std::str::from_utf8(&bytes).ok());
+                token_post(&gate, &rp, &form).await
+            }
+            Err(_) => oauth_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request",
+                "request too large",
+            ),
+        },
+        _ => ApiError::method_not_allowed("GET, POST").into_response(),
+    };
+    response.extensions_mut().insert(super::RouteName("token"));
+    response
+}
+
+async fn token_get(gate: &Gate, rp: &RequestParts<'_>, query: &Query) -> Response {
+    if let Some(r) = wrong_service(gate, query) {
+        return r;
+    }
+    let principal = match credentials(rp.headers) {
+        Credentials::None => Principal::Anonymous,
+        Credentials::Basic(user, password) => {
+            match gate.accounts.login(&user, &password, rp.client_ip()).await {
+                Ok(p) => p,
+                Err(e) => return auth_error(e, || login_failed(gate, rp)),
+            }
+        }
+        // A registry token is not a credential for getting another one.
+        Credentials::Bearer(_) | Credentials::Malformed => return login_failed(gate, rp),
+    };
+    let offline = query.get("offline_token") == Some("true");
+    issue(gate, &principal, query, offline).await
+}
+
+async fn token_post(gate: &Gate, rp: &RequestParts<'_>, form: &Query) -> Response {
+    if let Some(r) = wrong_service(gate, form) {
+        return r;
+    }
+    let principal = match form.get("grant_type") {
+        Some("password") => {
+            let (Some(user), Some(password)) = (form.get("username"), form.get("password")) else {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "username and password are required",
+                );
+            };
+            match gate.accounts.login(user, password, rp.client_ip()).await {
+                Ok(p) => p,
+                Err(AuthError::Throttled(w)) => {
+                    return auth_error(AuthError::Throttled(w), || login_failed(gate, rp));
+                }
+                Err(AuthError::Meta(e)) => return ApiError::internal(&e).into_response(),
+                Err(_) => {
+                    return oauth_error(
+                        StatusCode::UNAUTHORIZED,
+                        "invalid_grant",
+                        "invalid username or password",
+                    );
+                }
+            }
+        }
+        Some("refresh_token") => {
+            let Some(refresh) = form.get("refresh_token") else {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "refresh_token is required",
+                );
+            };
+            match gate.accounts.refresh(refresh).await {
+                Ok(p) => p,
+                Err(AuthError::Meta(e)) => return ApiError::internal(&e).into_response(),
+                Err(_) => {
+                    return oauth_error(
+                        StatusCode::UNAUTHORIZED,
+                        "invalid_grant",
+                        "the refresh token is invalid or expired",
+                    );
+                }
+            }
+        }
+        _ => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "grant_type must be password or refresh_token",
+            );
+        }
+    };
+    // Docker's OAuth flow asks for a refresh token with access_type=offline on a password
+    // grant; a refresh grant returns the same refresh token back.
+    let offline = form.get("access_type") == Some("offline");
+    issue(gate, &principal, form, offline).await
+}
+
+/// A refusal when the request names another service than ours.
+fn wrong_service(gate: &Gate, query: &Query) -> Option<Response> {
+    match query.get("service") {
+        Some(s) if s != gate.accounts.issuer().service() => Some(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "unknown service",
+        )),
+        _ => None,
+    }
+}
+
+async fn issue(gate: &Gate, principal: &Principal, query: &Query, offline: bool) -> Response {
+    let requests = ScopeRequest::parse_all(query.all("scope"));
+    let (token, access) = match gate.accounts.token_for(principal, &requests).await {
+        Ok(t) => t,
+        Err(e) => return auth_error(e, || StatusCode::UNAUTHORIZED.into_response()),
+    };
+    let refresh_token = if offline {
+        match gate.accounts.refresh_token_for(principal).await {
+            Ok(t) => t,
+            Err(e) => return auth_error(e, || StatusCode::UNAUTHORIZED.into_response()),
+        }
+    } else {
+        None
+    };
+    let scope = access
+        .iter()
+        .map(|a| format!("{}:{}:{}", a.kind, a.name, a.actions.join(",")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let body = TokenResponse {
+        token: token.clone(),
+        access_token: token,
+        expires_in: gate.accounts.issuer().ttl_secs(),
+        issued_at: rfc3339_now(),
+        refresh_token,
+        scope,
+    };
+    json(StatusCode::OK, &body)
+}
+
+fn login_failed(gate: &Gate, rp: &RequestParts<'_>) -> Response {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        ErrorCode::Unauthorized,
+        "invalid username or password",
+    )
+    .with_header(
+        header::WWW_AUTHENTICATE,
+        format!("Basic realm=\"{}\"", gate.realm(rp)),
+    )
+    .into_response()
+}
+
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    json(
+        status,
+        &serde_json::json!({"error": error, "error_description": description}),
+    )
+}
+
+/// A JSON response that no cache may keep (it may hold a token).
+fn json(status: StatusCode, body: &impl Serialize) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+/// Now as RFC 3339 (UTC, seconds).
+fn rfc3339_now() -> String {
+    let secs = crate::auth::jwt::now_secs();
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let z = i64::try_from(days).unwrap_or(0) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}

@@ -1,0 +1,213 @@
+//! Accounts, organizations, teams, grants, visibility, access tokens and the signing key in
+//! SQL: the [`AccountStore`] half of the metadata seam.
+//!
+//! The statements are written once in [`account_queries!`] for both databases, and
+//! [`impl_account_store!`] implements the trait on each store from its own read connection
+//! and write transaction, so SQLite and PostgreSQL cannot drift apart.
+
+use async_trait::async_trait;
+
+use super::MetaResult;
+use crate::auth::{Grants, Role};
+
+/// A user's or an organization's account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountKind {
+    /// A person (or service) that logs in.
+    User,
+    /// An organization: owns a namespace, has members and teams, never logs in.
+    Org,
+}
+
+impl AccountKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountKind::User => "user",
+            AccountKind::Org => "org",
+        }
+    }
+}
+
+/// An account as stored.
+#[derive(Debug, Clone)]
+pub struct AccountRecord {
+    /// Id.
+    pub id: i64,
+    /// Name (also its namespace).
+    pub name: String,
+    /// User or organization.
+    pub kind: AccountKind,
+    /// argon2id hash (users only).
+    pub password_hash: Option<String>,
+    /// Administers the hub.
+    pub admin: bool,
+    /// May not log in.
+    pub disabled: bool,
+    /// Bumped by password changes and disabling; refresh tokens from older epochs fail.
+    pub credential_epoch: i64,
+    /// Creation time (Unix ms).
+    pub created_at: i64,
+}
+
+/// A change to an account.
+#[derive(Debug, Clone)]
+pub enum AccountChange {
+    /// A new password hash (invalidates refresh tokens).
+    Password(String),
+    /// Grant or take away hub administration.
+    Admin(bool),
+    /// Disable (invalidates refresh tokens) or enable.
+    Disabled(bool),
+}
+
+/// An access token as stored (never its secret).
+#[derive(Debug, Clone)]
+pub struct TokenRecord {
+    /// Id.
+    pub id: i64,
+    /// The owning user or organization.
+    pub owner_id: i64,
+    /// Its name.
+    pub owner_name: String,
+    /// Personal token (user) or robot account (organization).
+    pub owner_kind: AccountKind,
+    /// The token's name.
+    pub name: String,
+    /// Scope rules (`target:actions`).
+    pub scopes: Vec<String>,
+    /// Creation time (Unix ms).
+    pub created_at: i64,
+    /// Expiry (Unix ms), if any.
+    pub expires_at: Option<i64>,
+    /// Last successful use (Unix ms, updated at most once a minute).
+    pub last_used_at: Option<i64>,
+    /// Revocation time (Unix ms), if revoked.
+    pub revoked_at: Option<i64>,
+}
+
+/// A team with its members and grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamRecord {
+    /// Team name.
+    pub name: String,
+    /// Member user names, sorted.
+    pub members: Vec<String>,
+    /// Grants: repository (`""` for the whole organization) and role, sorted.
+    pub grants: Vec<(String, Role)>,
+}
+
+/// An organization member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRecord {
+    /// User name.
+    pub name: String,
+    /// Whether they own the organization.
+    pub owner: bool,
+}
+
+/// Accounts and permissions in the metadata database. Each method is one transaction.
+#[async_trait]
+pub trait AccountStore: Send + Sync + 'static {
+    /// Creates an account; `None` when the name is taken.
+    async fn create_account(
+        &self,
+        name: &str,
+        kind: AccountKind,
+        password_hash: Option<&str>,
+        admin: bool,
+    ) -> MetaResult<Option<i64>>;
+
+    /// An account by name.
+    async fn account(&self, name: &str) -> MetaResult<Option<AccountRecord>>;
+
+    /// An account by id.
+    async fn account_by_id(&self, id: i64) -> MetaResult<Option<AccountRecord>>;
+
+    /// Every account of a kind, by name.
+    async fn accounts(&self, kind: AccountKind) -> MetaResult<Vec<AccountRecord>>;
+
+    /// Changes an account; returns whether it exists.
+    async fn update_account(&self, id: i64, change: AccountChange) -> MetaResult<bool>;
+
+    /// Deletes an account with its memberships, teams and tokens; returns whether it existed.
+    async fn delete_account(&self, id: i64) -> MetaResult<bool>;
+
+    /// Adds a user to an organization (or changes whether they own it) with `Some`, removes
+    /// them (and from its teams) with `None`. Returns whether anything changed.
+    async fn set_org_member(&self, org: i64, user: i64, owner: Option<bool>) -> MetaResult<bool>;
+
+    /// An organization's members, by name.
+    async fn org_members(&self, org: i64) -> MetaResult<Vec<MemberRecord>>;
+
+    /// Creates a team; `false` when the organization already has one of that name.
+    async fn create_team(&self, org: i64, name: &str) -> MetaResult<bool>;
+
+    /// Deletes a team; returns whether it existed.
+    async fn delete_team(&self, org: i64, name: &str) -> MetaResult<bool>;
+
+    /// An organization's teams, by name.
+    async fn teams(&self, org: i64) -> MetaResult<Vec<TeamRecord>>;
+
+    /// Adds (`true`) or removes a team member; `None` when the team does not exist, else
+    /// whether anything changed.
+    async fn set_team_member(
+        &self,
+        org: i64,
+        team: &str,
+        user: i64,
+        member: bool,
+    ) -> MetaResult<Option<bool>>;
+
+    /// Sets (`Some`) or removes a team's role on the organization (`repository = ""`) or a
+    /// repository; `None` when the team does not exist.
+    async fn set_team_grant(
+        &self,
+        org: i64,
+        team: &str,
+        repository: &str,
+        role: Option<Role>,
+    ) -> MetaResult<Option<bool>>;
+
+    /// What the account may do: its own namespace, organizations it owns, its teams' grants
+    /// (for an organization, as a robot owner: its own namespace).
+    async fn grants(&self, account: i64) -> MetaResult<Grants>;
+
+    /// Makes a repository public or private; returns whether anything changed.
+    async fn set_public(&self, repository: &str, public: bool) -> MetaResult<bool>;
+
+    /// Whether a repository is public.
+    async fn is_public(&self, repository: &str) -> MetaResult<bool>;
+
+    /// Public repository names in `(after, upto]`, in byte order (`upto = None`: no bound).
+    async fn public_between(&self, after: &str, upto: Option<&str>) -> MetaResult<Vec<String>>;
+
+    /// Stores a new access token; `None` when the owner already has one of that name.
+    async fn create_token(
+        &self,
+        owner: i64,
+        name: &str,
+        secret_hash: &[u8],
+        scopes: &[String],
+        expires_at: Option<i64>,
+    ) -> MetaResult<Option<i64>>;
+
+    /// The token whose secret hashes to `secret_hash`.
+    async fn token_by_hash(&self, secret_hash: &[u8]) -> MetaResult<Option<TokenRecord>>;
+
+    /// A token by id.
+    async fn token_by_id(&self, id: i64) -> MetaResult<Option<TokenRecord>>;
+
+    /// Tokens of one owner, or of everyone, by owner and name.
+    async fn tokens(&self, owner: Option<i64>) -> MetaResult<Vec<TokenRecord>>;
+
+    /// Revokes a token of `owner` by name; returns whether it was active.
+    async fn revoke_token(&self, owner: i64, name: &str) -> MetaResult<bool>;
+
+    /// Records a use of a token (at most one write a minute per token).
+    async fn touch_token(&self, id: i64) -> MetaResult<()>;
+
+    /// The stored signing key (kid, PEM), storing `candidate` first if there is none. Every
+    /// replica calls this at start; the first one's key wins.
+    async fn signing_key(&self, candidate: (String, String)) -> MetaResult<(String, String)>;
+}

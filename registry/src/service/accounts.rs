@@ -1,0 +1,804 @@
+//! The hub's accounts: logging in, what a principal may do, registry tokens, and the
+//! administration of users, organizations, teams, visibility and access tokens.
+//!
+//! Depends on `auth` (rules and cryptography) and `meta` ([`AccountStore`]). The API's token
+//! endpoint and access gate, the JSON admin API and `berth admin` all go through here.
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest as _, Sha256};
+
+use crate::auth::jwt::{Claims, KeyError, SigningKey, TokenError, TokenIssuer};
+use crate::auth::password::{self, PasswordError};
+use crate::auth::scope::InvalidScope;
+use crate::auth::throttle::Throttle;
+use crate::auth::{
+    AccessEntry, AccountName, Actions, Grants, InvalidName, Principal, Role, ScopeRequest,
+    TokenScope, access, secret,
+};
+use crate::domain::RepoName;
+use crate::meta::accounts::{
+    AccountChange, AccountKind, AccountRecord, MemberRecord, TeamRecord, TokenRecord,
+};
+use crate::meta::{AccountStore, MetaError, now_ms};
+
+/// Settings of the accounts service.
+#[derive(Debug, Clone)]
+pub struct AccountSettings {
+    /// Token issuer (`iss`).
+    pub issuer: String,
+    /// Service name (`aud`, and `service` in challenges).
+    pub service: String,
+    /// Access token lifetime.
+    pub token_ttl_secs: u64,
+    /// Refresh token lifetime.
+    pub refresh_ttl_secs: u64,
+    /// A PEM private key to sign with instead of the one stored in the database.
+    pub signing_key_pem: Option<String>,
+    /// Failed logins allowed per account or address before throttling.
+    pub free_failures: u32,
+    /// Window over which failures count.
+    pub failure_window: Duration,
+    /// First lockout after too many failures (doubles with each further failure).
+    pub lockout: Duration,
+}
+
+/// Why a login or token failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Unknown user, wrong password, unknown, expired or revoked token, disabled account.
+    #[error("invalid username or password")]
+    BadCredentials,
+    /// Too many recent failures for this account or address.
+    #[error("too many failed logins; retry in {} seconds", .0.as_secs().max(1))]
+    Throttled(Duration),
+    /// A registry or refresh token is invalid.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The database failed.
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+}
+
+/// Why an administrative operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// Something named does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The name is taken.
+    #[error("{0} already exists")]
+    Exists(String),
+    /// A name does not follow the grammar.
+    #[error(transparent)]
+    Name(#[from] InvalidName),
+    /// A repository name does not follow the grammar.
+    #[error(transparent)]
+    Repository(#[from] crate::domain::NameError),
+    /// A token scope does not parse.
+    #[error(transparent)]
+    Scope(#[from] InvalidScope),
+    /// The password is not acceptable.
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    /// The request makes no sense (wrong kind of account, and so on).
+    #[error("{0}")]
+    Invalid(String),
+    /// No randomness for a secret.
+    #[error(transparent)]
+    Random(#[from] secret::NoRandomness),
+    /// The database failed.
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+}
+
+/// Result of administrative operations.
+pub type AdminResult<T> = Result<T, AdminError>;
+
+/// A newly created access token: its record and the secret, shown once.
+#[derive(Debug)]
+pub struct NewToken {
+    /// What is stored.
+    pub record: TokenRecord,
+    /// The secret.
+    pub secret: String,
+}
+
+/// Credentials recently verified by password, so HTTP Basic on every `/v2/` request does not
+/// pay argon2 each time. Keyed by a salted hash of name and password, never the password.
+struct BasicCache {
+    salt: [u8; 32],
+    entries: Mutex<lru::LruCache<[u8; 32], (Principal, Instant)>>,
+}
+
+/// How long a verified password is remembered. Short, so a changed password or disabled user
+/// stops working promptly on every replica.
+const BASIC_CACHE_TTL: Duration = Duration::from_secs(30);
+
+/// The accounts service.
+pub struct Accounts {
+    store: Arc<dyn AccountStore>,
+    issuer: TokenIssuer,
+    throttle: Throttle,
+    basic: BasicCache,
+}
+
+impl std::fmt::Debug for Accounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Accounts")
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the accounts service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountsError {
+    /// The signing key is unusable.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The database failed.
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+}
+
+impl Accounts {
+    /// Opens the service: loads the configured signing key, or the one in the database
+    /// (generating and storing it if this is the first replica ever to start).
+    pub async fn open(
+        store: Arc<dyn AccountStore>,
+        settings: &AccountSettings,
+    ) -> Result<Self, AccountsError> {
+        let key = match &settings.signing_key_pem {
+            Some(pem) => SigningKey::from_pem(pem)?,
+            None => {
+                let (key, pem) = SigningKey::generate()?;
+                let (_, stored) = store.signing_key((key.kid().to_owned(), pem)).await?;
+                SigningKey::from_pem(&stored)?
+            }
+        };
+        let mut salt = [0u8; 32];
+        getrandom::fill(&mut salt).map_err(|_| KeyError::Generate)?;
+        Ok(Self {
+            store,
+            issuer: TokenIssuer::new(
+                key,
+                &settings.issuer,
+                &settings.service,
+                settings.token_ttl_secs,
+                settings.refresh_ttl_secs,
+            ),
+            throttle: Throttle::new(
+                settings.free_failures,
+                settings.failure_window,
+                settings.lockout,
+            ),
+            basic: BasicCache {
+                salt,
+                entries: Mutex::new(lru::LruCache::new(
+                    std::num::NonZeroUsize::new(4096).unwrap_or(std::num::NonZeroUsize::MIN),
+                )),
+            },
+        })
+    }
+
+    /// The token issuer.
+    pub fn issuer(&self) -> &TokenIssuer {
+        &self.issuer
+    }
+
+    /// The account store.
+    pub fn store(&self) -> &Arc<dyn AccountStore> {
+        &self.store
+    }
+
+    // ---- Authentication -------------------------------------------------------------------
+
+    /// Checks a username and a password or access-token secret, throttled per account and
+    /// per client address.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        client: IpAddr,
+    ) -> Result<Principal, AuthError> {
+        let keys = [format!("user:{username}"), format!("addr:{client}")];
+        self.throttle.check(&keys).map_err(AuthError::Throttled)?;
+        let cache_key = self.basic_key(username, password);
+        if let Some(p) = self.cached(&cache_key) {
+            return Ok(p);
+        }
+        match self.check_credentials(username, password).await? {
+            Some(principal) => {
+                self.throttle.succeeded(&keys[0]);
+                if matches!(principal, Principal::User { .. }) {
+                    self.remember(cache_key, principal.clone());
+                }
+                Ok(principal)
+            }
+            None => {
+                tracing::info!(target: "berth::auth", user = %truncate(username), %client, "login failed");
+                self.throttle.failed(&keys);
+                Err(AuthError::BadCredentials)
+            }
+        }
+    }
+
+    async fn check_credentials(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<Principal>, MetaError> {
+        if secret::looks_like_secret(password) {
+            return self.check_secret(username, password).await;
+        }
+        let account = match AccountName::parse(username) {
+            Ok(name) => self.store.account(name.as_str()).await?,
+            Err(_) => None,
+        };
+        let account = account.filter(|a| a.kind == AccountKind::User && !a.disabled);
+        let hash = account.as_ref().and_then(|a| a.password_hash.clone());
+        let password = password.to_owned();
+        let ok = tokio::task::spawn_blocking(move || password::verify(&password, hash.as_deref()))
+            .await
+            .unwrap_or(false);
+        Ok(match account {
+            Some(a) if ok => Some(user_principal(&a)),
+            _ => None,
+        })
+    }
+
+    /// A token secret presented with its login name: the owning user's name for personal
+    /// tokens, `org+robot` for robot accounts.
+    async fn check_secret(
+        &self,
+        username: &str,
+        secret_text: &str,
+    ) -> Result<Option<Principal>, MetaError> {
+        let hash = secret::hash(secret_text);
+        let Some(token) = self.store.token_by_hash(&hash).await? else {
+            return Ok(None);
+        };
+        let login = login_name(&token);
+        // The name must match too (constant-time, though the secret already decided).
+        if !secret::constant_time_eq(login.as_bytes(), username.as_bytes()) {
+            return Ok(None);
+        }
+        let principal = self.token_principal(&token).await?;
+        if principal.is_some() {
+            // Best effort: a failed bookkeeping write must not fail the login.
+            if let Err(e) = self.store.touch_token(token.id).await {
+                tracing::warn!(error = %e, "could not record token use");
+            }
+        }
+        Ok(principal)
+    }
+
+    /// The principal of a stored token, if it is active and its owner enabled.
+    async fn token_principal(&self, token: &TokenRecord) -> Result<Option<Principal>, MetaError> {
+        let now = now_ms();
+        if token.revoked_at.is_some() || token.expires_at.is_some_and(|e| e <= now) {
+            return Ok(None);
+        }
+        let Some(owner) = self.store.account_by_id(token.owner_id).await? else {
+            return Ok(None);
+        };
+        if owner.disabled {
+            return Ok(None);
+        }
+        let Ok(scope) = TokenScope::parse_list(&token.scopes) else {
+            return Err(MetaError::Corrupt {
+                table: "access_tokens",
+                reason: "unparsable scope".into(),
+            });
+        };
+        Ok(Some(Principal::Token {
+            id: token.id,
+            owner_id: token.owner_id,
+            login: login_name(token),
+            scope,
+        }))
+    }
+
+    /// The principal a refresh token stands for, if its account (and token) are still valid
+    /// and no password change or disabling happened since it was issued.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<Principal, AuthError> {
+        let claims = self.issuer.verify_refresh(refresh_token)?;
+        let account = self
+            .store
+            .account_by_id(claims.uid)
+            .await?
+            .filter(|a| !a.disabled && a.credential_epoch == claims.epoch)
+            .ok_or(AuthError::BadCredentials)?;
+        match claims.tid {
+            None if account.kind == AccountKind::User => Ok(user_principal(&account)),
+            None => Err(AuthError::BadCredentials),
+            Some(tid) => {
+                let token = self
+                    .store
+                    .token_by_id(tid)
+                    .await?
+                    .ok_or(AuthError::BadCredentials)?;
+                self.token_principal(&token)
+                    .await?
+                    .ok_or(AuthError::BadCredentials)
+            }
+        }
+    }
+
+    /// A refresh token for a principal that logged in (`None` for anonymous).
+    pub async fn refresh_token_for(
+        &self,
+        principal: &Principal,
+    ) -> Result<Option<String>, AuthError> {
+        let (uid, tid) = match principal {
+            Principal::Anonymous => return Ok(None),
+            Principal::User { id, .. } => (*id, None),
+            Principal::Token { id, owner_id, .. } => (*owner_id, Some(*id)),
+        };
+        let epoch = self
+            .store
+            .account_by_id(uid)
+            .await?
+            .map(|a| a.credential_epoch)
+            .ok_or(AuthError::BadCredentials)?;
+        Ok(Some(self.issuer.issue_refresh(
+            principal.subject(),
+            uid,
+            tid,
+            epoch,
+        )?))
+    }
+
+    fn basic_key(&self, username: &str, password: &str) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(self.basic.salt);
+        h.update(username.as_bytes());
+        h.update([0]);
+        h.update(password.as_bytes());
+        h.finalize().into()
+    }
+
+    fn cached(&self, key: &[u8; 32]) -> Option<Principal> {
+        let mut entries = self
+            .basic
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match entries.get(key) {
+            Some((p, at)) if at.elapsed() < BASIC_CACHE_TTL => Some(p.clone()),
+            Some(_) => {
+                entries.pop(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn remember(&self, key: [u8; 32], principal: Principal) {
+        let mut entries = self
+            .basic
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        entries.put(key, (principal, Instant::now()));
+    }
+
+    // ---- Authorization --------------------------------------------------------------------
+
+    /// What the database grants the principal's account.
+    pub async fn grants(&self, principal: &Principal) -> Result<Grants, MetaError> {
+        match principal {
+            Principal::Anonymous => Ok(Grants::default()),
+            Principal::User { id, .. } => self.store.grants(*id).await,
+            Principal::Token { owner_id, .. } => self.store.grants(*owner_id).await,
+        }
+    }
+
+    /// What the principal (with `grants`) may do on `repository`.
+    pub async fn allowed(
+        &self,
+        principal: &Principal,
+        grants: &Grants,
+        repository: &str,
+    ) -> Result<Actions, MetaError> {
+        let granted = access::allowed(principal, grants, repository, false);
+        if granted.contains(crate::auth::Action::Pull) {
+            return Ok(granted);
+        }
+        let public = self.store.is_public(repository).await?;
+        Ok(access::allowed(principal, grants, repository, public))
+    }
+
+    /// A registry token for `principal` holding, for each requested scope, the intersection
+    /// of what was asked and what is granted (scopes granting nothing are left out).
+    pub async fn token_for(
+        &self,
+        principal: &Principal,
+        requests: &[ScopeRequest],
+    ) -> Result<(String, Vec<AccessEntry>), AuthError> {
+        let grants = self.grants(principal).await?;
+        let mut access = Vec::new();
+        for request in requests {
+            match request {
+                ScopeRequest::Repository { name, actions } => {
+                    let granted = self
+                        .allowed(principal, &grants, name)
+                        .await?
+                        .intersect(*actions);
+                    if !granted.is_empty() {
+                        access.push(AccessEntry {
+                            kind: "repository".into(),
+                            name: name.clone(),
+                            actions: granted.names(),
+                        });
+                    }
+                }
+                // Anyone may ask to list; the listing shows only what they may read.
+                ScopeRequest::Catalog => access.push(AccessEntry {
+                    kind: "registry".into(),
+                    name: "catalog".into(),
+                    actions: vec!["*".into()],
+                }),
+            }
+        }
+        let tid = match principal {
+            Principal::Token { id, .. } => Some(*id),
+            _ => None,
+        };
+        let token = self
+            .issuer
+            .issue(principal.subject(), tid, access.clone())?;
+        Ok((token, access))
+    }
+
+    /// Verifies a registry token.
+    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        self.issuer.verify(token)
+    }
+
+    /// The principal a verified token's subject is now (to tell a client whose token is too
+    /// narrow from one that may not do something at all, and to filter the catalog). A
+    /// subject that no longer exists, or is disabled or revoked, is anonymous.
+    pub async fn subject_principal(&self, claims: &Claims) -> Result<Principal, MetaError> {
+        if claims.sub.is_empty() {
+            return Ok(Principal::Anonymous);
+        }
+        if let Some(tid) = claims.tid {
+            return Ok(match self.store.token_by_id(tid).await? {
+                Some(token) => self
+                    .token_principal(&token)
+                    .await?
+                    .unwrap_or(Principal::Anonymous),
+                None => Principal::Anonymous,
+            });
+        }
+        Ok(match self.store.account(&claims.sub).await? {
+            Some(a) if !a.disabled && a.kind == AccountKind::User => user_principal(&a),
+            _ => Principal::Anonymous,
+        })
+    }
+
+    // ---- Administration -------------------------------------------------------------------
+
+    /// Creates a user.
+    pub async fn create_user(
+        &self,
+        name: &str,
+        password: &str,
+        admin: bool,
+    ) -> AdminResult<AccountRecord> {
+        let name = AccountName::parse(name)?;
+        let hash = hash_password(password).await?;
+        self.store
+            .create_account(name.as_str(), AccountKind::User, Some(&hash), admin)
+            .await?
+            .ok_or_else(|| AdminError::Exists(format!("an account named {name}")))?;
+        self.account(name.as_str(), Some(AccountKind::User)).await
+    }
+
+    /// Creates an organization, owned by `owner` if given.
+    pub async fn create_org(&self, name: &str, owner: Option<&str>) -> AdminResult<AccountRecord> {
+        let name = AccountName::parse(name)?;
+        let owner = match owner {
+            Some(o) => Some(self.account(o, Some(AccountKind::User)).await?),
+            None => None,
+        };
+        let id = self
+            .store
+            .create_account(name.as_str(), AccountKind::Org, None, false)
+            .await?
+            .ok_or_else(|| AdminError::Exists(format!("an account named {name}")))?;
+        if let Some(owner) = owner {
+            self.store.set_org_member(id, owner.id, Some(true)).await?;
+        }
+        self.account(name.as_str(), Some(AccountKind::Org)).await
+    }
+
+    /// An account by name, of the given kind.
+    pub async fn account(
+        &self,
+        name: &str,
+        kind: Option<AccountKind>,
+    ) -> AdminResult<AccountRecord> {
+        let what = match kind {
+            Some(AccountKind::User) => "user",
+            Some(AccountKind::Org) => "organization",
+            None => "account",
+        };
+        self.store
+            .account(name)
+            .await?
+            .filter(|a| kind.is_none_or(|k| a.kind == k))
+            .ok_or_else(|| AdminError::NotFound(format!("{what} {}", truncate(name))))
+    }
+
+    /// Every user or organization.
+    pub async fn list(&self, kind: AccountKind) -> AdminResult<Vec<AccountRecord>> {
+        Ok(self.store.accounts(kind).await?)
+    }
+
+    /// Changes a user's password (refresh tokens issued before stop working).
+    pub async fn set_password(&self, user: &str, password: &str) -> AdminResult<()> {
+        let account = self.account(user, Some(AccountKind::User)).await?;
+        let hash = hash_password(password).await?;
+        self.store
+            .update_account(account.id, AccountChange::Password(hash))
+            .await?;
+        Ok(())
+    }
+
+    /// Makes a user a hub administrator or not.
+    pub async fn set_admin(&self, user: &str, admin: bool) -> AdminResult<()> {
+        let account = self.account(user, Some(AccountKind::User)).await?;
+        self.store
+            .update_account(account.id, AccountChange::Admin(admin))
+            .await?;
+        Ok(())
+    }
+
+    /// Disables or enables a user or organization (a disabled organization's robots stop).
+    pub async fn set_disabled(&self, name: &str, disabled: bool) -> AdminResult<()> {
+        let account = self.account(name, None).await?;
+        self.store
+            .update_account(account.id, AccountChange::Disabled(disabled))
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes a user or organization with its memberships, teams and tokens (repositories
+    /// stay, reachable by administrators).
+    pub async fn delete_account(&self, name: &str) -> AdminResult<()> {
+        let account = self.account(name, None).await?;
+        self.store.delete_account(account.id).await?;
+        Ok(())
+    }
+
+    /// Adds a user to an organization, as owner or member (or changes which).
+    pub async fn add_member(&self, org: &str, user: &str, owner: bool) -> AdminResult<()> {
+        let org = self.account(org, Some(AccountKind::Org)).await?;
+        let user = self.account(user, Some(AccountKind::User)).await?;
+        self.store
+            .set_org_member(org.id, user.id, Some(owner))
+            .await?;
+        Ok(())
+    }
+
+    /// Removes a user from an organization and its teams.
+    pub async fn remove_member(&self, org: &str, user: &str) -> AdminResult<()> {
+        let org = self.account(org, Some(AccountKind::Org)).await?;
+        let user = self.account(user, Some(AccountKind::User)).await?;
+        if !self.store.set_org_member(org.id, user.id, None).await? {
+            return Err(AdminError::NotFound(format!(
+                "member {} of {}",
+                user.name, org.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// An organization's members.
+    pub async fn members(&self, org: &str) -> AdminResult<Vec<MemberRecord>> {
+        let org = self.account(org, Some(AccountKind::Org)).await?;
+        Ok(self.store.org_members(org.id).await?)
+    }
+
+    /// Creates a team.
+    pub async fn create_team(&self, org: &str, team: &str) -> AdminResult<()> {
+        let org = self.account(org, Some(AccountKind::Org)).await?;
+        let team = AccountName::parse(team)?;
+        if !self.store.create_team(org.id, team.as_str()).await? {
+            return Err(AdminError::Exists(format!("team {team} in {}", org.name)));
+        }
+        Ok(())
+    }
+
+    /// Deletes a team.
+    pub async fn delete_team(&self, org: &str, team: &str) -> AdminResult<()> {
+        let org = self.account(org, Some(AccountKind::Org)).await?;
+        if !self.store.delete_team(org.id, team).await? {
+            return Err(AdminError::NotFound(format!(
+                "team {} in {}",
+                truncate(team),
+                org.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// An organization's teams.
+    pub async fn teams(&self, org: &str) -> AdminResult<Vec<TeamRecord>> {
+        let org = self.account(org, Some(AccountKind::Org)).await?;
+        Ok(self.store.teams(org.id).await?)
+    }
+
+    /// Adds a user to a team (making them a member of the organization if needed) or removes
+    /// them.
+    pub async fn set_team_member(
+        &self,
+        org: &str,
+        team: &str,
+        user: &str,
+        member: bool,
+    ) -> AdminResult<()> {
+        let org = self.account(org, Some(AccountKind::Org)).await?;
+        let user = self.account(user, Some(AccountKind::User)).await?;
+        if member {
+            let already = self
+                .store
+                .org_members(org.id)
+                .await?
+                .iter()
+                .any(|m| m.name == user.name);
+            if !already {
+                self.store
+                    .set_org_member(org.id, user.id, Some(false))
+                    .await?;
+            }
+        }
+        self.store
+            .set_team_member(org.id, team, user.id, member)
+            .await?
+            .ok_or_else(|| {
+                AdminError::NotFound(format!("team {} in {}", truncate(team), org.name))
+            })?;
+        Ok(())
+    }
+
+    /// Gives a team a role on the whole organization (`repository = None`) or on one of its
+    /// repositories, or takes it away (`role = None`).
+    pub async fn set_team_grant(
+        &self,
+        org: &str,
+        team: &str,
+        repository: Option<&str>,
+        role: Option<Role>,
+    ) -> AdminResult<()> {
+        let org = self.account(org, Some(AccountKind::Org)).await?;
+        let repository = match repository {
+            Some(r) => {
+                let r = RepoName::parse(r)?;
+                if access::namespace_of(r.as_str()) != org.name {
+                    return Err(AdminError::Invalid(format!(
+                        "repository {r} is not in organization {}'s namespace",
+                        org.name
+                    )));
+                }
+                r.as_str().to_owned()
+            }
+            None => String::new(),
+        };
+        self.store
+            .set_team_grant(org.id, team, &repository, role)
+            .await?
+            .ok_or_else(|| {
+                AdminError::NotFound(format!("team {} in {}", truncate(team), org.name))
+            })?;
+        Ok(())
+    }
+
+    /// Makes a repository public (anyone may pull) or private.
+    pub async fn set_public(&self, repository: &str, public: bool) -> AdminResult<()> {
+        let r = RepoName::parse(repository)?;
+        self.store.set_public(r.as_str(), public).await?;
+        Ok(())
+    }
+
+    /// Whether a repository is public.
+    pub async fn is_public(&self, repository: &str) -> AdminResult<bool> {
+        Ok(self.store.is_public(repository).await?)
+    }
+
+    /// Creates an access token for a user (personal) or organization (robot account), with
+    /// scope rules like `acme/*:pull,push`, expiring after `expires_in` if given.
+    pub async fn create_token(
+        &self,
+        owner: &str,
+        name: &str,
+        scopes: &[String],
+        expires_in: Option<Duration>,
+    ) -> AdminResult<NewToken> {
+        let owner = self.account(owner, None).await?;
+        let name = AccountName::parse(name)?;
+        let scope = TokenScope::parse_list(scopes)?;
+        if scope.0.is_empty() {
+            return Err(AdminError::Invalid(
+                "a token needs at least one scope".into(),
+            ));
+        }
+        let secret = secret::generate()?;
+        let expires_at = expires_in
+            .map(|d| now_ms().saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)));
+        let id = self
+            .store
+            .create_token(
+                owner.id,
+                name.as_str(),
+                &secret::hash(&secret),
+                &scope.to_strings(),
+                expires_at,
+            )
+            .await?
+            .ok_or_else(|| {
+                AdminError::Exists(format!("a token named {name} for {}", owner.name))
+            })?;
+        let record = self
+            .store
+            .token_by_id(id)
+            .await?
+            .ok_or_else(|| AdminError::NotFound("the new token".into()))?;
+        Ok(NewToken { record, secret })
+    }
+
+    /// Tokens of one user or organization, or of everyone.
+    pub async fn tokens(&self, owner: Option<&str>) -> AdminResult<Vec<TokenRecord>> {
+        let owner = match owner {
+            Some(o) => Some(self.account(o, None).await?.id),
+            None => None,
+        };
+        Ok(self.store.tokens(owner).await?)
+    }
+
+    /// Revokes a token by owner and name.
+    pub async fn revoke_token(&self, owner: &str, name: &str) -> AdminResult<()> {
+        let owner = self.account(owner, None).await?;
+        if !self.store.revoke_token(owner.id, name).await? {
+            return Err(AdminError::NotFound(format!(
+                "active token {} of {}",
+                truncate(name),
+                owner.name
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The name a token logs in with: its user's name, or `org+robot`.
+pub fn login_name(token: &TokenRecord) -> String {
+    match token.owner_kind {
+        AccountKind::User => token.owner_name.clone(),
+        AccountKind::Org => format!("{}+{}", token.owner_name, token.name),
+    }
+}
+
+fn user_principal(a: &AccountRecord) -> Principal {
+    Principal::User {
+        id: a.id,
+        name: AccountName::stored(a.name.clone()),
+        admin: a.admin,
+    }
+}
+
+async fn hash_password(password: &str) -> Result<String, PasswordError> {
+    let password = password.to_owned();
+    tokio::task::spawn_blocking(move || password::hash(&password))
+        .await
+        .map_err(|_| PasswordError::Hash)?
+}
+
+/// A user-supplied name cut short for messages and logs.
+fn truncate(s: &str) -> String {
+    s.chars().take(64).collect()
+}
