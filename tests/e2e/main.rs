@@ -16,3 +16,4 @@ mod memory;
 mod nginx;
 mod real_clients;
 mod replicas;
+mod tls;
