@@ -235,8 +235,9 @@ impl Server {
 
     /// Serves until `shutdown` completes, then shuts down without dropping a request:
     ///
-    /// 1. drain: `/readyz` reports not-ready and every response carries `Connection: close`,
-    ///    while the listener still accepts (load balancers notice and stop routing here);
+    /// 1. drain: `/readyz` reports not-ready and every HTTP/1 response carries
+    ///    `Connection: close`, while the listener still accepts (load balancers notice and
+    ///    stop routing here);
     /// 2. the listener closes; open connections stay up until their client closes them or
     ///    their next request is answered (with `Connection: close`). Idle keep-alive
     ///    connections are never closed from this side, since a client may be sending a request
