@@ -128,10 +128,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     runtime.block_on(async {
         let server = Server::bind(&config).await?;
         let addr = server.local_addr()?;
+        let scheme = if server.is_tls() { "https" } else { "http" };
         tracing::info!(
             %addr,
+            tls = server.is_tls(),
             data_dir = %config.server.data_dir.display(),
-            "berth registry listening on http://{addr}/v2/"
+            "berth registry listening on {scheme}://{addr}/v2/"
         );
         server.run(shutdown_signal()).await?;
         Ok(())

@@ -50,6 +50,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// Blob storage.
     pub storage: StorageConfig,
+    /// HTTPS served by berth itself.
+    pub tls: TlsConfig,
     /// Logging.
     pub log: LogConfig,
     /// Accounts and Docker token authentication.
@@ -277,6 +279,36 @@ impl Default for AuthConfig {
     }
 }
 
+/// `[tls]`: berth serves HTTPS itself when both files are set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain, server certificate first; empty means plain HTTP.
+    pub cert_file: PathBuf,
+    /// PEM private key of that certificate (PKCS#8, PKCS#1 RSA or SEC1 EC).
+    pub key_file: PathBuf,
+    /// Seconds between checks of the files' modification times; a changed pair is loaded
+    /// for new connections without a restart.
+    pub reload_interval_secs: u64,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            cert_file: PathBuf::new(),
+            key_file: PathBuf::new(),
+            reload_interval_secs: 10,
+        }
+    }
+}
+
+impl TlsConfig {
+    /// Whether HTTPS is configured (either file set; [`crate::tls`] insists on both).
+    pub fn enabled(&self) -> bool {
+        !self.cert_file.as_os_str().is_empty() || !self.key_file.as_os_str().is_empty()
+    }
+}
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -494,6 +526,8 @@ mod tests {
                 ("BERTH_DATABASE_URL", "sqlite:///tmp/x.db"),
                 ("BERTH_LOG_FORMAT", "json"),
                 ("BERTH_ROOT", "/var/lib/berth"),
+                ("BERTH_TLS_CERT_FILE", "/etc/berth/cert.pem"),
+                ("BERTH_TLS_RELOAD_INTERVAL_SECS", "2"),
             ]),
         )
         .unwrap();
@@ -501,6 +535,9 @@ mod tests {
         assert_eq!(c.server.max_manifest_bytes, 10);
         assert_eq!(c.database_url(), "sqlite:///tmp/x.db");
         assert_eq!(c.log.format, LogFormat::Json);
+        assert_eq!(c.tls.cert_file, PathBuf::from("/etc/berth/cert.pem"));
+        assert_eq!(c.tls.reload_interval_secs, 2);
+        assert!(c.tls.enabled());
     }
 
     #[test]

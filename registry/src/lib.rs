@@ -11,7 +11,7 @@
 //! domain/    names, tags, digests, references, manifests; no I/O
 //! ```
 //!
-//! `config`, `telemetry` and `server` assemble these into a running process.
+//! `config`, `telemetry`, `tls` and `server` assemble these into a running process.
 
 pub mod api;
 pub mod auth;
@@ -22,3 +22,4 @@ pub mod meta;
 pub mod server;
 pub mod service;
 pub mod telemetry;
+pub mod tls;

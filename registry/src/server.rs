@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio_util::either::Either;
 
 use crate::api::auth::Gate;
 use crate::blob::{BlobError, BlobStore};
@@ -15,6 +17,7 @@ use crate::meta::AccountStore;
 use crate::meta::{MetaError, MetaStore, PostgresStore, SqliteStore};
 use crate::service::accounts::{AccountSettings, Accounts, AccountsError};
 use crate::service::{Limits, Registry};
+use crate::tls::{Tls, TlsError};
 use object_store::aws::AmazonS3Builder;
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
@@ -68,6 +71,9 @@ pub enum StartError {
     /// The accounts service could not start.
     #[error("cannot start authentication")]
     Accounts(#[from] AccountsError),
+    /// The TLS certificate or key cannot be used.
+    #[error("cannot serve HTTPS")]
+    Tls(#[from] TlsError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}")]
     Bind {
@@ -233,6 +239,7 @@ pub async fn open_accounts(
 /// A bound, ready-to-run server.
 pub struct Server {
     listener: TcpListener,
+    tls: Option<Tls>,
     registry: Registry,
     gate: Option<Arc<Gate>>,
     shutdown_timeout: Duration,
@@ -242,8 +249,11 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the stores and binds the listen address.
+    /// Loads the TLS certificate (when configured), opens the stores and binds the listen
+    /// address.
     pub async fn bind(config: &Config) -> Result<Self, StartError> {
+        // First: a bad certificate path is a typo to report before touching any storage.
+        let tls = Tls::from_config(&config.tls)?;
         let addr = config.server.listen;
         if !config.auth.enabled
             && !addr.ip().is_loopback()
@@ -267,6 +277,7 @@ impl Server {
             .map_err(|source| StartError::Bind { addr, source })?;
         Ok(Self {
             listener,
+            tls,
             registry,
             gate,
             shutdown_timeout: Duration::from_secs(config.server.shutdown_timeout_secs),
@@ -283,14 +294,21 @@ impl Server {
         self.listener.local_addr()
     }
 
+    /// Whether the port speaks HTTPS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     /// Serves until `shutdown` completes, then shuts down without dropping a request:
     ///
-    /// 1. drain: `/readyz` reports not-ready and every response carries `Connection: close`,
-    ///    while the listener still accepts (load balancers notice and stop routing here);
+    /// 1. drain: `/readyz` reports not-ready and every HTTP/1 response carries
+    ///    `Connection: close`, while the listener still accepts (load balancers notice and
+    ///    stop routing here);
     /// 2. the listener closes; open connections stay up until their client closes them or
     ///    their next request is answered (with `Connection: close`). Idle keep-alive
     ///    connections are never closed from this side, since a client may be sending a request
-    ///    on one at that very moment;
+    ///    on one at that very moment. HTTP/2 connections get a GOAWAY instead, which tells the
+    ///    client exactly which requests were taken, so closing them races nothing;
     /// 3. after the shutdown timeout, whatever is left is dropped.
     pub async fn run(
         self,
@@ -303,6 +321,11 @@ impl Server {
             self.upload_ttl,
             self.cleanup_interval,
         )));
+        let _reloader = self
+            .tls
+            .clone()
+            .map(|tls| AbortOnDrop(tokio::spawn(tls.reload_forever())));
+        let (closed_tx, closed) = watch::channel(false);
         let drain = self.drain;
         let stop_accepting = async move {
             shutdown.await;
@@ -325,13 +348,19 @@ impl Server {
                             continue;
                         }
                     };
-                    let info = ConnInfo { peer, tls: false };
-                    connections.spawn(serve_connection(tcp, info, app.clone()));
+                    connections.spawn(serve_connection(
+                        tcp,
+                        peer,
+                        self.tls.clone(),
+                        app.clone(),
+                        closed.clone(),
+                    ));
                 }
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
             }
         }
         drop(self.listener);
+        closed_tx.send_replace(true);
         tracing::info!(
             open = connections.len(),
             "stopped accepting; finishing open connections"
@@ -361,13 +390,38 @@ pub struct ConnInfo {
     pub tls: bool,
 }
 
-/// Serves HTTP/1.1 on one connection until the client closes it or a response says
-/// `Connection: close`.
-async fn serve_connection(tcp: tokio::net::TcpStream, info: ConnInfo, app: axum::Router) {
+/// Serves one accepted connection: the TLS handshake first when HTTPS is on, then HTTP/2
+/// when ALPN chose it, else HTTP/1.1 until the client closes the connection or a response
+/// says `Connection: close`. `closed` turns true when the listener has closed.
+async fn serve_connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    tls: Option<Tls>,
+    app: axum::Router,
+    closed: watch::Receiver<bool>,
+) {
     // Small responses (manifests, status codes) should not wait for Nagle's algorithm.
     if let Err(e) = tcp.set_nodelay(true) {
         tracing::debug!(error = %e, "could not set TCP_NODELAY");
     }
+    let (io, h2) = match &tls {
+        None => (Either::Left(tcp), false),
+        Some(tls) => match tls.accept(tcp).await {
+            Ok(stream) => {
+                let h2 = crate::tls::is_h2(&stream);
+                (Either::Right(stream), h2)
+            }
+            Err(e) => {
+                // Scanners, plain-HTTP clients and clients that distrust the certificate.
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                return;
+            }
+        },
+    };
+    let info = ConnInfo {
+        peer,
+        tls: tls.is_some(),
+    };
     // Cheaper than `Router::layer`, which rebuilds the router for every connection.
     let app = tower::ServiceExt::map_request(
         app,
@@ -377,15 +431,40 @@ async fn serve_connection(tcp: tokio::net::TcpStream, info: ConnInfo, app: axum:
         },
     );
     let service = hyper_util::service::TowerToHyperService::new(app);
-    let served = hyper::server::conn::http1::Builder::new()
-        .timer(hyper_util::rt::TokioTimer::new())
-        // A client must send its request head within this time (slowloris protection).
-        .header_read_timeout(Duration::from_secs(30))
-        .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
-        .await;
+    let io = hyper_util::rt::TokioIo::new(io);
+    let served = if h2 {
+        let conn = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .timer(hyper_util::rt::TokioTimer::new())
+            // Grow flow-control windows with the measured bandwidth-delay product, so a blob
+            // upload is not throttled to the protocol's 64 KiB default window per round trip.
+            .adaptive_window(true)
+            .serve_connection(io, service);
+        tokio::pin!(conn);
+        tokio::select! {
+            served = conn.as_mut() => served,
+            () = listener_closed(closed) => {
+                // Requests in flight finish; the GOAWAY names the last one taken, so the client
+                // knows which it may safely send again on a new connection.
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        }
+    } else {
+        hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            // A client must send its request head within this time (slowloris protection).
+            .header_read_timeout(Duration::from_secs(30))
+            .serve_connection(io, service)
+            .await
+    };
     if let Err(e) = served {
         tracing::debug!(error = %e, "connection ended with an error");
     }
+}
+
+/// Completes when the listener has closed (or the server is gone).
+async fn listener_closed(mut closed: watch::Receiver<bool>) {
+    let _ = closed.wait_for(|closed| *closed).await;
 }
 
 /// Aborts a background task when dropped.

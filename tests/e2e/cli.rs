@@ -2,7 +2,8 @@
 
 use std::process::Command;
 
-fn berth(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+/// Runs `berth` with `args` to completion: (success, stdout, stderr).
+pub(crate) fn berth(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
     cmd.args(args).env_remove("RUST_LOG");
     for (k, v) in env {

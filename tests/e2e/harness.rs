@@ -20,6 +20,8 @@ pub struct Berth {
     _tmp: Option<tempfile::TempDir>,
     /// An HTTP client for it.
     pub http: reqwest::Client,
+    /// `http`, or `https` for a server with `[tls]` (set it with a client that trusts it).
+    pub scheme: &'static str,
 }
 
 impl Berth {
@@ -80,6 +82,7 @@ impl Berth {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("client"),
+            scheme: "http",
         }
     }
 
@@ -120,9 +123,9 @@ impl Berth {
         out
     }
 
-    /// `http://127.0.0.1:PORT` + `path`.
+    /// `http://127.0.0.1:PORT` + `path` (`https://` when `scheme` says so).
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme, self.addr)
     }
 
     /// `127.0.0.1:PORT`, as docker and skopeo name the registry.

@@ -17,3 +17,4 @@ mod memory;
 mod nginx;
 mod real_clients;
 mod replicas;
+mod tls;

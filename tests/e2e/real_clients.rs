@@ -12,7 +12,7 @@ use crate::client::{OCI_INDEX, OCI_MANIFEST, Pushed};
 use crate::harness::{Berth, required, sha256, tool};
 
 /// Runs a command, returning (success, stdout, stderr).
-fn run(cmd: &mut Command) -> (bool, String, String) {
+pub(crate) fn run(cmd: &mut Command) -> (bool, String, String) {
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
@@ -24,7 +24,7 @@ fn run(cmd: &mut Command) -> (bool, String, String) {
 }
 
 /// Runs a command that must succeed; returns its stdout.
-fn ok(cmd: &mut Command) -> String {
+pub(crate) fn ok(cmd: &mut Command) -> String {
     let shown = format!("{cmd:?}");
     let (success, out, err) = run(cmd);
     assert!(success, "{shown} failed:\nstdout:\n{out}\nstderr:\n{err}");
@@ -314,7 +314,7 @@ fn layer_tarball(file: &str, content: &str) -> (Vec<u8>, String) {
 }
 
 /// Pushes a valid, unpackable two-platform OCI image (index of two manifests).
-async fn push_multi_platform(b: &Berth, repo: &str, tag: &str) -> (Pushed, Vec<Pushed>) {
+pub(crate) async fn push_multi_platform(b: &Berth, repo: &str, tag: &str) -> (Pushed, Vec<Pushed>) {
     let mut children = Vec::new();
     let mut descs = Vec::new();
     for arch in ["amd64", "arm64"] {
@@ -351,7 +351,7 @@ async fn push_multi_platform(b: &Berth, repo: &str, tag: &str) -> (Pushed, Vec<P
     )
 }
 
-fn skopeo() -> Option<Command> {
+pub(crate) fn skopeo() -> Option<Command> {
     tool("skopeo").map(|bin| {
         let mut c = Command::new(bin);
         c.arg("--insecure-policy");

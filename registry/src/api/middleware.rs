@@ -30,16 +30,19 @@ pub async fn api_version(request: Request, next: Next) -> Response {
     response
 }
 
-/// While the process drains before shutting down (`ready` is false), answers every request
-/// with `Connection: close`, so clients and load balancers stop reusing the connection after
-/// this response instead of racing a later close of an idle keep-alive connection.
+/// While the process drains before shutting down (`ready` is false), answers every HTTP/1
+/// request with `Connection: close`, so clients and load balancers stop reusing the
+/// connection after this response instead of racing a later close of an idle keep-alive
+/// connection. HTTP/2 forbids the header (RFC 9113 section 8.2.2); the server ends those
+/// connections with a GOAWAY instead.
 pub async fn close_when_draining(
     axum::extract::State(ready): axum::extract::State<Arc<std::sync::atomic::AtomicBool>>,
     request: Request,
     next: Next,
 ) -> Response {
+    let http1 = request.version() < axum::http::Version::HTTP_2;
     let mut response = next.run(request).await;
-    if !ready.load(Ordering::Acquire) {
+    if http1 && !ready.load(Ordering::Acquire) {
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
