@@ -508,6 +508,7 @@ mod tests {
         let c = Config::load(Some(&file), env(&[])).unwrap();
         assert_eq!(c.storage.backend, StorageBackend::S3);
         assert_eq!(c.server.shutdown_drain_secs, 5);
+        assert!(c.auth.enabled && c.server.trust_forwarded_headers);
     }
 
     #[test]

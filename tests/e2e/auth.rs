@@ -1010,3 +1010,47 @@ async fn skopeo_and_ctr_authenticate() {
         );
     }
 }
+
+#[tokio::test]
+async fn realm_urls_follow_a_trusted_proxy_and_ignore_forged_headers() {
+    let challenge = |b: &Berth| {
+        let url = b.url("/v2/");
+        async move {
+            let resp = bare()
+                .get(url)
+                .header("x-forwarded-proto", "https")
+                .header("x-forwarded-host", "registry.example.com")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 401);
+            resp.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    // Not behind a trusted proxy: the headers are ignored.
+    let direct = start_with_auth(&[]);
+    assert!(
+        challenge(&direct)
+            .await
+            .starts_with(&format!("Bearer realm=\"http://{}/token\"", direct.host())),
+    );
+    // Behind one: the client's scheme and host.
+    let proxied = start_with_auth(&[("BERTH_SERVER_TRUST_FORWARDED_HEADERS", "true")]);
+    assert!(
+        challenge(&proxied)
+            .await
+            .starts_with("Bearer realm=\"https://registry.example.com/token\",service=\"berth\"")
+    );
+    // A fixed realm wins over both.
+    let fixed = start_with_auth(&[
+        ("BERTH_AUTH_REALM", "https://auth.example.com/token"),
+        ("BERTH_AUTH_SERVICE", "registry.example.com"),
+    ]);
+    assert_eq!(
+        challenge(&fixed).await,
+        "Bearer realm=\"https://auth.example.com/token\",service=\"registry.example.com\""
+    );
+}

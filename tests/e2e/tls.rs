@@ -368,11 +368,17 @@ async fn docker_pushes_and_pulls_over_https() {
     };
     let ca = TestCa::new("berth docker test CA");
     let files = TlsFiles::new(&ca);
-    let b = start_https(&ca, &files, &[]);
+    // Passwords and tokens cross the wire here, so this is the setup docker login is for:
+    // HTTPS with authentication on.
+    let b = start_https(&ca, &files, &[("BERTH_AUTH_ENABLED", "true")]);
+    b.admin_ok(
+        &["user", "add", "tess", "--password-stdin"],
+        "tess-password-1\n",
+    );
     let _trust = DockerTrust::install(&b.host(), &ca);
     let ctx = tempfile::tempdir().unwrap();
     build_context(ctx.path(), &busybox, "hello over https");
-    let image = format!("{}/tls/busybox:v1", b.host());
+    let image = format!("{}/tess/busybox:v1", b.host());
     docker.ok(&[
         "build",
         "--network",
@@ -382,12 +388,37 @@ async fn docker_pushes_and_pulls_over_https() {
         ctx.path().to_str().unwrap(),
     ]);
 
-    // berth's port speaks only TLS, so a push that lands went over HTTPS. (Docker counts
-    // 127.0.0.0/8 as an insecure registry: there it speaks HTTPS without checking the
+    // The challenge sends docker to the token endpoint over HTTPS.
+    let resp = ca.client().get(b.url("/v2/")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let challenge = resp.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge.starts_with(&format!("Bearer realm=\"https://{}/token\"", b.host())),
+        "{challenge}"
+    );
+    let (pushed, _, _) = docker.run(&["push", &image]);
+    assert!(!pushed, "pushed without logging in");
+
+    // berth's port speaks only TLS, so a login and push that land went over HTTPS. (Docker
+    // counts 127.0.0.0/8 as an insecure registry: there it speaks HTTPS without checking the
     // certificate, so certs.d is set up as a user would but only proves itself on other
     // addresses. The skopeo test below shows the certificate verifying against the CA.)
+    docker.login(&b.host(), "tess", "tess-password-1");
     docker.ok(&["push", &image]);
-    let resp = b.get("/v2/tls/busybox/manifests/v1").await;
+    let resp = ca
+        .client()
+        .get(b.url("/v2/tess/busybox/manifests/v1"))
+        .basic_auth("tess", Some("tess-password-1"))
+        .header(
+            "accept",
+            "application/vnd.docker.distribution.manifest.v2+json",
+        )
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
 
     docker.ok(&["rmi", &image]);
@@ -395,6 +426,9 @@ async fn docker_pushes_and_pulls_over_https() {
     let out = docker.ok(&["run", "--rm", "--network", "none", &image]);
     assert_eq!(out, "hello over https\ndoomed-is-gone\n");
     docker.ok(&["rmi", &image]);
+    docker.ok(&["logout", &b.host()]);
+    let (pulled, _, _) = docker.run(&["pull", &image]);
+    assert!(!pulled, "a private image pulled after logging out");
 }
 
 #[tokio::test]

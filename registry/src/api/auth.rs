@@ -278,6 +278,8 @@ pub struct RequestParts<'a> {
     pub headers: &'a HeaderMap,
     /// The connection, if known.
     pub conn: Option<ConnInfo>,
+    /// The request target's authority: HTTP/2 carries the host there, not in `Host`.
+    pub authority: Option<&'a str>,
 }
 
 impl RequestParts<'_> {
@@ -305,6 +307,7 @@ impl RequestParts<'_> {
                 "http"
             });
         let host = forwarded("x-forwarded-host")
+            .or(self.authority)
             .or_else(|| {
                 self.headers
                     .get(header::HOST)
@@ -398,6 +401,7 @@ pub async fn token(State(gate): State<Arc<Gate>>, request: Request) -> Response 
     let rp = RequestParts {
         headers: &parts.headers,
         conn: parts.extensions.get::<ConnInfo>().copied(),
+        authority: parts.uri.authority().map(|a| a.as_str()),
     };
     let mut response = match parts.method {
         Method::GET | Method::HEAD => {

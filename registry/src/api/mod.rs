@@ -139,6 +139,7 @@ async fn dispatch(State(app): State<Arc<App>>, request: Request) -> Response {
         let rp = auth::RequestParts {
             headers: &headers,
             conn,
+            authority: parts.uri.authority().map(|a| a.as_str()),
         };
         match gate.check(&rp, &auth::Need::of(&route, &method)).await {
             Ok(auth::Allowed::All) => {}
