@@ -4,6 +4,7 @@
     reason = "a test should fail loudly at the first surprise"
 )]
 
+mod admin_api;
 mod api_basics;
 mod api_blobs;
 mod api_listing;

@@ -5,6 +5,7 @@
 //! typed values, call one service method and build the response. Errors become the spec's
 //! JSON envelope in `error`.
 
+mod admin;
 pub mod auth;
 mod blobs;
 pub mod error;
@@ -47,7 +48,8 @@ pub fn router(registry: Registry, gate: Option<Arc<auth::Gate>>, ready: Arc<Atom
     let token = match &gate {
         Some(gate) => Router::new()
             .route("/token", axum::routing::any(auth::token))
-            .with_state(gate.clone()),
+            .with_state(gate.clone())
+            .merge(admin::router(gate.clone())),
         None => Router::new(),
     };
     let health = Router::new()

@@ -377,6 +377,17 @@ impl Accounts {
         }
     }
 
+    /// Drops every remembered password check, so a changed password, a disabled or deleted
+    /// user or a changed role takes effect at once on this replica (others forget within
+    /// [`BASIC_CACHE_TTL`]).
+    fn forget_verified_passwords(&self) {
+        self.basic
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+
     fn remember(&self, key: [u8; 32], principal: Principal) {
         let mut entries = self
             .basic
@@ -547,6 +558,7 @@ impl Accounts {
         self.store
             .update_account(account.id, AccountChange::Password(hash))
             .await?;
+        self.forget_verified_passwords();
         Ok(())
     }
 
@@ -556,6 +568,7 @@ impl Accounts {
         self.store
             .update_account(account.id, AccountChange::Admin(admin))
             .await?;
+        self.forget_verified_passwords();
         Ok(())
     }
 
@@ -565,6 +578,7 @@ impl Accounts {
         self.store
             .update_account(account.id, AccountChange::Disabled(disabled))
             .await?;
+        self.forget_verified_passwords();
         Ok(())
     }
 
@@ -573,6 +587,7 @@ impl Accounts {
     pub async fn delete_account(&self, name: &str) -> AdminResult<()> {
         let account = self.account(name, None).await?;
         self.store.delete_account(account.id).await?;
+        self.forget_verified_passwords();
         Ok(())
     }
 
