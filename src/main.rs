@@ -132,6 +132,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(
             %addr,
             tls = server.is_tls(),
+            auth = config.auth.enabled,
             data_dir = %config.server.data_dir.display(),
             "berth registry listening on {scheme}://{addr}/v2/"
         );
