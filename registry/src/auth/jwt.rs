@@ -311,7 +311,11 @@ mod tests {
 
     #[test]
     fn forged_and_misused_tokens_are_refused() {
-        let i = issuer();
+        let (key, pem) = SigningKey::generate().expect("key");
+        let public_pem = rcgen::KeyPair::from_pem(&pem)
+            .expect("pem")
+            .public_key_pem();
+        let i = TokenIssuer::new(key, "berth", "registry", 300, 3600);
         let good = i
             .verify(&i.issue("alice", None, vec![]).expect("token"))
             .expect("valid");
@@ -319,17 +323,20 @@ mod tests {
         // alg: none
         let none = forge(&format!(r#"{{"alg":"none","kid":"{kid}"}}"#), &good, b"");
         assert!(i.verify(&none).is_err());
-        // HS256 keyed with public material
-        let hs = jsonwebtoken::encode(
-            &Header {
-                kid: Some(kid.clone()),
-                ..Header::new(Algorithm::HS256)
-            },
-            &good,
-            &EncodingKey::from_secret(kid.as_bytes()),
-        )
-        .expect("hs256");
-        assert!(i.verify(&hs).is_err());
+        // HS256 keyed with public material: the public key itself (the classic algorithm
+        // confusion attack) and the key id.
+        for secret in [public_pem.as_bytes(), kid.as_bytes()] {
+            let hs = jsonwebtoken::encode(
+                &Header {
+                    kid: Some(kid.clone()),
+                    ..Header::new(Algorithm::HS256)
+                },
+                &good,
+                &EncodingKey::from_secret(secret),
+            )
+            .expect("hs256");
+            assert!(i.verify(&hs).is_err());
+        }
         // Another key, with and without our kid.
         let other = issuer();
         let foreign = other.issue("alice", None, vec![]).expect("token");
