@@ -23,7 +23,7 @@ mod q {
 }
 
 /// Attempts of a write transaction that keeps losing serialization conflicts.
-const MAX_ATTEMPTS: u32 = 20;
+const MAX_ATTEMPTS: u32 = 40;
 
 /// Metadata in a PostgreSQL database.
 #[derive(Debug, Clone)]
@@ -107,8 +107,15 @@ impl PostgresStore {
             if !error.retryable() || attempt >= MAX_ATTEMPTS {
                 return Err(error);
             }
-            // Back off a little, more with each attempt, so conflicting writers spread out.
-            tokio::time::sleep(Duration::from_millis(u64::from(attempt) * 2)).await;
+            // Back off exponentially with jitter (1 ms, 2 ms, 4 ms ... capped at 256 ms, times
+            // a random factor in [0.5, 1.5)), so many writers contending for the same rows
+            // spread out instead of colliding again in lockstep.
+            let base = 1u64 << attempt.min(8);
+            let jitter = 0.5 + f64::from(uuid::Uuid::new_v4().as_u128() as u16) / 65536.0;
+            tokio::time::sleep(Duration::from_micros(
+                (base as f64 * 1000.0 * jitter) as u64,
+            ))
+            .await;
         }
     }
 }

@@ -86,7 +86,16 @@ macro_rules! queries {
 
         /// The id of `name`, creating the repository row if needed.
         pub(in $crate::meta) async fn ensure_repository(conn: &mut $conn, name: &RepoName) -> sqlx::Result<i64> {
-            // DO UPDATE (not DO NOTHING) so RETURNING yields the id of an existing row too.
+            // Read first: writing the row when it exists (even a no-op update) would make every
+            // concurrent push to the repository conflict with every other one under
+            // PostgreSQL's serializable isolation.
+            let existing: Option<i64> = sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
+                .bind(name.as_str())
+                .fetch_optional(&mut *conn)
+                .await?;
+            if let Some(id) = existing {
+                return Ok(id);
+            }
             sqlx::query_scalar(
                 "INSERT INTO repositories (name, created_at) VALUES ($1, $2)
                  ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id",
@@ -406,7 +415,15 @@ macro_rules! queries {
                     table: "manifests",
                     reason: e.to_string(),
                 })?;
-            let manifest_id: i64 = sqlx::query_scalar(
+            // An existing manifest (the usual case when tagging) is only read, for the same
+            // reason as in `ensure_repository`.
+            let existing: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM manifests WHERE repository_id = $1 AND digest = $2")
+                    .bind(repo_id)
+                    .bind(m.digest.to_string())
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            let manifest_id: i64 = if let Some(id) = existing { id } else { sqlx::query_scalar(
                 "INSERT INTO manifests (repository_id, digest, media_type, size, content,
                                         artifact_type, subject_digest, annotations, created_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
@@ -423,7 +440,7 @@ macro_rules! queries {
             .bind(annotations)
             .bind(now_ms())
             .fetch_one(&mut *conn)
-            .await?;
+            .await? };
             for blob in &m.parsed.blobs {
                 sqlx::query("INSERT INTO manifest_blobs (manifest_id, digest) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                     .bind(manifest_id)
