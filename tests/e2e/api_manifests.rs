@@ -463,3 +463,37 @@ async fn concurrent_puts_of_one_tag_leave_it_on_one_complete_manifest() {
     assert_eq!(sha256(&body), digest);
     assert!(candidates.iter().any(|c| c.digest == digest));
 }
+
+/// Many clients tagging one manifest at once (a release pipeline fanning out, the benchmark's
+/// tag flood): every PUT succeeds, on PostgreSQL too, where they contend for the same rows.
+#[tokio::test]
+async fn a_flood_of_tags_on_one_manifest_all_succeed() {
+    let b = Berth::start();
+    let image = b.push_image("flood/app", "base", 7, 1).await;
+    let mut tasks = Vec::new();
+    for client in 0..16 {
+        let (http, base, bytes) = (
+            b.http.clone(),
+            b.url("/v2/flood/app/manifests/"),
+            image.bytes.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            for i in 0..25 {
+                let status = http
+                    .put(format!("{base}t{client:02}-{i:02}"))
+                    .header("content-type", OCI_MANIFEST)
+                    .body(bytes.clone())
+                    .send()
+                    .await
+                    .unwrap()
+                    .status();
+                assert_eq!(status, StatusCode::CREATED, "tag t{client:02}-{i:02}");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let tags: serde_json::Value = b.get("/v2/flood/app/tags/list").await.json().await.unwrap();
+    assert_eq!(tags["tags"].as_array().unwrap().len(), 16 * 25 + 1);
+}
