@@ -573,7 +573,15 @@ async fn forged_and_misused_tokens_are_refused() {
         .send()
         .await
         .unwrap();
-    expect_error(resp, StatusCode::FORBIDDEN, "DENIED").await;
+    expect_error(resp, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
+    // ... and a wider token changes nothing for carol.
+    let (_, wider) = token(
+        b,
+        Some(("carol", PASSWORD)),
+        &["repository:acme/other:pull"],
+    )
+    .await;
+    assert_eq!(wider["access"], serde_json::json!([]));
     // A pull-only token pushing.
     let resp = bare()
         .post(b.url("/v2/acme/app/blobs/uploads/"))
@@ -581,7 +589,13 @@ async fn forged_and_misused_tokens_are_refused() {
         .send()
         .await
         .unwrap();
-    expect_error(resp, StatusCode::FORBIDDEN, "DENIED").await;
+    assert!(
+        resp.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("insufficient_scope")
+    );
+    expect_error(resp, StatusCode::UNAUTHORIZED, "UNAUTHORIZED").await;
     let resp = bare()
         .post(b.url("/v2/acme/app/blobs/uploads/"))
         .bearer_auth(&good)

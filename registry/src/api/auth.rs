@@ -5,9 +5,10 @@
 //! who is asking (a registry token, HTTP Basic credentials, or nobody) and answers as
 //! Distribution's token specification and real clients expect:
 //! - `401` with a `WWW-Authenticate: Bearer realm=...,service=...,scope=...` challenge when
-//!   there are no credentials, the token is invalid, or the token is too narrow for something
-//!   its subject may do (the client fetches a wider token and retries);
-//! - `403 DENIED` when the caller is known and may not do it (docker prints "denied");
+//!   there are no credentials, the token is invalid, or the token does not cover the request
+//!   (`error="insufficient_scope"`: the client may fetch a wider token, which is granted only
+//!   if its subject may do it; docker reports a final refusal as "denied");
+//! - `403 DENIED` when HTTP Basic credentials are valid but lack the right;
 //! - `429 TOOMANYREQUESTS` with `Retry-After` while logins are throttled.
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -146,13 +147,12 @@ impl Gate {
                 if covered {
                     return Ok(Allowed::All);
                 }
-                // Too narrow: a wider token would help only if its subject may do it.
-                let principal = self.subject(claims).await?;
-                if principal.is_anonymous() || self.may(&principal, list).await? {
-                    Err(self.challenge(parts, need, Some("insufficient_scope")))
-                } else {
-                    Err(denied())
-                }
+                // Too narrow. As Distribution does, answer 401 insufficient_scope whether or
+                // not a wider token could be had: docker retries a 403 for a minute before
+                // giving up, while a 401 here ends the push at once with "denied: requested
+                // access to the resource is denied". The token endpoint never grants more
+                // than the subject may do, so asking again changes nothing for them.
+                Err(self.challenge(parts, need, Some("insufficient_scope")))
             }
             (Caller::Principal(p), Need::Repositories(list)) => {
                 if self.may(p, list).await? {
