@@ -215,17 +215,10 @@ async fn caller(gate: &Gate, parts: &Parts) -> Result<Caller, Response> {
 }
 
 fn basic(headers: &HeaderMap) -> Option<(String, String)> {
-    use base64::Engine;
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, encoded) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
+    match super::auth::credentials(headers) {
+        super::auth::Credentials::Basic(user, password) => Some((user, password)),
+        _ => None,
     }
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()?;
-    let (u, p) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
-    Some((u.to_owned(), p.to_owned()))
 }
 
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Response> {

@@ -348,14 +348,16 @@ fn auth_error(e: AuthError, unauthorized: impl FnOnce() -> Response) -> Response
     }
 }
 
-enum Credentials {
+/// What a request's `Authorization` header holds.
+pub(super) enum Credentials {
     None,
     Bearer(String),
     Basic(String, String),
     Malformed,
 }
 
-fn credentials(headers: &HeaderMap) -> Credentials {
+/// Parses a request's `Authorization` header.
+pub(super) fn credentials(headers: &HeaderMap) -> Credentials {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Credentials::None;
     };
@@ -584,23 +586,7 @@ fn json(status: StatusCode, body: &impl Serialize) -> Response {
 
 /// Now as RFC 3339 (UTC, seconds).
 fn rfc3339_now() -> String {
-    let secs = crate::auth::jwt::now_secs();
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let z = i64::try_from(days).unwrap_or(0) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let secs = i64::try_from(crate::auth::jwt::now_secs()).unwrap_or(0);
+    let (y, m, d, h, mi, sec) = crate::auth::jwt::civil_time(secs);
+    format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{sec:02}Z")
 }
