@@ -260,6 +260,8 @@ pub struct AuthConfig {
     pub login_failure_window_secs: u64,
     /// Seconds of the first lockout after too many failures; doubles with each further one.
     pub login_lockout_secs: u64,
+    /// Lifetime of a web UI sign-in, seconds.
+    pub session_ttl_secs: u64,
 }
 
 impl Default for AuthConfig {
@@ -275,6 +277,7 @@ impl Default for AuthConfig {
             login_free_failures: 5,
             login_failure_window_secs: 300,
             login_lockout_secs: 30,
+            session_ttl_secs: 12 * 60 * 60,
         }
     }
 }

@@ -4,9 +4,10 @@
 //! Layers, each depending only on those below it:
 //!
 //! ```text
-//! api/       HTTP: parse a request into typed values, call one service method, render
+//! api/, ui/  HTTP (the registry API; the web UI's pages): parse a request into typed values,
+//!            call one service method, render
 //! service/   the registry's rules; the only layer touching both metadata and blobs
-//! meta/      metadata in SQL behind the MetaStore trait (SQLite)
+//! meta/      metadata in SQL behind the MetaStore trait (SQLite, PostgreSQL)
 //! blob/      content-addressed bytes over object_store; the key layout in one enum
 //! domain/    names, tags, digests, references, manifests; no I/O
 //! ```
@@ -23,3 +24,4 @@ pub mod server;
 pub mod service;
 pub mod telemetry;
 pub mod tls;
+pub mod ui;

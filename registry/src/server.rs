@@ -232,6 +232,7 @@ pub async fn open_accounts(
         free_failures: a.login_free_failures,
         failure_window: Duration::from_secs(a.login_failure_window_secs),
         lockout: Duration::from_secs(a.login_lockout_secs),
+        session_ttl: Duration::from_secs(a.session_ttl_secs),
     };
     Ok(Accounts::open(store, &settings).await?)
 }
@@ -242,6 +243,7 @@ pub struct Server {
     tls: Option<Tls>,
     registry: Registry,
     gate: Option<Arc<Gate>>,
+    trust_forwarded: bool,
     shutdown_timeout: Duration,
     drain: Duration,
     upload_ttl: Duration,
@@ -280,6 +282,7 @@ impl Server {
             tls,
             registry,
             gate,
+            trust_forwarded: config.server.trust_forwarded_headers,
             shutdown_timeout: Duration::from_secs(config.server.shutdown_timeout_secs),
             drain: Duration::from_secs(config.server.shutdown_drain_secs),
             upload_ttl: Duration::from_secs(config.server.upload_ttl_secs),
@@ -315,7 +318,12 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let ready = Arc::new(AtomicBool::new(true));
-        let app = crate::api::router(self.registry.clone(), self.gate.clone(), ready.clone());
+        let ui = crate::ui::router(
+            self.registry.clone(),
+            self.gate.clone(),
+            self.trust_forwarded,
+        );
+        let app = crate::api::router(self.registry.clone(), self.gate.clone(), ready.clone(), ui);
         let _janitor = AbortOnDrop(tokio::spawn(expire_uploads_forever(
             self.registry,
             self.upload_ttl,

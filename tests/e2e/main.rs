@@ -19,3 +19,4 @@ mod nginx;
 mod real_clients;
 mod replicas;
 mod tls;
+mod ui;

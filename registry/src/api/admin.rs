@@ -233,11 +233,12 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Response> {
 
 /// Whether the caller administers `org` (hub administrator or organization owner).
 async fn manages_org(gate: &Gate, c: &Caller, org: &str) -> Result<(), Response> {
-    if c.admin() {
-        return Ok(());
-    }
-    let members = gate.accounts.members(org).await.map_err(admin_error)?;
-    if members.iter().any(|m| m.owner && m.name == c.record.name) {
+    if gate
+        .accounts
+        .manages_org(&c.record, org)
+        .await
+        .map_err(admin_error)?
+    {
         Ok(())
     } else {
         Err(forbidden())

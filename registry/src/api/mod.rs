@@ -42,9 +42,15 @@ struct App {
 }
 
 /// Builds the router for the registry API, the token endpoint (when `gate` is set, which
-/// turns authentication on) and the health probes. `ready` is cleared when the process
-/// starts shutting down, so load balancers stop sending it requests.
-pub fn router(registry: Registry, gate: Option<Arc<auth::Gate>>, ready: Arc<AtomicBool>) -> Router {
+/// turns authentication on), the health probes and `pages` (the web UI), all behind the
+/// same logging, panic and draining layers. `ready` is cleared when the process starts
+/// shutting down, so load balancers stop sending it requests.
+pub fn router(
+    registry: Registry,
+    gate: Option<Arc<auth::Gate>>,
+    ready: Arc<AtomicBool>,
+    pages: Router,
+) -> Router {
     let token = match &gate {
         Some(gate) => Router::new()
             .route("/token", axum::routing::any(auth::token))
@@ -68,6 +74,7 @@ pub fn router(registry: Registry, gate: Option<Arc<auth::Gate>>, ready: Arc<Atom
         .with_state(state)
         .merge(health)
         .merge(token)
+        .merge(pages)
         // Blob bodies are streamed, never buffered; manifest bodies have their own limit.
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn(middleware::api_version))

@@ -5,7 +5,8 @@ macro_rules! account_queries {
     ($conn:ty) => {
         use $crate::auth::{Actions, Grants, Role};
         use $crate::meta::accounts::{
-            AccountChange, AccountKind, AccountRecord, MemberRecord, TeamRecord, TokenRecord,
+            AccountChange, AccountKind, AccountRecord, MemberRecord, SessionRecord, TeamRecord,
+            TokenRecord,
         };
         use $crate::meta::{MetaError, MetaResult, now_ms};
 
@@ -308,6 +309,28 @@ macro_rules! account_queries {
             Ok(())
         }
 
+        pub(in $crate::meta) async fn create_session(c: &mut $conn, hash: &[u8], s: &SessionRecord) -> MetaResult<()> {
+            let now = now_ms();
+            sqlx::query("DELETE FROM ui_sessions WHERE expires_at <= $1").bind(now).execute(&mut *c).await?;
+            sqlx::query(
+                "INSERT INTO ui_sessions (secret_hash, account_id, credential_epoch, created_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5)",
+            ).bind(hash).bind(s.account_id).bind(s.credential_epoch).bind(now).bind(s.expires_at).execute(c).await?;
+            Ok(())
+        }
+
+        pub(in $crate::meta) async fn session(c: &mut $conn, hash: &[u8]) -> MetaResult<Option<SessionRecord>> {
+            let row: Option<(i64, i64, i64)> = sqlx::query_as(
+                "SELECT account_id, credential_epoch, expires_at FROM ui_sessions
+                 WHERE secret_hash = $1 AND expires_at > $2",
+            ).bind(hash).bind(now_ms()).fetch_optional(c).await?;
+            Ok(row.map(|(account_id, credential_epoch, expires_at)| SessionRecord { account_id, credential_epoch, expires_at }))
+        }
+
+        pub(in $crate::meta) async fn delete_session(c: &mut $conn, hash: &[u8]) -> MetaResult<bool> {
+            Ok(sqlx::query("DELETE FROM ui_sessions WHERE secret_hash = $1").bind(hash).execute(c).await?.rows_affected() == 1)
+        }
+
         pub(in $crate::meta) async fn signing_key(c: &mut $conn, kid: &str, pem: &str) -> MetaResult<(String, String)> {
             sqlx::query(
                 "INSERT INTO signing_keys (slot, kid, private_pem, created_at) VALUES (1, $1, $2, $3)
@@ -398,6 +421,15 @@ macro_rules! impl_account_store {
             }
             async fn touch_token(&self, id: i64) -> $crate::meta::MetaResult<()> {
                 $crate::meta::account_sql::run_owned!($conn; self.account_write, [], |c| aq::touch_token(c, id))
+            }
+            async fn create_session(&self, secret_hash: &[u8], session: $crate::meta::accounts::SessionRecord) -> $crate::meta::MetaResult<()> {
+                $crate::meta::account_sql::run_owned!($conn; self.account_write, [secret_hash, session], |c| aq::create_session(c, &secret_hash, &session))
+            }
+            async fn session(&self, secret_hash: &[u8]) -> $crate::meta::MetaResult<Option<$crate::meta::accounts::SessionRecord>> {
+                $crate::meta::account_sql::run_owned!($conn; self.account_read, [secret_hash], |c| aq::session(c, &secret_hash))
+            }
+            async fn delete_session(&self, secret_hash: &[u8]) -> $crate::meta::MetaResult<bool> {
+                $crate::meta::account_sql::run_owned!($conn; self.account_write, [secret_hash], |c| aq::delete_session(c, &secret_hash))
             }
             async fn signing_key(&self, candidate: (String, String)) -> $crate::meta::MetaResult<(String, String)> {
                 let (kid, pem) = candidate;

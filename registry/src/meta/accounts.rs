@@ -106,6 +106,18 @@ pub struct MemberRecord {
     pub owner: bool,
 }
 
+/// A signed-in browser session of the web UI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// The signed-in user.
+    pub account_id: i64,
+    /// The account's credential epoch when the session began; a later password change or
+    /// disabling moves the account's epoch and so ends the session.
+    pub credential_epoch: i64,
+    /// When the session ends (Unix ms).
+    pub expires_at: i64,
+}
+
 /// Accounts and permissions in the metadata database. Each method is one transaction.
 #[async_trait]
 pub trait AccountStore: Send + Sync + 'static {
@@ -206,6 +218,15 @@ pub trait AccountStore: Send + Sync + 'static {
 
     /// Records a use of a token (at most one write a minute per token).
     async fn touch_token(&self, id: i64) -> MetaResult<()>;
+
+    /// Stores a browser session under the hash of its secret, and drops expired sessions.
+    async fn create_session(&self, secret_hash: &[u8], session: SessionRecord) -> MetaResult<()>;
+
+    /// The unexpired session whose secret hashes to `secret_hash`.
+    async fn session(&self, secret_hash: &[u8]) -> MetaResult<Option<SessionRecord>>;
+
+    /// Ends a session; returns whether it existed.
+    async fn delete_session(&self, secret_hash: &[u8]) -> MetaResult<bool>;
 
     /// The stored signing key (kid, PEM), storing `candidate` first if there is none. Every
     /// replica calls this at start; the first one's key wins.

@@ -9,6 +9,8 @@
 
 mod account_sql;
 pub mod accounts;
+pub mod browse;
+mod browse_sql;
 mod cache;
 mod postgres;
 mod sql;
@@ -20,6 +22,7 @@ use async_trait::async_trait;
 use crate::domain::{Digest, MediaType, ParsedManifest, Reference, RepoName, Tag, UploadId};
 
 pub use accounts::AccountStore;
+pub use browse::BrowseStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -188,7 +191,7 @@ pub struct PageQuery<'a> {
 ///
 /// Implementations must make each method atomic and durable when it returns.
 #[async_trait]
-pub trait MetaStore: AccountStore + Send + Sync + 'static {
+pub trait MetaStore: AccountStore + BrowseStore + Send + Sync + 'static {
     /// Checks that the database answers (for readiness probes).
     async fn ping(&self) -> MetaResult<()>;
 

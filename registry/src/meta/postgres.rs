@@ -140,6 +140,7 @@ impl PostgresStore {
 }
 
 super::account_sql::impl_account_store!(PostgresStore, sqlx::PgConnection);
+super::browse_sql::impl_browse_store!(PostgresStore, sqlx::PgConnection);
 
 #[async_trait]
 impl MetaStore for PostgresStore {

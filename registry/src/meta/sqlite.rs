@@ -99,6 +99,7 @@ impl SqliteStore {
 }
 
 super::account_sql::impl_account_store!(SqliteStore, sqlx::SqliteConnection);
+super::browse_sql::impl_browse_store!(SqliteStore, sqlx::SqliteConnection);
 
 #[async_trait]
 impl MetaStore for SqliteStore {

@@ -20,7 +20,7 @@ use crate::auth::{
 };
 use crate::domain::RepoName;
 use crate::meta::accounts::{
-    AccountChange, AccountKind, AccountRecord, MemberRecord, TeamRecord, TokenRecord,
+    AccountChange, AccountKind, AccountRecord, MemberRecord, SessionRecord, TeamRecord, TokenRecord,
 };
 use crate::meta::{AccountStore, MetaError, now_ms};
 
@@ -43,6 +43,8 @@ pub struct AccountSettings {
     pub failure_window: Duration,
     /// First lockout after too many failures (doubles with each further failure).
     pub lockout: Duration,
+    /// Lifetime of a web UI session.
+    pub session_ttl: Duration,
 }
 
 /// Why a login or token failed.
@@ -120,6 +122,7 @@ const BASIC_CACHE_TTL: Duration = Duration::from_secs(30);
 /// The accounts service.
 pub struct Accounts {
     store: Arc<dyn AccountStore>,
+    session_ttl: Duration,
     issuer: TokenIssuer,
     throttle: Throttle,
     basic: BasicCache,
@@ -163,6 +166,7 @@ impl Accounts {
         getrandom::fill(&mut salt).map_err(|_| KeyError::Generate)?;
         Ok(Self {
             store,
+            session_ttl: settings.session_ttl,
             issuer: TokenIssuer::new(
                 key,
                 &settings.issuer,
@@ -350,6 +354,83 @@ impl Accounts {
             tid,
             epoch,
         )?))
+    }
+
+    // ---- Web UI sessions -------------------------------------------------------------------
+
+    /// Signs a user in with a password (never an access token: those are for registry
+    /// clients) and starts a browser session. Returns the session secret for the cookie.
+    pub async fn start_session(
+        &self,
+        username: &str,
+        password: &str,
+        client: IpAddr,
+    ) -> Result<(Principal, String), AuthError> {
+        if secret::looks_like_secret(password) {
+            return Err(AuthError::BadCredentials);
+        }
+        let principal = self.login(username, password, client).await?;
+        let Principal::User { id, .. } = &principal else {
+            return Err(AuthError::BadCredentials);
+        };
+        let epoch = self
+            .store
+            .account_by_id(*id)
+            .await?
+            .map(|a| a.credential_epoch)
+            .ok_or(AuthError::BadCredentials)?;
+        let session_secret = secret::generate().map_err(|_| AuthError::BadCredentials)?;
+        let ttl = i64::try_from(self.session_ttl.as_millis()).unwrap_or(i64::MAX);
+        self.store
+            .create_session(
+                &secret::hash(&session_secret),
+                SessionRecord {
+                    account_id: *id,
+                    credential_epoch: epoch,
+                    expires_at: now_ms().saturating_add(ttl),
+                },
+            )
+            .await?;
+        Ok((principal, session_secret))
+    }
+
+    /// The user a session secret stands for, while the session is unexpired, the account
+    /// enabled and its password unchanged since the sign-in.
+    pub async fn session(&self, session_secret: &str) -> Result<Option<AccountRecord>, MetaError> {
+        let Some(session) = self.store.session(&secret::hash(session_secret)).await? else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .account_by_id(session.account_id)
+            .await?
+            .filter(|a| {
+                a.kind == AccountKind::User
+                    && !a.disabled
+                    && a.credential_epoch == session.credential_epoch
+            }))
+    }
+
+    /// How long a new session lasts.
+    pub fn session_ttl(&self) -> Duration {
+        self.session_ttl
+    }
+
+    /// Ends a session (signing out).
+    pub async fn end_session(&self, session_secret: &str) -> Result<(), MetaError> {
+        self.store
+            .delete_session(&secret::hash(session_secret))
+            .await?;
+        Ok(())
+    }
+
+    /// Whether the user administers organization `org` (hub administrator or owner).
+    pub async fn manages_org(&self, user: &AccountRecord, org: &str) -> AdminResult<bool> {
+        if user.admin {
+            return Ok(true);
+        }
+        let members = self.members(org).await?;
+        Ok(members.iter().any(|m| m.owner && m.name == user.name))
     }
 
     fn basic_key(&self, username: &str, password: &str) -> [u8; 32] {
@@ -798,7 +879,8 @@ pub fn login_name(token: &TokenRecord) -> String {
     }
 }
 
-fn user_principal(a: &AccountRecord) -> Principal {
+/// The principal of a user account.
+pub fn user_principal(a: &AccountRecord) -> Principal {
     Principal::User {
         id: a.id,
         name: AccountName::stored(a.name.clone()),

@@ -13,6 +13,7 @@
 
 pub mod accounts;
 mod blobs;
+pub mod browse;
 mod listing;
 mod manifests;
 mod uploads;

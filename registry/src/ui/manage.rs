@@ -1,0 +1,396 @@
+//! Pages that change things: repository settings (visibility, deleting tags and
+//! manifests, each after a confirmation page) and organization management (members, teams,
+//! grants). Every action is checked against the viewer's rights here, whatever the page
+//! showed, and every form against its anti-forgery token.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect};
+use maud::{Markup, html};
+
+use super::browse::{RepoPath, parse_repo_path};
+use super::form::{Form, encode};
+use super::layout::{self, csrf_field, page, repo_crumbs, repo_href, short_digest};
+use super::viewer::Viewer;
+use super::{Ui, UiError, UiResult};
+use crate::auth::{Action, Actions, Role};
+use crate::domain::{Digest, Reference, RepoName, Tag};
+
+/// `GET /ui/r/{name}/-/settings`, for those who may delete (visibility needs every right).
+pub(super) async fn settings_page(ui: &Ui, viewer: &mut Viewer, name: &RepoName) -> UiResult {
+    let actions = viewer.actions_on(ui, name.as_str()).await?;
+    if !actions.contains(Action::Delete) {
+        return Err(UiError::Forbidden);
+    }
+    let cookie = viewer.prepare_forms()?;
+    let public = match &ui.gate {
+        Some(gate) => Some(gate.accounts.is_public(name.as_str()).await?),
+        None => None,
+    };
+    let action = |a: &str| format!("{}/-/{a}", repo_href(name.as_str()));
+    let body = html! {
+        h1 { "Settings of " (name.as_str()) }
+        @if let Some(public) = public {
+            @if actions.covers(Actions::ALL) {
+                section aria-labelledby="visibility" {
+                    h2 #visibility { "Visibility" }
+                    form.stacked method="post" action=(action("visibility")) {
+                        (csrf_field(viewer))
+                        fieldset {
+                            legend { "Who may pull" }
+                            label { input type="radio" name="visibility" value="private" checked[!public]; " Private: only those granted access" }
+                            label { input type="radio" name="visibility" value="public" checked[public]; " Public: anyone, without signing in" }
+                        }
+                        button.primary type="submit" { "Save visibility" }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="delete" {
+            h2 #delete { "Delete" }
+            form.stacked method="post" action=(action("delete-tag")) {
+                (csrf_field(viewer))
+                label for="tag" { "Tag to delete" }
+                input #tag type="text" name="tag" required maxlength="128";
+                button.danger type="submit" { "Delete tag…" }
+            }
+            form.stacked method="post" action=(action("delete-manifest")) {
+                (csrf_field(viewer))
+                label for="digest" { "Manifest digest to delete (with all its tags)" }
+                input #digest type="text" name="digest" required maxlength="200" placeholder="sha256:…";
+                button.danger type="submit" { "Delete manifest…" }
+            }
+            p.meta { "Each deletion asks for confirmation first." }
+        }
+    };
+    let mut crumbs = repo_crumbs(name.as_str());
+    crumbs.push(("Settings".into(), action("settings")));
+    Ok(layout::html_response(
+        page(viewer, "Settings", &crumbs, body),
+        cookie,
+    ))
+}
+
+/// `POST /ui/r/{name}/-/{visibility|delete-tag|delete-manifest}`.
+pub(super) async fn repository_post(
+    State(ui): State<Arc<Ui>>,
+    viewer: Viewer,
+    Path(rest): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> UiResult {
+    let (name, path) = parse_repo_path(&rest)?;
+    let RepoPath::Action(action) = path else {
+        return Err(UiError::NotFound);
+    };
+    let form = Form::read(body).await?;
+    viewer.check_form(&headers, &form)?;
+    let reads = |n: &str| viewer.reads(n);
+    if !ui.registry.readable_repository(&name, &reads).await? {
+        return Err(UiError::NotFound);
+    }
+    let actions = viewer.actions_on(&ui, name.as_str()).await?;
+    match action.as_str() {
+        "visibility" => {
+            let gate = ui.gate.as_ref().ok_or(UiError::NotFound)?;
+            if !actions.covers(Actions::ALL) {
+                return Err(UiError::Forbidden);
+            }
+            let public = match form.get("visibility") {
+                "public" => true,
+                "private" => false,
+                _ => {
+                    return Err(UiError::BadRequest(
+                        "visibility is public or private".into(),
+                    ));
+                }
+            };
+            gate.accounts.set_public(name.as_str(), public).await?;
+            Ok(Redirect::to(&format!("{}/-/settings", repo_href(name.as_str()))).into_response())
+        }
+        "delete-tag" | "delete-manifest" => {
+            if !actions.contains(Action::Delete) {
+                return Err(UiError::Forbidden);
+            }
+            let (reference, what) = if action == "delete-tag" {
+                let tag = Tag::parse(form.required("tag", "The tag")?)
+                    .map_err(|e| UiError::BadRequest(e.to_string()))?;
+                let what = format!("tag {tag}");
+                (Reference::Tag(tag), what)
+            } else {
+                let digest = Digest::parse(form.required("digest", "The digest")?)
+                    .map_err(|e| UiError::BadRequest(e.to_string()))?;
+                let what = format!("manifest {}", short_digest(&digest.to_string()));
+                (Reference::Digest(digest), what)
+            };
+            if form.get("confirm") != "yes" {
+                return confirm_page(&ui, &viewer, &name, &action, &reference).await;
+            }
+            match ui.registry.delete_manifest(&name, &reference).await {
+                Ok(()) => Ok(Redirect::to(&format!(
+                    "{}?deleted={}",
+                    repo_href(name.as_str()),
+                    encode(&what)
+                ))
+                .into_response()),
+                Err(crate::service::RegistryError::ManifestUnknown) => {
+                    Err(UiError::BadRequest(format!("there is no {what} in {name}")))
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        _ => Err(UiError::NotFound),
+    }
+}
+
+async fn confirm_page(
+    ui: &Ui,
+    viewer: &Viewer,
+    name: &RepoName,
+    action: &str,
+    reference: &Reference,
+) -> UiResult {
+    let (field, value, consequence) = match reference {
+        Reference::Tag(t) => (
+            "tag",
+            t.to_string(),
+            html! { p { "The tag " code { (t.as_str()) } " will no longer exist. The image stays available by digest and under its other tags." } },
+        ),
+        Reference::Digest(d) => {
+            let image = ui.registry.image(name, d).await.map_err(|e| match e {
+                crate::service::RegistryError::ManifestUnknown => {
+                    UiError::BadRequest(format!("there is no manifest {d} in {name}"))
+                }
+                other => other.into(),
+            })?;
+            (
+                "digest",
+                d.to_string(),
+                html! {
+                    p { "The manifest " code { (d.to_string()) } " will be deleted, with every tag pointing at it:" }
+                    @if image.tags.is_empty() { p.muted { "(no tags)" } }
+                    ul.plain { @for t in &image.tags { li { code { (t) } } } }
+                    p { "Clients can no longer pull it by digest." }
+                },
+            )
+        }
+    };
+    let body = html! {
+        section.narrow.confirm {
+            h1 { "Delete from " (name.as_str()) "?" }
+            (consequence)
+            form.inline method="post" action={ (repo_href(name.as_str())) "/-/" (action) } {
+                (csrf_field(viewer))
+                input type="hidden" name=(field) value=(value);
+                input type="hidden" name="confirm" value="yes";
+                button.danger type="submit" { "Delete" }
+            }
+            " "
+            a.button href=(repo_href(name.as_str())) { "Cancel" }
+        }
+    };
+    let crumbs = repo_crumbs(name.as_str());
+    Ok(layout::html_response(
+        page(viewer, "Confirm deletion", &crumbs, body),
+        None,
+    ))
+}
+
+/// `GET /ui/orgs/{org}`: members, teams and grants, for the organization's owners and hub
+/// administrators.
+pub(super) async fn org_page(
+    State(ui): State<Arc<Ui>>,
+    viewer: Viewer,
+    Path(org): Path<String>,
+) -> UiResult {
+    manages(&ui, &viewer, &org).await?;
+    render_org(&ui, &viewer, &org, None, StatusCode::OK).await
+}
+
+async fn manages(ui: &Ui, viewer: &Viewer, org: &str) -> Result<(), UiError> {
+    let gate = ui.gate.as_ref().ok_or(UiError::NotFound)?;
+    let Some(user) = viewer.user() else {
+        return Err(UiError::SignIn(format!("/ui/orgs/{org}")));
+    };
+    match gate.accounts.manages_org(user, org).await {
+        Ok(true) => Ok(()),
+        // Not an organization, or not one the viewer runs: nothing to show.
+        Ok(false) | Err(crate::service::accounts::AdminError::NotFound(_)) => {
+            Err(UiError::NotFound)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn render_org(
+    ui: &Ui,
+    viewer: &Viewer,
+    org: &str,
+    failure: Option<String>,
+    status: StatusCode,
+) -> UiResult {
+    let gate = ui.gate.as_ref().ok_or(UiError::NotFound)?;
+    let members = gate.accounts.members(org).await?;
+    let teams = gate.accounts.teams(org).await?;
+    let action = format!("/ui/orgs/{org}");
+    let op_form = |op: &str, fields: Markup, button: Markup| {
+        html! {
+            form.inline method="post" action=(action) {
+                (csrf_field(viewer))
+                input type="hidden" name="op" value=(op);
+                (fields)
+                (button)
+            }
+        }
+    };
+    let body = html! {
+        h1 { "Organization " (org) }
+        @if let Some(f) = &failure { p.notice.error role="alert" { (f) } }
+        section aria-labelledby="members" {
+            h2 #members { "Members" }
+            table.list {
+                thead { tr { th scope="col" { "User" } th scope="col" { "Role" } th scope="col" { span.visually-hidden { "Actions" } } } }
+                tbody {
+                    @for m in &members {
+                        tr {
+                            th scope="row" { (m.name) }
+                            td { @if m.owner { "owner" } @else { "member" } }
+                            td { (op_form("remove-member", html! { input type="hidden" name="user" value=(m.name); },
+                                html! { button.danger type="submit" aria-label={ "Remove " (m.name) } { "Remove" } })) }
+                        }
+                    }
+                }
+            }
+            (op_form("add-member", html! {
+                label for="member-user" { "User" }
+                input #member-user type="text" name="user" required maxlength="255";
+                label { input type="checkbox" name="owner"; " owner" }
+            }, html! { button.primary type="submit" { "Add member" } }))
+        }
+        section aria-labelledby="teams" {
+            h2 #teams { "Teams" }
+            @for t in &teams {
+                article.team {
+                    h3 { (t.name) }
+                    p {
+                        "Members: "
+                        @if t.members.is_empty() { span.muted { "none" } }
+                        @for m in &t.members {
+                            span.chip { (m) }
+                            (op_form("team-remove", html! {
+                                input type="hidden" name="team" value=(t.name);
+                                input type="hidden" name="user" value=(m);
+                            }, html! { button.link type="submit" aria-label={ "Remove " (m) " from " (t.name) } { "×" } }))
+                            " "
+                        }
+                    }
+                    p {
+                        "Grants: "
+                        @if t.grants.is_empty() { span.muted { "none" } }
+                        @for (repo, role) in &t.grants {
+                            span.chip { @if repo.is_empty() { "all of " (org) } @else { (repo) } ": " (role.as_str()) }
+                            (op_form("revoke", html! {
+                                input type="hidden" name="team" value=(t.name);
+                                input type="hidden" name="repository" value=(repo);
+                            }, html! { button.link type="submit" aria-label={ "Remove grant on " (repo) } { "×" } }))
+                            " "
+                        }
+                    }
+                    (op_form("team-add", html! {
+                        input type="hidden" name="team" value=(t.name);
+                        label { "User " input type="text" name="user" required maxlength="255"; }
+                    }, html! { button type="submit" { "Add to team" } }))
+                    (op_form("grant", html! {
+                        input type="hidden" name="team" value=(t.name);
+                        label { "Repository (empty: whole organization) " input type="text" name="repository" maxlength="255"; }
+                        label { "Role " select name="role" {
+                            option value="read" { "read" } option value="write" { "write" } option value="admin" { "admin" }
+                        } }
+                    }, html! { button type="submit" { "Grant" } }))
+                    (op_form("delete-team", html! { input type="hidden" name="team" value=(t.name); },
+                        html! { button.danger type="submit" { "Delete team" } }))
+                }
+            }
+            (op_form("create-team", html! {
+                label for="team-name" { "New team" }
+                input #team-name type="text" name="team" required maxlength="64";
+            }, html! { button.primary type="submit" { "Create team" } }))
+        }
+    };
+    let crumbs = [
+        (org.to_owned(), format!("/ui/n/{org}")),
+        ("Manage".to_owned(), action.clone()),
+    ];
+    let mut response = layout::html_response(page(viewer, org, &crumbs, body), None);
+    *response.status_mut() = status;
+    Ok(response)
+}
+
+/// `POST /ui/orgs/{org}`: one membership, team or grant change named by `op`.
+pub(super) async fn org_post(
+    State(ui): State<Arc<Ui>>,
+    viewer: Viewer,
+    Path(org): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> UiResult {
+    let form = Form::read(body).await?;
+    viewer.check_form(&headers, &form)?;
+    manages(&ui, &viewer, &org).await?;
+    let gate = ui.gate.as_ref().ok_or(UiError::NotFound)?;
+    let a = &gate.accounts;
+    let result = match form.get("op") {
+        "add-member" => {
+            a.add_member(
+                &org,
+                form.required("user", "The user")?,
+                form.checked("owner"),
+            )
+            .await
+        }
+        "remove-member" => {
+            a.remove_member(&org, form.required("user", "The user")?)
+                .await
+        }
+        "create-team" => {
+            a.create_team(&org, form.required("team", "The team name")?)
+                .await
+        }
+        "delete-team" => {
+            a.delete_team(&org, form.required("team", "The team")?)
+                .await
+        }
+        "team-add" | "team-remove" => {
+            a.set_team_member(
+                &org,
+                form.required("team", "The team")?,
+                form.required("user", "The user")?,
+                form.get("op") == "team-add",
+            )
+            .await
+        }
+        "grant" | "revoke" => {
+            let role = if form.get("op") == "grant" {
+                Some(Role::parse(form.get("role")).ok_or_else(|| {
+                    UiError::BadRequest("the role is read, write or admin".into())
+                })?)
+            } else {
+                None
+            };
+            let repository = Some(form.get("repository")).filter(|r| !r.is_empty());
+            a.set_team_grant(&org, form.required("team", "The team")?, repository, role)
+                .await
+        }
+        _ => return Err(UiError::BadRequest("unknown organization action".into())),
+    };
+    match result.map_err(UiError::from) {
+        Ok(()) => Ok(Redirect::to(&format!("/ui/orgs/{org}")).into_response()),
+        Err(UiError::BadRequest(m)) => {
+            render_org(&ui, &viewer, &org, Some(m), StatusCode::BAD_REQUEST).await
+        }
+        Err(e) => Err(e),
+    }
+}
