@@ -216,6 +216,26 @@ pub async fn list_all(
     Ok((started.elapsed().as_secs_f64() * 1000.0, items))
 }
 
+/// The median time of `reps` sequential `GET`s of a web UI page, in milliseconds.
+pub async fn page_ms(
+    http: &reqwest::Client,
+    reg: &Registry,
+    path: &str,
+    reps: usize,
+) -> anyhow::Result<f64> {
+    let mut times = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let started = Instant::now();
+        let resp = http.get(format!("{}{path}", reg.url)).send().await?;
+        ensure!(resp.status().is_success(), "{path}: {}", resp.status());
+        let body = resp.bytes().await?;
+        ensure!(!body.is_empty(), "{path}: empty page");
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
 /// Creates `count` repositories holding the same small image (blobs mounted, manifest put).
 pub async fn make_repositories(
     reg: &Registry,

@@ -107,6 +107,8 @@ enum Metric {
     TagPuts,
     ListTags,
     ListCatalog,
+    UiRepositoryPage,
+    UiHomePage,
     DockerPush,
     DockerPull,
     PeakRss,
@@ -142,6 +144,14 @@ impl Metric {
             Self::ListTags => format!("list {} tags, ms", a.tags),
             Self::ListCatalog => format!(
                 "list a catalog of {} repositories (pages of 1000), ms",
+                a.repos
+            ),
+            Self::UiRepositoryPage => format!(
+                "web UI: first page of that repository of {} tags, median of 20, ms",
+                a.tags
+            ),
+            Self::UiHomePage => format!(
+                "web UI: home page of a hub of {} repositories, median of 20, ms",
                 a.repos
             ),
             Self::DockerPush => "docker push, fresh 6-layer image (5 x 64 MiB), s".into(),
@@ -325,6 +335,13 @@ async fn main() -> anyhow::Result<()> {
                     load::list_all(&http, reg, "/v2/_catalog?n=1000", "repositories").await?;
                 anyhow::ensure!(n >= args.repos, "{} listed {n} repositories", reg.name);
                 record(&mut results, reg, Metric::ListCatalog, ms);
+                // Only berth has a web UI.
+                if reg.name.starts_with("berth") {
+                    let ms = load::page_ms(&http, reg, "/ui/r/bench/small", 20).await?;
+                    record(&mut results, reg, Metric::UiRepositoryPage, ms);
+                    let ms = load::page_ms(&http, reg, "/ui/", 20).await?;
+                    record(&mut results, reg, Metric::UiHomePage, ms);
+                }
             }
             if let Some(d) = docker.as_ref().filter(|_| wants("docker")) {
                 let (push, pull) = d.push_pull(reg, &args.busybox, &args.scratch, seed)?;

@@ -10,6 +10,7 @@ mod api_blobs;
 mod api_listing;
 mod api_manifests;
 mod auth;
+mod browser;
 mod cli;
 mod client;
 mod crash;

@@ -168,9 +168,13 @@ pub fn repo_href(name: &str) -> String {
     format!("/ui/r/{name}")
 }
 
-/// The link to a manifest's page.
+/// The link to a manifest's page. Valid digests go in as they are (`:` is fine in a path);
+/// anything else read from a manifest is percent-encoded.
 pub fn manifest_href(name: &str, digest: &str) -> String {
-    format!("/ui/r/{name}/-/manifest/{}", encode(digest))
+    match crate::domain::Digest::parse(digest) {
+        Ok(d) => format!("/ui/r/{name}/-/manifest/{d}"),
+        Err(_) => format!("/ui/r/{name}/-/manifest/{}", encode(digest)),
+    }
 }
 
 /// Breadcrumbs down to a repository: its namespace, then the repository.
