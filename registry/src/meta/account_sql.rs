@@ -237,6 +237,24 @@ macro_rules! account_queries {
             ).bind(after).bind(upto).fetch_all(c).await?)
         }
 
+        pub(in $crate::meta) async fn public_among(c: &mut $conn, names: &[String]) -> MetaResult<Vec<String>> {
+            let mut public = Vec::new();
+            // Bounded IN lists: both databases cap the number of bind parameters.
+            for chunk in names.chunks(500) {
+                let sql = format!(
+                    "SELECT name FROM public_repositories WHERE name IN ({}) ORDER BY name",
+                    $crate::meta::browse::placeholders(1, chunk.len())
+                );
+                let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
+                for n in chunk {
+                    q = q.bind(n);
+                }
+                public.extend(q.fetch_all(&mut *c).await?);
+            }
+            public.sort();
+            Ok(public)
+        }
+
         type TokenRow = (i64, i64, String, String, String, String, i64, Option<i64>, Option<i64>, Option<i64>);
         const TOKEN_SELECT: &str =
             "SELECT t.id, t.owner_id, a.name, a.kind, t.name, t.scopes, t.created_at, t.expires_at,
@@ -403,6 +421,9 @@ macro_rules! impl_account_store {
             async fn public_between(&self, after: &str, upto: Option<&str>) -> $crate::meta::MetaResult<Vec<String>> {
                 let upto = upto.map(str::to_owned);
                 $crate::meta::account_sql::run_owned!($conn; self.account_read, [after, upto], |c| aq::public_between(c, &after, upto.as_deref()))
+            }
+            async fn public_among(&self, names: &[String]) -> $crate::meta::MetaResult<Vec<String>> {
+                $crate::meta::account_sql::run_owned!($conn; self.account_read, [names], |c| aq::public_among(c, &names))
             }
             async fn create_token(&self, owner: i64, name: &str, secret_hash: &[u8], scopes: &[String], expires_at: Option<i64>) -> $crate::meta::MetaResult<Option<i64>> {
                 $crate::meta::account_sql::run_owned!($conn; self.account_write, [name, secret_hash, scopes], |c| aq::create_token(c, owner, &name, &secret_hash, &scopes, expires_at))

@@ -194,6 +194,9 @@ pub trait AccountStore: Send + Sync + 'static {
     /// Public repository names in `(after, upto]`, in byte order (`upto = None`: no bound).
     async fn public_between(&self, after: &str, upto: Option<&str>) -> MetaResult<Vec<String>>;
 
+    /// Which of `names` are public repositories, in byte order.
+    async fn public_among(&self, names: &[String]) -> MetaResult<Vec<String>>;
+
     /// Stores a new access token; `None` when the owner already has one of that name.
     async fn create_token(
         &self,

@@ -150,7 +150,7 @@ pub(super) fn contains_pattern(text: &str) -> String {
 }
 
 /// `$first, $first+1, ...` for `n` bind parameters of an `IN` list.
-pub(super) fn placeholders(first: usize, n: usize) -> String {
+pub(crate) fn placeholders(first: usize, n: usize) -> String {
     (first..first + n)
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()

@@ -260,26 +260,26 @@ impl Registry {
         let mut seen = HashSet::new();
         let mut names = Vec::new();
         let mut before = i64::MAX;
-        'scan: for _ in 0..MAX_CHUNKS {
+        for _ in 0..MAX_CHUNKS {
             let pushes = self.meta.tag_pushes_before(before, CHUNK).await?;
             let Some(&(_, last)) = pushes.last() else {
                 break;
             };
-            for (name, _) in &pushes {
-                if seen.insert(name.clone()) && self.may_read(name, readable).await? {
-                    names.push(name.clone());
-                    if names.len() >= limit {
-                        break 'scan;
-                    }
-                }
-            }
-            if pushes.len() < CHUNK as usize {
+            let fresh: Vec<String> = pushes
+                .iter()
+                .filter(|(name, _)| seen.insert(name.clone()))
+                .map(|(name, _)| name.clone())
+                .collect();
+            names.extend(self.readable_among(fresh, readable).await?);
+            if names.len() >= limit || pushes.len() < CHUNK as usize {
                 break;
             }
-            // Pushes in the same millisecond as the last one may straddle chunks; they are
-            // skipped only if their repository was already seen, which the set handles.
+            // The next chunk starts strictly before this one's last millisecond: pushes of that
+            // same millisecond that did not fit are skipped. At worst a repository pushed in
+            // that very millisecond (among more than a chunk of pushes) misses this list.
             before = last;
         }
+        names.truncate(limit);
         let mut summaries = self.meta.repository_summaries(&names).await?;
         summaries.sort_by(|a, b| b.pushed_at.cmp(&a.pushed_at).then(a.name.cmp(&b.name)));
         Ok(summaries)
@@ -287,6 +287,25 @@ impl Registry {
 
     async fn may_read(&self, name: &str, readable: Readable<'_>) -> RegistryResult<bool> {
         Ok(readable(name) || self.meta.is_public(name).await?)
+    }
+
+    /// The names among `names` the caller may read, in the same order; the public status of
+    /// the others is looked up in one query.
+    async fn readable_among(
+        &self,
+        names: Vec<String>,
+        readable: Readable<'_>,
+    ) -> RegistryResult<Vec<String>> {
+        let unknown: Vec<String> = names.iter().filter(|n| !readable(n)).cloned().collect();
+        let public = if unknown.is_empty() {
+            Vec::new()
+        } else {
+            self.meta.public_among(&unknown).await?
+        };
+        Ok(names
+            .into_iter()
+            .filter(|n| readable(n) || public.binary_search(n).is_ok())
+            .collect())
     }
 
     /// Whether `repo` exists and the caller may read it (so pages can answer 404 for both).
@@ -548,14 +567,12 @@ impl Registry {
         let mut after = String::new();
         for _ in 0..MAX_CHUNKS {
             let names = self.meta.search_repositories(&q, &after, CHUNK).await?;
-            for name in &names {
-                if self.may_read(name, readable).await? {
-                    if out.repositories.len() == limit {
-                        out.more_repositories = true;
-                        break;
-                    }
-                    out.repositories.push(name.clone());
+            for name in self.readable_among(names.clone(), readable).await? {
+                if out.repositories.len() == limit {
+                    out.more_repositories = true;
+                    break;
                 }
+                out.repositories.push(name);
             }
             match names.last() {
                 Some(last) if names.len() == CHUNK as usize && !out.more_repositories => {
@@ -571,16 +588,20 @@ impl Registry {
                 .meta
                 .search_tags(&q, (&after.0, &after.1), CHUNK)
                 .await?;
+            let unjudged: Vec<String> = hits
+                .iter()
+                .map(|h| h.repository.clone())
+                .filter(|r| !verdicts.contains_key(r))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let allowed = self.readable_among(unjudged.clone(), readable).await?;
+            for r in unjudged {
+                let ok = allowed.binary_search(&r).is_ok();
+                verdicts.insert(r, ok);
+            }
             for hit in &hits {
-                let ok = match verdicts.get(&hit.repository) {
-                    Some(&v) => v,
-                    None => {
-                        let v = self.may_read(&hit.repository, readable).await?;
-                        verdicts.insert(hit.repository.clone(), v);
-                        v
-                    }
-                };
-                if ok {
+                if verdicts.get(&hit.repository) == Some(&true) {
                     if out.tags.len() == limit {
                         out.more_tags = true;
                         break;
