@@ -470,3 +470,52 @@ async fn skopeo_copies_and_inspects_over_https_with_a_cert_dir() {
         .args(["inspect", "--raw", "--cert-dir", cert_dir, &to]));
     assert_eq!(raw.as_bytes(), index.bytes.as_slice());
 }
+
+#[tokio::test]
+async fn web_ui_cookies_are_secure_over_https() {
+    let ca = TestCa::new("berth test CA");
+    let files = TlsFiles::new(&ca);
+    let b = start_https(&ca, &files, &[("BERTH_AUTH_ENABLED", "true")]);
+    b.admin_ok(
+        &["user", "add", "alice", "--password-stdin"],
+        "alice-password-1\n",
+    );
+    // Over HTTP/2: the host comes from :authority, the scheme from the TLS connection.
+    let form = b.get("/ui/login").await;
+    assert_eq!(form.version(), Version::HTTP_2);
+    let pre = form.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        pre.starts_with("berth_csrf=") && pre.ends_with("; Secure"),
+        "{pre}"
+    );
+    let page = form.text().await.unwrap();
+    let marker = "name=\"csrf\" value=\"";
+    let start = page.find(marker).unwrap() + marker.len();
+    let csrf = &page[start..start + page[start..].find('"').unwrap()];
+    let cookie = pre.split(';').next().unwrap();
+    let signed_in = b
+        .http
+        .post(b.url("/ui/login"))
+        .header("cookie", cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            form_urlencoded::Serializer::new(String::new())
+                .extend_pairs([
+                    ("csrf", csrf),
+                    ("username", "alice"),
+                    ("password", "alice-password-1"),
+                ])
+                .finish(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    let session = signed_in.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        session.starts_with("berth_session=")
+            && session.contains("HttpOnly")
+            && session.ends_with("; Secure"),
+        "{session}"
+    );
+}

@@ -823,6 +823,32 @@ async fn deleting_asks_for_confirmation_and_visibility_changes() {
 }
 
 #[tokio::test]
+async fn cookies_are_secure_behind_a_trusted_tls_proxy_only() {
+    for (trust, secure) in [("true", true), ("false", false)] {
+        let b = Berth::start_with(&[
+            ("BERTH_AUTH_ENABLED", "true"),
+            ("BERTH_SERVER_TRUST_FORWARDED_HEADERS", trust),
+        ]);
+        let r = reqwest::Client::new()
+            .get(b.url("/ui/login"))
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-host", "hub.example.com")
+            .send()
+            .await
+            .expect("get");
+        let cookie = r.headers()["set-cookie"]
+            .to_str()
+            .expect("cookie")
+            .to_owned();
+        assert_eq!(
+            cookie.ends_with("; Secure"),
+            secure,
+            "trust {trust}: {cookie}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn tag_pages_sort_filter_and_paginate() {
     let b = Berth::start();
     let first = b.push_image("big/repo", "t-000", 1, 1).await;
@@ -864,7 +890,11 @@ async fn bad_input_gets_readable_errors_and_escaped_echoes() {
     let home = web.get("/ui/").await;
     assert!(home.has("acme/app") && !home.has("Sign in"));
     assert_eq!(web.get("/ui/login").await.status, StatusCode::NOT_FOUND);
+    let too_long = format!("/ui/r/acme/{}", "a".repeat(300));
+    let script_name = "/ui/r/%3Cscript%3Ealert(1)%3C%2Fscript%3E".to_owned();
     for path in [
+        too_long.as_str(),
+        script_name.as_str(),
         "/ui/r/Not_A_Name",
         "/ui/r/acme/app/-/manifest/sha256:zz",
         "/ui/r/acme/app/-/bogus/thing",
