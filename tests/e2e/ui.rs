@@ -329,8 +329,11 @@ async fn pages_show_images_down_to_layers_config_and_referrers() {
     assert!(repo.has(&format!("docker pull {}/acme/app:v1.0", hub.b.host())));
     // Sizes: v1.0 is config + 3000 + 5000 bytes.
     assert!(repo.has(" kB"));
-    // The attestation is not a platform.
+    // The attestation is not a platform; a single image shows the platform of its config.
     assert!(!repo.has("unknown/unknown"));
+    let v1 = &repo.body[repo.body.find(">v1.0<").expect("v1.0 row")..];
+    let v1 = &v1[..v1.find("</tr>").expect("row end")];
+    assert!(v1.contains("linux/amd64"), "{v1}");
 
     let index = web
         .get(&format!("/ui/r/acme/app/-/manifest/{}", hub.index.digest))

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use serde::Deserialize;
 
 use super::{Page, Referrer, Registry, RegistryError, RegistryResult};
@@ -117,6 +117,35 @@ impl ManifestView {
     }
 }
 
+/// Platforms of image configs by config digest, so a tag page reads each config once per
+/// process: configs are content-addressed and never change, so entries never go stale.
+pub struct PlatformCache(std::sync::Mutex<lru::LruCache<Digest, Option<Platform>>>);
+
+impl Default for PlatformCache {
+    fn default() -> Self {
+        Self(std::sync::Mutex::new(lru::LruCache::new(
+            std::num::NonZeroUsize::new(16_384).unwrap_or(std::num::NonZeroUsize::MIN),
+        )))
+    }
+}
+
+impl PlatformCache {
+    fn get(&self, digest: &Digest) -> Option<Option<Platform>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(digest)
+            .cloned()
+    }
+
+    fn put(&self, digest: Digest, platform: Option<Platform>) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .put(digest, platform);
+    }
+}
+
 /// A tag as the repository page lists it.
 #[derive(Debug, Clone)]
 pub struct TagView {
@@ -130,7 +159,7 @@ pub struct TagView {
     pub index: bool,
     /// Compressed size: of the image, or the smallest and largest platform of an index.
     pub size: (u64, u64),
-    /// Platforms of an index (empty for a single image).
+    /// Platforms of an index, or the one of an image (when its config says).
     pub platforms: Vec<Platform>,
     /// When the tag was pushed or last moved (Unix ms).
     pub pushed_at: i64,
@@ -155,6 +184,8 @@ pub struct ConfigView {
     pub os: Option<String>,
     /// Architecture.
     pub architecture: Option<String>,
+    /// CPU variant.
+    pub variant: Option<String>,
     /// The run configuration.
     pub config: RunConfig,
     /// Build history.
@@ -231,6 +262,13 @@ pub struct ImageView {
     pub referrers: Page<Referrer>,
     /// The manifest as stored, pretty-printed when it is JSON.
     pub raw: String,
+}
+
+/// Whether a config descriptor is an image config small enough to read for display
+/// (artifacts carry other configs, often the empty one).
+fn is_image_config(c: &Descriptor) -> bool {
+    c.size <= MAX_CONFIG_BYTES
+        && (c.media_type.contains("image.config") || c.media_type.contains("container.image"))
 }
 
 /// A search result page.
@@ -419,6 +457,12 @@ impl Registry {
             .into_iter()
             .collect();
         let sizes = self.image_sizes(repo, &children).await?;
+        let configs: Vec<Descriptor> = views
+            .iter()
+            .filter(|(v, _)| !v.is_index())
+            .filter_map(|(v, _)| v.config.clone())
+            .collect();
+        let image_platforms = self.config_platforms(repo, &configs).await;
         let tags = views
             .into_iter()
             .map(|(view, row)| {
@@ -444,7 +488,15 @@ impl Registry {
                     media_type: row.manifest.media_type,
                     index,
                     size,
-                    platforms: view.platforms(),
+                    platforms: if index {
+                        view.platforms()
+                    } else {
+                        view.config
+                            .as_ref()
+                            .and_then(|c| image_platforms.get(&c.digest).cloned().flatten())
+                            .into_iter()
+                            .collect()
+                    },
                     pushed_at: row.pushed_at,
                 }
             })
@@ -453,6 +505,52 @@ impl Registry {
             total: page.total,
             tags,
         })
+    }
+
+    /// The platform each image config names (`None` for configs that are not image configs
+    /// or cannot be read), by digest string; read concurrently and cached.
+    async fn config_platforms(
+        &self,
+        repo: &RepoName,
+        configs: &[Descriptor],
+    ) -> HashMap<String, Option<Platform>> {
+        let mut found = HashMap::new();
+        let mut missing = Vec::new();
+        for c in configs {
+            let Ok(digest) = c.digest.parse::<Digest>() else {
+                continue;
+            };
+            match self.platforms.get(&digest) {
+                Some(p) => {
+                    found.insert(c.digest.clone(), p);
+                }
+                None if is_image_config(c) => missing.push((digest, c.clone())),
+                None => {
+                    found.insert(c.digest.clone(), None);
+                }
+            }
+        }
+        missing.sort_by(|a, b| a.0.to_string().cmp(&b.0.to_string()));
+        missing.dedup_by(|a, b| a.0 == b.0);
+        let read: Vec<(Digest, Option<Platform>)> = futures_util::stream::iter(missing)
+            .map(|(digest, c)| async move {
+                let platform = self.read_config(repo, &c).await.and_then(|cfg| {
+                    Some(Platform {
+                        os: cfg.os?,
+                        architecture: cfg.architecture?,
+                        variant: cfg.variant,
+                    })
+                });
+                (digest, platform)
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        for (digest, platform) in read {
+            self.platforms.put(digest.clone(), platform.clone());
+            found.insert(digest.to_string(), platform);
+        }
+        found
     }
 
     /// Compressed image sizes of the given manifests of `repo`, by digest string.

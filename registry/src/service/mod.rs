@@ -153,6 +153,8 @@ pub struct Registry {
     meta: Arc<dyn MetaStore>,
     blobs: BlobStore,
     limits: Limits,
+    /// Platforms read from image configs for display, by config digest (configs never change).
+    platforms: Arc<browse::PlatformCache>,
 }
 
 impl Registry {
@@ -162,6 +164,7 @@ impl Registry {
             meta,
             blobs,
             limits,
+            platforms: Arc::new(browse::PlatformCache::default()),
         }
     }
 

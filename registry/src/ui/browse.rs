@@ -301,11 +301,8 @@ fn tag_table(name: &RepoName, list: &TagList, host: &str) -> Markup {
                             td { code title=(t.digest.to_string()) { (short_digest(&t.digest.to_string())) } }
                             td { (size_range(t.size)) }
                             td {
-                                @if t.index {
-                                    @for p in &t.platforms { span.chip { (p.to_string()) } " " }
-                                } @else {
-                                    span.muted { "single" }
-                                }
+                                @if t.platforms.is_empty() { span.muted { "—" } }
+                                @for p in &t.platforms { span.chip { (p.to_string()) } " " }
                             }
                             td { (when(t.pushed_at)) }
                             td { (copy_box("pull command", &format!("docker pull {host}/{}:{}", name.as_str(), t.name))) }
@@ -432,7 +429,9 @@ fn config(image: &ImageView) -> Markup {
         section aria-labelledby="config" {
             h2 #config { "Configuration" }
             dl.facts {
-                @if let (Some(os), Some(arch)) = (&c.os, &c.architecture) { dt { "Platform" } dd { (os) "/" (arch) } }
+                @if let (Some(os), Some(arch)) = (&c.os, &c.architecture) {
+                    dt { "Platform" } dd { (os) "/" (arch) @if let Some(v) = &c.variant { "/" (v) } }
+                }
                 @if let Some(created) = &c.created { dt { "Created" } dd { (created) } }
                 @if let Some(e) = list(&run.entrypoint) { dt { "Entrypoint" } dd { code { (e) } } }
                 @if let Some(cmd) = list(&run.cmd) { dt { "Command" } dd { code { (cmd) } } }
