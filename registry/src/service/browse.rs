@@ -530,7 +530,7 @@ impl Registry {
                 }
             }
         }
-        missing.sort_by(|a, b| a.0.to_string().cmp(&b.0.to_string()));
+        missing.sort_by_key(|m| m.0.to_string());
         missing.dedup_by(|a, b| a.0 == b.0);
         let read: Vec<(Digest, Option<Platform>)> = futures_util::stream::iter(missing)
             .map(|(digest, c)| async move {
