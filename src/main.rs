@@ -1,6 +1,7 @@
 //! `berth`: a self-hosted container image hub. `berth serve` runs the registry.
 
 mod admin;
+mod runtime_cli;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -42,6 +43,8 @@ enum Command {
         #[command(subcommand)]
         command: admin::AdminCommand,
     },
+    #[command(flatten)]
+    Runtime(runtime_cli::RuntimeCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -73,6 +76,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve(args),
         Command::Migrate(args) => migrate(args),
         Command::Admin { config, command } => run_admin(config, command),
+        Command::Runtime(command) => runtime_cli::run(command),
     }
 }
 

@@ -19,5 +19,6 @@ mod memory;
 mod nginx;
 mod real_clients;
 mod replicas;
+mod runtime_pull;
 mod tls;
 mod ui;
