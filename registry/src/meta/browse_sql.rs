@@ -13,20 +13,8 @@ macro_rules! impl_browse_store {
                 contains_pattern, placeholders, ManifestDetail, RepoSummary, TagHit, TagOrder,
                 TagPage, TagQuery, TagRow,
             };
-            use $crate::meta::sql::{digest, uint};
+            use $crate::meta::sql::{ManifestRow, digest, manifest_record as record, uint};
             use $crate::meta::{ManifestRecord, MetaResult};
-
-            type ManifestRow = (String, String, i64, Vec<u8>);
-
-            fn record(row: ManifestRow) -> MetaResult<ManifestRecord> {
-                let (d, media_type, size, content) = row;
-                Ok(ManifestRecord {
-                    digest: digest(&d, "manifests")?,
-                    media_type,
-                    size: uint(size, "manifests")?,
-                    content: content.into(),
-                })
-            }
 
             pub(in $crate::meta) async fn tag_pushes_before(c: &mut $conn, before: i64, limit: u32) -> MetaResult<Vec<(String, i64)>> {
                 Ok(sqlx::query_as(

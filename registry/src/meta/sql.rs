@@ -50,6 +50,20 @@ pub(super) fn upload_record(row: UploadRow) -> MetaResult<UploadRecord> {
     })
 }
 
+/// A row of `manifests`: digest, media type, size, content.
+pub(super) type ManifestRow = (String, String, i64, Vec<u8>);
+
+/// A stored manifest row, checked.
+pub(super) fn manifest_record(row: ManifestRow) -> MetaResult<super::ManifestRecord> {
+    let (d, media_type, size, content) = row;
+    Ok(super::ManifestRecord {
+        digest: digest(&d, "manifests")?,
+        media_type,
+        size: uint(size, "manifests")?,
+        content: content.into(),
+    })
+}
+
 /// Records `digest` as missing, or fails on a size mismatch.
 pub(super) fn check_reference(
     missing: &mut Vec<Digest>,
@@ -473,18 +487,7 @@ macro_rules! queries {
             Ok(())
         }
 
-        /// A row of `manifests` read by tag or digest.
-        type ManifestRow = (String, String, i64, Vec<u8>);
-
-        fn manifest_record(row: ManifestRow) -> MetaResult<ManifestRecord> {
-            let (d, media_type, size, content) = row;
-            Ok(ManifestRecord {
-                digest: digest(&d, "manifests")?,
-                media_type,
-                size: uint(size, "manifests")?,
-                content: content.into(),
-            })
-        }
+        use $crate::meta::sql::{ManifestRow, manifest_record};
 
         pub(in $crate::meta) async fn manifest_by_tag(conn: &mut $conn, repo: &RepoName, tag: &Tag) -> MetaResult<Option<ManifestRecord>> {
             let row: Option<ManifestRow> = sqlx::query_as(
