@@ -159,15 +159,24 @@ pub fn lookup(path: &Path, registry: &str) -> Result<Option<(String, String)>, C
     Ok(None)
 }
 
+/// Whether `registry` (`host[:port]`) is spoken to over plain HTTP: loopback addresses only,
+/// as docker treats 127.0.0.0/8 and `localhost`.
+pub fn plain_http(registry: &str) -> bool {
+    let host = registry.rsplit_once(':').map_or(registry, |(h, _)| h);
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Checks credentials the way `docker login` does: `GET /v2/`, then the token endpoint its
 /// challenge names (or `/v2/` again with HTTP Basic). Plain HTTP for loopback hosts.
 pub async fn verify(registry: &str, user: &str, password: &str) -> Result<(), String> {
-    let host = registry.rsplit_once(':').map_or(registry, |(h, _)| h);
-    let loopback = host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    let scheme = if loopback { "http" } else { "https" };
+    let scheme = if plain_http(registry) {
+        "http"
+    } else {
+        "https"
+    };
     let http = reqwest::Client::new();
     let base = format!("{scheme}://{registry}/v2/");
     let first = http

@@ -184,14 +184,7 @@ pub struct Pulled {
 /// 127.0.0.0/8), HTTPS for everything else.
 pub fn client_for(reference: &Reference) -> Client {
     let registry = reference.resolve_registry().to_owned();
-    let host = registry
-        .rsplit_once(':')
-        .map_or(registry.as_str(), |(h, _)| h);
-    let loopback = host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    let protocol = if loopback {
+    let protocol = if crate::credentials::plain_http(&registry) {
         ClientProtocol::HttpsExcept(vec![registry])
     } else {
         ClientProtocol::Https

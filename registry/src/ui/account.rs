@@ -7,8 +7,8 @@ use std::time::Duration;
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -37,6 +37,16 @@ fn safe_next(next: &str) -> &str {
         && !next.contains('\\')
         && next.bytes().all(|b| b.is_ascii_graphic());
     if ok { next } else { "/ui/" }
+}
+
+/// A redirect to `to` that sets the session cookie (`max_age = 0` and an empty value sign
+/// the browser out).
+fn redirect_setting_session(to: &str, secret: &str, max_age: u64, secure: bool) -> Response {
+    let mut response = Redirect::to(to).into_response();
+    if let Ok(v) = set_cookie(SESSION_COOKIE, secret, max_age, secure).parse() {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    response
 }
 
 /// Query of the sign-in page.
@@ -103,13 +113,12 @@ pub(super) async fn login(
     {
         Ok((_, secret)) => {
             let ttl = gate.accounts.session_ttl().as_secs();
-            let mut response = Redirect::to(&next).into_response();
-            if let Ok(v) = set_cookie(SESSION_COOKIE, &secret, ttl, viewer.secure()).parse() {
-                response
-                    .headers_mut()
-                    .append(axum::http::header::SET_COOKIE, v);
-            }
-            Ok(response)
+            Ok(redirect_setting_session(
+                &next,
+                &secret,
+                ttl,
+                viewer.secure(),
+            ))
         }
         Err(AuthError::Throttled(wait)) => Err(UiError::Throttled(wait.as_secs().max(1))),
         Err(AuthError::Meta(e)) => Err(e.into()),
@@ -133,13 +142,7 @@ pub(super) async fn logout(
     if let Some(secret) = viewer.session_secret() {
         gate.accounts.end_session(secret).await?;
     }
-    let mut response = Redirect::to("/ui/").into_response();
-    if let Ok(v) = set_cookie(SESSION_COOKIE, "", 0, viewer.secure()).parse() {
-        response
-            .headers_mut()
-            .append(axum::http::header::SET_COOKIE, v);
-    }
-    Ok(response)
+    Ok(redirect_setting_session("/ui/", "", 0, viewer.secure()))
 }
 
 /// `GET /ui/account`.
@@ -403,11 +406,10 @@ async fn change_password(
         .await
         .map_err(|e| UiError::Internal(e.to_string()))?;
     let ttl = gate.accounts.session_ttl().as_secs();
-    let mut response = Redirect::to("/ui/account").into_response();
-    if let Ok(v) = set_cookie(SESSION_COOKIE, &secret, ttl, viewer.secure()).parse() {
-        response
-            .headers_mut()
-            .append(axum::http::header::SET_COOKIE, v);
-    }
-    Ok(response)
+    Ok(redirect_setting_session(
+        "/ui/account",
+        &secret,
+        ttl,
+        viewer.secure(),
+    ))
 }

@@ -183,23 +183,8 @@ impl FromRequestParts<Arc<Ui>> for Viewer {
             authority: parts.uri.authority().map(|a| a.as_str()),
         };
         let base_url = rp.base_url(ui.trust_forwarded);
-        let Some(gate) = &ui.gate else {
-            // No accounts, nothing to forge a request on behalf of, but the forms still
-            // carry a token so a page elsewhere cannot delete tags through a browser on this
-            // machine; it is bound to a cookie like the sign-in form's.
-            let csrf = cookie(&parts.headers, CSRF_COOKIE)
-                .map(csrf_token)
-                .unwrap_or_default();
-            return Ok(Viewer {
-                who: Who::Open,
-                principal: Principal::Anonymous,
-                grants: Grants::default(),
-                csrf,
-                session: None,
-                base_url,
-            });
-        };
-        if let Some(session) = cookie(&parts.headers, SESSION_COOKIE)
+        if let Some(gate) = &ui.gate
+            && let Some(session) = cookie(&parts.headers, SESSION_COOKIE)
             && let Some(account) = gate.accounts.session(session).await?
         {
             let principal = user_principal(&account);
@@ -213,11 +198,18 @@ impl FromRequestParts<Arc<Ui>> for Viewer {
                 base_url,
             });
         }
+        // Not signed in, or no accounts at all (authentication off). Forms still carry a
+        // token, bound to the pre-sign-in cookie, so a page elsewhere cannot post through
+        // this browser (with authentication off, say, delete tags).
         let csrf = cookie(&parts.headers, CSRF_COOKIE)
             .map(csrf_token)
             .unwrap_or_default();
         Ok(Viewer {
-            who: Who::Anonymous,
+            who: if ui.gate.is_some() {
+                Who::Anonymous
+            } else {
+                Who::Open
+            },
             principal: Principal::Anonymous,
             grants: Grants::default(),
             csrf,
