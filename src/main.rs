@@ -1,10 +1,13 @@
 //! `berth`: a self-hosted container image hub. `berth serve` runs the registry.
 
 mod admin;
+mod container_cli;
 mod runtime_cli;
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use berth_registry::config::Config;
@@ -45,6 +48,8 @@ enum Command {
     },
     #[command(flatten)]
     Runtime(runtime_cli::RuntimeCommand),
+    #[command(flatten)]
+    Container(container_cli::ContainerCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -70,13 +75,35 @@ struct ServeArgs {
     data_dir: Option<PathBuf>,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Migrate(args) => migrate(args),
         Command::Admin { config, command } => run_admin(config, command),
         Command::Runtime(command) => runtime_cli::run(command),
+        Command::Container(command) => {
+            let is_run = matches!(command, container_cli::ContainerCommand::Run(_));
+            return match container_cli::execute(command) {
+                Ok(code) => code,
+                Err(e) => {
+                    let _ = writeln!(std::io::stderr(), "berth: {e:#}");
+                    // Docker's statuses for a run that failed before its command did.
+                    ExitCode::from(if is_run {
+                        container_cli::run_failure_status(&e)
+                    } else {
+                        1
+                    })
+                }
+            };
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "Error: {e:?}");
+            ExitCode::FAILURE
+        }
     }
 }
 

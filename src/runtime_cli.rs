@@ -15,14 +15,14 @@ use clap::Subcommand;
 /// Where the runtime keeps images.
 #[derive(Debug, clap::Args)]
 pub struct RootArgs {
-    /// The runtime's store: images, layers and (later) containers.
+    /// The runtime's store: images, layers and containers.
     #[arg(
         long,
         env = "BERTH_ROOT",
         default_value = "/var/lib/berth",
         value_name = "DIR"
     )]
-    root: PathBuf,
+    pub root: PathBuf,
 }
 
 /// Runtime commands.
@@ -60,11 +60,33 @@ pub enum RuntimeCommand {
         /// The new name.
         target: String,
     },
-    /// Show an image's record and config as JSON.
+    /// Show an image's record and config, or a container's record, as JSON.
     Inspect {
         #[command(flatten)]
         root: RootArgs,
-        /// An image in the store.
+        /// An image in the store, or a container's name or id.
+        reference: String,
+    },
+    /// Push an image from the store to a registry (only the blobs it lacks).
+    Push {
+        #[command(flatten)]
+        root: RootArgs,
+        /// The image, like 127.0.0.1:5000/team/app:1.0.
+        reference: String,
+    },
+    /// Create an image from a container's changes.
+    Commit {
+        #[command(flatten)]
+        root: RootArgs,
+        /// A comment for the image's history.
+        #[arg(short = 'm', long)]
+        message: Option<String>,
+        /// The author.
+        #[arg(short = 'a', long)]
+        author: Option<String>,
+        /// Container name or id.
+        container: String,
+        /// The new image's name.
         reference: String,
     },
     /// Log in to a registry (the password is read from standard input).
@@ -89,21 +111,71 @@ fn reference(s: &str) -> anyhow::Result<Reference> {
     Reference::from_str(s).with_context(|| format!("{s:?} is not an image reference"))
 }
 
-fn open(root: &RootArgs) -> anyhow::Result<Store> {
+/// Opens the image store.
+pub fn open_store(root: &RootArgs) -> anyhow::Result<Store> {
     Store::open(&root.root)
         .with_context(|| format!("cannot open the store at {}", root.root.display()))
 }
 
-/// Runs a runtime command.
-pub fn run(command: RuntimeCommand) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+fn open(root: &RootArgs) -> anyhow::Result<Store> {
+    open_store(root)
+}
+
+/// A runtime for the registry client, on this thread only (a container is started by
+/// forking, which is safest from a process with no other threads).
+fn block_on<T>(f: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    // The registry client speaks TLS through rustls with ring, as the server does.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    // The registry client speaks TLS through rustls with ring, as the server does.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    rt.block_on(async move {
+    let result = rt.block_on(f);
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    result
+}
+
+/// The saved credentials for a reference's registry.
+fn auth_for(reference: &Reference) -> anyhow::Result<RegistryAuth> {
+    Ok(
+        match credentials::lookup(&credentials::default_path(), reference.resolve_registry())? {
+            Some((user, password)) => RegistryAuth::Basic(user, password),
+            None => RegistryAuth::Anonymous,
+        },
+    )
+}
+
+async fn pull_image(
+    store: &Store,
+    reference: &Reference,
+    platform: &Platform,
+) -> anyhow::Result<pull::Pulled> {
+    let auth = auth_for(reference)?;
+    let progress = |line: &str| eprintln!("{line}");
+    pull::pull(store, reference, &auth, platform, &progress)
+        .await
+        .with_context(|| format!("cannot pull {}", reference.whole()))
+}
+
+/// The store name of `image`, pulling it for this host's platform first when it is missing
+/// and `pull` allows.
+pub fn ensure_image(store: &Store, image: &str, pull: bool) -> anyhow::Result<String> {
+    let reference = reference(image)?;
+    let name = reference.whole();
+    if store.image(&name)?.is_some() {
+        return Ok(name);
+    }
+    if !pull {
+        bail!("no such image: {name}");
+    }
+    eprintln!("{name} is not in the store: pulling it");
+    block_on(pull_image(store, &reference, &Platform::host()))?;
+    Ok(name)
+}
+
+/// Runs a runtime command.
+pub fn run(command: RuntimeCommand) -> anyhow::Result<()> {
+    {
         let mut out = std::io::stdout().lock();
         match command {
             RuntimeCommand::Pull {
@@ -118,18 +190,41 @@ pub fn run(command: RuntimeCommand) -> anyhow::Result<()> {
                         .with_context(|| format!("{p:?} is not a platform (os/arch[/variant])"))?,
                     None => Platform::host(),
                 };
-                let auth = match credentials::lookup(
-                    &credentials::default_path(),
-                    reference.resolve_registry(),
-                )? {
-                    Some((user, password)) => RegistryAuth::Basic(user, password),
-                    None => RegistryAuth::Anonymous,
-                };
-                let progress = |line: &str| eprintln!("{line}");
-                let pulled = pull::pull(&store, &reference, &auth, &platform, &progress)
-                    .await
-                    .with_context(|| format!("cannot pull {}", reference.whole()))?;
+                let pulled = block_on(pull_image(&store, &reference, &platform))?;
                 writeln!(out, "{} {}", pulled.name, pulled.record.manifest)?;
+            }
+            RuntimeCommand::Push { root, reference: r } => {
+                let store = open(&root)?;
+                let target = reference(&r)?;
+                let name = target.whole();
+                let auth = auth_for(&target)?;
+                let progress = |line: &str| eprintln!("{line}");
+                let pushed = block_on(async {
+                    berth_runtime::push::push(&store, &name, &target, &auth, &progress)
+                        .await
+                        .with_context(|| format!("cannot push {name}"))
+                })?;
+                writeln!(
+                    out,
+                    "{name} {} ({} uploaded, {} mounted, {} already there)",
+                    pushed.digest, pushed.uploaded, pushed.mounted, pushed.skipped
+                )?;
+            }
+            RuntimeCommand::Commit {
+                root,
+                message,
+                author,
+                container,
+                reference: r,
+            } => {
+                let store = open(&root)?;
+                let containers = berth_runtime::containers::Containers::open(&root.root)?;
+                let name = reference(&r)?.whole();
+                let options = berth_runtime::commit::CommitOptions { message, author };
+                let record =
+                    berth_runtime::commit::commit(&store, &containers, &container, &name, &options)
+                        .with_context(|| format!("cannot commit {container}"))?;
+                writeln!(out, "{name} {}", record.manifest)?;
             }
             RuntimeCommand::Images { root } => {
                 let store = open(&root)?;
@@ -147,9 +242,26 @@ pub fn run(command: RuntimeCommand) -> anyhow::Result<()> {
             }
             RuntimeCommand::Rmi { root, references } => {
                 let store = open(&root)?;
+                let containers = berth_runtime::containers::Containers::open(&root.root)?;
                 let mut missing = Vec::new();
                 for r in references {
                     let name = reference(&r)?.whole();
+                    if let Some(record) = store.image(&name)? {
+                        // The last name of an image that containers use stays: their root
+                        // filesystems stand on its layers.
+                        let other_names = store
+                            .images()?
+                            .into_iter()
+                            .any(|(n, i)| n != name && i.manifest == record.manifest);
+                        let users = containers.using_image(&record.manifest)?;
+                        if !other_names && let Some(user) = users.first() {
+                            bail!(
+                                "image {name} is used by container {} ({}): remove the container first",
+                                user.name,
+                                user.short_id()
+                            );
+                        }
+                    }
                     match store.remove_image(&name)? {
                         Some(_) => writeln!(out, "removed {name}")?,
                         None => missing.push(name),
@@ -173,10 +285,19 @@ pub fn run(command: RuntimeCommand) -> anyhow::Result<()> {
             }
             RuntimeCommand::Inspect { root, reference: r } => {
                 let store = open(&root)?;
-                let name = reference(&r)?.whole();
-                let record = store
-                    .image(&name)?
-                    .with_context(|| format!("no such image: {name}"))?;
+                let image = match reference(&r) {
+                    Ok(parsed) => store.image(&parsed.whole())?.map(|i| (parsed.whole(), i)),
+                    Err(_) => None,
+                };
+                let Some((name, record)) = image else {
+                    // Not an image: a container by name or id.
+                    let containers = berth_runtime::containers::Containers::open(&root.root)?;
+                    let container = containers
+                        .find(&r)
+                        .map_err(|_| anyhow::anyhow!("no such image or container: {r}"))?;
+                    writeln!(out, "{}", serde_json::to_string_pretty(&container)?)?;
+                    return Ok(());
+                };
                 let config: serde_json::Value =
                     serde_json::from_slice(&store.read_blob(&record.config)?)
                         .context("the stored config is not JSON")?;
@@ -197,9 +318,11 @@ pub fn run(command: RuntimeCommand) -> anyhow::Result<()> {
                 if password.is_empty() {
                     bail!("no password on standard input");
                 }
-                credentials::verify(&registry, &username, password)
-                    .await
-                    .map_err(anyhow::Error::msg)?;
+                block_on(async {
+                    credentials::verify(&registry, &username, password)
+                        .await
+                        .map_err(anyhow::Error::msg)
+                })?;
                 let path = credentials::default_path();
                 credentials::store(&path, &registry, &username, password)?;
                 writeln!(out, "Login Succeeded (credentials in {})", path.display())?;
@@ -213,5 +336,5 @@ pub fn run(command: RuntimeCommand) -> anyhow::Result<()> {
             }
         }
         anyhow::Ok(())
-    })
+    }
 }

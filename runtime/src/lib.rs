@@ -1,5 +1,6 @@
 //! berth's container runtime: images pulled from any registry into a local content store,
-//! each layer unpacked once and shared.
+//! each layer unpacked once and shared; containers run from them with libcontainer on an
+//! overlayfs root, isolated by namespaces and limited by cgroups.
 //!
 //! Modules, each depending only on those above it:
 //!
@@ -8,12 +9,38 @@
 //! store         the root directory: verified blobs, unpacked layers, the image index
 //! credentials   registry logins (berth's file, then Docker's config.json)
 //! pull          choose the platform, download in parallel with resumption, verify, unpack
+//! user          -u and the image's User against the image's passwd and group files
+//! process       entrypoint, cmd, environment, working directory: Docker's rules
+//! seccomp       the default seccomp profile (Docker's policy)
+//! spec          the OCI runtime spec of a container, with Docker's hardening
+//! host          overlay mounts and network namespaces (a trait, with a recording fake)
+//! containers    container records and state on disk
+//! logs          the framed output log
+//! terminal      console socket, raw mode, window size
+//! run           create and start a container
+//! supervise     the container's parent: output, signals, exit status
+//! lifecycle     run attached or detached, stop, kill, rm, exec
+//! commit        a container's changes as a new layer and image
+//! push          upload missing blobs (or mount them), then the manifest
 //! ```
 
+pub mod commit;
+pub mod containers;
 pub mod credentials;
+pub mod host;
+pub mod lifecycle;
+pub mod logs;
+pub mod process;
 pub mod pull;
+pub mod push;
+pub mod run;
+pub mod seccomp;
+pub mod spec;
 pub mod store;
+pub mod supervise;
+pub mod terminal;
 pub mod unpack;
+pub mod user;
 
 pub use oci_client::Reference;
 pub use oci_client::secrets::RegistryAuth;

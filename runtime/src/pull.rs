@@ -298,6 +298,11 @@ pub async fn pull(
         stored_at: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
+        source: Some(format!(
+            "{}/{}",
+            reference.resolve_registry(),
+            reference.repository()
+        )),
     };
     let name = reference.whole();
     store.set_image(&name, record.clone())?;

@@ -73,6 +73,10 @@ pub struct ImageRecord {
     pub size: u64,
     /// When it was pulled or created here (Unix seconds).
     pub stored_at: u64,
+    /// Where its blobs came from (`registry/repository`), so that a push to another
+    /// repository of the same registry can mount them instead of uploading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// `images.json`.

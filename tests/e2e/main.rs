@@ -20,5 +20,6 @@ mod nginx;
 mod real_clients;
 mod replicas;
 mod runtime_pull;
+mod runtime_run;
 mod tls;
 mod ui;

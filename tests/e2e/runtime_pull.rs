@@ -18,7 +18,7 @@ use crate::harness::{Berth, random_bytes, required, sha256};
 const GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 const ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
     if !root {
         assert!(!required(), "the runtime tests must run as root in CI");
@@ -28,7 +28,7 @@ fn is_root() -> bool {
 }
 
 /// One tar entry of a test layer.
-enum E<'a> {
+pub(crate) enum E<'a> {
     Dir(&'a str, u32),
     File(&'a str, &'a [u8], u32, u64),
     Symlink(&'a str, &'a str),
@@ -39,7 +39,7 @@ enum E<'a> {
     Raw(&'a str, &'a [u8]),
 }
 
-fn tar(entries: &[E<'_>]) -> Vec<u8> {
+pub(crate) fn tar(entries: &[E<'_>]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     for e in entries {
         let mut h = tar::Header::new_gnu();
@@ -98,7 +98,7 @@ fn tar(entries: &[E<'_>]) -> Vec<u8> {
     b.into_inner().expect("tar")
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
+pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     e.write_all(data).expect("gzip");
     e.finish().expect("gzip")
@@ -156,13 +156,13 @@ async fn push_image(
     d
 }
 
-struct Runtime {
-    root: tempfile::TempDir,
-    env: Vec<(String, String)>,
+pub(crate) struct Runtime {
+    pub(crate) root: tempfile::TempDir,
+    pub(crate) env: Vec<(String, String)>,
 }
 
 impl Runtime {
-    fn new() -> Runtime {
+    pub(crate) fn new() -> Runtime {
         let root = tempfile::tempdir().expect("root");
         let auth = root.path().join("auth/auth.json");
         Runtime {
@@ -182,11 +182,11 @@ impl Runtime {
         }
     }
 
-    fn store(&self) -> PathBuf {
+    pub(crate) fn store(&self) -> PathBuf {
         self.root.path().join("store")
     }
 
-    fn run(&self, args: &[&str]) -> (bool, String, String) {
+    pub(crate) fn run(&self, args: &[&str]) -> (bool, String, String) {
         let env: Vec<(&str, &str)> = self
             .env
             .iter()
@@ -195,7 +195,7 @@ impl Runtime {
         berth(args, &env)
     }
 
-    fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let (ok, out, err) = self.run(args);
         assert!(ok, "berth {args:?} failed:\n{out}\n{err}");
         out

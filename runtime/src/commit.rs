@@ -1,0 +1,398 @@
+//! `commit`: a container's changes (its overlay upper directory) become one new gzip layer on
+//! top of its image, with overlayfs whiteouts written back as OCI whiteouts (`.wh.NAME`,
+//! `.wh..wh..opq`), hard links kept as links, and the config updated the way `docker commit`
+//! does: the container's command, environment, user and working directory, a new diff_id
+//! and a history entry. The manifest keeps the base image's format (Docker or OCI).
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use flate2::Compression as Gzip;
+use flate2::write::GzEncoder;
+use sha2::{Digest as _, Sha256};
+
+use crate::containers::{ContainerError, ContainerRecord, Containers};
+use crate::run::ContainerPaths;
+use crate::store::{ImageRecord, Store, StoreError};
+use crate::unpack::{self, Compression};
+
+/// `commit`'s options.
+#[derive(Debug, Clone, Default)]
+pub struct CommitOptions {
+    /// History comment (`-m`).
+    pub message: Option<String>,
+    /// Author (`-a`).
+    pub author: Option<String>,
+}
+
+/// Why a commit failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// The container.
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+    /// The store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Reading the changes or writing the layer.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The failure.
+        #[source]
+        source: io::Error,
+    },
+    /// The base image's manifest or config is not what `pull` stored.
+    #[error("the base image is damaged: {0}")]
+    Base(String),
+    /// The new layer does not unpack as written.
+    #[error("the new layer does not unpack: {0}")]
+    Unpack(#[from] unpack::UnpackError),
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> CommitError {
+    let what = what.into();
+    move |source| CommitError::Io { what, source }
+}
+
+/// Hashes and counts what passes through.
+struct Hashing<W> {
+    inner: W,
+    hash: Sha256,
+    size: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn digest_of(hash: Sha256) -> String {
+    format!("sha256:{}", hex::encode(hash.finalize()))
+}
+
+/// Paths the runtime itself creates in every container (mount points of `/proc`, `/dev`,
+/// `/sys` and the bind-mounted `/etc` files); never part of a commit, as in Docker.
+fn runtime_owned(rel: &Path, record: &ContainerRecord) -> bool {
+    let s = rel.to_string_lossy();
+    matches!(
+        s.as_ref(),
+        "etc/hostname" | "etc/hosts" | "etc/resolv.conf" | "proc" | "sys" | "dev"
+    ) || s.starts_with("dev/")
+        || s.starts_with("proc/")
+        || s.starts_with("sys/")
+        || record
+            .volumes
+            .iter()
+            .any(|v| v.destination.trim_start_matches('/') == s)
+}
+
+/// Writes the changes under `upper` as a tar stream.
+fn write_changes<W: Write>(
+    upper: &Path,
+    record: &ContainerRecord,
+    builder: &mut tar::Builder<W>,
+) -> Result<(), CommitError> {
+    let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel_dir) = stack.pop() {
+        let dir = upper.join(&rel_dir);
+        let mut entries: Vec<_> = fs::read_dir(&dir)
+            .map_err(io_err(format!("cannot list {}", dir.display())))?
+            .filter_map(Result::ok)
+            .map(|e| e.file_name())
+            .collect();
+        entries.sort();
+        for name in entries {
+            let rel = rel_dir.join(&name);
+            if runtime_owned(&rel, record) {
+                continue;
+            }
+            let path = upper.join(&rel);
+            let meta = fs::symlink_metadata(&path)
+                .map_err(io_err(format!("cannot read {}", path.display())))?;
+            let kind = meta.file_type();
+            if kind.is_char_device() && meta.rdev() == 0 {
+                // An overlayfs whiteout: the file was deleted.
+                let mut wh_name = std::ffi::OsString::from(".wh.");
+                wh_name.push(&name);
+                append_empty(builder, &rel_dir.join(wh_name))?;
+                continue;
+            }
+            if kind.is_file() && meta.nlink() > 1 {
+                if let Some(first) = links.get(&(meta.dev(), meta.ino())) {
+                    let mut header = tar::Header::new_gnu();
+                    header.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+                    header.set_entry_type(tar::EntryType::Link);
+                    header.set_size(0);
+                    builder
+                        .append_link(&mut header, &rel, first)
+                        .map_err(io_err(format!("cannot add {}", rel.display())))?;
+                    continue;
+                }
+                links.insert((meta.dev(), meta.ino()), rel.clone());
+            }
+            builder
+                .append_path_with_name(&path, &rel)
+                .map_err(io_err(format!("cannot add {}", rel.display())))?;
+            if kind.is_dir() {
+                if xattr::get(&path, "trusted.overlay.opaque")
+                    .ok()
+                    .flatten()
+                    .is_some_and(|v| v == b"y")
+                {
+                    // Everything the lower layers had here is hidden.
+                    append_empty(builder, &rel.join(".wh..wh..opq"))?;
+                }
+                stack.push(rel);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn append_empty<W: Write>(builder: &mut tar::Builder<W>, path: &Path) -> Result<(), CommitError> {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_size(0);
+    header.set_mode(0o644);
+    header.set_mtime(0);
+    builder
+        .append_data(&mut header, path, io::empty())
+        .map_err(io_err(format!("cannot add {}", path.display())))
+}
+
+/// The new layer: (digest, diff_id, size) of a gzip blob stored in `store`, unpacked there.
+fn build_layer(
+    store: &Store,
+    record: &ContainerRecord,
+    upper: &Path,
+) -> Result<(String, String, u64), CommitError> {
+    let temp = store.temp_path("commit-layer");
+    let file =
+        fs::File::create(&temp).map_err(io_err(format!("cannot create {}", temp.display())))?;
+    let compressed = Hashing {
+        inner: io::BufWriter::new(file),
+        hash: Sha256::new(),
+        size: 0,
+    };
+    let plain = Hashing {
+        inner: GzEncoder::new(compressed, Gzip::fast()),
+        hash: Sha256::new(),
+        size: 0,
+    };
+    let mut builder = tar::Builder::new(plain);
+    builder.mode(tar::HeaderMode::Complete);
+    builder.follow_symlinks(false);
+    let written = write_changes(upper, record, &mut builder);
+    let finished = written.and_then(|()| {
+        let plain = builder
+            .into_inner()
+            .map_err(io_err("cannot finish the layer"))?;
+        let diff_id = digest_of(plain.hash);
+        let mut compressed = plain
+            .inner
+            .finish()
+            .map_err(io_err("cannot finish the layer"))?;
+        compressed
+            .flush()
+            .map_err(io_err("cannot write the layer"))?;
+        let digest = digest_of(compressed.hash);
+        let file = compressed
+            .inner
+            .into_inner()
+            .map_err(|e| io_err("cannot write the layer")(e.into_error()))?;
+        file.sync_all().map_err(io_err("cannot sync the layer"))?;
+        Ok((digest, diff_id, compressed.size))
+    });
+    let (digest, diff_id, size) = match finished {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = fs::remove_file(&temp);
+            return Err(e);
+        }
+    };
+    store.commit(&temp, &store.blob_path(&digest)?)?;
+    let layer_dir = store.layer_path(&digest)?;
+    if !layer_dir.is_dir() {
+        let unpack_dir = store.temp_path("commit-unpack");
+        fs::create_dir(&unpack_dir).map_err(io_err("cannot create the layer directory"))?;
+        let blob =
+            fs::File::open(store.blob_path(&digest)?).map_err(io_err("cannot reopen the layer"))?;
+        let unpacked = unpack::unpack(blob, Compression::Gzip, &unpack_dir);
+        match unpacked {
+            Ok(d) if d == diff_id => store.commit(&unpack_dir, &layer_dir)?,
+            Ok(d) => {
+                let _ = fs::remove_dir_all(&unpack_dir);
+                return Err(CommitError::Base(format!(
+                    "the new layer unpacks to {d}, not {diff_id}"
+                )));
+            }
+            Err(e) => {
+                let _ = fs::remove_dir_all(&unpack_dir);
+                return Err(e.into());
+            }
+        }
+    }
+    Ok((digest, diff_id, size))
+}
+
+const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+
+fn timestamp() -> String {
+    let secs = crate::containers::now();
+    // RFC 3339 in UTC from Unix seconds (civil-from-days, Howard Hinnant's algorithm).
+    let days = (secs / 86400) as i64;
+    let rem = secs % 86400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Commits container `key` as image `target` (a full store name); returns the new record.
+pub fn commit(
+    store: &Store,
+    containers: &Containers,
+    key: &str,
+    target: &str,
+    options: &CommitOptions,
+) -> Result<ImageRecord, CommitError> {
+    let record = containers.find(key)?;
+    let upper = ContainerPaths::new(containers, &record.id).upper();
+    let base = &record.image_record;
+    let parse = |digest: &str| -> Result<serde_json::Value, CommitError> {
+        serde_json::from_slice(&store.read_blob(digest)?)
+            .map_err(|e| CommitError::Base(format!("{digest}: {e}")))
+    };
+    let mut config = parse(&base.config)?;
+    let mut manifest = parse(&base.manifest)?;
+
+    let (digest, diff_id, size) = build_layer(store, &record, &upper)?;
+
+    let created = timestamp();
+    let p = &record.process;
+    let c = &mut config["config"];
+    if !c.is_object() {
+        *c = serde_json::json!({});
+    }
+    c["Cmd"] = serde_json::json!(p.cmd);
+    c["Entrypoint"] = if p.entrypoint.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::json!(p.entrypoint)
+    };
+    c["Env"] = serde_json::json!(
+        p.env
+            .iter()
+            .filter(|e| !e.starts_with("HOSTNAME="))
+            .collect::<Vec<_>>()
+    );
+    c["WorkingDir"] = serde_json::json!(p.cwd);
+    c["User"] = serde_json::json!(p.user);
+    config["created"] = serde_json::json!(created);
+    if let Some(author) = &options.author {
+        config["author"] = serde_json::json!(author);
+    }
+    match config["rootfs"]["diff_ids"].as_array_mut() {
+        Some(ids) => ids.push(serde_json::json!(diff_id)),
+        None => {
+            return Err(CommitError::Base(
+                "the config has no rootfs.diff_ids".into(),
+            ));
+        }
+    }
+    let mut entry = serde_json::json!({
+        "created": created,
+        "created_by": format!("berth commit {}", record.name),
+    });
+    if let Some(m) = &options.message {
+        entry["comment"] = serde_json::json!(m);
+    }
+    if let Some(a) = &options.author {
+        entry["author"] = serde_json::json!(a);
+    }
+    match config["history"].as_array_mut() {
+        Some(h) => h.push(entry),
+        None => config["history"] = serde_json::json!([entry]),
+    }
+    let config_bytes = serde_json::to_vec(&config).map_err(|e| CommitError::Base(e.to_string()))?;
+    let config_digest = format!("sha256:{}", hex::encode(Sha256::digest(&config_bytes)));
+    store.put_blob(&config_digest, &config_bytes)?;
+
+    let docker = manifest["mediaType"] == DOCKER_MANIFEST;
+    let layer_type = if docker {
+        "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    } else {
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    };
+    manifest["config"]["digest"] = serde_json::json!(config_digest);
+    manifest["config"]["size"] = serde_json::json!(config_bytes.len());
+    match manifest["layers"].as_array_mut() {
+        Some(layers) => layers.push(serde_json::json!({
+            "mediaType": layer_type, "digest": digest, "size": size
+        })),
+        None => return Err(CommitError::Base("the manifest has no layers".into())),
+    }
+    let manifest_bytes =
+        serde_json::to_vec_pretty(&manifest).map_err(|e| CommitError::Base(e.to_string()))?;
+    let manifest_digest = format!("sha256:{}", hex::encode(Sha256::digest(&manifest_bytes)));
+    store.put_blob(&manifest_digest, &manifest_bytes)?;
+
+    let mut layers = base.layers.clone();
+    layers.push(digest);
+    let new = ImageRecord {
+        manifest: manifest_digest,
+        index: None,
+        config: config_digest,
+        layers,
+        size: base.size - base_config_size(store, base) + config_bytes.len() as u64 + size,
+        stored_at: crate::containers::now(),
+        source: base.source.clone(),
+    };
+    store.set_image(target, new.clone())?;
+    Ok(new)
+}
+
+fn base_config_size(store: &Store, base: &ImageRecord) -> u64 {
+    store
+        .blob_path(&base.config)
+        .ok()
+        .and_then(|p| fs::metadata(p).ok())
+        .map_or(0, |m| m.len())
+        .min(base.size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        let t = timestamp();
+        assert_eq!(t.len(), 20, "{t}");
+        assert!(t.ends_with('Z') && t.as_bytes()[10] == b'T', "{t}");
+    }
+}
