@@ -43,8 +43,10 @@ impl Host for LinuxHost {
     ) -> io::Result<()> {
         // Lower directories are named relative to the layer directory, from a thread with its
         // own working directory, so that many layers fit in the one page of mount options.
+        // No redirects or metadata-only copies: the upper directory must hold whole files and
+        // plain whiteouts for `commit` to read it as a layer.
         let data = format!(
-            "lowerdir={},upperdir={},workdir={}",
+            "lowerdir={},upperdir={},workdir={},redirect_dir=off,metacopy=off",
             lower.join(":"),
             upper.display(),
             work.display()
