@@ -189,6 +189,7 @@ fn wait_stopped(
     timeout: Duration,
 ) -> Result<Option<ContainerRecord>, ContainerError> {
     let deadline = Instant::now() + timeout;
+    let mut ended_unrecorded: Option<Instant> = None;
     loop {
         let record = match containers.load(id) {
             Ok(r) => r,
@@ -196,8 +197,17 @@ fn wait_stopped(
             Err(ContainerError::NotFound(_)) => return Ok(None),
             Err(e) => return Err(e),
         };
-        if running_pid(&record).is_none() {
-            return Ok(Some(record));
+        match record.state {
+            // The process is gone but no status is recorded yet: a live supervisor records it
+            // in a moment (and removes an --rm container); only a dead one never will.
+            State::Exited { code: None, .. } => {
+                let since = *ended_unrecorded.get_or_insert_with(Instant::now);
+                if since.elapsed() >= Duration::from_secs(2) {
+                    return Ok(Some(record));
+                }
+            }
+            State::Running { .. } => {}
+            _ => return Ok(Some(record)),
         }
         if Instant::now() >= deadline {
             return Ok(Some(record));
