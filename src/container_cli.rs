@@ -181,7 +181,8 @@ pub enum ContainerCommand {
     },
 }
 
-fn containers(root: &RootArgs) -> anyhow::Result<Containers> {
+/// Opens the containers under the runtime's root.
+pub fn containers(root: &RootArgs) -> anyhow::Result<Containers> {
     Containers::open(&root.root)
         .with_context(|| format!("cannot open the containers under {}", root.root.display()))
 }

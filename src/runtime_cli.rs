@@ -117,10 +117,6 @@ pub fn open_store(root: &RootArgs) -> anyhow::Result<Store> {
         .with_context(|| format!("cannot open the store at {}", root.root.display()))
 }
 
-fn open(root: &RootArgs) -> anyhow::Result<Store> {
-    open_store(root)
-}
-
 /// A runtime for the registry client, on this thread only (a container is started by
 /// forking, which is safest from a process with no other threads).
 fn block_on<T>(f: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
@@ -183,7 +179,7 @@ pub fn run(command: RuntimeCommand) -> anyhow::Result<()> {
                 platform,
                 reference: r,
             } => {
-                let store = open(&root)?;
+                let store = open_store(&root)?;
                 let reference = reference(&r)?;
                 let platform = match platform {
                     Some(p) => Platform::parse(&p)
@@ -194,7 +190,7 @@ pub fn run(command: RuntimeCommand) -> anyhow::Result<()> {
                 writeln!(out, "{} {}", pulled.name, pulled.record.manifest)?;
             }
             RuntimeCommand::Push { root, reference: r } => {
-                let store = open(&root)?;
+                let store = open_store(&root)?;
                 let target = reference(&r)?;
                 let name = target.whole();
                 let auth = auth_for(&target)?;
@@ -217,8 +213,8 @@ pub fn run(command: RuntimeCommand) -> anyhow::Result<()> {
                 container,
                 reference: r,
             } => {
-                let store = open(&root)?;
-                let containers = berth_runtime::containers::Containers::open(&root.root)?;
+                let store = open_store(&root)?;
+                let containers = crate::container_cli::containers(&root)?;
                 let name = reference(&r)?.whole();
                 let options = berth_runtime::commit::CommitOptions { message, author };
                 let record =
@@ -227,7 +223,7 @@ pub fn run(command: RuntimeCommand) -> anyhow::Result<()> {
                 writeln!(out, "{name} {}", record.manifest)?;
             }
             RuntimeCommand::Images { root } => {
-                let store = open(&root)?;
+                let store = open_store(&root)?;
                 writeln!(out, "{:<60} {:<14} {:>12}", "IMAGE", "ID", "SIZE")?;
                 for (name, record) in store.images()? {
                     let id = record.config.trim_start_matches("sha256:");
@@ -241,8 +237,8 @@ pub fn run(command: RuntimeCommand) -> anyhow::Result<()> {
                 }
             }
             RuntimeCommand::Rmi { root, references } => {
-                let store = open(&root)?;
-                let containers = berth_runtime::containers::Containers::open(&root.root)?;
+                let store = open_store(&root)?;
+                let containers = crate::container_cli::containers(&root)?;
                 let mut missing = Vec::new();
                 for r in references {
                     let name = reference(&r)?.whole();
@@ -276,7 +272,7 @@ pub fn run(command: RuntimeCommand) -> anyhow::Result<()> {
                 source,
                 target,
             } => {
-                let store = open(&root)?;
+                let store = open_store(&root)?;
                 let source = reference(&source)?.whole();
                 let record = store
                     .image(&source)?
@@ -284,14 +280,14 @@ pub fn run(command: RuntimeCommand) -> anyhow::Result<()> {
                 store.set_image(&reference(&target)?.whole(), record)?;
             }
             RuntimeCommand::Inspect { root, reference: r } => {
-                let store = open(&root)?;
+                let store = open_store(&root)?;
                 let image = match reference(&r) {
                     Ok(parsed) => store.image(&parsed.whole())?.map(|i| (parsed.whole(), i)),
                     Err(_) => None,
                 };
                 let Some((name, record)) = image else {
                     // Not an image: a container by name or id.
-                    let containers = berth_runtime::containers::Containers::open(&root.root)?;
+                    let containers = crate::container_cli::containers(&root)?;
                     let container = containers
                         .find(&r)
                         .map_err(|_| anyhow::anyhow!("no such image or container: {r}"))?;

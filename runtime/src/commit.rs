@@ -251,25 +251,7 @@ fn build_layer(
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 
 fn timestamp() -> String {
-    let secs = crate::containers::now();
-    // RFC 3339 in UTC from Unix seconds (civil-from-days, Howard Hinnant's algorithm).
-    let days = (secs / 86400) as i64;
-    let rem = secs % 86400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// Commits container `key` as image `target` (a full store name); returns the new record.
@@ -368,21 +350,19 @@ pub fn commit(
         index: None,
         config: config_digest,
         layers,
-        size: base.size - base_config_size(store, base) + config_bytes.len() as u64 + size,
+        // The image's size as pull records it: config plus compressed layers.
+        size: config_bytes.len() as u64
+            + manifest["layers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|l| l["size"].as_u64())
+                .sum::<u64>(),
         stored_at: crate::containers::now(),
         source: base.source.clone(),
     };
     store.set_image(target, new.clone())?;
     Ok(new)
-}
-
-fn base_config_size(store: &Store, base: &ImageRecord) -> u64 {
-    store
-        .blob_path(&base.config)
-        .ok()
-        .and_then(|p| fs::metadata(p).ok())
-        .map_or(0, |m| m.len())
-        .min(base.size)
 }
 
 #[cfg(test)]

@@ -53,11 +53,17 @@ fn io_err(what: &'static str) -> impl FnOnce(io::Error) -> LifecycleError {
     move |source| LifecycleError::Io { what, source }
 }
 
-/// Records the end of a container, undoes its host side, and removes it if it was started
-/// with `--rm`. Errors are ignored: `rm` can finish whatever is left.
-pub fn finish(containers: &Containers, host: &dyn Host, record: &mut ContainerRecord, code: i32) {
+/// Records the end of a container (`None`: nobody saw its status), undoes its host side, and
+/// removes it if it was started with `--rm`. Errors are ignored: `rm` can finish whatever is
+/// left.
+pub fn finish(
+    containers: &Containers,
+    host: &dyn Host,
+    record: &mut ContainerRecord,
+    code: Option<i32>,
+) {
     record.state = State::Exited {
-        code: Some(code),
+        code,
         finished: now(),
     };
     let _ = containers.save(record);
@@ -91,8 +97,7 @@ pub fn run_attached(
     let (pid, io) = match run::start(containers, &mut record, stdin) {
         Ok(started) => started,
         Err(e) => {
-            run::teardown(containers, host, &record);
-            let _ = containers.remove_dir(&record.id);
+            run::discard(containers, host, &record);
             return Err(e);
         }
     };
@@ -114,7 +119,7 @@ pub fn run_attached(
     );
     drop(raw);
     let code = code?;
-    finish(containers, host, &mut record, code);
+    finish(containers, host, &mut record, Some(code));
     Ok(code)
 }
 
@@ -153,8 +158,7 @@ pub fn supervise_detached(
         }
         Err(e) => {
             let _ = writeln!(report, "{e}");
-            run::teardown(containers, host, &record);
-            let _ = containers.remove_dir(&record.id);
+            run::discard(containers, host, &record);
             return Err(e);
         }
     };
@@ -169,7 +173,7 @@ pub fn supervise_detached(
             forward_signals: false,
         },
     )?;
-    finish(containers, host, &mut record, code);
+    finish(containers, host, &mut record, Some(code));
     Ok(code)
 }
 
@@ -217,19 +221,27 @@ fn wait_stopped(
 }
 
 /// Sends a signal to the container's init process.
-pub fn kill(
-    containers: &Containers,
-    key: &str,
-    signal: &str,
-) -> Result<ContainerRecord, LifecycleError> {
+pub fn kill(containers: &Containers, key: &str, signal: &str) -> Result<(), LifecycleError> {
     let record = containers.find(key)?;
     let sig = crate::process::parse_signal(signal)
         .ok_or_else(|| LifecycleError::BadSignal(signal.to_owned()))?;
     let pid =
         running_pid(&record).ok_or_else(|| LifecycleError::NotRunning(record.name.clone()))?;
-    nix::sys::signal::kill(pid, sig)
-        .map_err(|e| io_err("cannot signal the container")(e.into()))?;
-    Ok(record)
+    nix::sys::signal::kill(pid, sig).map_err(|e| io_err("cannot signal the container")(e.into()))
+}
+
+/// SIGKILL, then waits for the end (10 s at most); the record after it, if it still exists.
+fn kill_and_wait(
+    containers: &Containers,
+    record: &ContainerRecord,
+    pid: Pid,
+) -> Result<Option<ContainerRecord>, LifecycleError> {
+    let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+    let after = wait_stopped(containers, &record.id, Duration::from_secs(10))?;
+    if after.as_ref().is_some_and(|r| running_pid(r).is_some()) {
+        return Err(LifecycleError::DidNotStop(record.name.clone()));
+    }
+    Ok(after)
 }
 
 /// Stops a container: its stop signal, then SIGKILL after `timeout`. A stopped container
@@ -239,36 +251,24 @@ pub fn stop(
     host: &dyn Host,
     key: &str,
     timeout: Duration,
-) -> Result<ContainerRecord, LifecycleError> {
+) -> Result<(), LifecycleError> {
     let record = containers.find(key)?;
     let Some(pid) = running_pid(&record) else {
-        return Ok(record);
+        return Ok(());
     };
     let sig = crate::process::parse_signal(&record.process.stop_signal).unwrap_or(Signal::SIGTERM);
     let _ = nix::sys::signal::kill(pid, sig);
     let mut after = wait_stopped(containers, &record.id, timeout)?;
     if after.as_ref().is_some_and(|r| running_pid(r).is_some()) {
-        let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-        after = wait_stopped(containers, &record.id, Duration::from_secs(10))?;
-        if after.as_ref().is_some_and(|r| running_pid(r).is_some()) {
-            return Err(LifecycleError::DidNotStop(record.name));
-        }
+        after = kill_and_wait(containers, &record, pid)?;
     }
-    match after {
-        Some(mut r) => {
-            // With no supervisor left to do it, undo the host side here.
-            if matches!(r.state, State::Exited { code: None, .. }) {
-                run::teardown(containers, host, &r);
-                let _ = containers.save(&r);
-                if r.auto_remove {
-                    let _ = containers.remove_dir(&r.id);
-                }
-            }
-            r.state = containers.load(&r.id).map(|l| l.state).unwrap_or(r.state);
-            Ok(r)
-        }
-        None => Ok(record),
+    // With no supervisor left to record the end, finish the container here.
+    if let Some(mut r) = after
+        && matches!(r.state, State::Exited { code: None, .. })
+    {
+        finish(containers, host, &mut r, None);
     }
+    Ok(())
 }
 
 /// Removes a container; a running one only with `force` (SIGKILL first).
@@ -277,21 +277,17 @@ pub fn remove(
     host: &dyn Host,
     key: &str,
     force: bool,
-) -> Result<ContainerRecord, LifecycleError> {
+) -> Result<(), LifecycleError> {
     let record = containers.find(key)?;
     if let Some(pid) = running_pid(&record) {
         if !force {
             return Err(LifecycleError::Running(record.name));
         }
-        let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-        let after = wait_stopped(containers, &record.id, Duration::from_secs(10))?;
-        if after.as_ref().is_some_and(|r| running_pid(r).is_some()) {
-            return Err(LifecycleError::DidNotStop(record.name));
-        }
+        kill_and_wait(containers, &record, pid)?;
     }
     run::teardown(containers, host, &record);
     containers.remove_dir(&record.id)?;
-    Ok(record)
+    Ok(())
 }
 
 /// `exec`'s options.

@@ -190,8 +190,7 @@ pub fn create(
     match prepare(store, containers, host, &record, options) {
         Ok(record) => Ok(record),
         Err(e) => {
-            teardown(containers, host, &record);
-            let _ = containers.remove_dir(&record.id);
+            discard(containers, host, &record);
             Err(e)
         }
     }
@@ -237,8 +236,13 @@ fn prepare(
     .map_err(host_err("cannot mount the container's root filesystem"))?;
 
     let rootfs = paths.rootfs();
+    // Every path inside the container's root is resolved through it, never followed out.
+    let root = pathrs::Root::open(&rootfs).map_err(|e| RunError::Host {
+        what: "cannot open the container's root".into(),
+        source: io::Error::other(e),
+    })?;
     let read = |p: &str| {
-        user::read_in_root(&rootfs, p).map_err(host_err(format!("cannot read {p} of the image")))
+        user::read_in_root(&root, p).map_err(host_err(format!("cannot read {p} of the image")))
     };
     let user = user::resolve(
         &record.process.user,
@@ -251,10 +255,6 @@ fn prepare(
     }
     if process.cwd != "/" {
         // Docker creates a missing working directory.
-        let root = pathrs::Root::open(&rootfs).map_err(|e| RunError::Host {
-            what: "cannot open the container's root".into(),
-            source: io::Error::other(e),
-        })?;
         root.mkdir_all(
             &process.cwd,
             &std::os::unix::fs::PermissionsExt::from_mode(0o755),
@@ -443,4 +443,10 @@ pub fn teardown(containers: &Containers, host: &dyn Host, record: &ContainerReco
     if record.network == Network::None {
         let _ = host.unmount(&paths.netns());
     }
+}
+
+/// Undoes a container that never ran (or failed to start): its host side and its directory.
+pub fn discard(containers: &Containers, host: &dyn Host, record: &ContainerRecord) {
+    teardown(containers, host, record);
+    let _ = containers.remove_dir(&record.id);
 }

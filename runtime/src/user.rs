@@ -4,7 +4,6 @@
 //! it); parsing is pure and tested without a root filesystem.
 
 use std::io::Read;
-use std::path::Path;
 
 /// A resolved user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,8 +128,7 @@ pub fn resolve(spec: &str, passwd: &str, group: &str) -> Result<User, UserError>
 /// Reads a small file of the container's root filesystem, resolving symlinks inside `root`
 /// (an image whose `/etc/passwd` points at `/../../etc/shadow` reads its own file or nothing).
 /// A missing file reads as empty.
-pub fn read_in_root(root: &Path, path: &str) -> std::io::Result<String> {
-    let root = pathrs::Root::open(root).map_err(std::io::Error::other)?;
+pub fn read_in_root(root: &pathrs::Root, path: &str) -> std::io::Result<String> {
     let mut file = match root.open_subpath(path, pathrs::flags::OpenFlags::O_RDONLY) {
         Ok(f) => f,
         Err(e)

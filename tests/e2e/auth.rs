@@ -904,10 +904,13 @@ async fn docker_logs_in_pushes_pulls_and_is_denied_with_users_and_robots() {
     };
     let h = hub().await;
     let host = h.b.host();
-    let ctx = tempfile::tempdir().unwrap();
-    crate::real_clients::build_context(ctx.path(), &busybox, "hello from an authenticated push");
     let image = format!("{host}/acme/web:v1");
-    docker.ok(&["build", "-q", "-t", &image, ctx.path().to_str().unwrap()]);
+    crate::real_clients::docker_build(
+        &docker,
+        &busybox,
+        "hello from an authenticated push",
+        &image,
+    );
 
     // Not logged in: the push is refused.
     let (ok, _, err) = docker.run(&["push", &image]);

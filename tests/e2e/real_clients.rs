@@ -125,7 +125,7 @@ pub(crate) fn busybox() -> Option<PathBuf> {
 }
 
 /// A build context: a busybox root filesystem, and a file that a later layer deletes.
-pub(crate) fn build_context(dir: &Path, busybox: &Path, greeting: &str) {
+fn build_context(dir: &Path, busybox: &Path, greeting: &str) {
     std::fs::create_dir_all(dir.join("rootfs/bin")).unwrap();
     std::fs::copy(busybox, dir.join("rootfs/bin/busybox")).unwrap();
     std::fs::write(dir.join("hello.txt"), format!("{greeting}\n")).unwrap();
@@ -145,6 +145,20 @@ CMD ["/bin/busybox", "sh", "-c", "/bin/busybox cat /hello.txt; /bin/busybox test
 "#,
     )
     .unwrap();
+}
+
+/// Builds the busybox image of [`build_context`] as `image` with the test dockerd.
+pub(crate) fn docker_build(docker: &Docker, busybox: &Path, greeting: &str, image: &str) {
+    let ctx = tempfile::tempdir().expect("build context");
+    build_context(ctx.path(), busybox, greeting);
+    docker.ok(&[
+        "build",
+        "--network",
+        "none",
+        "-t",
+        image,
+        ctx.path().to_str().expect("path"),
+    ]);
 }
 
 /// Request body bytes received by upload endpoints, from berth's request log.
@@ -169,18 +183,9 @@ async fn docker_push_pull_run_and_cross_repository_mount() {
         return;
     };
     let b = Berth::start();
-    let ctx = tempfile::tempdir().unwrap();
-    build_context(ctx.path(), &busybox, "hello from berth");
     let image = format!("{}/test/busybox:v1", b.host());
     let copy = format!("{}/other/copy:v1", b.host());
-    docker.ok(&[
-        "build",
-        "--network",
-        "none",
-        "-t",
-        &image,
-        ctx.path().to_str().unwrap(),
-    ]);
+    docker_build(&docker, &busybox, "hello from berth", &image);
 
     let out = docker.ok(&["push", &image]);
     let layers = out.lines().filter(|l| l.ends_with(": Pushed")).count();
@@ -222,17 +227,8 @@ async fn docker_manifest_create_annotate_push() {
     let b = Berth::start();
     let mut pushed = Vec::new();
     for (tag, greeting) in [("amd64", "on amd64"), ("arm64", "on arm64")] {
-        let ctx = tempfile::tempdir().unwrap();
-        build_context(ctx.path(), &busybox, greeting);
         let image = format!("{}/multi/app:{tag}", b.host());
-        docker.ok(&[
-            "build",
-            "--network",
-            "none",
-            "-t",
-            &image,
-            ctx.path().to_str().unwrap(),
-        ]);
+        docker_build(&docker, &busybox, greeting, &image);
         docker.ok(&["push", &image]);
         pushed.push(image);
     }

@@ -12,7 +12,7 @@ use crate::client::{OCI_MANIFEST, expect_error};
 use crate::crash::assert_consistent;
 use crate::harness::{Backend, Berth, backend, random_bytes, required, sha256};
 use crate::nginx::Nginx;
-use crate::real_clients::{Docker, build_context, busybox};
+use crate::real_clients::{Docker, busybox, docker_build};
 
 /// `n` replicas on one shared database and bucket, or `None` (skip) on a single-node backend.
 fn replicas(n: usize, env: &[(&str, &str)]) -> Option<(tempfile::TempDir, PathBuf, Vec<Berth>)> {
@@ -94,18 +94,9 @@ async fn docker_pushes_through_one_replica_and_pulls_through_another() {
     let (Some(docker), Some(busybox)) = (Docker::get(), busybox()) else {
         return;
     };
-    let ctx = tempfile::tempdir().unwrap();
-    build_context(ctx.path(), &busybox, "pushed through one replica");
     let pushed = format!("{}/shared/app:v1", r[0].host());
     let pulled = format!("{}/shared/app:v1", r[1].host());
-    docker.ok(&[
-        "build",
-        "--network",
-        "none",
-        "-t",
-        &pushed,
-        ctx.path().to_str().unwrap(),
-    ]);
+    docker_build(&docker, &busybox, "pushed through one replica", &pushed);
     docker.ok(&["push", &pushed]);
     docker.ok(&["rmi", &pushed]);
     docker.ok(&["pull", &pulled]);

@@ -527,7 +527,7 @@ async fn pulls_log_in_with_berths_or_dockers_credentials() {
 
 #[tokio::test]
 async fn an_image_built_and_pushed_by_docker_pulls_and_unpacks() {
-    use crate::real_clients::{Docker, build_context, busybox};
+    use crate::real_clients::{Docker, busybox, docker_build};
     if !is_root() {
         return;
     }
@@ -535,17 +535,8 @@ async fn an_image_built_and_pushed_by_docker_pulls_and_unpacks() {
         return;
     };
     let b = Berth::start();
-    let ctx = tempfile::tempdir().expect("ctx");
-    build_context(ctx.path(), &busybox, "hello from docker");
     let image = format!("{}/rt/docker-built:v1", b.host());
-    docker.ok(&[
-        "build",
-        "--network",
-        "none",
-        "-t",
-        &image,
-        ctx.path().to_str().expect("path"),
-    ]);
+    docker_build(&docker, &busybox, "hello from docker", &image);
     docker.ok(&["push", &image]);
     docker.ok(&["rmi", &image]);
     let rt = Runtime::new();

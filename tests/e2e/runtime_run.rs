@@ -576,7 +576,7 @@ async fn commit_push_and_run_from_a_fresh_root_give_the_committed_content() {
 
 #[tokio::test]
 async fn docker_and_berth_agree_on_the_same_image() {
-    use crate::real_clients::{Docker, build_context};
+    use crate::real_clients::{Docker, docker_build};
     if !is_root() {
         return;
     }
@@ -584,67 +584,29 @@ async fn docker_and_berth_agree_on_the_same_image() {
         return;
     };
     let b = Berth::start();
-    let ctx = tempfile::tempdir().expect("ctx");
-    build_context(ctx.path(), &busybox, "hello from docker");
     let image = format!("{}/rt/compare:v1", b.host());
-    docker.ok(&[
-        "build",
-        "--network",
-        "none",
-        "-t",
-        &image,
-        ctx.path().to_str().expect("p"),
-    ]);
+    docker_build(&docker, &busybox, "hello from docker", &image);
     docker.ok(&["push", &image]);
     let probe = "/bin/busybox env | /bin/busybox sort; /bin/busybox id; /bin/busybox pwd; /bin/busybox hostname; exit 3";
-    let (_, docker_out, _) = docker.run(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--hostname",
-        "probe",
-        "-e",
-        "X=1",
-        "-w",
-        "/tmp",
-        &image,
-        "/bin/busybox",
-        "sh",
-        "-c",
-        probe,
-    ]);
-    let (docker_code, _, _) = docker.run(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        &image,
-        "/bin/busybox",
-        "sh",
-        "-c",
-        "exit 3",
-    ]);
+    // The same options for both runtimes; docker also needs its network turned off.
+    let options = ["--rm", "--hostname", "probe", "-e", "X=1", "-w", "/tmp"];
+    let command = [image.as_str(), "/bin/busybox", "sh", "-c", probe];
+    let docker_args: Vec<&str> = ["run", "--network", "none"]
+        .iter()
+        .chain(&options)
+        .chain(&command)
+        .copied()
+        .collect();
+    let (docker_code, docker_out, _) = docker.run(&docker_args);
     let rt = Runtime::new();
     rt.ok(&["pull", &image]);
-    let (code, out, err) = status(
-        &rt,
-        &[
-            "run",
-            "--rm",
-            "--hostname",
-            "probe",
-            "-e",
-            "X=1",
-            "-w",
-            "/tmp",
-            &image,
-            "/bin/busybox",
-            "sh",
-            "-c",
-            probe,
-        ],
-    );
+    let berth_args: Vec<&str> = ["run"]
+        .iter()
+        .chain(&options)
+        .chain(&command)
+        .copied()
+        .collect();
+    let (code, out, err) = status(&rt, &berth_args);
     assert_eq!(code, 3, "{err}");
     assert!(!docker_code, "docker's run must fail with 3 too");
     assert_eq!(out, docker_out, "docker and berth see different containers");

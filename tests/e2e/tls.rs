@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::cli::berth;
 use crate::client::OCI_MANIFEST;
 use crate::harness::{Berth, random_bytes, sha256};
-use crate::real_clients::{Docker, build_context, busybox, ok, push_multi_platform, run, skopeo};
+use crate::real_clients::{Docker, busybox, docker_build, ok, push_multi_platform, run, skopeo};
 
 /// A certificate authority made for one test.
 struct TestCa {
@@ -376,17 +376,8 @@ async fn docker_pushes_and_pulls_over_https() {
         "tess-password-1\n",
     );
     let _trust = DockerTrust::install(&b.host(), &ca);
-    let ctx = tempfile::tempdir().unwrap();
-    build_context(ctx.path(), &busybox, "hello over https");
     let image = format!("{}/tess/busybox:v1", b.host());
-    docker.ok(&[
-        "build",
-        "--network",
-        "none",
-        "-t",
-        &image,
-        ctx.path().to_str().unwrap(),
-    ]);
+    docker_build(&docker, &busybox, "hello over https", &image);
 
     // The challenge sends docker to the token endpoint over HTTPS.
     let resp = ca.client().get(b.url("/v2/")).send().await.unwrap();
