@@ -156,6 +156,11 @@ async fn pull_image(
 /// The store name of `image`, pulling it for this host's platform first when it is missing
 /// and `pull` allows.
 pub fn ensure_image(store: &Store, image: &str, pull: bool) -> anyhow::Result<String> {
+    // A name given in full is found without parsing it: the reference grammar is a large
+    // regex whose compilation costs more than the rest of `berth run`.
+    if store.image(image)?.is_some() {
+        return Ok(image.to_owned());
+    }
     let reference = reference(image)?;
     let name = reference.whole();
     if store.image(&name)?.is_some() {
