@@ -3,12 +3,14 @@
 //! ```text
 //! ROOT/containers/ID/
 //!   container.json   the record: image, process, options and state (replaced atomically)
-//!   bundle/          config.json (the OCI runtime spec) and rootfs/ (the overlay mount)
+//!   bundle/          config.json (the OCI runtime spec), seccomp.json (its seccomp profile,
+//!                    kept apart: see `seccomp_filter`) and rootfs/ (the overlay mount)
 //!   upper/ work/     the overlay's writable layer (what `commit` turns into a layer)
 //!   etc/             hostname, hosts, resolv.conf (bind-mounted into the container)
 //!   netns            the network namespace, bind-mounted (when not --network host)
 //!   log              framed stdout/stderr (see `logs`)
 //! ROOT/run/ID/       libcontainer's own state
+//! ROOT/seccomp/      compiled seccomp programs, named by what they were compiled from
 //! ```
 //!
 //! A record that says `running` is checked against the kernel: if its process is gone (or
@@ -178,6 +180,7 @@ pub fn valid_name(name: &str) -> bool {
 pub struct Containers {
     dir: PathBuf,
     run: PathBuf,
+    seccomp: PathBuf,
 }
 
 impl Containers {
@@ -188,7 +191,11 @@ impl Containers {
         for d in [&dir, &run] {
             fs::create_dir_all(d).map_err(io_err("cannot create", d))?;
         }
-        Ok(Containers { dir, run })
+        Ok(Containers {
+            dir,
+            run,
+            seccomp: root.join("seccomp"),
+        })
     }
 
     /// A container's directory.
@@ -199,6 +206,11 @@ impl Containers {
     /// libcontainer's state root.
     pub fn run_root(&self) -> &Path {
         &self.run
+    }
+
+    /// Compiled seccomp programs, shared by all containers (see [`crate::seccomp_filter`]).
+    pub fn seccomp_cache(&self) -> &Path {
+        &self.seccomp
     }
 
     /// Holds an exclusive lock on the container list while `f` runs (names stay unique

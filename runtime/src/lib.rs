@@ -12,6 +12,7 @@
 //! user          -u and the image's User against the image's passwd and group files
 //! process       entrypoint, cmd, environment, working directory: Docker's rules
 //! seccomp       the default seccomp profile (Docker's policy)
+//! seccomp_filter  the profile compiled to BPF once per host, loaded just before exec
 //! spec          the OCI runtime spec of a container, with Docker's hardening
 //! host          overlay mounts and network namespaces (a trait, with a recording fake)
 //! containers    container records and state on disk
@@ -35,6 +36,7 @@ pub mod pull;
 pub mod push;
 pub mod run;
 pub mod seccomp;
+pub mod seccomp_filter;
 pub mod spec;
 pub mod store;
 pub mod supervise;

@@ -347,6 +347,7 @@ pub fn exec(
     let mut builder = ContainerBuilder::new(record.id.clone(), SyscallType::default())
         .with_root_path(containers.run_root())
         .map_err(runtime_err)?
+        .with_executor(run::executor(containers, &record.id)?)
         .with_stdin(stdin)
         .with_stdout(dup(io::stdout().as_fd())?)
         .with_stderr(dup(io::stderr().as_fd())?)

@@ -15,6 +15,7 @@ use oci_spec::image::ImageConfiguration;
 use crate::containers::{ContainerError, ContainerRecord, Containers, Network, State, now};
 use crate::host::Host;
 use crate::process::{self, ProcessError, ProcessOptions};
+use crate::seccomp_filter::{self, SeccompExecutor};
 use crate::spec::{self, Limits, Volume};
 use crate::store::{Store, StoreError};
 use crate::user::{self, UserError};
@@ -130,6 +131,10 @@ impl ContainerPaths {
     /// hostname, hosts, resolv.conf.
     pub fn etc(&self) -> PathBuf {
         self.dir.join("etc")
+    }
+    /// The seccomp profile the container was created with (left out of `config.json`).
+    pub fn seccomp_profile(&self) -> PathBuf {
+        self.bundle().join("seccomp.json")
     }
     /// The network namespace file.
     pub fn netns(&self) -> PathBuf {
@@ -273,7 +278,7 @@ fn prepare(
         }
         Network::Host => None,
     };
-    let spec = spec::build(&spec::SpecInput {
+    let mut spec = spec::build(&spec::SpecInput {
         rootfs: &rootfs,
         read_only: options.read_only,
         hostname: &record.hostname,
@@ -288,11 +293,25 @@ fn prepare(
         cgroup: &format!("/berth/{}", record.id),
     })
     .map_err(|e| RunError::Runtime(format!("invalid runtime spec: {e}")))?;
-    let config = paths.bundle().join("config.json");
-    let bytes = serde_json::to_vec_pretty(&spec)
-        .map_err(|e| RunError::Runtime(format!("invalid runtime spec: {e}")))?;
-    fs::write(&config, bytes).map_err(host_err(format!("cannot write {}", config.display())))?;
+    // libcontainer would compile the seccomp profile inside the container on every start;
+    // it is kept beside the spec instead, compiled once per host and loaded by our executor.
+    let profile = spec
+        .linux_mut()
+        .as_mut()
+        .and_then(|l| l.seccomp_mut().take());
+    if let Some(profile) = &profile {
+        seccomp_filter::load_or_compile(containers.seccomp_cache(), profile)
+            .map_err(|e| RunError::Runtime(e.to_string()))?;
+        write_json(&paths.seccomp_profile(), profile)?;
+    }
+    write_json(&paths.bundle().join("config.json"), &spec)?;
     Ok(record.clone())
+}
+
+fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), RunError> {
+    let bytes = serde_json::to_vec_pretty(value)
+        .map_err(|e| RunError::Runtime(format!("invalid runtime spec: {e}")))?;
+    fs::write(path, bytes).map_err(host_err(format!("cannot write {}", path.display())))
 }
 
 /// The container's `/etc/hostname`, `/etc/hosts` and `/etc/resolv.conf`.
@@ -342,7 +361,8 @@ pub fn start(
     let paths = ContainerPaths::new(containers, &record.id);
     let builder = ContainerBuilder::new(record.id.clone(), SyscallType::default())
         .with_root_path(containers.run_root())
-        .map_err(|e| RunError::Runtime(e.to_string()))?;
+        .map_err(|e| RunError::Runtime(e.to_string()))?
+        .with_executor(executor(containers, &record.id)?);
     let (builder, io, console) = if record.tty {
         let console = crate::terminal::ConsoleSocket::bind(&record.id)
             .map_err(host_err("cannot create the console socket"))?;
@@ -406,6 +426,23 @@ pub fn start(
     };
     containers.save(record)?;
     Ok((pid, io))
+}
+
+/// The executor that loads the container's seccomp program (from the per-host cache) right
+/// before its command runs; used for the container's process and for every `exec`.
+pub fn executor(containers: &Containers, id: &str) -> Result<SeccompExecutor, RunError> {
+    let path = ContainerPaths::new(containers, id).seccomp_profile();
+    let profile = match fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            RunError::Runtime(format!("invalid seccomp profile {}: {e}", path.display()))
+        })?,
+        // Containers created before profiles were kept beside the spec carry theirs inside it.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(SeccompExecutor::new(None)),
+        Err(e) => return Err(host_err(format!("cannot read {}", path.display()))(e)),
+    };
+    let filter = seccomp_filter::load_or_compile(containers.seccomp_cache(), &profile)
+        .map_err(|e| RunError::Runtime(e.to_string()))?;
+    Ok(SeccompExecutor::new(Some(filter)))
 }
 
 /// libcontainer reports a missing command as a validation error string from inside the

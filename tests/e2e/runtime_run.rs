@@ -22,7 +22,7 @@ const GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 /// busybox applets the tests call by name.
 const APPLETS: &[&str] = &[
     "sh", "echo", "cat", "id", "hostname", "ls", "sleep", "test", "grep", "env", "pwd", "head",
-    "seq", "yes", "true", "false", "touch", "rm", "mkdir", "sort", "wc", "kill", "tr",
+    "seq", "yes", "true", "false", "touch", "rm", "mkdir", "sort", "wc", "kill", "tr", "unshare",
 ];
 
 /// Pushes a busybox image of two layers (the second deletes `/etc/doomed`) with an
@@ -194,6 +194,15 @@ async fn containers_are_isolated_and_hardened_like_dockers() {
     assert!(status.contains("CapBnd:\t00000000a80425fb"), "{status}");
     assert!(status.contains("NoNewPrivs:\t1"), "{status}");
     assert!(status.contains("Seccomp:\t2"), "{status}");
+    // Creating a user namespace needs no capability: only the seccomp profile refuses it. The
+    // profile was compiled once, into ROOT/seccomp, and reused by every container since.
+    sh(&rt, &[], &image, "! unshare -U true 2>/dev/null");
+    let programs = std::fs::read_dir(rt.store().join("seccomp")).expect("seccomp cache");
+    assert_eq!(
+        programs.count(),
+        1,
+        "one compiled profile for all containers"
+    );
     let mounts = sh(&rt, &[], &image, "cat /proc/mounts");
     for m in [
         " / overlay ",
@@ -471,6 +480,11 @@ async fn detached_containers_live_on_and_are_stopped_and_removed_cleanly() {
     );
     let (code, _, _) = status(&rt, &["exec", "web", "sh", "-c", "test $$ != 1 && exit 9"]);
     assert_eq!(code, 9);
+    // An exec'd process is confined like the container's own: same seccomp profile.
+    let status_line = rt.ok(&["exec", "web", "grep", "^Seccomp:", "/proc/self/status"]);
+    assert_eq!(status_line, "Seccomp:\t2\n");
+    let (code, _, _) = status(&rt, &["exec", "web", "unshare", "-U", "true"]);
+    assert_ne!(code, 0, "unshare -U allowed in exec");
     // Names are unique.
     let (code, _, err) = status(&rt, &["run", "-d", "--name", "web", &image, "true"]);
     assert_eq!(code, 125);
