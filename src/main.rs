@@ -2,6 +2,7 @@
 
 mod admin;
 mod container_cli;
+mod progress;
 mod runtime_cli;
 
 use std::io::Write;

@@ -147,8 +147,8 @@ async fn pull_image(
     platform: &Platform,
 ) -> anyhow::Result<pull::Pulled> {
     let auth = auth_for(reference)?;
-    let progress = |line: &str| eprintln!("{line}");
-    pull::pull(store, reference, &auth, platform, &progress)
+    let progress = crate::progress::for_stderr();
+    pull::pull(store, reference, &auth, platform, progress.as_ref())
         .await
         .with_context(|| format!("cannot pull {}", reference.whole()))
 }

@@ -169,6 +169,46 @@ struct ImageConfig {
     rootfs: RootFs,
 }
 
+/// What a pull reports about one layer, as it happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerProgress {
+    /// An earlier pull downloaded and unpacked it: nothing to do.
+    Present,
+    /// `done` of `total` bytes are on disk (a resumed download starts above zero).
+    Downloading {
+        /// Bytes on disk.
+        done: u64,
+        /// The layer's size.
+        total: u64,
+    },
+    /// Downloaded and verified against its digest; being unpacked.
+    Unpacking,
+    /// Unpacked and verified against the config's `diff_id`.
+    Done,
+}
+
+/// Receives a pull's progress. Called from the download tasks, once per received chunk while
+/// downloading, so an implementation should be cheap (and throttle its own drawing).
+pub trait Progress: Send + Sync {
+    /// `layer` is the first 12 hex digits of the layer's digest.
+    fn layer(&self, layer: &str, event: LayerProgress);
+}
+
+/// Progress as one line per finished step (for logs and pipes).
+#[derive(Debug, Default)]
+pub struct Lines;
+
+impl Progress for Lines {
+    fn layer(&self, layer: &str, event: LayerProgress) {
+        match event {
+            LayerProgress::Present => eprintln!("{layer}: already present"),
+            LayerProgress::Unpacking => eprintln!("{layer}: downloaded"),
+            LayerProgress::Done => eprintln!("{layer}: unpacked"),
+            LayerProgress::Downloading { .. } => {}
+        }
+    }
+}
+
 /// What a pull did.
 #[derive(Debug, Clone)]
 pub struct Pulled {
@@ -219,7 +259,7 @@ pub async fn pull(
     reference: &Reference,
     auth: &RegistryAuth,
     platform: &Platform,
-    progress: &(dyn Fn(&str) + Send + Sync),
+    progress: &dyn Progress,
 ) -> Result<Pulled, PullError> {
     let client = client_for(reference);
     let (bytes, digest) = client.pull_manifest_raw(reference, auth, ACCEPT).await?;
@@ -343,21 +383,30 @@ async fn fetch_layer(
     reference: &Reference,
     layer: &Descriptor,
     diff_id: &str,
-    progress: &(dyn Fn(&str) + Send + Sync),
+    progress: &dyn Progress,
 ) -> Result<bool, PullError> {
     let layer_dir = store.layer_path(&layer.digest)?;
     let blob = store.blob_path(&layer.digest)?;
     let short = &digest_hex(&layer.digest)?[..12];
     if layer_dir.is_dir() && blob.is_file() {
-        progress(&format!("{short}: already present"));
+        progress.layer(short, LayerProgress::Present);
         return Ok(false);
     }
     let mut downloaded = false;
     if !blob.is_file() {
-        download(store, client, reference, layer, &blob).await?;
-        progress(&format!("{short}: downloaded {} bytes", layer.size));
+        let report = |done| {
+            progress.layer(
+                short,
+                LayerProgress::Downloading {
+                    done,
+                    total: layer.size,
+                },
+            )
+        };
+        download(store, client, reference, layer, &blob, &report).await?;
         downloaded = true;
     }
+    progress.layer(short, LayerProgress::Unpacking);
     if !layer_dir.is_dir() {
         let temp = store.temp_path("layer");
         fs::create_dir(&temp)?;
@@ -391,8 +440,8 @@ async fn fetch_layer(
             });
         }
         store.commit(&temp, &layer_dir)?;
-        progress(&format!("{short}: unpacked"));
     }
+    progress.layer(short, LayerProgress::Done);
     Ok(downloaded)
 }
 
@@ -404,6 +453,7 @@ async fn download(
     reference: &Reference,
     layer: &Descriptor,
     dest: &Path,
+    report: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<(), PullError> {
     let partial = store
         .root()
@@ -452,6 +502,7 @@ async fn download(
             .await?
             .stream
     };
+    report(have);
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
         hash.update(&chunk);
@@ -465,6 +516,7 @@ async fn download(
             )));
         }
         out.write_all(&chunk)?;
+        report(have);
     }
     out.sync_all()?;
     drop(out);

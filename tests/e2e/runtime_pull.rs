@@ -329,6 +329,23 @@ async fn pull_unpacks_layers_with_metadata_whiteouts_and_the_chosen_platform() {
     assert_eq!(rt.layer_dirs().len(), 2, "the alias still uses the layers");
     rt.ok(&["rmi", &alias]);
     assert!(rt.layer_dirs().is_empty(), "unused layers are removed");
+
+    // On a terminal (script(1) provides one) each layer gets a bar, as with docker pull.
+    let berth = env!("CARGO_BIN_EXE_berth");
+    let inner = format!("{berth} pull --platform linux/amd64 {name}");
+    let out = std::process::Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .envs(rt.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("Downloading ["), "{text}");
+    for layer in inspect["image"]["layers"].as_array().expect("layers") {
+        let short = &layer.as_str().expect("digest")["sha256:".len()..][..12];
+        assert!(text.contains(&format!("{short}: Pull complete")), "{text}");
+    }
     let (ok, _, err) = rt.run(&["rmi", &alias]);
     assert!(!ok && err.contains("no such image"), "{err}");
 
