@@ -7,7 +7,6 @@
 //!                    kept apart: see `seccomp_filter`) and rootfs/ (the overlay mount)
 //!   upper/ work/     the overlay's writable layer (what `commit` turns into a layer)
 //!   etc/             hostname, hosts, resolv.conf (bind-mounted into the container)
-//!   netns            the network namespace, bind-mounted (when not --network host)
 //!   log              framed stdout/stderr (see `logs`)
 //! ROOT/run/ID/       libcontainer's own state
 //! ROOT/seccomp/      compiled seccomp programs, named by what they were compiled from

@@ -1,9 +1,9 @@
-//! The host operations a container needs around libcontainer: the overlayfs root and a
-//! network namespace with its loopback up. Behind a trait so that the plans that call them
+//! The host operations a container needs around libcontainer: the overlayfs root, and the
+//! loopback interface of its network namespace brought up. Behind a trait so that the plans that call them
 //! are tested with a recording fake; [`LinuxHost`] does the real thing (root only).
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::mount::{MntFlags, MsFlags};
 
@@ -18,9 +18,10 @@ pub trait Host {
         work: &Path,
         target: &Path,
     ) -> io::Result<()>;
-    /// Creates a network namespace whose only interface, `lo`, is up, and keeps it alive by
-    /// binding it onto the (created) file `at`.
-    fn create_netns(&self, at: &Path) -> io::Result<()>;
+    /// Brings `lo` up in the network namespace of process `pid` (a created container's init:
+    /// libcontainer made the namespace, inside the container's user namespace if it has one,
+    /// and the kernel creates `lo` down).
+    fn loopback_up(&self, pid: i32) -> io::Result<()>;
     /// Detaches whatever is mounted at `target`; nothing mounted is not an error.
     fn unmount(&self, target: &Path) -> io::Result<()>;
 }
@@ -76,27 +77,18 @@ impl Host for LinuxHost {
         })
     }
 
-    fn create_netns(&self, at: &Path) -> io::Result<()> {
-        std::fs::File::create(at)?;
-        let at: PathBuf = at.to_owned();
-        // unshare(CLONE_NEWNET) moves only the calling thread; the namespace outlives it
-        // through the bind mount.
+    fn loopback_up(&self, pid: i32) -> io::Result<()> {
+        let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))?;
+        // setns(CLONE_NEWNET) moves only the calling thread, which ends right after.
         std::thread::scope(|s| {
             s.spawn(move || -> io::Result<()> {
-                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)?;
+                nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)?;
                 let mut links = libcontainer::network::link::LinkClient::new(
                     libcontainer::network::wrapper::create_network_client(),
                 )
                 .map_err(io::Error::other)?;
                 let lo = links.get_by_name("lo").map_err(io::Error::other)?;
                 links.set_up(lo.header.index).map_err(io::Error::other)?;
-                nix::mount::mount(
-                    Some("/proc/thread-self/ns/net"),
-                    &at,
-                    None::<&str>,
-                    MsFlags::MS_BIND,
-                    None::<&str>,
-                )?;
                 Ok(())
             })
             .join()
@@ -144,8 +136,8 @@ impl Host for RecordingHost {
         Ok(())
     }
 
-    fn create_netns(&self, at: &Path) -> io::Result<()> {
-        self.record(format!("netns {}", at.display()));
+    fn loopback_up(&self, pid: i32) -> io::Result<()> {
+        self.record(format!("lo up in {pid}"));
         Ok(())
     }
 

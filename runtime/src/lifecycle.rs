@@ -94,7 +94,7 @@ pub fn run_attached(
     } else {
         None
     };
-    let (pid, io) = match run::start(containers, &mut record, stdin) {
+    let (pid, io) = match run::start(containers, host, &mut record, stdin) {
         Ok(started) => started,
         Err(e) => {
             run::discard(containers, host, &record);
@@ -150,7 +150,7 @@ pub fn supervise_detached(
     report: &mut dyn io::Write,
 ) -> Result<i32, RunError> {
     let mut record = containers.load(id)?;
-    let (pid, io) = match run::start(containers, &mut record, None) {
+    let (pid, io) = match run::start(containers, host, &mut record, None) {
         Ok(started) => {
             let _ = writeln!(report, "started");
             let _ = report.flush();

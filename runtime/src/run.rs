@@ -136,10 +136,6 @@ impl ContainerPaths {
     pub fn seccomp_profile(&self) -> PathBuf {
         self.bundle().join("seccomp.json")
     }
-    /// The network namespace file.
-    pub fn netns(&self) -> PathBuf {
-        self.dir.join("netns")
-    }
     /// The output log.
     pub fn log(&self) -> PathBuf {
         self.dir.join("log")
@@ -270,14 +266,6 @@ fn prepare(
         })?;
     }
     write_etc(&paths.etc(), &record.hostname, record.network)?;
-    let netns = match record.network {
-        Network::None => {
-            host.create_netns(&paths.netns())
-                .map_err(host_err("cannot create the network namespace"))?;
-            Some(paths.netns())
-        }
-        Network::Host => None,
-    };
     let mut spec = spec::build(&spec::SpecInput {
         rootfs: &rootfs,
         read_only: options.read_only,
@@ -286,7 +274,7 @@ fn prepare(
         user: &user,
         tty: record.tty,
         etc: &paths.etc(),
-        netns: netns.as_deref(),
+        own_network: record.network == Network::None,
         volumes: &options.volumes,
         tmpfs: &options.tmpfs,
         limits: options.limits,
@@ -355,6 +343,7 @@ pub enum Io {
 /// (`None`: `/dev/null`). Records it as running.
 pub fn start(
     containers: &Containers,
+    host: &dyn Host,
     record: &mut ContainerRecord,
     stdin: Option<OwnedFd>,
 ) -> Result<(i32, Io), RunError> {
@@ -414,11 +403,17 @@ pub fn start(
         },
         (None, None) => return Err(RunError::Runtime("no standard streams were set up".into())),
     };
-    container.start().map_err(classify)?;
     let pid = container
         .pid()
         .ok_or_else(|| RunError::Runtime("the container has no init process".into()))?
         .as_raw();
+    if record.network == Network::None {
+        // Created, not started: the namespace exists and nothing runs in it yet.
+        host.loopback_up(pid).map_err(host_err(
+            "cannot bring up the container's loopback interface",
+        ))?;
+    }
+    container.start().map_err(classify)?;
     record.state = State::Running {
         pid,
         pid_start: crate::containers::process_start(pid).unwrap_or(0),
@@ -477,9 +472,6 @@ pub fn teardown(containers: &Containers, host: &dyn Host, record: &ContainerReco
     }
     let paths = ContainerPaths::new(containers, &record.id);
     let _ = host.unmount(&paths.rootfs());
-    if record.network == Network::None {
-        let _ = host.unmount(&paths.netns());
-    }
 }
 
 /// Undoes a container that never ran (or failed to start): its host side and its directory.

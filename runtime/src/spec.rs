@@ -157,8 +157,8 @@ pub struct SpecInput<'a> {
     pub tty: bool,
     /// The directory holding `hostname`, `hosts` and `resolv.conf` for the container.
     pub etc: &'a Path,
-    /// The prepared network namespace; `None` shares the host's (`--network host`).
-    pub netns: Option<&'a Path>,
+    /// A network namespace of its own (`--network none`); `false` shares the host's.
+    pub own_network: bool,
     /// `-v` mounts.
     pub volumes: &'a [Volume],
     /// `--tmpfs` mounts.
@@ -252,8 +252,8 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, serde_json::Error> {
         serde_json::json!({"type": "mount"}),
         serde_json::json!({"type": "cgroup"}),
     ];
-    if let Some(netns) = input.netns {
-        namespaces.push(serde_json::json!({"type": "network", "path": netns}));
+    if input.own_network {
+        namespaces.push(serde_json::json!({"type": "network"}));
     }
 
     let mut resources = serde_json::json!({
@@ -352,7 +352,7 @@ mod tests {
             user: &user,
             tty: false,
             etc: Path::new("/c/etc"),
-            netns: Some(Path::new("/c/netns")),
+            own_network: true,
             volumes: &volumes,
             tmpfs: &tmpfs,
             limits: Limits {
@@ -377,7 +377,7 @@ mod tests {
         let ns = json["linux"]["namespaces"].as_array().expect("ns");
         assert!(
             ns.iter()
-                .any(|n| n["type"] == "network" && n["path"] == "/c/netns")
+                .any(|n| n["type"] == "network" && n.get("path").is_none())
         );
         assert_eq!(json["linux"]["resources"]["memory"]["limit"], 64 << 20);
         assert_eq!(json["linux"]["resources"]["cpu"]["quota"], 50_000);
