@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use berth_runtime::containers::{ContainerRecord, Containers, Network, State, now};
 use berth_runtime::host::LinuxHost;
+use berth_runtime::idmap::IdMap;
 use berth_runtime::lifecycle::{self, ExecOptions};
 use berth_runtime::logs::{self, Stream};
 use berth_runtime::process::{ProcessOptions, env_file_lines};
@@ -77,6 +78,14 @@ pub struct RunArgs {
     /// none: its own network namespace with only loopback (default); host: the host's.
     #[arg(long, value_name = "none|host", default_value = "none")]
     network: String,
+    /// Run in a user namespace of its own: container IDs CONTAINER..+SIZE are host IDs
+    /// HOST..+SIZE (like 0:100000:65536; repeatable). The container's root is then an
+    /// unprivileged user on the host.
+    #[arg(long, value_name = "CONTAINER:HOST:SIZE")]
+    uidmap: Vec<String>,
+    /// Group ID ranges of the user namespace (default: the same as --uidmap).
+    #[arg(long, value_name = "CONTAINER:HOST:SIZE")]
+    gidmap: Vec<String>,
     /// Replace the image's entrypoint ("" clears it).
     #[arg(long)]
     entrypoint: Option<String>,
@@ -413,6 +422,7 @@ fn run_options(args: &RunArgs) -> anyhow::Result<RunOptions> {
             pids: args.pids_limit,
         },
         network,
+        userns: IdMap::from_flags(&args.uidmap, &args.gidmap)?,
         remove: args.rm,
     })
 }

@@ -76,14 +76,35 @@ struct ServeArgs {
     data_dir: Option<PathBuf>,
 }
 
+/// `BERTH_LOG=debug berth run ...` shows what the runtime (libcontainer included) does, on
+/// stderr; silent otherwise, so that a container's output is its own.
+fn runtime_log() {
+    if let Ok(filter) = std::env::var("BERTH_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+}
+
 fn main() -> ExitCode {
+    // The runtime's user namespace helper must unshare before anything starts a thread.
+    if std::env::args_os().nth(1).as_deref()
+        == Some(std::ffi::OsStr::new(berth_runtime::host::USERNS_HOLDER_ARG))
+    {
+        return ExitCode::from(berth_runtime::host::userns_holder() as u8);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Migrate(args) => migrate(args),
         Command::Admin { config, command } => run_admin(config, command),
-        Command::Runtime(command) => runtime_cli::run(command),
+        Command::Runtime(command) => {
+            runtime_log();
+            runtime_cli::run(command)
+        }
         Command::Container(command) => {
+            runtime_log();
             let is_run = matches!(command, container_cli::ContainerCommand::Run(_));
             return match container_cli::execute(command) {
                 Ok(code) => code,

@@ -143,9 +143,7 @@ fn write_changes<W: Write>(
                 }
                 links.insert((meta.dev(), meta.ino()), rel.clone());
             }
-            builder
-                .append_path_with_name(&path, &rel)
-                .map_err(io_err(format!("cannot add {}", rel.display())))?;
+            append_entry(builder, &path, &rel, &meta, record)?;
             if kind.is_dir() {
                 if xattr::get(&path, "trusted.overlay.opaque")
                     .ok()
@@ -160,6 +158,98 @@ fn write_changes<W: Write>(
         }
     }
     Ok(())
+}
+
+/// The kernel's ID for anything a user namespace does not map (`nobody`).
+const OVERFLOW_ID: u32 = 65534;
+
+/// Appends one entry of the upper directory as stored: owner, mode, times, device numbers,
+/// extended attributes (PAX `SCHILY.xattr.*`; overlayfs' own `trusted.overlay.*` are its
+/// bookkeeping, not the container's). In a user namespace the owner is stored as host IDs
+/// and is written as the container's.
+fn append_entry<W: Write>(
+    builder: &mut tar::Builder<W>,
+    path: &Path,
+    rel: &Path,
+    meta: &fs::Metadata,
+    record: &ContainerRecord,
+) -> Result<(), CommitError> {
+    let add_err = || io_err(format!("cannot add {}", rel.display()));
+    let mut header = tar::Header::new_gnu();
+    header.set_metadata_in_mode(meta, tar::HeaderMode::Complete);
+    if let Some(map) = &record.userns {
+        header.set_uid(map.container_uid(meta.uid()).unwrap_or(OVERFLOW_ID).into());
+        header.set_gid(map.container_gid(meta.gid()).unwrap_or(OVERFLOW_ID).into());
+    }
+    append_xattrs(builder, path, rel)?;
+    let kind = meta.file_type();
+    if kind.is_file() {
+        let file = fs::File::open(path).map_err(add_err())?;
+        return builder
+            .append_data(&mut header, rel, file)
+            .map_err(add_err());
+    }
+    header.set_size(0);
+    if kind.is_symlink() {
+        let target = fs::read_link(path).map_err(add_err())?;
+        return builder
+            .append_link(&mut header, rel, target)
+            .map_err(add_err());
+    }
+    if kind.is_char_device() || kind.is_block_device() {
+        let dev = meta.rdev();
+        header
+            .set_device_major(nix::sys::stat::major(dev) as u32)
+            .and_then(|()| header.set_device_minor(nix::sys::stat::minor(dev) as u32))
+            .map_err(add_err())?;
+    }
+    builder
+        .append_data(&mut header, rel, io::empty())
+        .map_err(add_err())
+}
+
+/// A PAX extended header holding `path`'s extended attributes, if it has any.
+fn append_xattrs<W: Write>(
+    builder: &mut tar::Builder<W>,
+    path: &Path,
+    rel: &Path,
+) -> Result<(), CommitError> {
+    let read_err = || io_err(format!("cannot read the attributes of {}", rel.display()));
+    let mut records = Vec::new();
+    for name in xattr::list(path).map_err(read_err())? {
+        let key = name.to_string_lossy();
+        if key.starts_with("trusted.overlay.") {
+            continue;
+        }
+        if let Some(value) = xattr::get(path, &name).map_err(read_err())? {
+            pax_record(&mut records, &format!("SCHILY.xattr.{key}"), &value);
+        }
+    }
+    if records.is_empty() {
+        return Ok(());
+    }
+    let mut header = tar::Header::new_ustar();
+    header.set_entry_type(tar::EntryType::XHeader);
+    header.set_mode(0o644);
+    header.set_size(records.len() as u64);
+    builder
+        .append_data(&mut header, "PaxHeaders/attributes", records.as_slice())
+        .map_err(io_err(format!(
+            "cannot add the attributes of {}",
+            rel.display()
+        )))
+}
+
+/// One PAX record: `LENGTH KEY=VALUE\n`, where LENGTH counts the whole record, itself included.
+fn pax_record(out: &mut Vec<u8>, key: &str, value: &[u8]) {
+    let rest = key.len() + value.len() + 3;
+    let mut len = rest + 1;
+    while rest + len.to_string().len() != len {
+        len = rest + len.to_string().len();
+    }
+    out.extend_from_slice(format!("{len} {key}=").as_bytes());
+    out.extend_from_slice(value);
+    out.push(b'\n');
 }
 
 fn append_empty<W: Write>(builder: &mut tar::Builder<W>, path: &Path) -> Result<(), CommitError> {
@@ -368,6 +458,54 @@ pub fn commit(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pax_records_count_their_own_length() {
+        // Around the sizes where the length gains a digit.
+        for size in [0, 1, 2, 80, 85, 86, 87, 88, 90, 95, 990, 995, 996, 1000] {
+            let mut out = Vec::new();
+            pax_record(&mut out, "SCHILY.xattr.user.k", &vec![b'v'; size]);
+            let text = String::from_utf8(out.clone()).expect("utf8");
+            let (len, _) = text.split_once(' ').expect("length");
+            assert_eq!(len.parse::<usize>().expect("number"), out.len(), "{text}");
+            assert!(text.ends_with('\n'));
+        }
+    }
+
+    #[test]
+    fn extended_attributes_travel_as_pax_records_and_read_back() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("f");
+        fs::write(&file, b"x").expect("write");
+        if xattr::set(&file, "user.berth", b"kept").is_err() {
+            return; // A filesystem without user attributes.
+        }
+        let mut builder = tar::Builder::new(Vec::new());
+        append_xattrs(&mut builder, &file, Path::new("f")).expect("attrs");
+        let mut header = tar::Header::new_gnu();
+        header.set_size(1);
+        builder.append_data(&mut header, "f", &b"x"[..]).expect("f");
+        let bytes = builder.into_inner().expect("tar");
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        let mut entry = archive
+            .entries()
+            .expect("entries")
+            .next()
+            .expect("one")
+            .expect("ok");
+        assert_eq!(entry.path().expect("path").to_str(), Some("f"));
+        let pax: Vec<(String, Vec<u8>)> = entry
+            .pax_extensions()
+            .expect("pax")
+            .expect("some")
+            .flatten()
+            .map(|e| (e.key().expect("key").to_owned(), e.value_bytes().to_vec()))
+            .collect();
+        assert_eq!(
+            pax,
+            vec![("SCHILY.xattr.user.berth".to_owned(), b"kept".to_vec())]
+        );
+    }
 
     #[test]
     fn timestamps_are_rfc3339_utc() {

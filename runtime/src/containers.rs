@@ -85,6 +85,9 @@ pub struct ContainerRecord {
     pub auto_remove: bool,
     /// Network mode.
     pub network: Network,
+    /// The user namespace's ID mappings (`None`: the host's user namespace).
+    #[serde(default)]
+    pub userns: Option<crate::idmap::IdMap>,
     /// `-v` mounts.
     #[serde(default)]
     pub volumes: Vec<Volume>,

@@ -10,6 +10,7 @@
 //! credentials   registry logins (berth's file, then Docker's config.json)
 //! pull          choose the platform, download in parallel with resumption, verify, unpack
 //! user          -u and the image's User against the image's passwd and group files
+//! idmap         --uidmap/--gidmap: user namespace mappings, both ways
 //! process       entrypoint, cmd, environment, working directory: Docker's rules
 //! seccomp       the default seccomp profile (Docker's policy)
 //! seccomp_filter  the profile compiled to BPF once per host, loaded just before exec
@@ -29,6 +30,7 @@ pub mod commit;
 pub mod containers;
 pub mod credentials;
 pub mod host;
+pub mod idmap;
 pub mod lifecycle;
 pub mod logs;
 pub mod process;

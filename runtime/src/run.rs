@@ -14,6 +14,7 @@ use oci_spec::image::ImageConfiguration;
 
 use crate::containers::{ContainerError, ContainerRecord, Containers, Network, State, now};
 use crate::host::Host;
+use crate::idmap::IdMap;
 use crate::process::{self, ProcessError, ProcessOptions};
 use crate::seccomp_filter::{self, SeccompExecutor};
 use crate::spec::{self, Limits, Volume};
@@ -39,6 +40,8 @@ pub struct RunOptions {
     pub limits: Limits,
     /// `--network`.
     pub network: Network,
+    /// `--uidmap`, `--gidmap`: a user namespace of its own.
+    pub userns: Option<IdMap>,
     /// `--rm`.
     pub remove: bool,
 }
@@ -132,6 +135,10 @@ impl ContainerPaths {
     pub fn etc(&self) -> PathBuf {
         self.dir.join("etc")
     }
+    /// Where the image layers are seen through an idmapped mount (user namespaces only).
+    pub fn layers(&self) -> PathBuf {
+        self.dir.join("layers")
+    }
     /// The seccomp profile the container was created with (left out of `config.json`).
     pub fn seccomp_profile(&self) -> PathBuf {
         self.bundle().join("seccomp.json")
@@ -183,6 +190,7 @@ pub fn create(
         tty: options.process.tty,
         auto_remove: options.remove,
         network: options.network,
+        userns: options.userns.clone(),
         volumes: options.volumes.clone(),
         limits: options.limits,
         state: State::Created,
@@ -220,7 +228,20 @@ fn prepare(
         }
         lower.push(crate::store::digest_hex(digest)?.to_owned());
     }
-    let layers_dir = store.root().join("layers/sha256");
+    let mut layers_dir = store.root().join("layers/sha256");
+    if let Some(map) = &record.userns {
+        reachable_by_root(&paths.dir, map)?;
+        // The shared layers, seen with the container's IDs shifted to its host IDs; and its
+        // root directory (the upper one) owned by its root.
+        let seen = paths.layers();
+        fs::create_dir_all(&seen).map_err(host_err("cannot create the layers mount point"))?;
+        host.idmapped_bind(&layers_dir, &seen, map)
+            .map_err(host_err(
+                "cannot mount the image layers with the ID mapping",
+            ))?;
+        layers_dir = seen;
+        chown_to_root(&paths.upper(), map)?;
+    }
     if lower.is_empty() {
         // An image without layers still needs one lower directory.
         let empty = paths.dir.join("empty");
@@ -250,6 +271,18 @@ fn prepare(
         &read("/etc/passwd")?,
         &read("/etc/group")?,
     )?;
+    if let Some(map) = &record.userns {
+        let unmapped_gid = std::iter::once(user.gid)
+            .chain(user.additional_gids.iter().copied())
+            .find(|g| map.host_gid(*g).is_none());
+        if map.host_uid(user.uid).is_none() || unmapped_gid.is_some() {
+            return Err(RunError::Runtime(format!(
+                "the user {}:{} is not mapped by --uidmap/--gidmap",
+                user.uid,
+                unmapped_gid.unwrap_or(user.gid)
+            )));
+        }
+    }
     let mut process = record.process.clone();
     if !process.env.iter().any(|e| e.starts_with("HOME=")) {
         process.env.push(format!("HOME={}", user.home));
@@ -266,6 +299,11 @@ fn prepare(
         })?;
     }
     write_etc(&paths.etc(), &record.hostname, record.network)?;
+    if let Some(map) = &record.userns {
+        for file in ["hostname", "hosts", "resolv.conf"] {
+            chown_to_root(&paths.etc().join(file), map)?;
+        }
+    }
     let mut spec = spec::build(&spec::SpecInput {
         rootfs: &rootfs,
         read_only: options.read_only,
@@ -275,6 +313,7 @@ fn prepare(
         tty: record.tty,
         etc: &paths.etc(),
         own_network: record.network == Network::None,
+        userns: record.userns.as_ref(),
         volumes: &options.volumes,
         tmpfs: &options.tmpfs,
         limits: options.limits,
@@ -294,6 +333,42 @@ fn prepare(
     }
     write_json(&paths.bundle().join("config.json"), &spec)?;
     Ok(record.clone())
+}
+
+/// The container's root user must be able to reach its directory (libcontainer mounts the
+/// root filesystem from inside the user namespace); a private store (mode 0700) is refused
+/// here, naming the directory to open up, rather than by the kernel mid-start.
+fn reachable_by_root(dir: &Path, map: &IdMap) -> Result<(), RunError> {
+    use std::os::unix::fs::MetadataExt;
+    let (uid, gid) = (map.host_uid(0), map.host_gid(0));
+    for ancestor in dir.ancestors().skip(1) {
+        let meta = fs::metadata(ancestor)
+            .map_err(host_err(format!("cannot read {}", ancestor.display())))?;
+        let mode = meta.mode();
+        let searchable = mode & 0o001 != 0
+            || Some(meta.uid()) == uid && mode & 0o100 != 0
+            || Some(meta.gid()) == gid && mode & 0o010 != 0;
+        if !searchable {
+            return Err(RunError::Runtime(format!(
+                "with --uidmap the container's root (host user {}) must be able to reach {}: \
+                 make {} searchable by others (chmod o+x)",
+                uid.unwrap_or_default(),
+                dir.display(),
+                ancestor.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Gives `path` to the container's root (host IDs of its 0:0), as Docker does for a remapped
+/// root's directories.
+fn chown_to_root(path: &Path, map: &IdMap) -> Result<(), RunError> {
+    let (uid, gid) = (map.host_uid(0), map.host_gid(0));
+    std::os::unix::fs::chown(path, uid, gid).map_err(host_err(format!(
+        "cannot give {} to the container's root",
+        path.display()
+    )))
 }
 
 fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), RunError> {
@@ -472,6 +547,9 @@ pub fn teardown(containers: &Containers, host: &dyn Host, record: &ContainerReco
     }
     let paths = ContainerPaths::new(containers, &record.id);
     let _ = host.unmount(&paths.rootfs());
+    if record.userns.is_some() {
+        let _ = host.unmount(&paths.layers());
+    }
 }
 
 /// Undoes a container that never ran (or failed to start): its host side and its directory.

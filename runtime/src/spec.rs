@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
 
+use crate::idmap::IdMap;
 use crate::process::ProcessPlan;
 use crate::user::User;
 
@@ -159,6 +160,8 @@ pub struct SpecInput<'a> {
     pub etc: &'a Path,
     /// A network namespace of its own (`--network none`); `false` shares the host's.
     pub own_network: bool,
+    /// A user namespace with these mappings (`None`: the host's).
+    pub userns: Option<&'a IdMap>,
     /// `-v` mounts.
     pub volumes: &'a [Volume],
     /// `--tmpfs` mounts.
@@ -199,12 +202,24 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, serde_json::Error> {
                 "gid=5",
             ],
         ),
-        mount(
-            "/sys",
-            "sysfs",
-            "sysfs",
-            &["nosuid", "noexec", "nodev", "ro"],
-        ),
+        if input.userns.is_some() && !input.own_network {
+            // sysfs can only be mounted by the user namespace owning the network namespace;
+            // a container in its own user namespace but the host's network gets the host's
+            // /sys, read-only (as runc does).
+            mount(
+                "/sys",
+                "bind",
+                "/sys",
+                &["rbind", "nosuid", "noexec", "nodev", "ro"],
+            )
+        } else {
+            mount(
+                "/sys",
+                "sysfs",
+                "sysfs",
+                &["nosuid", "noexec", "nodev", "ro"],
+            )
+        },
         mount(
             "/sys/fs/cgroup",
             "cgroup",
@@ -255,6 +270,9 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, serde_json::Error> {
     if input.own_network {
         namespaces.push(serde_json::json!({"type": "network"}));
     }
+    if input.userns.is_some() {
+        namespaces.push(serde_json::json!({"type": "user"}));
+    }
 
     let mut resources = serde_json::json!({
         "devices": [{"allow": false, "access": "rwm"}],
@@ -294,7 +312,7 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, serde_json::Error> {
         process["capabilities"]["permitted"] = serde_json::json!([]);
     }
 
-    let spec = serde_json::json!({
+    let mut spec = serde_json::json!({
         "ociVersion": "1.0.2",
         "root": {"path": input.rootfs, "readonly": input.read_only},
         "hostname": input.hostname,
@@ -310,6 +328,10 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, serde_json::Error> {
             "rootfsPropagation": "private",
         },
     });
+    if let Some(map) = input.userns {
+        spec["linux"]["uidMappings"] = map.spec_mappings(false);
+        spec["linux"]["gidMappings"] = map.spec_mappings(true);
+    }
     serde_json::from_value(spec)
 }
 
@@ -353,6 +375,7 @@ mod tests {
             tty: false,
             etc: Path::new("/c/etc"),
             own_network: true,
+            userns: None,
             volumes: &volumes,
             tmpfs: &tmpfs,
             limits: Limits {

@@ -23,6 +23,7 @@ const GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 const APPLETS: &[&str] = &[
     "sh", "echo", "cat", "id", "hostname", "ls", "sleep", "test", "grep", "env", "pwd", "head",
     "seq", "yes", "true", "false", "touch", "rm", "mkdir", "sort", "wc", "kill", "tr", "unshare",
+    "stat", "chown",
 ];
 
 /// Pushes a busybox image of two layers (the second deletes `/etc/doomed`) with an
@@ -586,6 +587,96 @@ async fn commit_push_and_run_from_a_fresh_root_give_the_committed_content() {
             .len(),
         3
     );
+}
+
+#[tokio::test]
+async fn a_user_namespace_makes_the_containers_root_an_unprivileged_host_user() {
+    let Some((b, rt, image)) = setup().await else {
+        return;
+    };
+    let map = ["--uidmap", "0:200000:65536"];
+    let chmod = |mode| {
+        let mut perms = std::fs::metadata(rt.root.path())
+            .expect("root")
+            .permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, mode);
+        std::fs::set_permissions(rt.root.path(), perms).expect("chmod");
+    };
+    // A private store (mode 0700) is out of the mapped root's reach: refused before anything
+    // starts, saying what to open up.
+    chmod(0o700);
+    let (code, _, err) = status(&rt, &["run", "--rm", map[0], map[1], &image, "true"]);
+    assert_eq!(code, 125);
+    assert!(err.contains("chmod o+x"), "{err}");
+    assert_eq!(
+        rt.ok(&["ps", "-a", "-q"]),
+        "",
+        "nothing left of the refused run"
+    );
+    chmod(0o711);
+
+    // Inside: root, owning the image's files (the shared layers, seen through an idmapped
+    // mount), with its own sysfs and only lo.
+    let inside = sh(
+        &rt,
+        &map,
+        &image,
+        "cat /proc/self/uid_map /proc/self/gid_map | tr -s ' '; id -u; stat -c %u:%g /bin/busybox /etc/passwd; touch /new && echo wrote; ls /sys/class/net",
+    );
+    assert_eq!(
+        inside,
+        " 0 200000 65536\n 0 200000 65536\n0\n0:0\n0:0\nwrote\nlo\n"
+    );
+    let (code, _, err) = status(
+        &rt,
+        &["run", "--rm", map[0], map[1], "-u", "70000", &image, "true"],
+    );
+    assert_eq!(code, 125);
+    assert!(err.contains("not mapped"), "{err}");
+
+    // Outside: an unprivileged host user, whose files land in the upper directory under
+    // host IDs.
+    let id = rt
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "mapped",
+            map[0],
+            map[1],
+            &image,
+            "sh",
+            "-c",
+            "echo made > /made && chown 1000:50 /made && sleep 60",
+        ])
+        .trim()
+        .to_owned();
+    let upper = rt.store().join("containers").join(&id).join("upper");
+    wait_for("the container's file", || {
+        std::fs::metadata(upper.join("made"))
+            .is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 201_000)
+    });
+    let made = std::fs::metadata(upper.join("made")).expect("made");
+    assert_eq!(std::os::unix::fs::MetadataExt::gid(&made), 200_050);
+    let record: serde_json::Value =
+        serde_json::from_str(&rt.ok(&["inspect", "mapped"])).expect("json");
+    let pid = record["state"]["pid"].as_i64().expect("running pid");
+    let host_status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    assert!(
+        host_status.contains("Uid:\t200000\t200000"),
+        "{host_status}"
+    );
+    // exec joins the user namespace.
+    assert_eq!(rt.ok(&["exec", "mapped", "id", "-u"]), "0\n");
+
+    // Commit writes the container's IDs, not the host's: a fresh root without a user
+    // namespace sees the owner the container set.
+    let target = format!("{}/rt/mapped:v1", b.host());
+    rt.ok(&["commit", "mapped", &target]);
+    rt.ok(&["rm", "-f", "mapped"]);
+    assert_cleaned_up(&rt, &id);
+    let out = sh(&rt, &[], &target, "cat /made; stat -c %u:%g /made");
+    assert_eq!(out, "made\n1000:50\n");
 }
 
 #[tokio::test]
