@@ -165,6 +165,9 @@ pub enum ContainerCommand {
         /// Pass standard input.
         #[arg(short = 'i', long)]
         interactive: bool,
+        /// Give the command a pseudo-terminal of its own.
+        #[arg(short = 't', long)]
+        tty: bool,
         /// Set an environment variable (NAME=VALUE).
         #[arg(short = 'e', long = "env")]
         env: Vec<String>,
@@ -295,6 +298,7 @@ pub fn execute(command: ContainerCommand) -> anyhow::Result<ExitCode> {
         ContainerCommand::Exec {
             root,
             interactive,
+            tty,
             env,
             workdir,
             user,
@@ -313,6 +317,7 @@ pub fn execute(command: ContainerCommand) -> anyhow::Result<ExitCode> {
                 workdir,
                 user,
                 interactive,
+                tty,
             };
             drop(out);
             let code = lifecycle::exec(&containers(&root)?, &container, &options)?;

@@ -135,7 +135,7 @@ fn supervise_started(
         what: format!("cannot open {}", log_path.display()),
         source,
     })?;
-    supervise::supervise(pid, io, &mut log, attach).map_err(|source| RunError::Host {
+    supervise::supervise(pid, io, Some(&mut log), attach).map_err(|source| RunError::Host {
         what: "supervising the container failed".into(),
         source,
     })
@@ -303,6 +303,63 @@ pub struct ExecOptions {
     pub user: Option<(u32, Option<u32>)>,
     /// Pass our stdin.
     pub interactive: bool,
+    /// A pseudo-terminal of its own (`-t`).
+    pub tty: bool,
+}
+
+/// The exec'd process: the container's own (user, capabilities, `no_new_privs`, rlimits,
+/// environment, working directory) with `options` applied, as `docker exec` does.
+fn exec_process(
+    paths: &ContainerPaths,
+    options: &ExecOptions,
+) -> Result<serde_json::Value, LifecycleError> {
+    let config = paths.bundle().join("config.json");
+    let spec: serde_json::Value = std::fs::read(&config)
+        .map_err(io_err("cannot read the container's spec"))
+        .and_then(|b| {
+            serde_json::from_slice(&b).map_err(|e| {
+                LifecycleError::Run(RunError::Runtime(format!(
+                    "invalid {}: {e}",
+                    config.display()
+                )))
+            })
+        })?;
+    let mut process = spec["process"].clone();
+    let mut env: Vec<String> = process["env"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    for e in &options.env {
+        let key = e.split_once('=').map_or(e.as_str(), |(k, _)| k);
+        env.retain(|old| old.split_once('=').map_or(old.as_str(), |(k, _)| k) != key);
+        env.push(e.clone());
+    }
+    process["env"] = serde_json::json!(env);
+    process["args"] = serde_json::json!(options.command);
+    process["terminal"] = serde_json::json!(options.tty);
+    if options.tty {
+        if let Some((rows, cols)) = crate::terminal::size(io::stdin()) {
+            process["consoleSize"] = serde_json::json!({"height": rows, "width": cols});
+        }
+    } else if let Some(p) = process.as_object_mut() {
+        p.remove("consoleSize");
+    }
+    if let Some(cwd) = &options.workdir {
+        process["cwd"] = serde_json::json!(cwd);
+    }
+    if let Some((uid, gid)) = options.user {
+        process["user"] = serde_json::json!({"uid": uid, "gid": gid.unwrap_or(0)});
+        if uid != 0 {
+            // A non-root process keeps no capabilities (the kernel would drop them at exec).
+            process["capabilities"]["effective"] = serde_json::json!([]);
+            process["capabilities"]["permitted"] = serde_json::json!([]);
+        }
+    }
+    Ok(process)
 }
 
 /// Runs a command in a running container, attached to our streams; returns its exit status.
@@ -315,55 +372,80 @@ pub fn exec(
     if running_pid(&record).is_none() {
         return Err(LifecycleError::NotRunning(record.name));
     }
+    let paths = ContainerPaths::new(containers, &record.id);
+    let process = exec_process(&paths, options)?;
+    // libcontainer takes a custom process as a file; it is read before `build` returns.
+    let process_file = paths.dir.join(format!(
+        ".exec-{}.json",
+        run::random_id().map_err(io_err("cannot read random bytes"))?
+    ));
+    std::fs::write(&process_file, process.to_string())
+        .map_err(io_err("cannot write the exec process"))?;
     let dup = |fd: std::os::fd::BorrowedFd<'_>| {
         fd.try_clone_to_owned()
             .map_err(io_err("cannot pass our streams"))
     };
-    let stdin: OwnedFd = if options.interactive {
-        dup(io::stdin().as_fd())?
-    } else {
-        std::fs::File::open("/dev/null")
-            .map_err(io_err("cannot open /dev/null"))?
-            .into()
-    };
-    let mut env: std::collections::HashMap<String, String> = record
-        .process
-        .env
-        .iter()
-        .filter_map(|e| e.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
-        .collect();
-    for e in &options.env {
-        if let Some((k, v)) = e.split_once('=') {
-            env.insert(k.to_owned(), v.to_owned());
-        }
-    }
-    let cwd = options
-        .workdir
-        .clone()
-        .unwrap_or_else(|| record.process.cwd.clone());
     let runtime_err = |e: libcontainer::error::LibcontainerError| {
         LifecycleError::Run(RunError::Runtime(e.to_string()))
     };
     let mut builder = ContainerBuilder::new(record.id.clone(), SyscallType::default())
         .with_root_path(containers.run_root())
         .map_err(runtime_err)?
-        .with_executor(run::executor(containers, &record.id)?)
-        .with_stdin(stdin)
-        .with_stdout(dup(io::stdout().as_fd())?)
-        .with_stderr(dup(io::stderr().as_fd())?)
+        .with_executor(run::executor(containers, &record.id)?);
+    let console = if options.tty {
+        let console = crate::terminal::ConsoleSocket::bind(&format!("{}-exec", record.id))
+            .map_err(io_err("cannot create the console socket"))?;
+        builder = builder.with_console_socket(Some(console.path()));
+        Some(console)
+    } else {
+        let stdin: OwnedFd = if options.interactive {
+            dup(io::stdin().as_fd())?
+        } else {
+            std::fs::File::open("/dev/null")
+                .map_err(io_err("cannot open /dev/null"))?
+                .into()
+        };
+        builder = builder
+            .with_stdin(stdin)
+            .with_stdout(dup(io::stdout().as_fd())?)
+            .with_stderr(dup(io::stderr().as_fd())?);
+        None
+    };
+    let built = builder
         .as_tenant()
-        .with_detach(false)
-        .with_cwd(Some(&cwd))
-        .with_env(env)
-        .with_container_args(options.command.clone());
-    if let Some((uid, gid)) = options.user {
-        builder = builder.with_user(Some(uid)).with_group(gid);
-    }
-    let pid = builder.build().map_err(runtime_err)?;
-    match nix::sys::wait::waitpid(pid, None) {
-        Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => Ok(code),
-        Ok(nix::sys::wait::WaitStatus::Signaled(_, sig, _)) => Ok(128 + sig as i32),
-        Ok(_) => Ok(255),
-        Err(e) => Err(io_err("cannot wait for the command")(e.into())),
-    }
+        // libcontainer wants "detached" whenever a console socket is used; we still are the
+        // process's parent and reap it.
+        .with_detach(options.tty)
+        .with_process(Some(&process_file))
+        .build();
+    let _ = std::fs::remove_file(&process_file);
+    let pid = built.map_err(runtime_err)?;
+    let Some(console) = console else {
+        return match nix::sys::wait::waitpid(pid, None) {
+            Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => Ok(code),
+            Ok(nix::sys::wait::WaitStatus::Signaled(_, sig, _)) => Ok(128 + sig as i32),
+            Ok(_) => Ok(255),
+            Err(e) => Err(io_err("cannot wait for the command")(e.into())),
+        };
+    };
+    let master = console
+        .receive()
+        .map_err(io_err("cannot receive the command's terminal"))?;
+    let raw = if options.interactive {
+        crate::terminal::RawMode::enter(io::stdin())
+    } else {
+        None
+    };
+    let code = supervise::supervise(
+        pid.as_raw(),
+        Io::Terminal { master },
+        None,
+        Attach {
+            output: true,
+            stdin: options.interactive,
+            forward_signals: true,
+        },
+    );
+    drop(raw);
+    code.map_err(io_err("supervising the command failed"))
 }

@@ -57,7 +57,14 @@ fn reap(init: Pid) -> Option<i32> {
 
 /// Supervises until the container's init process has ended and its output is drained;
 /// returns its exit status.
-pub fn supervise(pid: i32, io: Io, log: &mut LogWriter, attach: Attach) -> io::Result<i32> {
+/// `log` is the container's output log (`None` for an `exec`, whose output is not the
+/// container's).
+pub fn supervise(
+    pid: i32,
+    io: Io,
+    mut log: Option<&mut LogWriter>,
+    attach: Attach,
+) -> io::Result<i32> {
     let init = Pid::from_raw(pid);
     let mut mask = SigSet::empty();
     for s in FORWARDED
@@ -153,7 +160,9 @@ pub fn supervise(pid: i32, io: Io, log: &mut LogWriter, attach: Attach) -> io::R
                     // EIO: the terminal's last user is gone.
                     Ok(0) | Err(_) => closed.push(i),
                     Ok(n) => {
-                        let _ = log.write(*stream, &buf[..n]);
+                        if let Some(log) = log.as_deref_mut() {
+                            let _ = log.write(*stream, &buf[..n]);
+                        }
                         if attach.output {
                             let _ = match stream {
                                 Stream::Stdout => {

@@ -95,7 +95,12 @@ impl Drop for RawMode {
     }
 }
 
-/// Gives the pty `to` the size of terminal `from` (ignored when `from` is not a terminal).
+/// The window size (rows, columns) of terminal `of`; `None` when it is not a terminal.
+pub fn size(of: impl AsFd) -> Option<(u16, u16)> {
+    termios::tcgetwinsize(of).ok().map(|w| (w.ws_row, w.ws_col))
+}
+
+/// Gives `to` the window size of `from`, if `from` is a terminal.
 pub fn copy_size(from: impl AsFd, to: impl AsFd) {
     if let Ok(size) = termios::tcgetwinsize(from) {
         let _ = termios::tcsetwinsize(to, size);

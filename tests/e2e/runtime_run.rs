@@ -134,6 +134,30 @@ fn assert_cleaned_up(rt: &Runtime, id: &str) {
     }
 }
 
+/// Runs `berth ARGS` under a pseudo-terminal (script(1)), typing `input`; returns its status
+/// and what the terminal showed.
+fn in_terminal(rt: &Runtime, args: &str, input: &[u8]) -> (Option<i32>, String) {
+    let inner = format!("{} {args}", env!("CARGO_BIN_EXE_berth"));
+    let mut script = Command::new("script");
+    script.args(["-qec", &inner, "/dev/null"]);
+    for (k, v) in &rt.env {
+        script.env(k, v);
+    }
+    let mut child = script
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("script");
+    let mut stdin = child.stdin.take().expect("stdin");
+    std::thread::sleep(Duration::from_secs(1));
+    stdin.write_all(input).expect("type");
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !f() {
@@ -414,32 +438,18 @@ async fn signals_are_forwarded_and_a_terminal_works() {
     assert_eq!(code, Some(7), "the container's trap ran: {rest}");
     assert!(rest.contains("got-term"));
 
-    // -it under a pseudo-terminal (script(1) provides one): a shell that sees a terminal.
-    let berth = env!("CARGO_BIN_EXE_berth");
-    let inner = format!("{berth} run --rm -it {image} sh");
-    let mut script = Command::new("script");
-    script.args(["-qec", &inner, "/dev/null"]);
-    for (k, v) in &rt.env {
-        script.env(k, v);
-    }
-    let mut child = script
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("script");
-    let mut stdin = child.stdin.take().expect("stdin");
-    std::thread::sleep(Duration::from_secs(1));
-    stdin
-        .write_all(b"test -t 0 && echo tty-$((40+2)); tty; exit 5\n")
-        .expect("type");
-    let out = child.wait_with_output().expect("wait");
-    let text = String::from_utf8_lossy(&out.stdout);
+    // -it under a pseudo-terminal: a shell that sees a terminal.
+    let (code, text) = in_terminal(
+        &rt,
+        &format!("run --rm -it {image} sh"),
+        b"test -t 0 && echo tty-$((40+2)); tty; exit 5\n",
+    );
     assert!(text.contains("tty-42"), "{text}");
     assert!(
         text.contains("/dev/pts/0") || text.contains("/dev/console"),
         "{text}"
     );
-    assert_eq!(out.status.code(), Some(5), "{text}");
+    assert_eq!(code, Some(5), "{text}");
 }
 
 fn nix_kill(pid: u32, signal: &str) {
@@ -458,7 +468,7 @@ async fn detached_containers_live_on_and_are_stopped_and_removed_cleanly() {
     };
     let id = rt
         .ok(&[
-            "run", "-d", "--name", "web", &image, "sh", "-c",
+            "run", "-d", "--name", "web", "-u", "app", &image, "sh", "-c",
             "echo started; echo oops >&2; trap 'echo bye; exit 3' TERM; while true; do sleep 0.1; done",
         ])
         .trim()
@@ -481,6 +491,16 @@ async fn detached_containers_live_on_and_are_stopped_and_removed_cleanly() {
     );
     let (code, _, _) = status(&rt, &["exec", "web", "sh", "-c", "test $$ != 1 && exit 9"]);
     assert_eq!(code, 9);
+    // exec runs as the container's user unless told otherwise.
+    assert_eq!(rt.ok(&["exec", "web", "id", "-u"]), "1000\n");
+    assert_eq!(rt.ok(&["exec", "-u", "0", "web", "id", "-u"]), "0\n");
+    // -it: a terminal of its own (script(1) gives us one); the status is the command's.
+    let (code, text) = in_terminal(&rt, "exec -it web sh", b"tty; echo tty-$((40+2)); exit 4\n");
+    assert_eq!(code, Some(4), "{text}");
+    assert!(
+        text.contains("tty-42") && text.contains("/dev/pts/"),
+        "{text}"
+    );
     // An exec'd process is confined like the container's own: same seccomp profile.
     let status_line = rt.ok(&["exec", "web", "grep", "^Seccomp:", "/proc/self/status"]);
     assert_eq!(status_line, "Seccomp:\t2\n");
