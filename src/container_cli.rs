@@ -472,6 +472,9 @@ fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
         let _ = child.wait();
         let _ = lifecycle::remove(&containers, &LinuxHost, &record.id, true);
         let reason = line.trim();
+        if let Some(reason) = reason.strip_prefix(lifecycle::NOT_FOUND_PREFIX) {
+            return Err(RunError::CommandNotFound(reason.to_owned()).into());
+        }
         bail!(
             "cannot start the container: {}",
             if reason.is_empty() {

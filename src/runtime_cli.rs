@@ -84,6 +84,9 @@ pub enum RuntimeCommand {
         /// The author.
         #[arg(short = 'a', long)]
         author: Option<String>,
+        /// Freeze a running container while its changes are read.
+        #[arg(short = 'p', long, default_value_t = true, action = clap::ArgAction::Set)]
+        pause: bool,
         /// Container name or id.
         container: String,
         /// The new image's name.
@@ -215,13 +218,18 @@ pub fn run(command: RuntimeCommand) -> anyhow::Result<()> {
                 root,
                 message,
                 author,
+                pause,
                 container,
                 reference: r,
             } => {
                 let store = open_store(&root)?;
                 let containers = crate::container_cli::containers(&root)?;
                 let name = reference(&r)?.whole();
-                let options = berth_runtime::commit::CommitOptions { message, author };
+                let options = berth_runtime::commit::CommitOptions {
+                    message,
+                    author,
+                    pause,
+                };
                 let record =
                     berth_runtime::commit::commit(&store, &containers, &container, &name, &options)
                         .with_context(|| format!("cannot commit {container}"))?;

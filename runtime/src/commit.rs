@@ -14,7 +14,7 @@ use flate2::Compression as Gzip;
 use flate2::write::GzEncoder;
 use sha2::{Digest as _, Sha256};
 
-use crate::containers::{ContainerError, ContainerRecord, Containers};
+use crate::containers::{ContainerError, ContainerRecord, Containers, State};
 use crate::run::ContainerPaths;
 use crate::store::{ImageRecord, Store, StoreError};
 use crate::unpack::{self, Compression};
@@ -26,6 +26,9 @@ pub struct CommitOptions {
     pub message: Option<String>,
     /// Author (`-a`).
     pub author: Option<String>,
+    /// Freeze a running container while its changes are read (`--pause`, Docker's default),
+    /// so that the layer is one moment of it.
+    pub pause: bool,
 }
 
 /// Why a commit failed.
@@ -52,6 +55,31 @@ pub enum CommitError {
     /// The new layer does not unpack as written.
     #[error("the new layer does not unpack: {0}")]
     Unpack(#[from] unpack::UnpackError),
+    /// The running container could not be frozen.
+    #[error("cannot pause the container (commit --pause=false reads it running): {0}")]
+    Pause(String),
+}
+
+/// Freezes the container if it runs; thawed again when the returned handle is dropped.
+fn pause(containers: &Containers, record: &ContainerRecord) -> Result<Option<Paused>, CommitError> {
+    if !matches!(record.state, State::Running { .. }) {
+        return Ok(None);
+    }
+    let mut container =
+        libcontainer::container::Container::load(containers.run_root().join(&record.id))
+            .map_err(|e| CommitError::Pause(e.to_string()))?;
+    container
+        .pause()
+        .map_err(|e| CommitError::Pause(e.to_string()))?;
+    Ok(Some(Paused(container)))
+}
+
+struct Paused(libcontainer::container::Container);
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        let _ = self.0.resume();
+    }
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> CommitError {
@@ -362,7 +390,14 @@ pub fn commit(
     let mut config = parse(&base.config)?;
     let mut manifest = parse(&base.manifest)?;
 
-    let (digest, diff_id, size) = build_layer(store, &record, &upper)?;
+    let paused = if options.pause {
+        pause(containers, &record)?
+    } else {
+        None
+    };
+    let built = build_layer(store, &record, &upper);
+    drop(paused);
+    let (digest, diff_id, size) = built?;
 
     let created = timestamp();
     let p = &record.process;

@@ -141,6 +141,9 @@ fn supervise_started(
     })
 }
 
+/// How a detached supervisor's report marks a command the image does not have.
+pub const NOT_FOUND_PREFIX: &str = "command not found: ";
+
 /// The body of a detached supervisor: starts the created container `id`, reports
 /// `started` (or the error) through `report`, then supervises it to its end.
 pub fn supervise_detached(
@@ -157,7 +160,12 @@ pub fn supervise_detached(
             started
         }
         Err(e) => {
-            let _ = writeln!(report, "{e}");
+            // One line for `run -d` to show; a missing command keeps its kind (status 127).
+            let prefix = match e {
+                RunError::CommandNotFound(_) => NOT_FOUND_PREFIX,
+                _ => "",
+            };
+            let _ = writeln!(report, "{prefix}{e}");
             run::discard(containers, host, &record);
             return Err(e);
         }

@@ -383,6 +383,14 @@ async fn the_image_config_and_options_combine_like_dockers() {
     assert_eq!(code, 42);
     let (code, _, err) = status(&rt, &["run", "--rm", &image, "no-such-command"]);
     assert_eq!(code, 127, "{err}");
+    let (code, _, err) = status(&rt, &["run", "-d", &image, "no-such-command"]);
+    assert_eq!(code, 127, "{err}");
+    assert!(err.contains("no-such-command"), "{err}");
+    assert_eq!(
+        rt.ok(&["ps", "-a", "-q"]),
+        "",
+        "nothing left of a run that failed"
+    );
     let (code, _, err) = status(&rt, &["run", "--rm", "-u", "nobody", &image, "true"]);
     assert_eq!(code, 125);
     assert!(err.contains("unable to find user nobody"), "{err}");
@@ -693,6 +701,8 @@ async fn a_user_namespace_makes_the_containers_root_an_unprivileged_host_user() 
     // namespace sees the owner the container set.
     let target = format!("{}/rt/mapped:v1", b.host());
     rt.ok(&["commit", "mapped", &target]);
+    // It was frozen while its changes were read, and thawed after.
+    assert_eq!(rt.ok(&["exec", "mapped", "echo", "thawed"]), "thawed\n");
     rt.ok(&["rm", "-f", "mapped"]);
     assert_cleaned_up(&rt, &id);
     let out = sh(&rt, &[], &target, "cat /made; stat -c %u:%g /made");
