@@ -47,6 +47,12 @@ enum Command {
         #[command(subcommand)]
         command: admin::AdminCommand,
     },
+    /// Remove manifests and blobs nothing references: one garbage-collection pass.
+    ///
+    /// Runs online, beside any number of servers on the same database and storage: whatever
+    /// a push, mount or tag claims meanwhile stays. Uses the [gc] settings (review delay,
+    /// policy for untagged manifests and orphaned referrers); `serve` runs passes itself.
+    Gc(GcArgs),
     #[command(flatten)]
     Runtime(runtime_cli::RuntimeCommand),
     #[command(flatten)]
@@ -61,6 +67,27 @@ struct ConfigArgs {
     /// Directory of the embedded SQLite database [default: ./berth-data].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct GcArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// List what the pass would remove and the bytes it would free; remove nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Seconds a change must be old before what it left unreferenced goes (default:
+    /// gc.review_delay_secs). 0 judges everything as it stands now: only safe when no push
+    /// is in progress.
+    #[arg(long, value_name = "SECS")]
+    review_delay: Option<u64>,
+    /// Review every manifest and blob, not only what changed since the last passes: once,
+    /// after turning on gc.collect_untagged or gc.collect_orphan_referrers.
+    #[arg(long)]
+    requeue: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -99,6 +126,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Migrate(args) => migrate(args),
         Command::Admin { config, command } => run_admin(config, command),
+        Command::Gc(args) => gc(args),
         Command::Runtime(command) => {
             runtime_log();
             runtime_cli::run(command)
@@ -142,6 +170,63 @@ fn run_admin(args: ConfigArgs, command: admin::AdminCommand) -> anyhow::Result<(
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(admin::run(&config, command))
+}
+
+fn gc(args: GcArgs) -> anyhow::Result<()> {
+    let mut config = Config::load(args.config.config.as_deref(), std::env::vars())?;
+    if let Some(dir) = args.config.data_dir {
+        config.server.data_dir = dir;
+    }
+    if let Some(delay) = args.review_delay {
+        config.gc.review_delay_secs = delay;
+    }
+    config.log.level = "warn".into();
+    berth_registry::telemetry::init(&config.log)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let report = runtime.block_on(async {
+        let registry = berth_registry::server::open_registry(&config).await?;
+        anyhow::Ok(
+            registry
+                .collect_garbage(&berth_registry::service::gc::GcOptions {
+                    requeue: args.requeue,
+                    ..config.gc.options(args.dry_run)
+                })
+                .await?,
+        )
+    })?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        return Ok(());
+    }
+    let verb = if report.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    for m in &report.manifests {
+        writeln!(
+            out,
+            "{verb} manifest {}@{} ({} bytes)",
+            m.repository, m.digest, m.size
+        )?;
+    }
+    for b in &report.blobs {
+        writeln!(out, "{verb} blob {} ({} bytes)", b.digest, b.size)?;
+    }
+    writeln!(
+        out,
+        "{}: {} manifests, {} blobs, {} bytes of blob storage {}",
+        if report.dry_run { "dry run" } else { "done" },
+        report.manifests.len(),
+        report.blobs.len(),
+        report.bytes_freed,
+        if report.dry_run { "to free" } else { "freed" },
+    )?;
+    Ok(())
 }
 
 fn migrate(args: ConfigArgs) -> anyhow::Result<()> {

@@ -56,6 +56,53 @@ pub struct Config {
     pub log: LogConfig,
     /// Accounts and Docker token authentication.
     pub auth: AuthConfig,
+    /// Garbage collection.
+    pub gc: GcConfig,
+}
+
+/// `[gc]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GcConfig {
+    /// Run garbage-collection passes inside `serve` (every replica may; they share the work).
+    pub enabled: bool,
+    /// Seconds between passes.
+    pub interval_secs: u64,
+    /// Seconds a change must be old before what it left unreferenced is removed: the time a
+    /// push has to finish (uploaded layers count as garbage until a manifest refers to them).
+    pub review_delay_secs: u64,
+    /// Remove manifests no tag, index or subject keeps (off: untagged manifests stay and are
+    /// still pulled by digest).
+    pub collect_untagged: bool,
+    /// Remove referrers (signatures, SBOMs) once their subject is gone.
+    pub collect_orphan_referrers: bool,
+}
+
+impl Default for GcConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval_secs: 3600,
+            review_delay_secs: 24 * 60 * 60,
+            collect_untagged: false,
+            collect_orphan_referrers: true,
+        }
+    }
+}
+
+impl GcConfig {
+    /// How a pass runs under this configuration.
+    pub fn options(&self, dry_run: bool) -> crate::service::gc::GcOptions {
+        crate::service::gc::GcOptions {
+            review_delay: std::time::Duration::from_secs(self.review_delay_secs),
+            policy: crate::meta::gc::GcPolicy {
+                collect_untagged: self.collect_untagged,
+                collect_orphan_referrers: self.collect_orphan_referrers,
+            },
+            dry_run,
+            requeue: false,
+        }
+    }
 }
 
 /// `[server]`

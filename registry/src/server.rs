@@ -248,6 +248,7 @@ pub struct Server {
     drain: Duration,
     upload_ttl: Duration,
     cleanup_interval: Duration,
+    gc: crate::config::GcConfig,
 }
 
 impl Server {
@@ -286,6 +287,7 @@ impl Server {
             shutdown_timeout: Duration::from_secs(config.server.shutdown_timeout_secs),
             drain: Duration::from_secs(config.server.shutdown_drain_secs),
             upload_ttl: Duration::from_secs(config.server.upload_ttl_secs),
+            gc: config.gc.clone(),
             cleanup_interval: Duration::from_secs(
                 config.server.upload_cleanup_interval_secs.max(1),
             ),
@@ -324,6 +326,12 @@ impl Server {
             self.trust_forwarded,
         );
         let app = crate::api::router(self.registry.clone(), self.gate.clone(), ready.clone(), ui);
+        let _collector = self.gc.enabled.then(|| {
+            AbortOnDrop(tokio::spawn(collect_garbage_forever(
+                self.registry.clone(),
+                self.gc.clone(),
+            )))
+        });
         let _janitor = AbortOnDrop(tokio::spawn(expire_uploads_forever(
             self.registry,
             self.upload_ttl,
@@ -495,6 +503,20 @@ async fn expire_uploads_forever(registry: Registry, ttl: Duration, interval: Dur
             Ok(0) => {}
             Ok(n) => tracing::info!(expired = n, "removed expired upload sessions"),
             Err(e) => tracing::warn!(error = %e, "could not remove expired upload sessions"),
+        }
+    }
+}
+
+/// Runs a garbage-collection pass every `gc.interval_secs` (the first one after one interval,
+/// so that starting a replica is not also a pass).
+async fn collect_garbage_forever(registry: Registry, gc: crate::config::GcConfig) {
+    let interval = Duration::from_secs(gc.interval_secs.max(1));
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = registry.collect_garbage(&gc.options(false)).await {
+            tracing::warn!(error = %e, "garbage collection failed; retried next interval");
         }
     }
 }

@@ -123,6 +123,11 @@ impl Berth {
         out
     }
 
+    /// The settings this server runs with (its backends, and what the test added).
+    pub fn env(&self) -> &[(String, String)] {
+        &self.env
+    }
+
     /// `http://127.0.0.1:PORT` + `path` (`https://` when `scheme` says so).
     pub fn url(&self, path: &str) -> String {
         format!("{}://{}{path}", self.scheme, self.addr)

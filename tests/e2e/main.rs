@@ -14,6 +14,7 @@ mod browser;
 mod cli;
 mod client;
 mod crash;
+mod gc;
 mod harness;
 mod memory;
 mod nginx;

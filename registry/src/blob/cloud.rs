@@ -8,7 +8,7 @@ use object_store::multipart::{MultipartStore, PartId};
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use super::{AppendError, BlobError, BlobLocation, Multipart, Stage, StorageKey};
-use crate::domain::{Digest, UploadHasher, UploadId};
+use crate::domain::{UploadHasher, UploadId};
 
 /// Streams `body` after `stage`'s pending bytes into parts; see
 /// [`super::BlobStore::append_upload`].
@@ -91,16 +91,14 @@ pub(super) async fn commit(
     store: &dyn MultipartStore,
     id: UploadId,
     mut stage: Stage,
-    digest: &Digest,
 ) -> Result<BlobLocation, BlobError> {
     if stage.multipart.is_none() {
+        // Small enough for one request; still a key of its own (see the module's layout).
+        let path = StorageKey::Assembled(id).path();
         objects
-            .put(
-                &StorageKey::Blob(digest).path(),
-                PutPayload::from_bytes(stage.pending),
-            )
+            .put(&path, PutPayload::from_bytes(stage.pending))
             .await?;
-        return Ok(None);
+        return Ok(Some(path.to_string()));
     }
     let pending = std::mem::take(&mut stage.pending);
     if !pending.is_empty() {

@@ -6,17 +6,19 @@
 //! ```text
 //! <root>/
 //! ├── blobs/
-//! │   ├── sha256/<first two hex digits>/<64 hex digits>    verified blob bytes, never rewritten
-//! │   └── sha512/<first two hex digits>/<128 hex digits>
-//! ├── data/<upload id>                                     verified blobs assembled from a cloud
-//! │                                                        multipart upload (left in place: cloud
-//! │                                                        stores cannot rename large objects)
+//! │   ├── sha256/<first two hex digits>/<64 hex digits>    verified blob bytes stored by earlier
+//! │   └── sha512/<first two hex digits>/<128 hex digits>   versions, never rewritten
+//! ├── data/<upload id>                                     verified blob bytes, one key per
+//! │                                                        stored copy (the upload that wrote it)
 //! └── uploads/<upload id>                                  local directory only: bytes received
 //!                                                          by an upload session so far
 //! ```
 //!
 //! A blob key is only written with bytes whose digest was verified, and the database names a
-//! blob only after its bytes are stored, so a reader never sees a partial or wrong blob.
+//! blob only after its bytes are stored, so a reader never sees a partial or wrong blob. Every
+//! stored copy has a key of its own, never reused: garbage collection deletes a key only after
+//! the row naming it is gone, and no later upload can be given that key again, so a blob pushed
+//! while its previous copy is being collected is never lost.
 //!
 //! Two backends keep upload bytes differently. The local directory appends to a plain file
 //! (`object_store`'s `LocalFileSystem` cannot append across requests) and renames it into place,
@@ -247,15 +249,6 @@ impl BlobStore {
         Ok(local.path_to_filesystem(&StorageKey::Upload(id).path())?)
     }
 
-    /// Whether the verified bytes of `digest` are at its canonical key.
-    pub async fn contains(&self, digest: &Digest) -> Result<bool, BlobError> {
-        match self.objects.head(&StorageKey::Blob(digest).path()).await {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
-    }
-
     /// Whether blob downloads are answered with redirects to presigned URLs.
     pub fn redirects(&self) -> bool {
         self.redirect.is_some()
@@ -331,35 +324,27 @@ impl BlobStore {
         }
     }
 
-    /// Makes the first `len` bytes of upload `id`, whose digest the caller verified, the
-    /// stored bytes of `digest`. Atomic and durable: readers see either no blob or all of it.
-    /// Returns where the bytes now are.
+    /// Makes the first `len` bytes of upload `id`, whose digest the caller verified, a stored
+    /// copy of that blob under a key of its own. Atomic and durable: readers see either no
+    /// blob or all of it. Returns where the bytes now are.
     pub async fn commit_upload(
         &self,
         id: UploadId,
         len: u64,
         stage: Stage,
-        digest: &Digest,
     ) -> Result<BlobLocation, BlobError> {
         match &self.staging {
             Staging::Local(fs) => {
                 let path = Self::upload_file(fs, id)?;
-                if self.contains(digest).await? {
-                    // Same digest, same bytes: keep the copy already in place.
-                    self.discard_upload(id, &stage).await?;
-                    return Ok(None);
-                }
                 tokio::task::spawn_blocking(move || local::seal(&path, len)).await??;
+                let key = StorageKey::Assembled(id).path();
                 self.objects
-                    .rename(
-                        &StorageKey::Upload(id).path(),
-                        &StorageKey::Blob(digest).path(),
-                    )
+                    .rename(&StorageKey::Upload(id).path(), &key)
                     .await?;
-                Ok(None)
+                Ok(Some(key.to_string()))
             }
             Staging::Multipart { store, .. } => {
-                cloud::commit(self.objects.as_ref(), store.as_ref(), id, stage, digest).await
+                cloud::commit(self.objects.as_ref(), store.as_ref(), id, stage).await
             }
         }
     }
@@ -397,10 +382,10 @@ impl BlobStore {
         }
     }
 
-    /// Deletes the bytes at `location` (an assembled upload that turned out to duplicate a
-    /// blob stored meanwhile).
-    pub async fn delete_location(&self, digest: &Digest, location: &str) -> Result<(), BlobError> {
-        let path = location_path(digest, Some(location))?;
+    /// Deletes the bytes of `digest` at `location` (a copy that turned out to duplicate a blob
+    /// recorded meanwhile, or a blob garbage collection removed); gone already is not an error.
+    pub async fn delete(&self, digest: &Digest, location: Option<&str>) -> Result<(), BlobError> {
+        let path = location_path(digest, location)?;
         match self.objects.delete(&path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
@@ -498,22 +483,19 @@ mod tests {
         // ...which committing at the recorded length discards.
         let digest = hasher.finish();
         assert_eq!(digest, Digest::sha256_of(b"hello world"));
-        assert!(!store.contains(&digest).await.unwrap());
-        assert_eq!(
-            store.commit_upload(id, 11, stage, &digest).await.unwrap(),
-            None
-        );
-        assert!(store.contains(&digest).await.unwrap());
-        let all = store.get(&digest, None, None).await.unwrap().unwrap();
+        let location = store.commit_upload(id, 11, stage).await.unwrap();
+        assert_eq!(location, Some(format!("data/{id}")), "a key of its own");
+        let at = location.as_deref();
+        let all = store.get(&digest, at, None).await.unwrap().unwrap();
         assert_eq!(read_all(all).await, b"hello world");
-        let part = store
-            .get(&digest, None, Some(6..11))
-            .await
-            .unwrap()
-            .unwrap();
+        let part = store.get(&digest, at, Some(6..11)).await.unwrap().unwrap();
         assert_eq!(part.range, 6..11);
         assert_eq!(read_all(part).await, b"world");
         assert!(store.get(&d('b'), None, None).await.unwrap().is_none());
+        // Deleting a copy (garbage collection, a duplicate) is idempotent.
+        store.delete(&digest, at).await.unwrap();
+        assert!(store.get(&digest, at, None).await.unwrap().is_none());
+        store.delete(&digest, at).await.unwrap();
     }
 
     #[tokio::test]
@@ -522,11 +504,12 @@ mod tests {
         let store = BlobStore::local(dir.path()).unwrap();
         let id = UploadId::new_random();
         let digest = Digest::sha256_of(b"");
-        store
-            .commit_upload(id, 0, Stage::default(), &digest)
+        let location = store.commit_upload(id, 0, Stage::default()).await.unwrap();
+        let read = store
+            .get(&digest, location.as_deref(), None)
             .await
+            .unwrap()
             .unwrap();
-        let read = store.get(&digest, None, None).await.unwrap().unwrap();
         assert!(read_all(read).await.is_empty());
     }
 
@@ -564,7 +547,7 @@ mod tests {
         assert_eq!(stage.pending.as_ref(), b"ijk");
         let digest = hasher.finish();
         assert_eq!(digest, Digest::sha256_of(b"abcdefghijk"));
-        let location = store.commit_upload(id, 11, stage, &digest).await.unwrap();
+        let location = store.commit_upload(id, 11, stage).await.unwrap();
         assert_eq!(location, Some(format!("data/{id}")));
         let read = store
             .get(&digest, location.as_deref(), None)
@@ -575,7 +558,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn small_cloud_uploads_go_straight_to_the_canonical_key() {
+    async fn small_cloud_uploads_are_one_put_under_a_key_of_their_own() {
         let memory = Arc::new(object_store::memory::InMemory::new());
         let store = BlobStore::cloud(memory, 1 << 20);
         let id = UploadId::new_random();
@@ -586,10 +569,13 @@ mod tests {
             .unwrap();
         assert!(stage.multipart.is_none());
         let digest = hasher.finish();
-        assert_eq!(
-            store.commit_upload(id, 4, stage, &digest).await.unwrap(),
-            None
-        );
-        assert!(store.contains(&digest).await.unwrap());
+        let location = store.commit_upload(id, 4, stage).await.unwrap();
+        assert_eq!(location, Some(format!("data/{id}")));
+        let read = store
+            .get(&digest, location.as_deref(), None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(read_all(read).await, b"tiny");
     }
 }

@@ -12,6 +12,8 @@ pub mod accounts;
 pub mod browse;
 mod browse_sql;
 mod cache;
+pub mod gc;
+mod gc_sql;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -23,6 +25,7 @@ use crate::domain::{Digest, MediaType, ParsedManifest, Reference, RepoName, Tag,
 
 pub use accounts::AccountStore;
 pub use browse::BrowseStore;
+pub use gc::GcStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -191,7 +194,7 @@ pub struct PageQuery<'a> {
 ///
 /// Implementations must make each method atomic and durable when it returns.
 #[async_trait]
-pub trait MetaStore: AccountStore + BrowseStore + Send + Sync + 'static {
+pub trait MetaStore: AccountStore + BrowseStore + GcStore + Send + Sync + 'static {
     /// Checks that the database answers (for readiness probes).
     async fn ping(&self) -> MetaResult<()>;
 

@@ -139,7 +139,13 @@ impl PostgresStore {
     }
 }
 
+impl PostgresStore {
+    /// Nothing is cached: every replica reads manifests from the database.
+    fn manifests_changed(&self) {}
+}
+
 super::account_sql::impl_account_store!(PostgresStore, sqlx::PgConnection);
+super::gc_sql::impl_gc_store!(PostgresStore, sqlx::PgConnection);
 super::browse_sql::impl_browse_store!(PostgresStore, sqlx::PgConnection);
 
 #[async_trait]

@@ -120,6 +120,68 @@ macro_rules! queries {
             .await
         }
 
+        /// Queues a blob for a garbage-collection review: its newest event is now (see
+        /// migrations/*/0005_gc.sql). Written in the transaction of the event itself.
+        pub(in $crate::meta) async fn review_blob(conn: &mut $conn, digest: &str) -> sqlx::Result<()> {
+            sqlx::query(
+                "INSERT INTO gc_blob_reviews (digest, last_event_at) VALUES ($1, $2)
+                 ON CONFLICT (digest) DO UPDATE SET last_event_at = excluded.last_event_at",
+            )
+            .bind(digest)
+            .bind(now_ms())
+            .execute(conn)
+            .await?;
+            Ok(())
+        }
+
+        /// Queues a manifest for a garbage-collection review.
+        pub(in $crate::meta) async fn review_manifest(conn: &mut $conn, manifest_id: i64) -> sqlx::Result<()> {
+            sqlx::query(
+                "INSERT INTO gc_manifest_reviews (manifest_id, last_event_at) VALUES ($1, $2)
+                 ON CONFLICT (manifest_id) DO UPDATE SET last_event_at = excluded.last_event_at",
+            )
+            .bind(manifest_id)
+            .bind(now_ms())
+            .execute(conn)
+            .await?;
+            Ok(())
+        }
+
+        /// Deletes manifest `id` (its tags, blob and child references go with it) and queues
+        /// for review what may have lost its last reference: its blobs, its children, and the
+        /// manifests that refer to it as their subject.
+        pub(in $crate::meta) async fn drop_manifest(conn: &mut $conn, id: i64) -> sqlx::Result<bool> {
+            let blobs: Vec<String> =
+                sqlx::query_scalar("SELECT digest FROM manifest_blobs WHERE manifest_id = $1")
+                    .bind(id)
+                    .fetch_all(&mut *conn)
+                    .await?;
+            let related: Vec<i64> = sqlx::query_scalar(
+                "SELECT c.id FROM manifests m
+                 JOIN manifests c ON c.repository_id = m.repository_id
+                 WHERE m.id = $1 AND c.id <> m.id
+                   AND (c.subject_digest = m.digest
+                        OR c.digest IN (SELECT child_digest FROM manifest_children WHERE parent_id = m.id))",
+            )
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?;
+            let done = sqlx::query("DELETE FROM manifests WHERE id = $1")
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Ok(false);
+            }
+            for digest in &blobs {
+                review_blob(conn, digest).await?;
+            }
+            for other in related {
+                review_manifest(conn, other).await?;
+            }
+            Ok(true)
+        }
+
         /// Records a stored blob (unless it already is) and links it into repository
         /// `repo_id`; returns whether the blob row is new.
         pub(in $crate::meta) async fn link(
@@ -151,6 +213,9 @@ macro_rules! queries {
             .bind(now)
             .execute(&mut *conn)
             .await?;
+            // A link alone does not keep a blob: if no manifest refers to it by the time the
+            // review comes, it goes.
+            review_blob(conn, &digest.to_string()).await?;
             Ok(inserted)
         }
 
@@ -234,9 +299,13 @@ macro_rules! queries {
             )
             .bind(repo.as_str())
             .bind(digest.to_string())
-            .execute(conn)
+            .execute(&mut *conn)
             .await?;
-            Ok(done.rows_affected() > 0)
+            if done.rows_affected() == 0 {
+                return Ok(false);
+            }
+            review_blob(conn, &digest.to_string()).await?;
+            Ok(true)
         }
 
         pub(in $crate::meta) async fn create_upload(conn: &mut $conn, upload: &UploadRecord) -> MetaResult<()> {
@@ -437,7 +506,7 @@ macro_rules! queries {
                     .bind(m.digest.to_string())
                     .fetch_optional(&mut *conn)
                     .await?;
-            let manifest_id: i64 = if let Some(id) = existing { id } else { sqlx::query_scalar(
+            let manifest_id: i64 = if let Some(id) = existing { id } else { let id: i64 = sqlx::query_scalar(
                 "INSERT INTO manifests (repository_id, digest, media_type, size, content,
                                         artifact_type, subject_digest, annotations, created_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
@@ -454,7 +523,13 @@ macro_rules! queries {
             .bind(annotations)
             .bind(now_ms())
             .fetch_one(&mut *conn)
-            .await? };
+            .await?;
+            if m.tags.is_empty() {
+                // Pushed by digest (an index's child, a referrer): reviewed once the delay
+                // has given its parent, subject or tag time to arrive.
+                review_manifest(conn, id).await?;
+            }
+            id };
             for blob in &m.parsed.blobs {
                 sqlx::query("INSERT INTO manifest_blobs (manifest_id, digest) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                     .bind(manifest_id)
@@ -472,6 +547,16 @@ macro_rules! queries {
                 .await?;
             }
             for tag in &m.tags {
+                let previous: Option<i64> = sqlx::query_scalar(
+                    "SELECT manifest_id FROM tags WHERE repository_id = $1 AND name = $2",
+                )
+                .bind(repo_id)
+                .bind(tag.as_str())
+                .fetch_optional(&mut *conn)
+                .await?;
+                if let Some(previous) = previous.filter(|p| *p != manifest_id) {
+                    review_manifest(conn, previous).await?;
+                }
                 sqlx::query(
                     "INSERT INTO tags (repository_id, name, manifest_id, updated_at) VALUES ($1, $2, $3, $4)
                      ON CONFLICT (repository_id, name)
@@ -517,27 +602,37 @@ macro_rules! queries {
         }
 
         pub(in $crate::meta) async fn delete_manifest(conn: &mut $conn, repo: &RepoName, digest: &Digest) -> MetaResult<bool> {
-            let done = sqlx::query(
-                "DELETE FROM manifests
-                 WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND digest = $2",
+            let id: Option<i64> = sqlx::query_scalar(
+                "SELECT m.id FROM manifests m JOIN repositories r ON r.id = m.repository_id
+                 WHERE r.name = $1 AND m.digest = $2",
             )
             .bind(repo.as_str())
             .bind(digest.to_string())
-            .execute(conn)
+            .fetch_optional(&mut *conn)
             .await?;
-            Ok(done.rows_affected() > 0)
+            match id {
+                Some(id) => Ok(drop_manifest(conn, id).await?),
+                None => Ok(false),
+            }
         }
 
         pub(in $crate::meta) async fn delete_tag(conn: &mut $conn, repo: &RepoName, tag: &Tag) -> MetaResult<bool> {
-            let done = sqlx::query(
+            let manifest: Option<i64> = sqlx::query_scalar(
                 "DELETE FROM tags
-                 WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND name = $2",
+                 WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND name = $2
+                 RETURNING manifest_id",
             )
             .bind(repo.as_str())
             .bind(tag.as_str())
-            .execute(conn)
+            .fetch_optional(&mut *conn)
             .await?;
-            Ok(done.rows_affected() > 0)
+            match manifest {
+                Some(id) => {
+                    review_manifest(conn, id).await?;
+                    Ok(true)
+                }
+                None => Ok(false),
+            }
         }
 
         pub(in $crate::meta) async fn tags(conn: &mut $conn, repo: &RepoName, page: PageQuery<'_>) -> MetaResult<Option<Vec<String>>> {

@@ -98,7 +98,15 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Manifests changed outside the `MetaStore` methods that invalidate the cache.
+    fn manifests_changed(&self) {
+        self.manifests.invalidate();
+    }
+}
+
 super::account_sql::impl_account_store!(SqliteStore, sqlx::SqliteConnection);
+super::gc_sql::impl_gc_store!(SqliteStore, sqlx::SqliteConnection);
 super::browse_sql::impl_browse_store!(SqliteStore, sqlx::SqliteConnection);
 
 #[async_trait]

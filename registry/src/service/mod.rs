@@ -14,6 +14,7 @@
 pub mod accounts;
 mod blobs;
 pub mod browse;
+pub mod gc;
 mod listing;
 mod manifests;
 mod uploads;

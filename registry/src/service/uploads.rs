@@ -275,8 +275,7 @@ impl Registry {
                 actual,
             });
         }
-        let stored = self.store_verified(rec.id, size, stage, digest).await?;
-        let location = stored.clone().flatten();
+        let location = self.blobs.commit_upload(rec.id, size, stage).await?;
         let new_blob = match self
             .meta
             .complete_upload(rec.id, lease.token, repo, digest, size, location.as_deref())
@@ -291,37 +290,20 @@ impl Registry {
                     .await?
             }
         };
-        self.drop_duplicate(digest, stored, new_blob).await
+        self.drop_duplicate(digest, location, new_blob).await
     }
 
-    /// Stores verified upload bytes unless the blob is already stored. Returns where our bytes
-    /// went, or `None` when nothing of ours was kept.
-    async fn store_verified(
-        &self,
-        id: UploadId,
-        size: u64,
-        stage: Stage,
-        digest: &Digest,
-    ) -> RegistryResult<Option<BlobLocation>> {
-        if self.meta.blob_stored(digest).await?.is_some() {
-            self.blobs.discard_upload(id, &stage).await?;
-            return Ok(None);
-        }
-        Ok(Some(
-            self.blobs.commit_upload(id, size, stage, digest).await?,
-        ))
-    }
-
-    /// Deletes our bytes when another upload of the same blob was recorded first and ours
-    /// went to a location of their own (canonical bytes are identical and shared).
+    /// Deletes our copy when the blob was already recorded (its first copy is kept). Our copy
+    /// always went to a key of its own, even when the blob looked stored already: a copy that
+    /// is being garbage-collected must never be the one a new push relies on.
     async fn drop_duplicate(
         &self,
         digest: &Digest,
-        stored: Option<BlobLocation>,
+        location: BlobLocation,
         new_blob: bool,
     ) -> RegistryResult<()> {
-        if let (false, Some(Some(location))) = (new_blob, stored) {
-            self.blobs.delete_location(digest, &location).await?;
+        if !new_blob {
+            self.blobs.delete(digest, location.as_deref()).await?;
         }
         Ok(())
     }
@@ -357,13 +339,12 @@ impl Registry {
                 actual,
             });
         }
-        let stored = self.store_verified(id, size, stage, digest).await?;
-        let location = stored.clone().flatten();
+        let location = self.blobs.commit_upload(id, size, stage).await?;
         let new_blob = self
             .meta
             .link_blob(repo, digest, size, location.as_deref())
             .await?;
-        self.drop_duplicate(digest, stored, new_blob).await
+        self.drop_duplicate(digest, location, new_blob).await
     }
 
     /// Cancels an upload session and discards its bytes.
