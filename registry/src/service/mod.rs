@@ -6,8 +6,11 @@
 //! method here per request.
 //!
 //! Ordering rules that keep the store consistent through a crash at any moment:
-//! - blob bytes are renamed into place (verified, synced) *before* any row names them, so no
-//!   row ever points at missing bytes; bytes without a row are harmless and reused;
+//! - blob bytes are renamed into place (verified, synced) under a key of their own *before*
+//!   any row names them, so no row ever points at missing bytes; bytes without a row (a crash
+//!   between the two steps) are harmless, never served, and left for a storage scrub;
+//! - garbage collection removes a blob's row before its bytes, through a tombstone (see
+//!   [`gc`]), so no row ever points at deleted bytes either;
 //! - an upload's offset is advanced in SQL only after its bytes are synced, and bytes past the
 //!   recorded offset are discarded by the next write.
 
