@@ -34,3 +34,12 @@ INSERT INTO gc_blob_reviews (digest, last_event_at) SELECT digest, created_at FR
 INSERT INTO gc_manifest_reviews (manifest_id, last_event_at)
     SELECT id, created_at FROM manifests
     WHERE NOT EXISTS (SELECT 1 FROM tags t WHERE t.manifest_id = manifests.id);
+
+-- The generation of manifests and tags (SQLite only), bumped by every transaction that changes
+-- them: a server caches manifests in memory and checks this on each read, so changes made by
+-- another process (`berth gc`) are seen at once.
+CREATE TABLE manifest_generation (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    value INTEGER NOT NULL
+);
+INSERT INTO manifest_generation (id, value) VALUES (1, 0);

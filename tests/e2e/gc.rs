@@ -235,6 +235,8 @@ async fn gc_removes_what_nothing_references_and_keeps_the_rest() {
     // Collecting untagged manifests: the untagged image goes, then its blobs; the index
     // keeps its children while it is tagged, and they follow it once it is gone.
     let untagged_policy = [("BERTH_GC_COLLECT_UNTAGGED", "true")];
+    // (Served now, so a server that caches it has it cached.)
+    assert!(b.pulls(repo, &untagged.digest).await);
     // The default policy kept them, so their reviews were done with: requeue once.
     let requeued = b.gc(
         &["--requeue", "--dry-run", "--review-delay", "0"],
@@ -249,6 +251,11 @@ async fn gc_removes_what_nothing_references_and_keeps_the_rest() {
         digests(&pass["manifests"]),
         BTreeSet::from([untagged.digest.clone()])
     );
+    // The server pulled it earlier (and may cache it): it sees the other process's removal.
+    let gone = b
+        .get(&format!("/v2/{repo}/manifests/{}", untagged.digest))
+        .await;
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
     let pass = b.gc_checked(&untagged_policy);
     assert_eq!(
         digests(&pass["blobs"]),

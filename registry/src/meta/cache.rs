@@ -32,6 +32,8 @@ struct Inner {
 /// The cache.
 pub(super) struct ManifestCache {
     generation: AtomicU64,
+    /// The database's own generation when last looked at (changes by other processes).
+    database: std::sync::atomic::AtomicI64,
     inner: Mutex<Inner>,
 }
 
@@ -47,6 +49,7 @@ impl ManifestCache {
     pub(super) fn new() -> Self {
         Self {
             generation: AtomicU64::new(0),
+            database: std::sync::atomic::AtomicI64::new(i64::MIN),
             inner: Mutex::new(Inner {
                 entries: LruCache::new(NonZeroUsize::new(MAX_ENTRIES).unwrap_or(NonZeroUsize::MIN)),
                 bytes: 0,
@@ -62,6 +65,14 @@ impl ManifestCache {
     /// Invalidates everything; call after committing a change to manifests or tags.
     pub(super) fn invalidate(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Notes the database's generation, read before a lookup: when it moved (another
+    /// process changed manifests or tags), everything cached is invalidated.
+    pub(super) fn observe(&self, database: i64) {
+        if self.database.swap(database, Ordering::AcqRel) != database {
+            self.invalidate();
+        }
     }
 
     /// A current entry, if any.
@@ -143,6 +154,24 @@ mod tests {
         cache.invalidate(); // a write commits while the query runs
         cache.insert(before, "app", "latest", &record(b"stale"));
         assert!(cache.get("app", "latest").is_none());
+    }
+
+    #[test]
+    fn a_change_by_another_process_empties_the_cache() {
+        let cache = ManifestCache::new();
+        cache.observe(7);
+        let g = cache.generation();
+        cache.insert(g, "app", "latest", &record(b"one"));
+        cache.observe(7);
+        assert!(
+            cache.get("app", "latest").is_some(),
+            "same database generation"
+        );
+        cache.observe(8);
+        assert!(
+            cache.get("app", "latest").is_none(),
+            "another process wrote"
+        );
     }
 
     #[test]

@@ -141,7 +141,9 @@ macro_rules! gc_queries {
             if unkept.is_none() {
                 return Ok(false);
             }
-            Ok(super::q::drop_manifest(conn, id).await?)
+            let removed = super::q::drop_manifest(conn, id).await?;
+            super::manifests_written(conn).await?;
+            Ok(removed)
         }
 
         pub(super) async fn drop_kept_reviews(conn: &mut $conn, cutoff: i64, policy: GcPolicy) -> MetaResult<()> {

@@ -139,6 +139,11 @@ impl PostgresStore {
     }
 }
 
+/// Nothing to record: PostgreSQL replicas cache no manifests.
+async fn manifests_written(_conn: &mut PgConnection) -> sqlx::Result<()> {
+    Ok(())
+}
+
 impl PostgresStore {
     /// Nothing is cached: every replica reads manifests from the database.
     fn manifests_changed(&self) {}

@@ -98,6 +98,15 @@ impl SqliteStore {
     }
 }
 
+/// Bumps the database's manifest generation, inside a transaction that changed manifests or
+/// tags (see migrations/sqlite/0005_gc.sql).
+async fn manifests_written(conn: &mut SqliteConnection) -> sqlx::Result<()> {
+    sqlx::query("UPDATE manifest_generation SET value = value + 1 WHERE id = 1")
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 impl SqliteStore {
     /// Manifests changed outside the `MetaStore` methods that invalidate the cache.
     fn manifests_changed(&self) {
@@ -266,7 +275,11 @@ impl MetaStore for SqliteStore {
     }
 
     async fn put_manifest(&self, m: NewManifest) -> Result<(), PutManifestError> {
-        let result = write!(self, |conn| q::put_manifest(conn, &m).await);
+        let result = write!(self, |conn| {
+            q::put_manifest(conn, &m).await?;
+            manifests_written(conn).await?;
+            Ok(())
+        });
         self.manifests.invalidate();
         result
     }
@@ -280,6 +293,12 @@ impl MetaStore for SqliteStore {
         // Always read the bytes: manifests are small, and a cached row then serves GET and
         // HEAD alike.
         let key = reference.to_string();
+        // Another process (`berth gc`) may have changed manifests: its transactions bump the
+        // database's generation, which empties the cache here.
+        let changed: i64 = sqlx::query_scalar("SELECT value FROM manifest_generation WHERE id = 1")
+            .fetch_one(&self.read)
+            .await?;
+        self.manifests.observe(changed);
         if let Some(hit) = self.manifests.get(repo.as_str(), &key) {
             return Ok(Some(hit));
         }
@@ -297,14 +316,22 @@ impl MetaStore for SqliteStore {
 
     async fn delete_manifest(&self, repo: &RepoName, digest: &Digest) -> MetaResult<bool> {
         let (repo, digest) = (repo.clone(), digest.clone());
-        let result = write!(self, |conn| q::delete_manifest(conn, &repo, &digest).await);
+        let result = write!(self, |conn| {
+            let deleted = q::delete_manifest(conn, &repo, &digest).await?;
+            manifests_written(conn).await?;
+            Ok(deleted)
+        });
         self.manifests.invalidate();
         result
     }
 
     async fn delete_tag(&self, repo: &RepoName, tag: &Tag) -> MetaResult<bool> {
         let (repo, tag) = (repo.clone(), tag.clone());
-        let result = write!(self, |conn| q::delete_tag(conn, &repo, &tag).await);
+        let result = write!(self, |conn| {
+            let deleted = q::delete_tag(conn, &repo, &tag).await?;
+            manifests_written(conn).await?;
+            Ok(deleted)
+        });
         self.manifests.invalidate();
         result
     }
