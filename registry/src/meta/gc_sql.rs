@@ -212,8 +212,9 @@ macro_rules! gc_queries {
     };
 }
 
-/// Implements [`GcStore`](super::gc::GcStore) for a store with `gc_read`/`gc_write` runners
-/// and a `manifests_changed` hook (the SQLite store's manifest cache).
+/// Implements [`GcStore`](super::gc::GcStore) for a store with the `account_read` and
+/// `account_write` runners, a `manifests_changed` hook (the SQLite store's manifest cache) and
+/// a `manifests_written` function of its module (the SQLite database's manifest generation).
 macro_rules! impl_gc_store {
     ($store:ty, $conn:ty) => {
         mod gq {
