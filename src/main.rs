@@ -157,35 +157,40 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_admin(args: ConfigArgs, command: admin::AdminCommand) -> anyhow::Result<()> {
+/// The configuration for a one-shot command: defaults, file, environment, `--data-dir`.
+fn load_config(args: &ConfigArgs) -> anyhow::Result<Config> {
     let mut config = Config::load(args.config.as_deref(), std::env::vars())?;
-    if let Some(dir) = args.data_dir {
-        config.server.data_dir = dir;
+    if let Some(dir) = &args.data_dir {
+        config.server.data_dir = dir.clone();
     }
+    Ok(config)
+}
+
+/// A single-threaded async runtime for a one-shot command.
+fn current_thread_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn run_admin(args: ConfigArgs, command: admin::AdminCommand) -> anyhow::Result<()> {
+    let mut config = load_config(&args)?;
     // Only warnings and errors: the command's own output goes to stdout.
     config.log.level = "warn".into();
     berth_registry::telemetry::init(&config.log)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = current_thread_runtime()?;
     runtime.block_on(admin::run(&config, command))
 }
 
 fn gc(args: GcArgs) -> anyhow::Result<()> {
-    let mut config = Config::load(args.config.config.as_deref(), std::env::vars())?;
-    if let Some(dir) = args.config.data_dir {
-        config.server.data_dir = dir;
-    }
+    let mut config = load_config(&args.config)?;
     if let Some(delay) = args.review_delay {
         config.gc.review_delay_secs = delay;
     }
     config.log.level = "warn".into();
     berth_registry::telemetry::init(&config.log)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = current_thread_runtime()?;
     let report = runtime.block_on(async {
         let registry = berth_registry::server::open_registry(&config).await?;
         anyhow::Ok(
@@ -230,15 +235,9 @@ fn gc(args: GcArgs) -> anyhow::Result<()> {
 }
 
 fn migrate(args: ConfigArgs) -> anyhow::Result<()> {
-    let mut config = Config::load(args.config.as_deref(), std::env::vars())?;
-    if let Some(dir) = args.data_dir {
-        config.server.data_dir = dir;
-    }
+    let config = load_config(&args)?;
     berth_registry::telemetry::init(&config.log)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = current_thread_runtime()?;
     runtime.block_on(async {
         if config.database.url.is_empty() {
             std::fs::create_dir_all(&config.server.data_dir)
