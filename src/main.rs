@@ -4,6 +4,7 @@ mod admin;
 mod container_cli;
 mod progress;
 mod runtime_cli;
+mod store_cli;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -53,6 +54,28 @@ enum Command {
     /// a push, mount or tag claims meanwhile stays. Uses the [gc] settings (review delay,
     /// policy for untagged manifests and orphaned referrers); `serve` runs passes itself.
     Gc(GcArgs),
+    /// Show how a repository's tags moved: every creation, move and delete within the tag
+    /// history window (gc.tag_history_secs), newest first.
+    TagHistory {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(flatten)]
+        args: store_cli::TagHistoryArgs,
+    },
+    /// Point a moved or deleted tag back at a manifest from its history.
+    TagRestore {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(flatten)]
+        args: store_cli::TagRestoreArgs,
+    },
+    /// Show the storage repositories and namespaces use, each stored blob counted once.
+    Usage {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(flatten)]
+        args: store_cli::UsageArgs,
+    },
     #[command(flatten)]
     Runtime(runtime_cli::RuntimeCommand),
     #[command(flatten)]
@@ -127,6 +150,15 @@ fn main() -> ExitCode {
         Command::Migrate(args) => migrate(args),
         Command::Admin { config, command } => run_admin(config, command),
         Command::Gc(args) => gc(args),
+        Command::TagHistory { config, args } => one_shot(&config, |c| async move {
+            store_cli::tag_history(&c, args).await
+        }),
+        Command::TagRestore { config, args } => one_shot(&config, |c| async move {
+            store_cli::tag_restore(&c, args).await
+        }),
+        Command::Usage { config, args } => {
+            one_shot(&config, |c| async move { store_cli::usage(&c, args).await })
+        }
         Command::Runtime(command) => {
             runtime_log();
             runtime_cli::run(command)
@@ -172,6 +204,19 @@ fn current_thread_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")
+}
+
+/// Runs a one-shot command on the configured database and storage, logging only warnings
+/// and errors (its output goes to stdout).
+fn one_shot<F, Fut>(args: &ConfigArgs, f: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Config) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut config = load_config(args)?;
+    config.log.level = "warn".into();
+    berth_registry::telemetry::init(&config.log)?;
+    current_thread_runtime()?.block_on(f(config))
 }
 
 fn run_admin(args: ConfigArgs, command: admin::AdminCommand) -> anyhow::Result<()> {

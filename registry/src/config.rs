@@ -76,6 +76,9 @@ pub struct GcConfig {
     pub collect_untagged: bool,
     /// Remove referrers (signatures, SBOMs) once their subject is gone.
     pub collect_orphan_referrers: bool,
+    /// Seconds a moved or deleted tag can be restored: its history is kept this long, and
+    /// the manifest it pointed at with it.
+    pub tag_history_secs: u64,
 }
 
 impl Default for GcConfig {
@@ -86,6 +89,7 @@ impl Default for GcConfig {
             review_delay_secs: 24 * 60 * 60,
             collect_untagged: false,
             collect_orphan_referrers: true,
+            tag_history_secs: 14 * 24 * 60 * 60,
         }
     }
 }
@@ -95,10 +99,9 @@ impl GcConfig {
     pub fn options(&self, dry_run: bool) -> crate::service::gc::GcOptions {
         crate::service::gc::GcOptions {
             review_delay: std::time::Duration::from_secs(self.review_delay_secs),
-            policy: crate::meta::gc::GcPolicy {
-                collect_untagged: self.collect_untagged,
-                collect_orphan_referrers: self.collect_orphan_referrers,
-            },
+            tag_history: std::time::Duration::from_secs(self.tag_history_secs),
+            collect_untagged: self.collect_untagged,
+            collect_orphan_referrers: self.collect_orphan_referrers,
             dry_run,
             requeue: false,
         }

@@ -99,6 +99,7 @@ pub async fn open_registry(config: &Config) -> Result<Registry, StartError> {
         referrers_page_size: config.server.referrers_page_size,
         upload_lease_ms: config.server.upload_lease_secs.saturating_mul(1000),
         body_idle_timeout: Duration::from_secs(config.server.body_idle_timeout_secs),
+        tag_history: Duration::from_secs(config.gc.tag_history_secs),
     };
     Ok(Registry::new(meta, blobs, limits))
 }

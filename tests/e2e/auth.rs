@@ -1071,3 +1071,57 @@ async fn realm_urls_follow_a_trusted_proxy_and_ignore_forged_headers() {
         "Bearer realm=\"https://auth.example.com/token\",service=\"registry.example.com\""
     );
 }
+
+/// The storage-lifecycle API (tag history and restores) asks what `/v2` asks: pull to read,
+/// push to change; public repositories are readable by anyone.
+#[tokio::test]
+async fn tag_history_needs_pull_and_restores_need_push() {
+    let h = hub().await;
+    let b = &h.b;
+    b.push_image("acme/app", "v1", 5, 1).await;
+    let history = |who: Option<(&'static str, &'static str)>, repo: &'static str| {
+        let mut req = bare().get(b.url(&format!("/api/v1/tag-history/{repo}")));
+        if let Some((user, password)) = who {
+            req = req.header("authorization", basic_header(user, password));
+        }
+        async move { req.send().await.unwrap().status() }
+    };
+    assert_eq!(history(None, "acme/pub").await, StatusCode::OK);
+    assert_eq!(history(None, "acme/app").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        history(Some(("carol", PASSWORD)), "acme/app").await,
+        StatusCode::OK
+    );
+    assert!(
+        !history(Some(("carol", PASSWORD)), "acme/other")
+            .await
+            .is_success()
+    );
+    assert!(
+        !history(Some(("dave", PASSWORD)), "acme/app")
+            .await
+            .is_success()
+    );
+    assert!(
+        !history(Some(("carol", "wrong")), "acme/app")
+            .await
+            .is_success()
+    );
+
+    let restore = |user: &'static str| {
+        let req = bare()
+            .post(b.url("/api/v1/tag-restore/acme/app"))
+            .header("authorization", basic_header(user, PASSWORD))
+            .json(&serde_json::json!({"tag": "v1", "digest": h.app_manifest}));
+        async move { req.send().await.unwrap() }
+    };
+    let refused = restore("carol").await;
+    assert!(!refused.status().is_success(), "{:?}", refused.status());
+    let restored = restore("bob").await;
+    assert_eq!(restored.status(), StatusCode::OK);
+    let head = b.head("/v2/acme/app/manifests/v1").await;
+    assert_eq!(
+        head.headers()["docker-content-digest"],
+        h.app_manifest.as_str()
+    );
+}

@@ -121,7 +121,11 @@ async fn by_digest(b: &Berth, repo: &str, manifest: &Value) -> Pushed {
 
 #[tokio::test]
 async fn gc_removes_what_nothing_references_and_keeps_the_rest() {
-    let b = Berth::start_with(&[("BERTH_GC_ENABLED", "false")]);
+    // Tag history would keep the index after its tag is deleted (see tag_history.rs).
+    let b = Berth::start_with(&[
+        ("BERTH_GC_ENABLED", "false"),
+        ("BERTH_GC_TAG_HISTORY_SECS", "0"),
+    ]);
     let repo = "gc/app";
     let shared = b.push_blob(repo, &random_bytes(5000, 1)).await;
     let (a, a_blobs) = image(&b, repo, 10, &[shared.descriptor()]).await;
@@ -296,6 +300,7 @@ async fn gc_racing_pushes_mounts_tag_moves_and_deletes_never_breaks_a_tagged_ima
         ("BERTH_GC_ENABLED", "true"),
         ("BERTH_GC_INTERVAL_SECS", "1"),
         ("BERTH_GC_REVIEW_DELAY_SECS", "0"),
+        ("BERTH_GC_TAG_HISTORY_SECS", "0"),
     ];
     // On PostgreSQL and S3, two replicas share the database and the bucket, and both
     // collect; the workers push through either.

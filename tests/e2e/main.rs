@@ -22,5 +22,7 @@ mod real_clients;
 mod replicas;
 mod runtime_pull;
 mod runtime_run;
+mod storage;
+mod tag_history;
 mod tls;
 mod ui;

@@ -78,12 +78,6 @@ pub fn router(gate: Arc<Gate>) -> Router {
             "/api/v1/visibility/{*repository}",
             get(get_visibility).put(put_visibility),
         )
-        .route(
-            "/api/{*rest}",
-            axum::routing::any(|| async {
-                error(StatusCode::NOT_FOUND, "not_found", "no such API endpoint")
-            }),
-        )
         .with_state(gate)
         .layer(axum::middleware::map_response(tag_route))
 }

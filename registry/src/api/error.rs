@@ -192,7 +192,9 @@ impl From<RegistryError> for ApiError {
                     .collect(),
                 headers: Vec::new(),
             },
-            RegistryError::ManifestUnknown => Self::new(S::NOT_FOUND, C::ManifestUnknown, msg),
+            RegistryError::ManifestUnknown | RegistryError::RestoreImpossible(_) => {
+                Self::new(S::NOT_FOUND, C::ManifestUnknown, msg)
+            }
             RegistryError::Blob(BlobError::Unsupported(reason)) => {
                 Self::new(S::BAD_REQUEST, C::DigestInvalid, *reason)
             }

@@ -9,6 +9,7 @@ mod admin;
 pub mod auth;
 mod blobs;
 pub mod error;
+mod hub;
 mod listing;
 mod manifests;
 mod middleware;
@@ -65,6 +66,7 @@ pub fn router(
             registry: registry.clone(),
             ready: ready.clone(),
         }));
+    let hub = hub::router(registry.clone(), gate.clone());
     let state = Arc::new(App { registry, gate });
     Router::new()
         .route("/v2", axum::routing::any(dispatch))
@@ -74,6 +76,21 @@ pub fn router(
         .with_state(state)
         .merge(health)
         .merge(token)
+        .merge(hub)
+        .route(
+            "/api/{*rest}",
+            axum::routing::any(|| async {
+                let body = r#"{"error":"not_found","message":"no such API endpoint"}"#;
+                let mut r = (
+                    StatusCode::NOT_FOUND,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    body,
+                )
+                    .into_response();
+                r.extensions_mut().insert(RouteName("unknown"));
+                r
+            }),
+        )
         .merge(pages)
         // Blob bodies are streamed, never buffered; manifest bodies have their own limit.
         .layer(DefaultBodyLimit::disable())

@@ -5,8 +5,8 @@
 //! own transaction (`sql.rs`: links, unlinks, deleted manifests, moved and deleted tags,
 //! manifests pushed by digest). An entry is due once its newest event is older than the
 //! collector's review delay. A blob is kept while any manifest refers to it; a manifest while
-//! a tag points at it, an index of its repository lists it, or (by policy) it is untagged or
-//! refers to a subject that is still there. Whatever a removal takes away is queued in turn.
+//! a tag points at it or pointed at it within the tag history window, an index of its repository
+//! lists it, or (by policy) it is untagged or refers to a subject that is still there. Whatever a removal takes away is queued in turn.
 
 use async_trait::async_trait;
 
@@ -21,6 +21,9 @@ pub struct GcPolicy {
     pub collect_untagged: bool,
     /// Remove referrers (signatures, SBOMs) whose subject is gone (`false`: keep them).
     pub collect_orphan_referrers: bool,
+    /// A manifest a tag pointed at since this time (Unix ms) stays, so the tag can be
+    /// restored from its history.
+    pub history_since_ms: i64,
 }
 
 /// A blob the collector would remove.
@@ -98,6 +101,10 @@ pub trait GcStore {
 
     /// Drops the due reviews of blobs and manifests that are kept: reviewed, nothing to do.
     async fn gc_drop_kept_reviews(&self, cutoff_ms: i64, policy: GcPolicy) -> MetaResult<()>;
+
+    /// Forgets tag history older than `before_ms` and queues the manifests it kept for
+    /// review; returns how many entries went.
+    async fn gc_prune_tag_history(&self, before_ms: i64) -> MetaResult<u64>;
 
     /// Queues every manifest and blob for review (as of when it was stored), for a policy
     /// that changed: reviews of what the old policy kept were dropped.

@@ -1,9 +1,10 @@
 //! The SQL of [`GcStore`](super::gc::GcStore), for SQLite and PostgreSQL.
 
 /// Whether manifest `m` is kept by nothing, with the policy flags (1 keeps, 0 does not) in
-/// the placeholders numbered `$untagged` and `$referrers`: a SQL text literal.
+/// the placeholders numbered `$untagged` and `$referrers`, and in `$history` the time from
+/// which a tag history entry keeps the manifest a tag left: a SQL text literal.
 macro_rules! unkept_manifest {
-    ($untagged:literal, $referrers:literal) => {
+    ($untagged:literal, $referrers:literal, $history:literal) => {
         concat!(
             "NOT EXISTS (SELECT 1 FROM tags t WHERE t.manifest_id = m.id)
              AND NOT EXISTS (SELECT 1 FROM manifest_children c JOIN manifests p ON p.id = c.parent_id
@@ -11,16 +12,21 @@ macro_rules! unkept_manifest {
              AND NOT (m.subject_digest IS NULL AND $", $untagged, " = 1)
              AND NOT (m.subject_digest IS NOT NULL AND ($", $referrers, " = 1 OR EXISTS (
                  SELECT 1 FROM manifests s
-                 WHERE s.repository_id = m.repository_id AND s.digest = m.subject_digest)))"
+                 WHERE s.repository_id = m.repository_id AND s.digest = m.subject_digest)))
+             AND NOT EXISTS (SELECT 1 FROM tag_history h
+                             WHERE h.repository_id = m.repository_id AND h.old_digest = m.digest
+                               AND h.changed_at >= $", $history, ")"
         )
     };
 }
 
-/// The policy as the predicate's flags: (keep untagged, keep orphan referrers).
-pub(super) fn keep_flags(policy: super::gc::GcPolicy) -> (i64, i64) {
+/// The policy as the predicate's parameters: (keep untagged, keep orphan referrers, history
+/// kept since).
+pub(super) fn keep_flags(policy: super::gc::GcPolicy) -> (i64, i64, i64) {
     (
         i64::from(!policy.collect_untagged),
         i64::from(!policy.collect_orphan_referrers),
+        policy.history_since_ms,
     )
 }
 
@@ -51,13 +57,13 @@ macro_rules! gc_queries {
         }
 
         pub(super) async fn manifest_candidates(conn: &mut $conn, cutoff: i64, policy: GcPolicy, after: i64, limit: u32) -> MetaResult<Vec<ManifestCandidate>> {
-            let (untagged, referrers) = keep_flags(policy);
+            let (untagged, referrers, history) = keep_flags(policy);
             let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(concat!(
                 "SELECT m.id, r.name, m.digest, m.size FROM gc_manifest_reviews g
                  JOIN manifests m ON m.id = g.manifest_id
                  JOIN repositories r ON r.id = m.repository_id
                  WHERE g.last_event_at < $1 AND g.manifest_id > $2 AND ",
-                $crate::meta::gc_sql::unkept_manifest!("4", "5"),
+                $crate::meta::gc_sql::unkept_manifest!("4", "5", "6"),
                 " ORDER BY g.manifest_id LIMIT $3"
             ))
             .bind(cutoff)
@@ -65,6 +71,7 @@ macro_rules! gc_queries {
             .bind(i64::from(limit))
             .bind(untagged)
             .bind(referrers)
+            .bind(history)
             .fetch_all(conn)
             .await?;
             rows.into_iter()
@@ -126,16 +133,17 @@ macro_rules! gc_queries {
         }
 
         pub(super) async fn collect_manifest(conn: &mut $conn, id: i64, cutoff: i64, policy: GcPolicy) -> MetaResult<bool> {
-            let (untagged, referrers) = keep_flags(policy);
+            let (untagged, referrers, history) = keep_flags(policy);
             let unkept: Option<i64> = sqlx::query_scalar(concat!(
                 "SELECT m.id FROM gc_manifest_reviews g JOIN manifests m ON m.id = g.manifest_id
                  WHERE g.manifest_id = $1 AND g.last_event_at < $2 AND ",
-                $crate::meta::gc_sql::unkept_manifest!("3", "4")
+                $crate::meta::gc_sql::unkept_manifest!("3", "4", "5")
             ))
             .bind(id)
             .bind(cutoff)
             .bind(untagged)
             .bind(referrers)
+            .bind(history)
             .fetch_optional(&mut *conn)
             .await?;
             if unkept.is_none() {
@@ -155,20 +163,43 @@ macro_rules! gc_queries {
             .bind(cutoff)
             .execute(&mut *conn)
             .await?;
-            let (untagged, referrers) = keep_flags(policy);
+            let (untagged, referrers, history) = keep_flags(policy);
             sqlx::query(concat!(
                 "DELETE FROM gc_manifest_reviews WHERE last_event_at < $1
                  AND EXISTS (SELECT 1 FROM manifests m
                              WHERE m.id = gc_manifest_reviews.manifest_id AND NOT (",
-                $crate::meta::gc_sql::unkept_manifest!("2", "3"),
+                $crate::meta::gc_sql::unkept_manifest!("2", "3", "4"),
                 "))"
             ))
             .bind(cutoff)
             .bind(untagged)
             .bind(referrers)
+            .bind(history)
             .execute(&mut *conn)
             .await?;
             Ok(())
+        }
+
+        pub(super) async fn prune_tag_history(conn: &mut $conn, before: i64) -> MetaResult<u64> {
+            // The manifests the expired entries kept are queued for review, from now, so not
+            // in the pass that pruned (it removes what its dry run listed); a review already
+            // queued is left as it is, due or not, for the same reason.
+            sqlx::query(
+                "INSERT INTO gc_manifest_reviews (manifest_id, last_event_at)
+                 SELECT DISTINCT m.id, CAST($2 AS BIGINT) FROM tag_history h
+                 JOIN manifests m ON m.repository_id = h.repository_id AND m.digest = h.old_digest
+                 WHERE h.changed_at < $1
+                 ON CONFLICT (manifest_id) DO NOTHING",
+            )
+            .bind(before)
+            .bind(now_ms())
+            .execute(&mut *conn)
+            .await?;
+            let done = sqlx::query("DELETE FROM tag_history WHERE changed_at < $1")
+                .bind(before)
+                .execute(&mut *conn)
+                .await?;
+            Ok(done.rows_affected())
         }
 
         pub(super) async fn requeue_all(conn: &mut $conn) -> MetaResult<()> {
@@ -239,6 +270,9 @@ macro_rules! impl_gc_store {
             }
             async fn gc_drop_kept_reviews(&self, cutoff_ms: i64, policy: $crate::meta::gc::GcPolicy) -> $crate::meta::MetaResult<()> {
                 $crate::meta::account_sql::run_owned!($conn; self.account_write, [], |c| gq::drop_kept_reviews(c, cutoff_ms, policy))
+            }
+            async fn gc_prune_tag_history(&self, before_ms: i64) -> $crate::meta::MetaResult<u64> {
+                $crate::meta::account_sql::run_owned!($conn; self.account_write, [], |c| gq::prune_tag_history(c, before_ms))
             }
             async fn gc_requeue_all(&self) -> $crate::meta::MetaResult<()> {
                 $crate::meta::account_sql::run_owned!($conn; self.account_write, [], |c| gq::requeue_all(c))

@@ -14,9 +14,13 @@ mod browse_sql;
 mod cache;
 pub mod gc;
 mod gc_sql;
+pub mod history;
+mod history_sql;
 mod postgres;
 mod sql;
 mod sqlite;
+pub mod usage;
+mod usage_sql;
 mod writer;
 
 use async_trait::async_trait;
@@ -26,8 +30,10 @@ use crate::domain::{Digest, MediaType, ParsedManifest, Reference, RepoName, Tag,
 pub use accounts::AccountStore;
 pub use browse::BrowseStore;
 pub use gc::GcStore;
+pub use history::HistoryStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+pub use usage::UsageStore;
 
 /// A failure of the metadata database.
 #[derive(Debug, thiserror::Error)]
@@ -194,7 +200,9 @@ pub struct PageQuery<'a> {
 ///
 /// Implementations must make each method atomic and durable when it returns.
 #[async_trait]
-pub trait MetaStore: AccountStore + BrowseStore + GcStore + Send + Sync + 'static {
+pub trait MetaStore:
+    AccountStore + BrowseStore + GcStore + HistoryStore + UsageStore + Send + Sync + 'static
+{
     /// Checks that the database answers (for readiness probes).
     async fn ping(&self) -> MetaResult<()>;
 

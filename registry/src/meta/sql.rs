@@ -166,6 +166,17 @@ macro_rules! queries {
             .bind(id)
             .fetch_all(&mut *conn)
             .await?;
+            // Its tags go with it: recorded, though a restore will find the manifest gone.
+            let tagged: Vec<(i64, String, String)> = sqlx::query_as(
+                "SELECT t.repository_id, t.name, m.digest FROM tags t JOIN manifests m ON m.id = t.manifest_id
+                 WHERE t.manifest_id = $1",
+            )
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?;
+            for (repo_id, tag, digest) in &tagged {
+                record_tag_change(conn, *repo_id, tag, Some(digest), None).await?;
+            }
             let done = sqlx::query("DELETE FROM manifests WHERE id = $1")
                 .bind(id)
                 .execute(&mut *conn)
@@ -180,6 +191,73 @@ macro_rules! queries {
                 review_manifest(conn, other).await?;
             }
             Ok(true)
+        }
+
+        /// Records a change of tag `tag` in repository `repo_id` in its history (see
+        /// migrations/*/0006_tag_history.sql).
+        pub(in $crate::meta) async fn record_tag_change(
+            conn: &mut $conn,
+            repo_id: i64,
+            tag: &str,
+            old: Option<&str>,
+            new: Option<&str>,
+        ) -> sqlx::Result<()> {
+            sqlx::query(
+                "INSERT INTO tag_history (repository_id, tag, old_digest, new_digest, changed_at)
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(repo_id)
+            .bind(tag)
+            .bind(old)
+            .bind(new)
+            .bind(now_ms())
+            .execute(conn)
+            .await?;
+            Ok(())
+        }
+
+        /// Points `tag` at manifest `manifest_id` (whose digest is `digest`); a move is recorded
+        /// in the tag's history and the manifest it left is queued for review. Returns the
+        /// digest the tag pointed at before, if it moved.
+        pub(in $crate::meta) async fn set_tag(
+            conn: &mut $conn,
+            repo_id: i64,
+            tag: &str,
+            manifest_id: i64,
+            digest: &str,
+        ) -> sqlx::Result<Option<String>> {
+            let previous: Option<(i64, String)> = sqlx::query_as(
+                "SELECT t.manifest_id, m.digest FROM tags t JOIN manifests m ON m.id = t.manifest_id
+                 WHERE t.repository_id = $1 AND t.name = $2",
+            )
+            .bind(repo_id)
+            .bind(tag)
+            .fetch_optional(&mut *conn)
+            .await?;
+            let moved = match &previous {
+                Some((id, _)) if *id == manifest_id => false,
+                Some((id, old)) => {
+                    review_manifest(conn, *id).await?;
+                    record_tag_change(conn, repo_id, tag, Some(old), Some(digest)).await?;
+                    true
+                }
+                None => {
+                    record_tag_change(conn, repo_id, tag, None, Some(digest)).await?;
+                    false
+                }
+            };
+            sqlx::query(
+                "INSERT INTO tags (repository_id, name, manifest_id, updated_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (repository_id, name)
+                 DO UPDATE SET manifest_id = excluded.manifest_id, updated_at = excluded.updated_at",
+            )
+            .bind(repo_id)
+            .bind(tag)
+            .bind(manifest_id)
+            .bind(now_ms())
+            .execute(conn)
+            .await?;
+            Ok(previous.filter(|_| moved).map(|(_, old)| old))
         }
 
         /// Records a stored blob (unless it already is) and links it into repository
@@ -547,27 +625,7 @@ macro_rules! queries {
                 .await?;
             }
             for tag in &m.tags {
-                let previous: Option<i64> = sqlx::query_scalar(
-                    "SELECT manifest_id FROM tags WHERE repository_id = $1 AND name = $2",
-                )
-                .bind(repo_id)
-                .bind(tag.as_str())
-                .fetch_optional(&mut *conn)
-                .await?;
-                if let Some(previous) = previous.filter(|p| *p != manifest_id) {
-                    review_manifest(conn, previous).await?;
-                }
-                sqlx::query(
-                    "INSERT INTO tags (repository_id, name, manifest_id, updated_at) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (repository_id, name)
-                     DO UPDATE SET manifest_id = excluded.manifest_id, updated_at = excluded.updated_at",
-                )
-                .bind(repo_id)
-                .bind(tag.as_str())
-                .bind(manifest_id)
-                .bind(now_ms())
-                .execute(&mut *conn)
-                .await?;
+                set_tag(conn, repo_id, tag.as_str(), manifest_id, &m.digest.to_string()).await?;
             }
             Ok(())
         }
@@ -617,22 +675,25 @@ macro_rules! queries {
         }
 
         pub(in $crate::meta) async fn delete_tag(conn: &mut $conn, repo: &RepoName, tag: &Tag) -> MetaResult<bool> {
-            let manifest: Option<i64> = sqlx::query_scalar(
+            let deleted: Option<(i64, i64)> = sqlx::query_as(
                 "DELETE FROM tags
                  WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND name = $2
-                 RETURNING manifest_id",
+                 RETURNING repository_id, manifest_id",
             )
             .bind(repo.as_str())
             .bind(tag.as_str())
             .fetch_optional(&mut *conn)
             .await?;
-            match manifest {
-                Some(id) => {
-                    review_manifest(conn, id).await?;
-                    Ok(true)
-                }
-                None => Ok(false),
-            }
+            let Some((repo_id, id)) = deleted else {
+                return Ok(false);
+            };
+            let old: String = sqlx::query_scalar("SELECT digest FROM manifests WHERE id = $1")
+                .bind(id)
+                .fetch_one(&mut *conn)
+                .await?;
+            record_tag_change(conn, repo_id, tag.as_str(), Some(&old), None).await?;
+            review_manifest(conn, id).await?;
+            Ok(true)
         }
 
         pub(in $crate::meta) async fn tags(conn: &mut $conn, repo: &RepoName, page: PageQuery<'_>) -> MetaResult<Option<Vec<String>>> {

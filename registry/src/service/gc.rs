@@ -28,8 +28,12 @@ pub struct GcOptions {
     /// Entries are reviewed once their newest event is this old: the time a push has to
     /// finish (layers first, manifest last) before unreferenced uploads count as garbage.
     pub review_delay: Duration,
-    /// What may go besides unreferenced blobs.
-    pub policy: GcPolicy,
+    /// How long a manifest a tag left stays restorable (tag history is kept this long).
+    pub tag_history: Duration,
+    /// Remove manifests no tag, index or subject keeps.
+    pub collect_untagged: bool,
+    /// Remove referrers whose subject is gone.
+    pub collect_orphan_referrers: bool,
     /// List what would go, remove nothing.
     pub dry_run: bool,
     /// Review everything first, not only what changed (after a policy change: what the old
@@ -79,10 +83,15 @@ impl Registry {
         if options.requeue {
             self.meta.gc_requeue_all().await?;
         }
-        let delay = i64::try_from(options.review_delay.as_millis()).unwrap_or(i64::MAX);
-        let cutoff = now_ms().saturating_sub(delay);
+        let now = now_ms();
+        let cutoff = now.saturating_sub(millis(options.review_delay));
+        let policy = GcPolicy {
+            collect_untagged: options.collect_untagged,
+            collect_orphan_referrers: options.collect_orphan_referrers,
+            history_since_ms: now.saturating_sub(millis(options.tag_history)),
+        };
         let blobs = self.blob_candidates(cutoff).await?;
-        let manifests = self.manifest_candidates(cutoff, options.policy).await?;
+        let manifests = self.manifest_candidates(cutoff, policy).await?;
         let mut report = GcReport {
             dry_run: options.dry_run,
             ..GcReport::default()
@@ -97,6 +106,9 @@ impl Registry {
             return Ok(report);
         }
         self.finish_deletions().await?;
+        self.meta
+            .gc_prune_tag_history(policy.history_since_ms)
+            .await?;
         for b in blobs {
             let Some(gone) = self.meta.gc_collect_blob(&b.digest, cutoff).await? else {
                 continue;
@@ -108,17 +120,11 @@ impl Registry {
             report.add_blob(&gone.digest, gone.size);
         }
         for m in manifests {
-            if self
-                .meta
-                .gc_collect_manifest(m.id, cutoff, options.policy)
-                .await?
-            {
+            if self.meta.gc_collect_manifest(m.id, cutoff, policy).await? {
                 report.add_manifest(&m);
             }
         }
-        self.meta
-            .gc_drop_kept_reviews(cutoff, options.policy)
-            .await?;
+        self.meta.gc_drop_kept_reviews(cutoff, policy).await?;
         tracing::info!(
             blobs = report.blobs.len(),
             manifests = report.manifests.len(),
@@ -177,6 +183,11 @@ impl Registry {
             }
         }
     }
+}
+
+/// A duration in stored milliseconds.
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 impl GcReport {

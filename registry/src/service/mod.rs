@@ -18,9 +18,11 @@ pub mod accounts;
 mod blobs;
 pub mod browse;
 pub mod gc;
+pub mod history;
 mod listing;
 mod manifests;
 mod uploads;
+pub mod usage;
 
 use std::sync::Arc;
 
@@ -50,6 +52,8 @@ pub struct Limits {
     pub upload_lease_ms: u64,
     /// How long a request body may stall before the request is abandoned.
     pub body_idle_timeout: std::time::Duration,
+    /// How long moved and deleted tags can be restored.
+    pub tag_history: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -59,6 +63,7 @@ impl Default for Limits {
             referrers_page_size: 1000,
             upload_lease_ms: 60_000,
             body_idle_timeout: std::time::Duration::from_secs(60),
+            tag_history: std::time::Duration::from_secs(14 * 24 * 60 * 60),
         }
     }
 }
@@ -134,6 +139,9 @@ pub enum RegistryError {
     /// No manifest under this tag or digest.
     #[error("manifest unknown to this repository")]
     ManifestUnknown,
+    /// A tag restore found nothing to restore.
+    #[error("{0}")]
+    RestoreImpossible(String),
     /// The request body ended early or could not be read.
     #[error("the request body could not be read completely")]
     BodyIncomplete(#[source] std::io::Error),

@@ -1,0 +1,247 @@
+//! The JSON API of the hub's stored content under `/api/v1`: tag history and restores, and
+//! storage usage per repository and namespace.
+//!
+//! Callers authenticate as on `/v2` (HTTP Basic with a password or access token, or a bearer
+//! token) and need pull on the repository to read, push to change it; with authentication
+//! off everything is open, as `/v2` is. Usage of a namespace needs pull on each of its
+//! repositories (so totals reveal nothing about repositories the caller cannot see). Errors are `{"error": CODE, "message": TEXT}`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::{Gate, Need, RequestParts};
+use crate::auth::Actions;
+use crate::domain::{Digest, RepoName, Tag};
+use crate::service::{Registry, RegistryError};
+
+struct Hub {
+    registry: Registry,
+    gate: Option<Arc<Gate>>,
+}
+
+/// The routes.
+pub fn router(registry: Registry, gate: Option<Arc<Gate>>) -> Router {
+    Router::new()
+        .route("/api/v1/tag-history/{*repository}", get(history))
+        .route("/api/v1/tag-restore/{*repository}", post(restore))
+        .route("/api/v1/usage", get(usage_all))
+        .route("/api/v1/usage/{*scope}", get(usage))
+        .with_state(Arc::new(Hub { registry, gate }))
+        .layer(axum::middleware::map_response(
+            |mut response: Response| async move {
+                response
+                    .extensions_mut()
+                    .insert(super::RouteName("hub_api"));
+                response
+            },
+        ))
+}
+
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let body = json!({"error": code, "message": message.into()});
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn ok(body: Value) -> Response {
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn registry_error(e: &RegistryError) -> Response {
+    match e {
+        RegistryError::NameUnknown(_) => error(StatusCode::NOT_FOUND, "not_found", e.to_string()),
+        RegistryError::RestoreImpossible(_) => {
+            error(StatusCode::CONFLICT, "not_restorable", e.to_string())
+        }
+        _ => {
+            tracing::error!(error = %e, "hub API request failed");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal server error",
+            )
+        }
+    }
+}
+
+impl Hub {
+    /// The repository named in the path, if the caller may do `actions` there.
+    async fn authorize(
+        &self,
+        parts: &Parts,
+        repository: &str,
+        actions: Actions,
+    ) -> Result<RepoName, Response> {
+        let repo = RepoName::parse(repository)
+            .map_err(|e| error(StatusCode::BAD_REQUEST, "invalid", e.to_string()))?;
+        if let Some(gate) = &self.gate {
+            gate.check(
+                &request_parts(parts),
+                &Need::Repositories(vec![(repo.to_string(), actions)]),
+            )
+            .await?;
+        }
+        Ok(repo)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryParams {
+    tag: Option<String>,
+    before: Option<i64>,
+    n: Option<u32>,
+}
+
+/// `GET /api/v1/tag-history/REPO[?tag=T][&before=ID][&n=N]`: changes newest first.
+async fn history(
+    State(hub): State<Arc<Hub>>,
+    Path(repository): Path<String>,
+    params: Result<Query<HistoryParams>, axum::extract::rejection::QueryRejection>,
+    parts: Parts,
+) -> Response {
+    let Ok(Query(params)) = params else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "query parameters are tag, before (an entry id) and n (a count)",
+        );
+    };
+    let repo = match hub.authorize(&parts, &repository, Actions::PULL).await {
+        Ok(repo) => repo,
+        Err(response) => return response,
+    };
+    let tag = match params.tag.as_deref().map(Tag::parse).transpose() {
+        Ok(tag) => tag,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid", e.to_string()),
+    };
+    match hub
+        .registry
+        .tag_history(&repo, tag.as_ref(), params.before, params.n.unwrap_or(100))
+        .await
+    {
+        Ok(events) => ok(json!({"repository": repo.as_str(), "history": events})),
+        Err(e) => registry_error(&e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RestoreBody {
+    tag: String,
+    digest: Option<String>,
+}
+
+/// `POST /api/v1/tag-restore/REPO` with `{"tag": T, "digest": D?}`.
+async fn restore(
+    State(hub): State<Arc<Hub>>,
+    Path(repository): Path<String>,
+    parts: Parts,
+    body: Body,
+) -> Response {
+    let repo = match hub.authorize(&parts, &repository, Actions::PULL_PUSH).await {
+        Ok(repo) => repo,
+        Err(response) => return response,
+    };
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid",
+            "request body too large",
+        );
+    };
+    let body: RestoreBody = match serde_json::from_slice(&bytes) {
+        Ok(body) => body,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                format!("invalid JSON body: {e}"),
+            );
+        }
+    };
+    let tag = match Tag::parse(&body.tag) {
+        Ok(tag) => tag,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid", e.to_string()),
+    };
+    let digest = match body.digest.as_deref().map(str::parse::<Digest>).transpose() {
+        Ok(d) => d,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid", e.to_string()),
+    };
+    match hub.registry.restore_tag(&repo, &tag, digest.as_ref()).await {
+        Ok(restored) => ok(json!(restored)),
+        Err(e) => registry_error(&e),
+    }
+}
+
+/// `GET /api/v1/usage`: the whole registry.
+async fn usage_all(State(hub): State<Arc<Hub>>, parts: Parts) -> Response {
+    usage_of(&hub, &parts, None).await
+}
+
+/// `GET /api/v1/usage/NAME`: a repository or namespace.
+async fn usage(State(hub): State<Arc<Hub>>, Path(scope): Path<String>, parts: Parts) -> Response {
+    match RepoName::parse(&scope) {
+        Ok(scope) => usage_of(&hub, &parts, Some(&scope)).await,
+        Err(e) => error(StatusCode::BAD_REQUEST, "invalid", e.to_string()),
+    }
+}
+
+async fn usage_of(hub: &Hub, parts: &Parts, scope: Option<&RepoName>) -> Response {
+    let (usage, every) = match hub.registry.usage(scope).await {
+        Ok(usage) => {
+            let every = usage
+                .repositories
+                .iter()
+                .map(|r| (r.repository.clone(), Actions::PULL))
+                .collect();
+            (Ok(usage), every)
+        }
+        // Whether a namespace exists is only told to whoever could read it.
+        Err(e @ RegistryError::NameUnknown(_)) => {
+            let name = scope.map_or_else(String::new, |s| s.to_string());
+            (Err(e), vec![(name, Actions::PULL)])
+        }
+        Err(e) => return registry_error(&e),
+    };
+    if let Some(gate) = &hub.gate
+        && let Err(response) = gate
+            .check(&request_parts(parts), &Need::Repositories(every))
+            .await
+    {
+        return response;
+    }
+    match usage {
+        Ok(usage) => ok(json!(usage)),
+        Err(e) => registry_error(&e),
+    }
+}
+
+fn request_parts(parts: &Parts) -> RequestParts<'_> {
+    RequestParts {
+        headers: &parts.headers,
+        conn: parts.extensions.get::<crate::server::ConnInfo>().copied(),
+        authority: parts.uri.authority().map(|a| a.as_str()),
+    }
+}

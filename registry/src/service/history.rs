@@ -1,0 +1,122 @@
+//! Tag history and restores: what a tag pointed at, and putting it back.
+
+use serde::Serialize;
+
+use super::{Registry, RegistryError, RegistryResult};
+use crate::domain::{Digest, RepoName, Tag};
+use crate::meta::history::{HistoryQuery, Restored};
+use crate::meta::now_ms;
+
+/// One change of a tag, as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TagEvent {
+    /// The entry's id (pass it as `before` for the next page).
+    pub id: i64,
+    /// The tag.
+    pub tag: String,
+    /// `create`, `move` or `delete`.
+    pub action: &'static str,
+    /// What the tag pointed at before.
+    pub old_digest: Option<String>,
+    /// What it points at after.
+    pub new_digest: Option<String>,
+    /// When, in Unix milliseconds.
+    pub changed_at: i64,
+    /// Until when the tag can be restored to `old_digest`, in Unix milliseconds.
+    pub restorable_until: i64,
+}
+
+/// The outcome of a restore.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TagRestored {
+    /// The tag.
+    pub tag: String,
+    /// What it points at now.
+    pub digest: String,
+    /// What it pointed at before the restore (`None`: it did not exist).
+    pub previous: Option<String>,
+    /// Whether anything changed (false: it already pointed there).
+    pub changed: bool,
+}
+
+impl Registry {
+    /// Changes of `repo`'s tags within the history window, newest first: all tags, or one.
+    #[tracing::instrument(skip(self))]
+    pub async fn tag_history(
+        &self,
+        repo: &RepoName,
+        tag: Option<&Tag>,
+        before: Option<i64>,
+        limit: u32,
+    ) -> RegistryResult<Vec<TagEvent>> {
+        let window = millis(self.limits.tag_history);
+        let query = HistoryQuery {
+            tag,
+            since_ms: now_ms().saturating_sub(window),
+            before_id: before,
+            limit: limit.clamp(1, 1000),
+        };
+        let Some(changes) = self.meta.tag_history(repo, query).await? else {
+            return Err(RegistryError::NameUnknown(repo.clone()));
+        };
+        Ok(changes
+            .into_iter()
+            .map(|c| TagEvent {
+                id: c.id,
+                action: match (&c.old_digest, &c.new_digest) {
+                    (None, _) => "create",
+                    (Some(_), Some(_)) => "move",
+                    (Some(_), None) => "delete",
+                },
+                tag: c.tag,
+                old_digest: c.old_digest.as_ref().map(Digest::to_string),
+                new_digest: c.new_digest.as_ref().map(Digest::to_string),
+                changed_at: c.changed_at,
+                restorable_until: c.changed_at.saturating_add(window),
+            })
+            .collect())
+    }
+
+    /// Points `tag` back at `digest`, or without one at the newest other manifest in its
+    /// history, if the change is within the history window and the manifest is still stored.
+    #[tracing::instrument(skip(self))]
+    pub async fn restore_tag(
+        &self,
+        repo: &RepoName,
+        tag: &Tag,
+        digest: Option<&Digest>,
+    ) -> RegistryResult<TagRestored> {
+        let since = now_ms().saturating_sub(millis(self.limits.tag_history));
+        let days = self.limits.tag_history.as_secs_f64() / 86_400.0;
+        match self.meta.restore_tag(repo, tag, digest, since).await? {
+            Restored::Moved { digest, previous } => Ok(TagRestored {
+                tag: tag.to_string(),
+                digest: digest.to_string(),
+                previous: previous.as_ref().map(Digest::to_string),
+                changed: true,
+            }),
+            Restored::Unchanged(digest) => Ok(TagRestored {
+                tag: tag.to_string(),
+                digest: digest.to_string(),
+                previous: Some(digest.to_string()),
+                changed: false,
+            }),
+            Restored::NotInHistory => Err(RegistryError::RestoreImpossible(match digest {
+                Some(d) => format!(
+                    "{repo}:{tag} did not point at {d} within the tag history window ({days:.1} days)"
+                ),
+                None => format!(
+                    "{repo}:{tag} has no earlier manifest within the tag history window ({days:.1} days)"
+                ),
+            })),
+            Restored::ManifestGone(d) => Err(RegistryError::RestoreImpossible(format!(
+                "{repo}@{d} was deleted; the tag cannot point at it again"
+            ))),
+        }
+    }
+}
+
+/// A duration in stored milliseconds.
+fn millis(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,37 @@
+//! Storage accounting per repository and namespace.
+
+use serde::Serialize;
+
+use super::{Registry, RegistryError, RegistryResult};
+use crate::domain::RepoName;
+use crate::meta::usage::{RepositoryUsage, UsageTotal};
+
+/// What a scope holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    /// The repository or namespace (`None`: the whole registry).
+    pub scope: Option<String>,
+    /// Its total, each stored blob once (`blob_bytes + manifest_bytes` is what it occupies).
+    pub total: UsageTotal,
+    /// Each repository in it, in name order.
+    pub repositories: Vec<RepositoryUsage>,
+}
+
+impl Registry {
+    /// Usage of a repository, a namespace (every repository under `scope/`) or, without a
+    /// scope, the whole registry.
+    #[tracing::instrument(skip(self))]
+    pub async fn usage(&self, scope: Option<&RepoName>) -> RegistryResult<Usage> {
+        let name = scope.map(RepoName::as_str);
+        let repositories = self.meta.repository_usage(name).await?;
+        if let (Some(scope), true) = (scope, repositories.is_empty()) {
+            return Err(RegistryError::NameUnknown(scope.clone()));
+        }
+        let total = self.meta.usage_total(name).await?;
+        Ok(Usage {
+            scope: name.map(str::to_owned),
+            total,
+            repositories,
+        })
+    }
+}

@@ -1,0 +1,193 @@
+//! Commands that work on the registry's stored content directly (database and blob storage,
+//! with or without a running server): tag history and restores, storage usage.
+
+use std::io::Write;
+
+use anyhow::Context;
+use berth_registry::config::Config;
+use berth_registry::domain::{Digest, RepoName, Tag};
+use berth_registry::service::Registry;
+
+/// `berth tag-history`
+#[derive(Debug, clap::Args)]
+pub struct TagHistoryArgs {
+    /// Repository, or REPOSITORY:TAG for one tag.
+    pub target: String,
+    /// Show at most this many changes, newest first.
+    #[arg(long, short = 'n', default_value_t = 50)]
+    pub limit: u32,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `berth tag-restore`
+#[derive(Debug, clap::Args)]
+pub struct TagRestoreArgs {
+    /// REPOSITORY:TAG to point back at an earlier manifest.
+    pub target: String,
+    /// The manifest to restore (one the tag pointed at within gc.tag_history_secs); default:
+    /// the newest one other than the current.
+    #[arg(long, value_name = "DIGEST")]
+    pub digest: Option<String>,
+}
+
+/// Splits `repo[:tag]` (a colon after the last slash separates the tag).
+fn repo_and_tag(target: &str) -> anyhow::Result<(RepoName, Option<Tag>)> {
+    let slash = target.rfind('/').map_or(0, |i| i + 1);
+    let (repo, tag) = match target[slash..].find(':') {
+        Some(i) => (&target[..slash + i], Some(&target[slash + i + 1..])),
+        None => (target, None),
+    };
+    let repo = RepoName::parse(repo).with_context(|| format!("invalid repository {repo:?}"))?;
+    let tag = tag
+        .map(|t| Tag::parse(t).with_context(|| format!("invalid tag {t:?}")))
+        .transpose()?;
+    Ok((repo, tag))
+}
+
+/// Milliseconds since the epoch as an ISO 8601 UTC time.
+fn time(ms: i64) -> String {
+    let (y, mo, d, h, mi, s) = berth_registry::auth::jwt::civil_time(ms.div_euclid(1000));
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+}
+
+/// Shortens a digest for a table (`sha256:0123456789ab`).
+fn short(d: Option<&str>) -> &str {
+    d.map_or("-", |d| &d[..d.len().min(19)])
+}
+
+pub async fn tag_history(config: &Config, args: TagHistoryArgs) -> anyhow::Result<()> {
+    let (repo, tag) = repo_and_tag(&args.target)?;
+    let registry = open(config).await?;
+    let events = registry
+        .tag_history(&repo, tag.as_ref(), None, args.limit)
+        .await?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&events)?)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:<22} {:<24} {:<7} {:<19} {:<19} RESTORABLE UNTIL",
+        "CHANGED", "TAG", "ACTION", "FROM", "TO"
+    )?;
+    for e in &events {
+        writeln!(
+            out,
+            "{:<22} {:<24} {:<7} {:<19} {:<19} {}",
+            time(e.changed_at),
+            e.tag,
+            e.action,
+            short(e.old_digest.as_deref()),
+            short(e.new_digest.as_deref()),
+            if e.old_digest.is_some() {
+                time(e.restorable_until)
+            } else {
+                "-".into()
+            },
+        )?;
+    }
+    Ok(())
+}
+
+pub async fn tag_restore(config: &Config, args: TagRestoreArgs) -> anyhow::Result<()> {
+    let (repo, tag) = repo_and_tag(&args.target)?;
+    let tag = tag.context("name the tag to restore: REPOSITORY:TAG")?;
+    let digest = args
+        .digest
+        .as_deref()
+        .map(|d| {
+            d.parse::<Digest>()
+                .with_context(|| format!("invalid digest {d:?}"))
+        })
+        .transpose()?;
+    let registry = open(config).await?;
+    let restored = registry.restore_tag(&repo, &tag, digest.as_ref()).await?;
+    let mut out = std::io::stdout().lock();
+    if restored.changed {
+        writeln!(
+            out,
+            "{repo}:{tag} now points at {} (was {})",
+            restored.digest,
+            restored.previous.as_deref().unwrap_or("deleted")
+        )?;
+    } else {
+        writeln!(out, "{repo}:{tag} already points at {}", restored.digest)?;
+    }
+    Ok(())
+}
+
+async fn open(config: &Config) -> anyhow::Result<Registry> {
+    Ok(berth_registry::server::open_registry(config).await?)
+}
+
+/// `berth usage`
+#[derive(Debug, clap::Args)]
+pub struct UsageArgs {
+    /// A repository or namespace (every repository under NAME/); default: everything.
+    pub name: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Bytes for people: 1.5 MiB.
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+pub async fn usage(config: &Config, args: UsageArgs) -> anyhow::Result<()> {
+    let scope = args
+        .name
+        .as_deref()
+        .map(|n| RepoName::parse(n).with_context(|| format!("invalid name {n:?}")))
+        .transpose()?;
+    let registry = open(config).await?;
+    let usage = registry.usage(scope.as_ref()).await?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&usage)?)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:<40} {:>10} {:>10} {:>10} {:>9}",
+        "REPOSITORY", "STORED", "EXCLUSIVE", "MANIFESTS", "BLOBS"
+    )?;
+    for r in &usage.repositories {
+        writeln!(
+            out,
+            "{:<40} {:>10} {:>10} {:>10} {:>9}",
+            r.repository,
+            bytes(r.blob_bytes + r.manifest_bytes),
+            bytes(r.exclusive_bytes),
+            r.manifests,
+            r.blobs
+        )?;
+    }
+    let t = &usage.total;
+    writeln!(
+        out,
+        "{}: {} repositories, {} deduplicated ({} bytes: {} blobs, {} manifests)",
+        usage.scope.as_deref().unwrap_or("total"),
+        t.repositories,
+        bytes(t.blob_bytes + t.manifest_bytes),
+        t.blob_bytes + t.manifest_bytes,
+        t.blobs,
+        t.manifests
+    )?;
+    Ok(())
+}
