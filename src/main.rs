@@ -76,6 +76,17 @@ enum Command {
         #[command(flatten)]
         args: store_cli::UsageArgs,
     },
+    /// Re-hash stored blobs and check every manifest's references, resuming where the last
+    /// scrub stopped.
+    ///
+    /// Blobs with missing or wrong bytes are quarantined (no longer served; pushing the same
+    /// content again repairs them). Exits with status 1 when the pass found problems.
+    Scrub {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(flatten)]
+        args: store_cli::ScrubArgs,
+    },
     #[command(flatten)]
     Runtime(runtime_cli::RuntimeCommand),
     #[command(flatten)]
@@ -156,6 +167,9 @@ fn main() -> ExitCode {
         Command::TagRestore { config, args } => one_shot(&config, |c| async move {
             store_cli::tag_restore(&c, args).await
         }),
+        Command::Scrub { config, args } => {
+            one_shot(&config, |c| async move { store_cli::scrub(&c, args).await })
+        }
         Command::Usage { config, args } => {
             one_shot(&config, |c| async move { store_cli::usage(&c, args).await })
         }

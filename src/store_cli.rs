@@ -1,5 +1,5 @@
 //! Commands that work on the registry's stored content directly (database and blob storage,
-//! with or without a running server): tag history and restores, storage usage.
+//! with or without a running server): tag history and restores, storage usage, scrub.
 
 use std::io::Write;
 
@@ -189,5 +189,93 @@ pub async fn usage(config: &Config, args: UsageArgs) -> anyhow::Result<()> {
         t.blobs,
         t.manifests
     )?;
+    Ok(())
+}
+
+/// `berth scrub`
+#[derive(Debug, clap::Args)]
+pub struct ScrubArgs {
+    /// Check at most N blobs and manifests, then stop; the next scrub resumes there.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+    /// Start a new round from the first blob instead of resuming the current one.
+    #[arg(long)]
+    pub restart: bool,
+    /// List the problems found so far and not repaired, check nothing.
+    #[arg(long, conflicts_with_all = ["limit", "restart"])]
+    pub findings: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn print_finding(
+    out: &mut impl Write,
+    f: &berth_registry::meta::scrub::Finding,
+) -> std::io::Result<()> {
+    match &f.repository {
+        Some(repo) => writeln!(
+            out,
+            "{}: {repo}@{}: {}",
+            f.problem.as_str(),
+            f.digest,
+            f.detail
+        ),
+        None => writeln!(
+            out,
+            "{}: blob {}: {}",
+            f.problem.as_str(),
+            f.digest,
+            f.detail
+        ),
+    }
+}
+
+/// Runs a pass (or lists findings); fails when the pass found problems, for cron and CI.
+pub async fn scrub(config: &Config, args: ScrubArgs) -> anyhow::Result<()> {
+    let registry = open(config).await?;
+    let mut out = std::io::stdout().lock();
+    if args.findings {
+        let open = registry.scrub_findings().await?;
+        if args.json {
+            writeln!(out, "{}", serde_json::to_string_pretty(&open)?)?;
+        } else {
+            for f in &open {
+                print_finding(&mut out, f)?;
+            }
+            writeln!(out, "{} open problems", open.len())?;
+        }
+        return Ok(());
+    }
+    let report = registry
+        .scrub(&berth_registry::service::scrub::ScrubOptions {
+            limit: args.limit,
+            restart: args.restart,
+        })
+        .await?;
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    } else {
+        for f in &report.findings {
+            print_finding(&mut out, f)?;
+        }
+        writeln!(
+            out,
+            "checked {} blobs ({}) and {} manifests; {}",
+            report.blobs_checked,
+            bytes(report.bytes_checked),
+            report.manifests_checked,
+            if report.round_complete {
+                "round complete"
+            } else {
+                "the next scrub resumes here"
+            }
+        )?;
+    }
+    anyhow::ensure!(
+        report.findings.is_empty(),
+        "scrub found {} problems (quarantined blobs are repaired by pushing them again)",
+        report.findings.len()
+    );
     Ok(())
 }

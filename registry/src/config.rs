@@ -58,6 +58,31 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Garbage collection.
     pub gc: GcConfig,
+    /// Scrubbing stored content.
+    pub scrub: ScrubConfig,
+}
+
+/// `[scrub]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScrubConfig {
+    /// Run scrub passes inside `serve` (they resume one round wherever the last pass, on
+    /// any replica, stopped).
+    pub enabled: bool,
+    /// Seconds between passes.
+    pub interval_secs: u64,
+    /// Blobs and manifests checked per pass.
+    pub items_per_pass: u64,
+}
+
+impl Default for ScrubConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            interval_secs: 600,
+            items_per_pass: 1000,
+        }
+    }
 }
 
 /// `[gc]`

@@ -250,6 +250,7 @@ pub struct Server {
     upload_ttl: Duration,
     cleanup_interval: Duration,
     gc: crate::config::GcConfig,
+    scrub: crate::config::ScrubConfig,
 }
 
 impl Server {
@@ -289,6 +290,7 @@ impl Server {
             drain: Duration::from_secs(config.server.shutdown_drain_secs),
             upload_ttl: Duration::from_secs(config.server.upload_ttl_secs),
             gc: config.gc.clone(),
+            scrub: config.scrub.clone(),
             cleanup_interval: Duration::from_secs(
                 config.server.upload_cleanup_interval_secs.max(1),
             ),
@@ -331,6 +333,12 @@ impl Server {
             AbortOnDrop(tokio::spawn(collect_garbage_forever(
                 self.registry.clone(),
                 self.gc.clone(),
+            )))
+        });
+        let _scrubber = self.scrub.enabled.then(|| {
+            AbortOnDrop(tokio::spawn(scrub_forever(
+                self.registry.clone(),
+                self.scrub.clone(),
             )))
         });
         let _janitor = AbortOnDrop(tokio::spawn(expire_uploads_forever(
@@ -518,6 +526,23 @@ async fn collect_garbage_forever(registry: Registry, gc: crate::config::GcConfig
         tick.tick().await;
         if let Err(e) = registry.collect_garbage(&gc.options(false)).await {
             tracing::warn!(error = %e, "garbage collection failed; retried next interval");
+        }
+    }
+}
+
+/// Runs a scrub pass of `scrub.items_per_pass` items every `scrub.interval_secs`.
+async fn scrub_forever(registry: Registry, scrub: crate::config::ScrubConfig) {
+    let interval = Duration::from_secs(scrub.interval_secs.max(1));
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let options = crate::service::scrub::ScrubOptions {
+        limit: Some(scrub.items_per_pass.max(1)),
+        restart: false,
+    };
+    loop {
+        tick.tick().await;
+        if let Err(e) = registry.scrub(&options).await {
+            tracing::warn!(error = %e, "scrub failed; resumed next interval");
         }
     }
 }

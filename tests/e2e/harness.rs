@@ -233,6 +233,34 @@ impl Berth {
         }
     }
 
+    /// Replaces the bytes of a stored object (damage, for the scrub tests).
+    pub fn write_object(&self, key: &str, data: &[u8]) {
+        match backend() {
+            Backend::Sqlite | Backend::Postgres => {
+                std::fs::write(self.data_dir.join("blobs").join(key), data).expect("write object")
+            }
+            Backend::PostgresS3 => {
+                let bucket = store_name(&self.data_dir);
+                let (status, _, _) = s3_request_with("PUT", &format!("/{bucket}/{key}"), data);
+                assert_eq!(status, 200, "put object {key}");
+            }
+        }
+    }
+
+    /// Deletes a stored object (loss, for the scrub tests).
+    pub fn delete_object(&self, key: &str) {
+        match backend() {
+            Backend::Sqlite | Backend::Postgres => {
+                std::fs::remove_file(self.data_dir.join("blobs").join(key)).expect("delete object")
+            }
+            Backend::PostgresS3 => {
+                let bucket = store_name(&self.data_dir);
+                let (status, _, _) = s3_request("DELETE", &format!("/{bucket}/{key}"));
+                assert_eq!(status, 204, "delete object {key}");
+            }
+        }
+    }
+
     /// Everything the server logged so far.
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -342,21 +370,25 @@ pub fn s3_endpoint() -> String {
 /// A request to the S3 test server. moto does not check signatures but refuses anonymous
 /// reads of private objects, so a syntactically valid (unchecked) Authorization is sent.
 fn s3_request(method: &str, path: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    s3_request_with(method, path, &[])
+}
+
+fn s3_request_with(method: &str, path: &str, body: &[u8]) -> (u16, Vec<(String, String)>, Vec<u8>) {
     let endpoint = s3_endpoint();
     let addr = endpoint
         .trim_start_matches("http://")
         .parse()
         .expect("S3 endpoint address");
-    raw_http(
-        addr,
-        format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\
-             Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, \
-             SignedHeaders=host, Signature=00\r\n\r\n",
-            endpoint.trim_start_matches("http://")
-        )
-        .as_bytes(),
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\nConnection: close\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, \
+         SignedHeaders=host, Signature=00\r\n\r\n",
+        endpoint.trim_start_matches("http://"),
+        body.len()
     )
+    .into_bytes();
+    request.extend_from_slice(body);
+    raw_http(addr, &request)
 }
 
 /// Every file under `dir`, recursively.

@@ -10,7 +10,11 @@ use crate::harness::{Berth, random_bytes};
 /// Pushes an image of `layers` (already in `repo`) and a fresh config, tagged `tag`.
 async fn image(b: &Berth, repo: &str, tag: &str, layers: &[Value]) -> (Pushed, usize) {
     let config = b
-        .push_blob_typed(repo, format!(r#"{{"repository":"{repo}","tag":"{tag}"}}"#).as_bytes(), OCI_CONFIG)
+        .push_blob_typed(
+            repo,
+            format!(r#"{{"repository":"{repo}","tag":"{tag}"}}"#).as_bytes(),
+            OCI_CONFIG,
+        )
         .await;
     let manifest = json!({
         "schemaVersion": 2, "mediaType": OCI_MANIFEST,
@@ -136,4 +140,129 @@ async fn usage_counts_each_stored_blob_once_per_repository_and_namespace() {
     let (ok, _, err) = b.cli(&["usage", "nobody"], &[]);
     assert!(!ok && err.contains("nobody"), "{err}");
     let _ = mc;
+}
+
+impl Berth {
+    /// `berth scrub --json ARGS`: (success, report).
+    fn scrub(&self, args: &[&str]) -> (bool, Value) {
+        let mut all = vec!["scrub", "--json"];
+        all.extend_from_slice(args);
+        let (ok, out, err) = self.cli(&all, &[]);
+        let report = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
+        (ok, report)
+    }
+
+    /// The storage key holding exactly `data`.
+    fn key_of(&self, data: &[u8]) -> String {
+        self.stored_objects()
+            .into_iter()
+            .find(|k| self.read_object(k) == data)
+            .expect("stored")
+    }
+}
+
+fn problems(report: &Value) -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = report
+        .as_array()
+        .unwrap_or_else(|| report["findings"].as_array().expect("findings"))
+        .iter()
+        .map(|f| {
+            (
+                f["problem"].as_str().expect("problem").to_owned(),
+                f["digest"].as_str().expect("digest").to_owned(),
+            )
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+#[tokio::test]
+async fn scrub_quarantines_damaged_blobs_resumes_and_a_push_repairs_them() {
+    let b = Berth::start_with(&[("BERTH_GC_ENABLED", "false")]);
+    let repo = "scrub/app";
+    let (one, two) = (random_bytes(20_000, 11), random_bytes(5_000, 12));
+    let l1 = b.push_blob(repo, &one).await;
+    let l2 = b.push_blob(repo, &two).await;
+    let (app, config) = image(&b, repo, "v1", &[l1.descriptor(), l2.descriptor()]).await;
+
+    // A clean store, scrubbed in two passes: the second resumes where the first stopped.
+    let (ok, first) = b.scrub(&["--limit", "2"]);
+    assert!(ok, "{first}");
+    assert_eq!(
+        (
+            &first["blobs_checked"],
+            &first["manifests_checked"],
+            &first["round_complete"]
+        ),
+        (&json!(2), &json!(0), &json!(false))
+    );
+    let (ok, second) = b.scrub(&[]);
+    assert!(ok, "{second}");
+    assert_eq!(
+        (
+            &second["blobs_checked"],
+            &second["manifests_checked"],
+            &second["round_complete"]
+        ),
+        (&json!(1), &json!(1), &json!(true))
+    );
+    assert_eq!(
+        first["bytes_checked"].as_u64().unwrap() + second["bytes_checked"].as_u64().unwrap(),
+        (one.len() + two.len() + config) as u64
+    );
+
+    // One layer's bytes rot (same size), the other's vanish.
+    let mut rotten = one.clone();
+    rotten[1000] ^= 0x55;
+    let key_one = b.key_of(&one);
+    b.write_object(&key_one, &rotten);
+    b.delete_object(&b.key_of(&two));
+    let (ok, report) = b.scrub(&["--restart"]);
+    assert!(!ok, "a scrub that finds problems fails");
+    assert_eq!(
+        problems(&report),
+        vec![
+            ("corrupt".to_owned(), l1.digest.clone()),
+            ("dangling_reference".to_owned(), app.digest.clone()),
+            ("dangling_reference".to_owned(), app.digest.clone()),
+            ("missing".to_owned(), l2.digest.clone()),
+        ],
+        "{report}"
+    );
+    let (ok, out, _) = b.cli(&["scrub", "--findings"], &[]);
+    assert!(ok);
+    assert!(
+        out.contains("4 open problems") && out.contains("stored bytes hash to"),
+        "{out}"
+    );
+    // Quarantined: never served, so clients push them again instead of pulling bad bytes.
+    for d in [&l1.digest, &l2.digest] {
+        let r = b.get(&format!("/v2/{repo}/blobs/{d}")).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{d} served");
+    }
+    // Nothing new to report on a second look.
+    let (ok, again) = b.scrub(&["--restart"]);
+    assert!(ok, "{again}");
+    assert_eq!(again["findings"], json!([]));
+
+    // Pushing the same content repairs both; the rotten copy goes with the next GC pass.
+    b.push_blob(repo, &one).await;
+    b.push_blob(repo, &two).await;
+    for (d, data) in [(&l1.digest, &one), (&l2.digest, &two)] {
+        let r = b.get(&format!("/v2/{repo}/blobs/{d}")).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(&r.bytes().await.unwrap()[..], &data[..]);
+    }
+    b.gc(&[], &[]);
+    assert!(
+        !b.stored_objects().contains(&key_one),
+        "the damaged copy is deleted"
+    );
+    let (ok, clean) = b.scrub(&["--restart"]);
+    assert!(ok, "{clean}");
+    assert_eq!(clean["round_complete"], true);
+    let (ok, open) = b.scrub(&["--findings"]);
+    assert!(ok);
+    assert_eq!(open, json!([]), "repairs close the findings");
 }

@@ -17,6 +17,8 @@ mod gc_sql;
 pub mod history;
 mod history_sql;
 mod postgres;
+pub mod scrub;
+mod scrub_sql;
 mod sql;
 mod sqlite;
 pub mod usage;
@@ -32,6 +34,7 @@ pub use browse::BrowseStore;
 pub use gc::GcStore;
 pub use history::HistoryStore;
 pub use postgres::PostgresStore;
+pub use scrub::ScrubStore;
 pub use sqlite::SqliteStore;
 pub use usage::UsageStore;
 
@@ -201,7 +204,15 @@ pub struct PageQuery<'a> {
 /// Implementations must make each method atomic and durable when it returns.
 #[async_trait]
 pub trait MetaStore:
-    AccountStore + BrowseStore + GcStore + HistoryStore + UsageStore + Send + Sync + 'static
+    AccountStore
+    + BrowseStore
+    + GcStore
+    + HistoryStore
+    + ScrubStore
+    + UsageStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Checks that the database answers (for readiness probes).
     async fn ping(&self) -> MetaResult<()>;

@@ -153,6 +153,7 @@ super::account_sql::impl_account_store!(PostgresStore, sqlx::PgConnection);
 super::gc_sql::impl_gc_store!(PostgresStore, sqlx::PgConnection);
 super::history_sql::impl_history_store!(PostgresStore, sqlx::PgConnection);
 super::usage_sql::impl_usage_store!(PostgresStore, sqlx::PgConnection);
+super::scrub_sql::impl_scrub_store!(PostgresStore, sqlx::PgConnection);
 super::browse_sql::impl_browse_store!(PostgresStore, sqlx::PgConnection);
 
 #[async_trait]

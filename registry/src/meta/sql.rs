@@ -270,9 +270,18 @@ macro_rules! queries {
             location: Option<&str>,
         ) -> sqlx::Result<bool> {
             let now = now_ms();
+            // A quarantined blob (see migrations/*/0007_scrub.sql) is repaired by a new copy:
+            // the row takes the new key and the damaged copy is deleted through a tombstone.
+            let quarantined: Option<(Option<String>, i64)> = sqlx::query_as(
+                "SELECT storage_key, size FROM blobs WHERE digest = $1 AND quarantined_at IS NOT NULL",
+            )
+            .bind(digest.to_string())
+            .fetch_optional(&mut *conn)
+            .await?;
             let inserted = sqlx::query(
                 "INSERT INTO blobs (digest, size, storage_key, created_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (digest) DO NOTHING",
+                 ON CONFLICT (digest) DO UPDATE SET storage_key = excluded.storage_key, quarantined_at = NULL
+                 WHERE blobs.quarantined_at IS NOT NULL AND excluded.storage_key IS NOT NULL",
             )
             .bind(digest.to_string())
             .bind(int(size))
@@ -282,6 +291,22 @@ macro_rules! queries {
             .await?
             .rows_affected()
                 == 1;
+            if let (true, Some((old_key, old_size))) = (inserted, quarantined) {
+                sqlx::query(
+                    "INSERT INTO gc_blob_deletions (digest, storage_key, size, deleted_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(digest.to_string())
+                .bind(old_key)
+                .bind(old_size)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+                sqlx::query("UPDATE scrub_findings SET repaired_at = $2 WHERE digest = $1 AND repaired_at IS NULL")
+                    .bind(digest.to_string())
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?;
+            }
             sqlx::query(
                 "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES ($1, $2, $3)
                  ON CONFLICT (repository_id, digest) DO NOTHING",
@@ -310,7 +335,7 @@ macro_rules! queries {
                 "SELECT b.size, b.storage_key FROM repository_blobs rb
                  JOIN repositories r ON r.id = rb.repository_id
                  JOIN blobs b ON b.digest = rb.digest
-                 WHERE r.name = $1 AND rb.digest = $2",
+                 WHERE r.name = $1 AND rb.digest = $2 AND b.quarantined_at IS NULL",
             )
             .bind(repo.as_str())
             .bind(digest.to_string())
@@ -322,7 +347,7 @@ macro_rules! queries {
 
         pub(in $crate::meta) async fn blob_stored(conn: &mut $conn, digest: &Digest) -> MetaResult<Option<BlobInfo>> {
             let row: Option<(i64, Option<String>)> =
-                sqlx::query_as("SELECT size, storage_key FROM blobs WHERE digest = $1")
+                sqlx::query_as("SELECT size, storage_key FROM blobs WHERE digest = $1 AND quarantined_at IS NULL")
                     .bind(digest.to_string())
                     .fetch_optional(conn)
                     .await?;
@@ -332,7 +357,7 @@ macro_rules! queries {
 
         pub(in $crate::meta) async fn blob_anywhere(conn: &mut $conn, digest: &Digest) -> MetaResult<Option<u64>> {
             let size: Option<i64> = sqlx::query_scalar(
-                "SELECT b.size FROM blobs b WHERE b.digest = $1
+                "SELECT b.size FROM blobs b WHERE b.digest = $1 AND b.quarantined_at IS NULL
                  AND EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)",
             )
             .bind(digest.to_string())
@@ -549,7 +574,7 @@ macro_rules! queries {
             for blob in &m.parsed.blobs {
                 let size: Option<i64> = sqlx::query_scalar(
                     "SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
-                     WHERE rb.repository_id = $1 AND rb.digest = $2",
+                     WHERE rb.repository_id = $1 AND rb.digest = $2 AND b.quarantined_at IS NULL",
                 )
                 .bind(repo_id)
                 .bind(blob.digest.to_string())

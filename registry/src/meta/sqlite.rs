@@ -118,6 +118,7 @@ super::account_sql::impl_account_store!(SqliteStore, sqlx::SqliteConnection);
 super::gc_sql::impl_gc_store!(SqliteStore, sqlx::SqliteConnection);
 super::history_sql::impl_history_store!(SqliteStore, sqlx::SqliteConnection);
 super::usage_sql::impl_usage_store!(SqliteStore, sqlx::SqliteConnection);
+super::scrub_sql::impl_scrub_store!(SqliteStore, sqlx::SqliteConnection);
 super::browse_sql::impl_browse_store!(SqliteStore, sqlx::SqliteConnection);
 
 #[async_trait]

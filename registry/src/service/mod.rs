@@ -21,6 +21,7 @@ pub mod gc;
 pub mod history;
 mod listing;
 mod manifests;
+pub mod scrub;
 mod uploads;
 pub mod usage;
 
