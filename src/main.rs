@@ -87,6 +87,18 @@ enum Command {
         #[command(flatten)]
         args: store_cli::ScrubArgs,
     },
+    /// Apply the retention policies ([[retention.policy]] in the configuration file) once.
+    ///
+    /// Deletes the tags no keep rule keeps (newest N, pushed or pulled within D days, name
+    /// patterns); they stay restorable for gc.tag_history_secs, and garbage collection frees
+    /// what they pointed at afterwards. `serve` applies them on schedule with
+    /// retention.enabled.
+    Retention {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(flatten)]
+        args: store_cli::RetentionArgs,
+    },
     #[command(flatten)]
     Runtime(runtime_cli::RuntimeCommand),
     #[command(flatten)]
@@ -169,6 +181,12 @@ fn main() -> ExitCode {
         }),
         Command::Scrub { config, args } => {
             one_shot(&config, |c| async move { store_cli::scrub(&c, args).await })
+        }
+        Command::Retention { config, args } => {
+            one_shot(
+                &config,
+                |c| async move { store_cli::retention(&c, args).await },
+            )
         }
         Command::Usage { config, args } => {
             one_shot(&config, |c| async move { store_cli::usage(&c, args).await })

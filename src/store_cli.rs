@@ -1,5 +1,5 @@
 //! Commands that work on the registry's stored content directly (database and blob storage,
-//! with or without a running server): tag history and restores, storage usage, scrub.
+//! with or without a running server): tag history and restores, storage usage, scrub, retention.
 
 use std::io::Write;
 
@@ -277,5 +277,55 @@ pub async fn scrub(config: &Config, args: ScrubArgs) -> anyhow::Result<()> {
         "scrub found {} problems (quarantined blobs are repaired by pushing them again)",
         report.findings.len()
     );
+    Ok(())
+}
+
+/// `berth retention`
+#[derive(Debug, clap::Args)]
+pub struct RetentionArgs {
+    /// List the tags the policies would delete; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn retention(config: &Config, args: RetentionArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !config.retention.policy.is_empty(),
+        "no retention policies: add [[retention.policy]] entries to the configuration file"
+    );
+    let registry = open(config).await?;
+    let report = registry
+        .apply_retention(&config.retention.policy, args.dry_run)
+        .await?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        return Ok(());
+    }
+    let verb = if report.dry_run {
+        "would delete"
+    } else {
+        "deleted"
+    };
+    for e in &report.deleted {
+        writeln!(
+            out,
+            "{verb} {}:{} ({}; policy {})",
+            e.repository,
+            e.tag,
+            short(Some(&e.digest)),
+            e.policy
+        )?;
+    }
+    writeln!(
+        out,
+        "{}: {} of {} tags {verb}; restorable with berth tag-restore for gc.tag_history_secs",
+        if report.dry_run { "dry run" } else { "done" },
+        report.deleted.len(),
+        report.tags_judged,
+    )?;
     Ok(())
 }

@@ -60,6 +60,76 @@ pub struct Config {
     pub gc: GcConfig,
     /// Scrubbing stored content.
     pub scrub: ScrubConfig,
+    /// Retention policies.
+    pub retention: RetentionConfig,
+}
+
+/// `[retention]` and its `[[retention.policy]]` entries.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Apply the policies inside `serve` every `interval_secs`.
+    pub enabled: bool,
+    /// Seconds between scheduled runs.
+    pub interval_secs: u64,
+    /// Seconds a server gathers the tags pulled before recording them (pull times are
+    /// accurate to this).
+    pub pulls_flush_secs: u64,
+    /// The policies; a repository follows the one with the longest matching scope.
+    pub policy: Vec<RetentionPolicy>,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            interval_secs: 86_400,
+            pulls_flush_secs: 30,
+            policy: Vec::new(),
+        }
+    }
+}
+
+/// One retention policy: the tags of the repositories in `scope` that no `keep_` rule keeps
+/// are deleted (and stay restorable for `gc.tag_history_secs`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionPolicy {
+    /// A repository, or a namespace: that name and every repository under `scope/`.
+    pub scope: String,
+    /// Keep each repository's N most recently pushed tags.
+    pub keep_newest: Option<u32>,
+    /// Keep tags pushed within this many days.
+    pub keep_pushed_within_days: Option<u64>,
+    /// Keep tags pulled within this many days.
+    pub keep_pulled_within_days: Option<u64>,
+    /// Always keep tags matching these patterns (`*`, `?`, `[...]`, like shell globs).
+    #[serde(default)]
+    pub keep_tags: Vec<String>,
+}
+
+impl RetentionConfig {
+    fn validate(&self) -> Result<(), String> {
+        for (i, p) in self.policy.iter().enumerate() {
+            let which = format!("retention.policy[{i}] (scope {:?})", p.scope);
+            crate::domain::RepoName::parse(&p.scope)
+                .map_err(|e| format!("{which}: invalid scope: {e}"))?;
+            for pattern in &p.keep_tags {
+                glob::Pattern::new(pattern)
+                    .map_err(|e| format!("{which}: invalid pattern {pattern:?}: {e}"))?;
+            }
+            if p.keep_newest.is_none()
+                && p.keep_pushed_within_days.is_none()
+                && p.keep_pulled_within_days.is_none()
+                && p.keep_tags.is_empty()
+            {
+                return Err(format!(
+                    "{which}: no keep_ rule; a policy that keeps nothing would delete every tag"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `[scrub]`
@@ -436,10 +506,19 @@ impl Config {
             None => toml::Table::new(),
         };
         apply_env(&mut table, env)?;
-        Config::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Invalid {
-            path: file.map(Path::to_owned),
-            message: e.message().to_owned(),
-        })
+        let config =
+            Config::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Invalid {
+                path: file.map(Path::to_owned),
+                message: e.message().to_owned(),
+            })?;
+        config
+            .retention
+            .validate()
+            .map_err(|message| ConfigError::Invalid {
+                path: file.map(Path::to_owned),
+                message,
+            })?;
+        Ok(config)
     }
 
     /// The database URL, with the embedded default filled in.
@@ -560,8 +639,10 @@ mod tests {
                 "[{section}] missing"
             );
             for key in keys.as_table().unwrap().keys() {
+                // Arrays of tables are documented by an example entry.
                 assert!(
-                    text.contains(&format!("\n{key} = ")),
+                    text.contains(&format!("\n{key} = "))
+                        || text.contains(&format!("[[{section}.{key}]]")),
                     "{section}.{key} missing"
                 );
             }

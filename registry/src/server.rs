@@ -251,6 +251,7 @@ pub struct Server {
     cleanup_interval: Duration,
     gc: crate::config::GcConfig,
     scrub: crate::config::ScrubConfig,
+    retention: crate::config::RetentionConfig,
 }
 
 impl Server {
@@ -291,6 +292,7 @@ impl Server {
             upload_ttl: Duration::from_secs(config.server.upload_ttl_secs),
             gc: config.gc.clone(),
             scrub: config.scrub.clone(),
+            retention: config.retention.clone(),
             cleanup_interval: Duration::from_secs(
                 config.server.upload_cleanup_interval_secs.max(1),
             ),
@@ -341,6 +343,10 @@ impl Server {
                 self.scrub.clone(),
             )))
         });
+        let _retention = AbortOnDrop(tokio::spawn(retention_forever(
+            self.registry.clone(),
+            self.retention.clone(),
+        )));
         let _janitor = AbortOnDrop(tokio::spawn(expire_uploads_forever(
             self.registry,
             self.upload_ttl,
@@ -526,6 +532,32 @@ async fn collect_garbage_forever(registry: Registry, gc: crate::config::GcConfig
         tick.tick().await;
         if let Err(e) = registry.collect_garbage(&gc.options(false)).await {
             tracing::warn!(error = %e, "garbage collection failed; retried next interval");
+        }
+    }
+}
+
+/// Records pulled tags every `retention.pulls_flush_secs` and, when enabled, applies the
+/// retention policies every `retention.interval_secs`.
+async fn retention_forever(registry: Registry, retention: crate::config::RetentionConfig) {
+    let flush = Duration::from_secs(retention.pulls_flush_secs.max(1));
+    let mut flushes = tokio::time::interval_at(tokio::time::Instant::now() + flush, flush);
+    flushes.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let every = Duration::from_secs(retention.interval_secs.max(1));
+    let mut runs = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    runs.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let scheduled = retention.enabled && !retention.policy.is_empty();
+    loop {
+        tokio::select! {
+            _ = flushes.tick() => {
+                if let Err(e) = registry.flush_pulls().await {
+                    tracing::warn!(error = %e, "could not record pulls; retried next interval");
+                }
+            }
+            _ = runs.tick(), if scheduled => {
+                if let Err(e) = registry.apply_retention(&retention.policy, false).await {
+                    tracing::warn!(error = %e, "retention failed; retried next interval");
+                }
+            }
         }
     }
 }

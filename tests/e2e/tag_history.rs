@@ -220,3 +220,124 @@ async fn moved_and_deleted_tags_are_restored_and_kept_until_their_history_expire
         json!([])
     );
 }
+
+/// `berth retention --config FILE ARGS`: (success, stdout, stderr).
+fn retention(b: &Berth, config: &str, args: &[&str]) -> (bool, String, String) {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("berth.toml");
+    std::fs::write(&file, config).expect("write config");
+    let mut all = vec!["retention", "--config", file.to_str().expect("path")];
+    all.extend_from_slice(args);
+    b.cli(&all, &[])
+}
+
+fn deleted(report: &str) -> BTreeSet<String> {
+    let v: Value = serde_json::from_str(report).expect("json");
+    v["deleted"]
+        .as_array()
+        .expect("deleted")
+        .iter()
+        .map(|e| {
+            format!(
+                "{}:{}",
+                e["repository"].as_str().unwrap(),
+                e["tag"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn retention_keeps_newest_recent_pulled_and_matching_tags_and_deletes_the_rest() {
+    let b = Berth::start_with(&[
+        ("BERTH_GC_ENABLED", "false"),
+        ("BERTH_RETENTION_PULLS_FLUSH_SECS", "1"),
+    ]);
+    for (i, tag) in ["v1", "v2", "v3", "v4", "latest", "dev-1", "dev-2"]
+        .iter()
+        .enumerate()
+    {
+        b.push_image("ret/app", tag, 100 + i as u64, 1).await;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    for (i, tag) in ["a", "b"].iter().enumerate() {
+        b.push_image("ret/app/sub", tag, 200 + i as u64, 1).await;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    b.push_image("other/x", "old", 300, 1).await;
+    // v1 is pulled (by digest, as containerd does after resolving the tag): recorded within
+    // the flush interval.
+    let v1 = b.tag_digest("ret/app", "v1").await.expect("v1");
+    let pulled = b.get(&format!("/v2/ret/app/manifests/{v1}")).await;
+    assert_eq!(pulled.status(), StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+
+    let config = r#"
+[[retention.policy]]
+scope = "ret"
+keep_newest = 2
+keep_pulled_within_days = 1
+keep_tags = ["latest", "release-*"]
+
+[[retention.policy]]
+scope = "ret/app/sub"
+keep_newest = 1
+"#;
+    let expected: BTreeSet<String> = ["ret/app:v2", "ret/app:v3", "ret/app:v4", "ret/app/sub:a"]
+        .map(str::to_owned)
+        .into();
+    let (ok, dry, err) = retention(&b, config, &["--dry-run", "--json"]);
+    assert!(ok, "{err}");
+    assert_eq!(deleted(&dry), expected, "{dry}");
+    assert!(
+        b.tag_digest("ret/app", "v2").await.is_some(),
+        "a dry run deletes nothing"
+    );
+
+    let (ok, out, err) = retention(&b, config, &["--json"]);
+    assert!(ok, "{err}");
+    assert_eq!(deleted(&out), expected);
+    for (repo, tag) in [("ret/app", "v2"), ("ret/app", "v4"), ("ret/app/sub", "a")] {
+        assert!(
+            b.tag_digest(repo, tag).await.is_none(),
+            "{repo}:{tag} still there"
+        );
+    }
+    for (repo, tag) in [
+        ("ret/app", "v1"),
+        ("ret/app", "latest"),
+        ("ret/app", "dev-2"),
+        ("ret/app/sub", "b"),
+        ("other/x", "old"),
+    ] {
+        assert!(
+            b.tag_digest(repo, tag).await.is_some(),
+            "{repo}:{tag} deleted"
+        );
+    }
+    // Deleted tags are in the history and restorable.
+    let (ok, _, err) = b.cli(&["tag-restore", "ret/app:v3"], &[]);
+    assert!(ok, "{err}");
+    assert!(b.tag_digest("ret/app", "v3").await.is_some());
+
+    // A restore counts as a push: v3 is now among the two newest, so dev-1 is not.
+    let (ok, out, _) = retention(&b, config, &[]);
+    assert!(ok);
+    assert!(
+        out.contains("deleted ret/app:dev-1") && out.contains("1 of 6 tags deleted"),
+        "{out}"
+    );
+
+    // Policies that would delete everything, or name nothing valid, are refused.
+    let (ok, _, err) = retention(
+        &b,
+        "[[retention.policy]]\nscope = \"ret\"\n",
+        &["--dry-run"],
+    );
+    assert!(!ok && err.contains("no keep_ rule"), "{err}");
+    let bad = "[[retention.policy]]\nscope = \"ret\"\nkeep_tags = [\"[\"]\n";
+    let (ok, _, err) = retention(&b, bad, &["--dry-run"]);
+    assert!(!ok && err.contains("invalid pattern"), "{err}");
+    let (ok, _, err) = retention(&b, "", &["--dry-run"]);
+    assert!(!ok && err.contains("no retention policies"), "{err}");
+}

@@ -17,6 +17,8 @@ mod gc_sql;
 pub mod history;
 mod history_sql;
 mod postgres;
+pub mod retention;
+mod retention_sql;
 pub mod scrub;
 mod scrub_sql;
 mod sql;
@@ -34,6 +36,7 @@ pub use browse::BrowseStore;
 pub use gc::GcStore;
 pub use history::HistoryStore;
 pub use postgres::PostgresStore;
+pub use retention::RetentionStore;
 pub use scrub::ScrubStore;
 pub use sqlite::SqliteStore;
 pub use usage::UsageStore;
@@ -208,6 +211,7 @@ pub trait MetaStore:
     + BrowseStore
     + GcStore
     + HistoryStore
+    + RetentionStore
     + ScrubStore
     + UsageStore
     + Send

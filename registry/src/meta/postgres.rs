@@ -154,6 +154,7 @@ super::gc_sql::impl_gc_store!(PostgresStore, sqlx::PgConnection);
 super::history_sql::impl_history_store!(PostgresStore, sqlx::PgConnection);
 super::usage_sql::impl_usage_store!(PostgresStore, sqlx::PgConnection);
 super::scrub_sql::impl_scrub_store!(PostgresStore, sqlx::PgConnection);
+super::retention_sql::impl_retention_store!(PostgresStore, sqlx::PgConnection);
 super::browse_sql::impl_browse_store!(PostgresStore, sqlx::PgConnection);
 
 #[async_trait]
@@ -333,7 +334,7 @@ impl MetaStore for PostgresStore {
     async fn delete_tag(&self, repo: &RepoName, tag: &Tag) -> MetaResult<bool> {
         write!(
             self,
-            [repo, tag] | conn | q::delete_tag(conn, &repo, &tag).await
+            [repo, tag] | conn | q::delete_tag(conn, &repo, &tag, None).await
         )
     }
 

@@ -699,14 +699,18 @@ macro_rules! queries {
             }
         }
 
-        pub(in $crate::meta) async fn delete_tag(conn: &mut $conn, repo: &RepoName, tag: &Tag) -> MetaResult<bool> {
+        /// Deletes a tag, recording it in the history; with `updated_at`, only if the tag
+        /// was last pushed then (it did not move since the caller looked).
+        pub(in $crate::meta) async fn delete_tag(conn: &mut $conn, repo: &RepoName, tag: &Tag, updated_at: Option<i64>) -> MetaResult<bool> {
             let deleted: Option<(i64, i64)> = sqlx::query_as(
                 "DELETE FROM tags
                  WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND name = $2
+                   AND ($3 IS NULL OR updated_at = $3)
                  RETURNING repository_id, manifest_id",
             )
             .bind(repo.as_str())
             .bind(tag.as_str())
+            .bind(updated_at)
             .fetch_optional(&mut *conn)
             .await?;
             let Some((repo_id, id)) = deleted else {

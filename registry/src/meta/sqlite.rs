@@ -119,6 +119,7 @@ super::gc_sql::impl_gc_store!(SqliteStore, sqlx::SqliteConnection);
 super::history_sql::impl_history_store!(SqliteStore, sqlx::SqliteConnection);
 super::usage_sql::impl_usage_store!(SqliteStore, sqlx::SqliteConnection);
 super::scrub_sql::impl_scrub_store!(SqliteStore, sqlx::SqliteConnection);
+super::retention_sql::impl_retention_store!(SqliteStore, sqlx::SqliteConnection);
 super::browse_sql::impl_browse_store!(SqliteStore, sqlx::SqliteConnection);
 
 #[async_trait]
@@ -331,7 +332,7 @@ impl MetaStore for SqliteStore {
     async fn delete_tag(&self, repo: &RepoName, tag: &Tag) -> MetaResult<bool> {
         let (repo, tag) = (repo.clone(), tag.clone());
         let result = write!(self, |conn| {
-            let deleted = q::delete_tag(conn, &repo, &tag).await?;
+            let deleted = q::delete_tag(conn, &repo, &tag, None).await?;
             manifests_written(conn).await?;
             Ok(deleted)
         });

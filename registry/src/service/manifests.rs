@@ -106,12 +106,15 @@ impl Registry {
         content: bool,
     ) -> RegistryResult<StoredManifest> {
         match self.meta.manifest(repo, reference, content).await? {
-            Some(m) => Ok(StoredManifest {
-                digest: m.digest,
-                media_type: m.media_type,
-                size: m.size,
-                content: m.content,
-            }),
+            Some(m) => {
+                self.note_pull(repo, reference);
+                Ok(StoredManifest {
+                    digest: m.digest,
+                    media_type: m.media_type,
+                    size: m.size,
+                    content: m.content,
+                })
+            }
             None => Err(self.not_found(repo, RegistryError::ManifestUnknown).await),
         }
     }

@@ -21,6 +21,7 @@ pub mod gc;
 pub mod history;
 mod listing;
 mod manifests;
+pub mod retention;
 pub mod scrub;
 mod uploads;
 pub mod usage;
@@ -168,6 +169,8 @@ pub struct Registry {
     limits: Limits,
     /// Platforms read from image configs for display, by config digest (configs never change).
     platforms: Arc<browse::PlatformCache>,
+    /// Tags pulled and not yet recorded (for retention's "pulled within" rules).
+    pulls: Arc<retention::PullLog>,
 }
 
 impl Registry {
@@ -178,6 +181,7 @@ impl Registry {
             blobs,
             limits,
             platforms: Arc::new(browse::PlatformCache::default()),
+            pulls: Arc::new(retention::PullLog::default()),
         }
     }
 
