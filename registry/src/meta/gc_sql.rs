@@ -32,7 +32,7 @@ pub(super) fn keep_flags(policy: super::gc::GcPolicy) -> (i64, i64, i64) {
 
 /// Defines the garbage-collection query functions over `&mut $conn`.
 macro_rules! gc_queries {
-    ($conn:ty) => {
+    ($conn:ty, $claim:literal) => {
         use $crate::meta::gc::{BlobCandidate, BlobDeletion, GcPolicy, ManifestCandidate};
         use $crate::meta::gc_sql::keep_flags;
         use $crate::meta::sql::{digest, uint};
@@ -83,9 +83,10 @@ macro_rules! gc_queries {
 
         pub(super) async fn collect_blob(conn: &mut $conn, d: &Digest, cutoff: i64) -> MetaResult<Option<BlobDeletion>> {
             let key = d.to_string();
-            let due: Option<i64> = sqlx::query_scalar(
-                "SELECT last_event_at FROM gc_blob_reviews WHERE digest = $1 AND last_event_at < $2",
-            )
+            let due: Option<i64> = sqlx::query_scalar(concat!(
+                "SELECT g.last_event_at FROM gc_blob_reviews g WHERE g.digest = $1 AND g.last_event_at < $2",
+                $claim
+            ))
             .bind(&key)
             .bind(cutoff)
             .fetch_optional(&mut *conn)
@@ -137,7 +138,8 @@ macro_rules! gc_queries {
             let unkept: Option<i64> = sqlx::query_scalar(concat!(
                 "SELECT m.id FROM gc_manifest_reviews g JOIN manifests m ON m.id = g.manifest_id
                  WHERE g.manifest_id = $1 AND g.last_event_at < $2 AND ",
-                $crate::meta::gc_sql::unkept_manifest!("3", "4", "5")
+                $crate::meta::gc_sql::unkept_manifest!("3", "4", "5"),
+                $claim
             ))
             .bind(id)
             .bind(cutoff)
@@ -246,10 +248,13 @@ macro_rules! gc_queries {
 /// Implements [`GcStore`](super::gc::GcStore) for a store with the `account_read` and
 /// `account_write` runners, a `manifests_changed` hook (the SQLite store's manifest cache) and
 /// a `manifests_written` function of its module (the SQLite database's manifest generation).
+/// `$claim` ends the statement that reads a review in a removal's transaction: how a
+/// collector claims it (PostgreSQL: `FOR UPDATE ... SKIP LOCKED`, so concurrent passes share
+/// the work rather than conflict on it).
 macro_rules! impl_gc_store {
-    ($store:ty, $conn:ty) => {
+    ($store:ty, $conn:ty, $claim:literal) => {
         mod gq {
-            $crate::meta::gc_sql::gc_queries!($conn);
+            $crate::meta::gc_sql::gc_queries!($conn, $claim);
         }
 
         #[async_trait::async_trait]

@@ -150,7 +150,13 @@ impl PostgresStore {
 }
 
 super::account_sql::impl_account_store!(PostgresStore, sqlx::PgConnection);
-super::gc_sql::impl_gc_store!(PostgresStore, sqlx::PgConnection);
+// Replicas collecting at once skip the review another one is working on instead of
+// conflicting with it (and retrying) item after item.
+super::gc_sql::impl_gc_store!(
+    PostgresStore,
+    sqlx::PgConnection,
+    " FOR UPDATE OF g SKIP LOCKED"
+);
 super::history_sql::impl_history_store!(PostgresStore, sqlx::PgConnection);
 super::usage_sql::impl_usage_store!(PostgresStore, sqlx::PgConnection);
 super::scrub_sql::impl_scrub_store!(PostgresStore, sqlx::PgConnection);

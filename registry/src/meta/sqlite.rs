@@ -115,7 +115,8 @@ impl SqliteStore {
 }
 
 super::account_sql::impl_account_store!(SqliteStore, sqlx::SqliteConnection);
-super::gc_sql::impl_gc_store!(SqliteStore, sqlx::SqliteConnection);
+// Writes run one at a time: nothing to claim.
+super::gc_sql::impl_gc_store!(SqliteStore, sqlx::SqliteConnection, "");
 super::history_sql::impl_history_store!(SqliteStore, sqlx::SqliteConnection);
 super::usage_sql::impl_usage_store!(SqliteStore, sqlx::SqliteConnection);
 super::scrub_sql::impl_scrub_store!(SqliteStore, sqlx::SqliteConnection);
