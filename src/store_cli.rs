@@ -202,8 +202,24 @@ pub struct ScrubArgs {
     #[arg(long)]
     pub restart: bool,
     /// List the problems found so far and not repaired, check nothing.
-    #[arg(long, conflicts_with_all = ["limit", "restart"])]
+    #[arg(long, conflicts_with_all = ["limit", "restart", "orphans"])]
     pub findings: bool,
+    /// Instead of checking, delete stored copies no blob or upload claims (left by a process
+    /// that died between storing an upload and recording it).
+    #[arg(long, conflicts_with_all = ["limit", "restart"])]
+    pub orphans: bool,
+    /// With --orphans: list them, delete nothing.
+    #[arg(long, requires = "orphans")]
+    pub dry_run: bool,
+    /// With --orphans: only copies written more than SECS ago (younger ones may be an
+    /// upload being recorded right now).
+    #[arg(
+        long,
+        requires = "orphans",
+        value_name = "SECS",
+        default_value_t = 86_400
+    )]
+    pub older_than: u64,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -244,6 +260,34 @@ pub async fn scrub(config: &Config, args: ScrubArgs) -> anyhow::Result<()> {
                 print_finding(&mut out, f)?;
             }
             writeln!(out, "{} open problems", open.len())?;
+        }
+        return Ok(());
+    }
+    if args.orphans {
+        let report = registry
+            .sweep_orphans(
+                std::time::Duration::from_secs(args.older_than),
+                args.dry_run,
+            )
+            .await?;
+        if args.json {
+            writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        } else {
+            let verb = if report.dry_run {
+                "would delete"
+            } else {
+                "deleted"
+            };
+            for key in &report.orphans {
+                writeln!(out, "{verb} {key}")?;
+            }
+            writeln!(
+                out,
+                "{} of {} stored copies are orphans ({}); {verb}",
+                report.orphans.len(),
+                report.copies_checked,
+                bytes(report.bytes)
+            )?;
         }
         return Ok(());
     }

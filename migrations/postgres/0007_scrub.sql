@@ -1,4 +1,7 @@
 -- Scrub; see migrations/sqlite/0007_scrub.sql.
+-- The orphan sweep asks whether a stored copy is some blob's.
+CREATE INDEX blobs_by_storage_key ON blobs (storage_key) WHERE storage_key IS NOT NULL;
+
 ALTER TABLE blobs ADD COLUMN quarantined_at BIGINT;
 
 CREATE TABLE scrub_findings (

@@ -4,6 +4,9 @@
 -- (manifests still name it) but no request is served from it, and the next upload of the
 -- same content replaces its storage key and lifts the quarantine (the bad copy is then
 -- deleted through a gc_blob_deletions tombstone).
+-- The orphan sweep asks whether a stored copy is some blob's.
+CREATE INDEX blobs_by_storage_key ON blobs (storage_key) WHERE storage_key IS NOT NULL;
+
 ALTER TABLE blobs ADD COLUMN quarantined_at INTEGER;
 
 -- What scrubs found, kept after repair (repaired_at) as a record.

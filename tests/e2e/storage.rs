@@ -266,3 +266,64 @@ async fn scrub_quarantines_damaged_blobs_resumes_and_a_push_repairs_them() {
     assert!(ok);
     assert_eq!(open, json!([]), "repairs close the findings");
 }
+
+#[tokio::test]
+async fn the_orphan_sweep_deletes_only_copies_nothing_claims() {
+    let b = Berth::start_with(&[("BERTH_GC_ENABLED", "false")]);
+    let repo = "orphans/app";
+    let image = b.push_image(repo, "v1", 7, 2).await;
+    // A copy whose upload died before it was recorded, and one named like an upload session
+    // that is still open (its bytes may be about to be recorded).
+    let stray = "data/0b6f1c2e-8c1d-4a5e-9f00-1234567890ab";
+    b.write_object(stray, b"bytes nobody recorded");
+    let session = b.start_upload(repo).await;
+    let session_id = session
+        .rsplit('/')
+        .next()
+        .expect("id")
+        .split('?')
+        .next()
+        .expect("id")
+        .to_owned();
+    let claimed = format!("data/{session_id}");
+    b.write_object(&claimed, b"an upload finishing");
+    let before = b.stored_objects();
+
+    // Young copies are never touched.
+    let (ok, out, err) = b.cli(&["scrub", "--orphans", "--dry-run", "--json"], &[]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["orphans"],
+        json!([])
+    );
+    let (ok, out, err) = b.cli(
+        &[
+            "scrub",
+            "--orphans",
+            "--older-than",
+            "0",
+            "--dry-run",
+            "--json",
+        ],
+        &[],
+    );
+    assert!(ok, "{err}");
+    let dry: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(dry["orphans"], json!([stray]), "{dry}");
+    assert_eq!(dry["bytes"], b"bytes nobody recorded".len());
+    assert_eq!(b.stored_objects(), before, "a dry run deletes nothing");
+
+    let (ok, out, err) = b.cli(&["scrub", "--orphans", "--older-than", "0"], &[]);
+    assert!(ok, "{err}");
+    assert!(out.contains("1 of") && out.contains("deleted"), "{out}");
+    let after = b.stored_objects();
+    assert!(!after.iter().any(|k| k == stray));
+    assert!(after.contains(&claimed), "the open session's copy stays");
+    assert_eq!(after.len(), before.len() - 1);
+    let pulled = b
+        .get(&format!("/v2/{repo}/manifests/{}", image.digest))
+        .await;
+    assert_eq!(pulled.status(), StatusCode::OK);
+    let (ok, clean) = b.scrub(&[]);
+    assert!(ok, "{clean}");
+}

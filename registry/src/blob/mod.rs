@@ -78,14 +78,17 @@ pub type BlobLocation = Option<String>;
 fn location_path(digest: &Digest, location: Option<&str>) -> Result<ObjectPath, BlobError> {
     match location {
         None => Ok(StorageKey::Blob(digest).path()),
-        // Only keys this module wrote are accepted back, so a damaged row cannot point reads
-        // anywhere else in the bucket.
-        Some(key) => key
-            .strip_prefix("data/")
-            .and_then(|id| UploadId::parse(id).ok())
-            .map(|id| StorageKey::Assembled(id).path())
-            .ok_or_else(|| BlobError::BadLocation(key.to_owned())),
+        Some(key) => copy_path(key),
     }
+}
+
+/// The path of a copy at `data/<upload id>`. Only keys this module wrote are accepted back,
+/// so a damaged row cannot point reads (or deletes) anywhere else in the bucket.
+fn copy_path(key: &str) -> Result<ObjectPath, BlobError> {
+    key.strip_prefix("data/")
+        .and_then(|id| UploadId::parse(id).ok())
+        .map(|id| StorageKey::Assembled(id).path())
+        .ok_or_else(|| BlobError::BadLocation(key.to_owned()))
 }
 
 /// A failure of blob storage.
@@ -128,6 +131,17 @@ pub struct BlobRead {
     pub range: Range<u64>,
     /// The bytes.
     pub stream: BoxStream<'static, Result<Bytes, BlobError>>,
+}
+
+/// A stored copy of blob bytes, as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCopy {
+    /// Its location (`data/<upload id>`).
+    pub location: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When it was written, Unix ms.
+    pub written_at: i64,
 }
 
 /// A cloud multipart upload in progress.
@@ -379,6 +393,30 @@ impl BlobStore {
                 Err(e) => Err(e.into()),
             },
             Staging::Multipart { store, .. } => cloud::discard(store.as_ref(), id, stage).await,
+        }
+    }
+
+    /// Every stored copy under `data/` (each upload's own key): its location as the database
+    /// records it, its size and when it was written (Unix ms). For the orphan sweep.
+    pub fn copies(&self) -> BoxStream<'static, Result<StoredCopy, BlobError>> {
+        Box::pin(
+            self.objects
+                .list(Some(&ObjectPath::from("data")))
+                .map_ok(|meta| StoredCopy {
+                    location: meta.location.to_string(),
+                    size: meta.size,
+                    written_at: meta.last_modified.timestamp_millis(),
+                })
+                .map_err(BlobError::from),
+        )
+    }
+
+    /// Deletes a stored copy no row names (the orphan sweep); gone already is fine.
+    pub async fn delete_copy(&self, location: &str) -> Result<(), BlobError> {
+        let path = copy_path(location)?;
+        match self.objects.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
         }
     }
 

@@ -143,6 +143,10 @@ pub trait ScrubStore {
     /// deleted since).
     async fn scrub_close_stale(&self) -> MetaResult<()>;
 
+    /// Whether the stored copy at `location` (`data/<upload id>`) is some blob's, awaits
+    /// deletion, or belongs to an upload session still open.
+    async fn scrub_copy_referenced(&self, location: &str) -> MetaResult<bool>;
+
     /// Findings not repaired yet, oldest first.
     async fn scrub_open_findings(&self, limit: u32) -> MetaResult<Vec<(i64, Finding)>>;
 }

@@ -163,6 +163,21 @@ macro_rules! scrub_queries {
             Ok(())
         }
 
+        pub(super) async fn copy_referenced(conn: &mut $conn, location: &str) -> MetaResult<bool> {
+            let upload = location.strip_prefix("data/").unwrap_or(location);
+            let found: Option<i64> = sqlx::query_scalar(
+                "SELECT CAST(1 AS BIGINT) FROM blobs WHERE storage_key = $1
+                 UNION ALL SELECT CAST(1 AS BIGINT) FROM gc_blob_deletions WHERE storage_key = $1
+                 UNION ALL SELECT CAST(1 AS BIGINT) FROM uploads WHERE id = $2
+                 LIMIT 1",
+            )
+            .bind(location)
+            .bind(upload)
+            .fetch_optional(conn)
+            .await?;
+            Ok(found.is_some())
+        }
+
         pub(super) async fn open_findings(conn: &mut $conn, limit: u32) -> MetaResult<Vec<(i64, Finding)>> {
             type Row = (i64, String, String, Option<String>, Option<String>, String);
             let rows: Vec<Row> = sqlx::query_as(
@@ -226,6 +241,9 @@ macro_rules! impl_scrub_store {
             }
             async fn scrub_close_stale(&self) -> $crate::meta::MetaResult<()> {
                 $crate::meta::account_sql::run_owned!($conn; self.account_write, [], |c| sq::close_stale(c))
+            }
+            async fn scrub_copy_referenced(&self, location: &str) -> $crate::meta::MetaResult<bool> {
+                $crate::meta::account_sql::run_owned!($conn; self.account_read, [location], |c| sq::copy_referenced(c, &location))
             }
             async fn scrub_open_findings(&self, limit: u32) -> $crate::meta::MetaResult<Vec<(i64, $crate::meta::scrub::Finding)>> {
                 $crate::meta::account_sql::run_owned!($conn; self.account_read, [], |c| sq::open_findings(c, limit))

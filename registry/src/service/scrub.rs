@@ -43,6 +43,19 @@ pub struct ScrubReport {
     pub round_complete: bool,
 }
 
+/// What an orphan sweep found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct OrphanReport {
+    /// Nothing was deleted.
+    pub dry_run: bool,
+    /// Stored copies listed.
+    pub copies_checked: u64,
+    /// The orphans' locations.
+    pub orphans: Vec<String>,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
 impl Registry {
     /// Runs one scrub pass.
     #[tracing::instrument(skip(self))]
@@ -145,6 +158,42 @@ impl Registry {
             findings = report.findings.len(),
             round_complete = report.round_complete,
             "scrub pass done"
+        );
+        Ok(report)
+    }
+
+    /// Deletes (or, dry, lists) stored copies no blob, tombstone or upload session claims
+    /// and older than `min_age`: the bytes of uploads whose process died between storing
+    /// them and recording them. Younger copies may be an upload finishing right now.
+    #[tracing::instrument(skip(self))]
+    pub async fn sweep_orphans(
+        &self,
+        min_age: std::time::Duration,
+        dry_run: bool,
+    ) -> RegistryResult<OrphanReport> {
+        let cutoff =
+            now_ms().saturating_sub(i64::try_from(min_age.as_millis()).unwrap_or(i64::MAX));
+        let mut report = OrphanReport {
+            dry_run,
+            ..OrphanReport::default()
+        };
+        let mut copies = self.blobs.copies();
+        while let Some(copy) = copies.try_next().await? {
+            report.copies_checked += 1;
+            if copy.written_at >= cutoff || self.meta.scrub_copy_referenced(&copy.location).await? {
+                continue;
+            }
+            if !dry_run {
+                self.blobs.delete_copy(&copy.location).await?;
+            }
+            report.bytes += copy.size;
+            report.orphans.push(copy.location);
+        }
+        tracing::info!(
+            orphans = report.orphans.len(),
+            bytes = report.bytes,
+            dry_run,
+            "orphan sweep done"
         );
         Ok(report)
     }
