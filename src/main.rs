@@ -30,8 +30,8 @@ enum Command {
     ///
     /// With no configuration it listens on 127.0.0.1:5000 and keeps everything under
     /// ./berth-data (a SQLite database and a blob directory). Settings come from built-in
-    /// defaults, then the --config file, then BERTH_<SECTION>_<KEY> environment variables,
-    /// then these flags. See config.example.toml for every setting.
+    /// defaults, then the --config file (or $BERTH_CONFIG), then BERTH_<SECTION>_<KEY>
+    /// environment variables, then these flags. See config.example.toml for every setting.
     Serve(ServeArgs),
     /// Apply pending database schema migrations, then exit.
     ///
@@ -221,9 +221,18 @@ fn main() -> ExitCode {
     }
 }
 
+/// The configuration file: `--config`, else `BERTH_CONFIG` (handy in containers).
+fn config_file(flag: Option<&PathBuf>) -> Option<PathBuf> {
+    flag.cloned()
+        .or_else(|| std::env::var_os("BERTH_CONFIG").map(PathBuf::from))
+}
+
 /// The configuration for a one-shot command: defaults, file, environment, `--data-dir`.
 fn load_config(args: &ConfigArgs) -> anyhow::Result<Config> {
-    let mut config = Config::load(args.config.as_deref(), std::env::vars())?;
+    let mut config = Config::load(
+        config_file(args.config.as_ref()).as_deref(),
+        std::env::vars(),
+    )?;
     if let Some(dir) = &args.data_dir {
         config.server.data_dir = dir.clone();
     }
@@ -327,7 +336,10 @@ fn migrate(args: ConfigArgs) -> anyhow::Result<()> {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = Config::load(args.config.as_deref(), std::env::vars())?;
+    let mut config = Config::load(
+        config_file(args.config.as_ref()).as_deref(),
+        std::env::vars(),
+    )?;
     if let Some(listen) = args.listen {
         config.server.listen = listen;
     }

@@ -62,6 +62,45 @@ pub struct Config {
     pub scrub: ScrubConfig,
     /// Retention policies.
     pub retention: RetentionConfig,
+    /// Hub policies: immutable tags.
+    pub policies: PoliciesConfig,
+}
+
+/// `[policies]` and its `[[policies.immutable]]` rules.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoliciesConfig {
+    /// Tags that, once pushed, may not be moved or deleted.
+    pub immutable: Vec<ImmutableRule>,
+}
+
+/// An immutable-tags rule: in the repositories of `scope`, tags matching `tags` cannot be
+/// pushed over (to another manifest), deleted or restored to another manifest.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImmutableRule {
+    /// A repository, or a namespace: that name and every repository under `scope/`.
+    pub scope: String,
+    /// Tag patterns (`*`, `?`, `[...]`).
+    pub tags: Vec<String>,
+}
+
+impl PoliciesConfig {
+    fn validate(&self) -> Result<(), String> {
+        for (i, rule) in self.immutable.iter().enumerate() {
+            let which = format!("policies.immutable[{i}] (scope {:?})", rule.scope);
+            crate::domain::RepoName::parse(&rule.scope)
+                .map_err(|e| format!("{which}: invalid scope: {e}"))?;
+            if rule.tags.is_empty() {
+                return Err(format!("{which}: tags is empty"));
+            }
+            for pattern in &rule.tags {
+                glob::Pattern::new(pattern)
+                    .map_err(|e| format!("{which}: invalid pattern {pattern:?}: {e}"))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `[retention]` and its `[[retention.policy]]` entries.
@@ -514,6 +553,7 @@ impl Config {
         config
             .retention
             .validate()
+            .and_then(|()| config.policies.validate())
             .map_err(|message| ConfigError::Invalid {
                 path: file.map(Path::to_owned),
                 message,

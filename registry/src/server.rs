@@ -100,6 +100,7 @@ pub async fn open_registry(config: &Config) -> Result<Registry, StartError> {
         upload_lease_ms: config.server.upload_lease_secs.saturating_mul(1000),
         body_idle_timeout: Duration::from_secs(config.server.body_idle_timeout_secs),
         tag_history: Duration::from_secs(config.gc.tag_history_secs),
+        immutable: crate::service::immutable::ImmutableTags::new(&config.policies.immutable),
     };
     Ok(Registry::new(meta, blobs, limits))
 }

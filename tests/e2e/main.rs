@@ -18,6 +18,7 @@ mod gc;
 mod harness;
 mod memory;
 mod nginx;
+mod policies;
 mod real_clients;
 mod replicas;
 mod runtime_pull;

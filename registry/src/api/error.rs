@@ -192,6 +192,7 @@ impl From<RegistryError> for ApiError {
                     .collect(),
                 headers: Vec::new(),
             },
+            RegistryError::Denied(_) => Self::new(S::FORBIDDEN, C::Denied, msg),
             RegistryError::ManifestUnknown | RegistryError::RestoreImpossible(_) => {
                 Self::new(S::NOT_FOUND, C::ManifestUnknown, msg)
             }

@@ -71,6 +71,7 @@ fn ok(body: Value) -> Response {
 fn registry_error(e: &RegistryError) -> Response {
     match e {
         RegistryError::NameUnknown(_) => error(StatusCode::NOT_FOUND, "not_found", e.to_string()),
+        RegistryError::Denied(_) => error(StatusCode::FORBIDDEN, "denied", e.to_string()),
         RegistryError::RestoreImpossible(_) => {
             error(StatusCode::CONFLICT, "not_restorable", e.to_string())
         }

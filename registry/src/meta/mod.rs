@@ -162,6 +162,8 @@ pub struct NewManifest {
     pub parsed: ParsedManifest,
     /// Tags to point at it.
     pub tags: Vec<Tag>,
+    /// Those of `tags` that may not be moved from another manifest.
+    pub immutable: Vec<Tag>,
 }
 
 /// Why a manifest could not be stored: its references do not hold in the repository.
@@ -182,6 +184,9 @@ pub enum PutManifestError {
         /// The size stored.
         actual: u64,
     },
+    /// An immutable tag already points at another manifest.
+    #[error("tag {0} is immutable")]
+    TagImmutable(Tag),
     /// The database failed.
     #[error(transparent)]
     Meta(#[from] MetaError),

@@ -650,6 +650,18 @@ macro_rules! queries {
                 .await?;
             }
             for tag in &m.tags {
+                if m.immutable.contains(tag) {
+                    let current: Option<i64> = sqlx::query_scalar(
+                        "SELECT manifest_id FROM tags WHERE repository_id = $1 AND name = $2",
+                    )
+                    .bind(repo_id)
+                    .bind(tag.as_str())
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    if current.is_some_and(|c| c != manifest_id) {
+                        return Err(PutManifestError::TagImmutable(tag.clone()));
+                    }
+                }
                 set_tag(conn, repo_id, tag.as_str(), manifest_id, &m.digest.to_string()).await?;
             }
             Ok(())

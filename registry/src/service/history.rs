@@ -86,6 +86,17 @@ impl Registry {
         tag: &Tag,
         digest: Option<&Digest>,
     ) -> RegistryResult<TagRestored> {
+        if let Some(rule) = self.limits.immutable.rule_for(repo, tag)
+            && self
+                .meta
+                .manifest(repo, &crate::domain::Reference::Tag(tag.clone()), false)
+                .await?
+                .is_some()
+        {
+            return Err(RegistryError::Denied(format!(
+                "{repo}:{tag} cannot be moved ({rule})"
+            )));
+        }
         let since = now_ms().saturating_sub(millis(self.limits.tag_history));
         let days = self.limits.tag_history.as_secs_f64() / 86_400.0;
         match self.meta.restore_tag(repo, tag, digest, since).await? {

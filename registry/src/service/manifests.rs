@@ -65,6 +65,11 @@ impl Registry {
         tags.sort();
         tags.dedup();
         let subject = parsed.subject.clone();
+        let immutable: Vec<Tag> = tags
+            .iter()
+            .filter(|t| self.limits.immutable.rule_for(repo, t).is_some())
+            .cloned()
+            .collect();
         let stored = self
             .meta
             .put_manifest(NewManifest {
@@ -73,6 +78,7 @@ impl Registry {
                 content,
                 parsed,
                 tags: tags.clone(),
+                immutable,
             })
             .await;
         match stored {
@@ -93,6 +99,13 @@ impl Registry {
                 declared,
                 actual,
             }),
+            Err(PutManifestError::TagImmutable(tag)) => Err(RegistryError::Denied(format!(
+                "{repo}:{tag} already exists and cannot be overwritten ({})",
+                self.limits
+                    .immutable
+                    .rule_for(repo, &tag)
+                    .unwrap_or_default()
+            ))),
             Err(PutManifestError::Meta(e)) => Err(e.into()),
         }
     }
@@ -128,13 +141,47 @@ impl Registry {
         reference: &Reference,
     ) -> RegistryResult<()> {
         let deleted = match reference {
-            Reference::Digest(d) => self.meta.delete_manifest(repo, d).await?,
-            Reference::Tag(t) => self.meta.delete_tag(repo, t).await?,
+            Reference::Digest(d) => {
+                self.refuse_immutable_on(repo, d).await?;
+                self.meta.delete_manifest(repo, d).await?
+            }
+            Reference::Tag(t) => {
+                if let Some(rule) = self.limits.immutable.rule_for(repo, t)
+                    && self.meta.manifest(repo, reference, false).await?.is_some()
+                {
+                    return Err(RegistryError::Denied(format!(
+                        "{repo}:{t} cannot be deleted ({rule})"
+                    )));
+                }
+                self.meta.delete_tag(repo, t).await?
+            }
         };
         if deleted {
             Ok(())
         } else {
             Err(self.not_found(repo, RegistryError::ManifestUnknown).await)
         }
+    }
+
+    /// Refuses to delete manifest `digest` while an immutable tag points at it.
+    async fn refuse_immutable_on(&self, repo: &RepoName, digest: &Digest) -> RegistryResult<()> {
+        if self.limits.immutable.is_empty() {
+            return Ok(());
+        }
+        let digest = digest.to_string();
+        for t in self.meta.retention_tags(Some(repo.as_str())).await? {
+            if t.repository != repo.as_str() || t.digest != digest {
+                continue;
+            }
+            let Ok(tag) = Tag::parse(&t.tag) else {
+                continue;
+            };
+            if let Some(rule) = self.limits.immutable.rule_for(repo, &tag) {
+                return Err(RegistryError::Denied(format!(
+                    "{repo}@{digest} cannot be deleted: {repo}:{tag} points at it ({rule})"
+                )));
+            }
+        }
+        Ok(())
     }
 }

@@ -19,6 +19,7 @@ mod blobs;
 pub mod browse;
 pub mod gc;
 pub mod history;
+pub mod immutable;
 mod listing;
 mod manifests;
 pub mod retention;
@@ -56,6 +57,8 @@ pub struct Limits {
     pub body_idle_timeout: std::time::Duration,
     /// How long moved and deleted tags can be restored.
     pub tag_history: std::time::Duration,
+    /// Tags that may not move or go.
+    pub immutable: immutable::ImmutableTags,
 }
 
 impl Default for Limits {
@@ -66,6 +69,7 @@ impl Default for Limits {
             upload_lease_ms: 60_000,
             body_idle_timeout: std::time::Duration::from_secs(60),
             tag_history: std::time::Duration::from_secs(14 * 24 * 60 * 60),
+            immutable: immutable::ImmutableTags::default(),
         }
     }
 }
@@ -141,6 +145,9 @@ pub enum RegistryError {
     /// No manifest under this tag or digest.
     #[error("manifest unknown to this repository")]
     ManifestUnknown,
+    /// A rule forbids the change; the message names it.
+    #[error("{0}")]
+    Denied(String),
     /// A tag restore found nothing to restore.
     #[error("{0}")]
     RestoreImpossible(String),

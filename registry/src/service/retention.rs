@@ -145,21 +145,23 @@ impl Registry {
                     continue;
                 }
                 report.tags_judged += 1;
-                if keeps(&policies[i], &patterns[i], &t, this_rank, now) {
+                let (Ok(name), Ok(tag)) = (RepoName::parse(&t.repository), Tag::parse(&t.tag))
+                else {
+                    continue;
+                };
+                // Immutable tags stay, whatever the policy says.
+                if keeps(&policies[i], &patterns[i], &t, this_rank, now)
+                    || self.limits.immutable.rule_for(&name, &tag).is_some()
+                {
                     continue;
                 }
-                if !dry_run {
-                    let (Ok(name), Ok(tag)) = (RepoName::parse(&t.repository), Tag::parse(&t.tag))
-                    else {
-                        continue;
-                    };
-                    if !self
+                if !dry_run
+                    && !self
                         .meta
                         .retention_delete_tag(&name, &tag, t.pushed_at)
                         .await?
-                    {
-                        continue;
-                    }
+                {
+                    continue;
                 }
                 report.deleted.push(Expired {
                     repository: t.repository,

@@ -1,0 +1,128 @@
+//! Hub policies: immutable tags, refused with a message naming the rule, through the API and
+//! to a real `docker push`.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::client::expect_error;
+use crate::harness::Berth;
+use crate::real_clients::{Docker, busybox, docker_build};
+
+const RULES: &str = r#"
+[[policies.immutable]]
+scope = "rel"
+tags = ["v*"]
+"#;
+
+/// A server whose configuration file holds `config` (through `BERTH_CONFIG`, which the
+/// one-shot commands `b.cli` runs see too).
+fn start_with_config(config: &str, env: &[(&str, &str)]) -> (Berth, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("berth.toml");
+    std::fs::write(&file, config).expect("config");
+    let mut all = vec![("BERTH_CONFIG", file.to_str().expect("path"))];
+    all.extend_from_slice(env);
+    (Berth::start_with(&all), dir)
+}
+
+#[tokio::test]
+async fn immutable_tags_cannot_be_moved_deleted_or_restored_elsewhere() {
+    let (b, _config) = start_with_config(RULES, &[("BERTH_GC_ENABLED", "false")]);
+    let one = b.push_image("rel/app", "v1", 1, 1).await;
+    // The same manifest again is fine (docker re-pushes do that).
+    let again = b
+        .put_manifest("rel/app", "v1", one.media_type, &one.bytes)
+        .await;
+    assert_eq!(again.status(), StatusCode::CREATED);
+    // Another manifest under the tag is refused, naming the rule; the tag did not move.
+    let two = b.push_image("rel/app", "scratch", 2, 1).await;
+    let moved = b
+        .put_manifest("rel/app", "v1", two.media_type, &two.bytes)
+        .await;
+    let body = expect_error(moved, StatusCode::FORBIDDEN, "DENIED").await;
+    let message = body["errors"][0]["message"].as_str().expect("message");
+    assert!(
+        message.contains("rel/app:v1") && message.contains("immutable-tag rule for rel: v*"),
+        "{message}"
+    );
+    let head = b.head("/v2/rel/app/manifests/v1").await;
+    assert_eq!(head.headers()["docker-content-digest"], one.digest.as_str());
+    // Deleting the tag, or the manifest under it, is refused too.
+    let del = b.delete("/v2/rel/app/manifests/v1").await;
+    expect_error(del, StatusCode::FORBIDDEN, "DENIED").await;
+    let del = b
+        .delete(&format!("/v2/rel/app/manifests/{}", one.digest))
+        .await;
+    let body = expect_error(del, StatusCode::FORBIDDEN, "DENIED").await;
+    assert!(body.to_string().contains("points at it"), "{body}");
+    // Other tags and repositories outside the scope are not affected.
+    b.push_image("rel/app", "latest", 3, 1).await;
+    b.push_image("rel/app", "latest", 4, 1).await;
+    b.push_image("dev/app", "v1", 5, 1).await;
+    b.push_image("dev/app", "v1", 6, 1).await;
+    // A restore would move it: refused.
+    let resp = b
+        .http
+        .post(b.url("/api/v1/tag-restore/rel/app"))
+        .json(&json!({"tag": "v1", "digest": two.digest}))
+        .send()
+        .await
+        .expect("restore");
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    // Retention leaves immutable tags alone.
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("retention.toml");
+    std::fs::write(
+        &file,
+        format!("{RULES}\n[[retention.policy]]\nscope = \"rel\"\nkeep_tags = [\"none\"]\n"),
+    )
+    .expect("config");
+    let (ok, out, err) = b.cli(
+        &[
+            "retention",
+            "--json",
+            "--config",
+            file.to_str().expect("path"),
+        ],
+        &[],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("\"latest\"") && !out.contains("\"v1\""),
+        "{out}"
+    );
+    // A bad rule stops the server from starting.
+    let dir = tempfile::tempdir().expect("dir");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[[policies.immutable]]\nscope = \"rel\"\ntags = []\n").expect("bad");
+    let (ok, _, err) = crate::cli::berth(
+        &[
+            "serve",
+            "--config",
+            bad.to_str().expect("path"),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    assert!(!ok && err.contains("tags is empty"), "{err}");
+}
+
+#[tokio::test]
+async fn docker_push_over_an_immutable_tag_shows_the_rule() {
+    let (Some(docker), Some(busybox)) = (Docker::get(), busybox()) else {
+        return;
+    };
+    let (b, _config) = start_with_config(RULES, &[]);
+    let image = format!("{}/rel/busybox:v1", b.host());
+    docker_build(&docker, &busybox, "first", &image);
+    docker.ok(&["push", &image]);
+    docker_build(&docker, &busybox, "second", &image);
+    let (ok, out, err) = docker.run(&["push", &image]);
+    assert!(!ok, "the second push must fail: {out}");
+    assert!(
+        err.contains("denied") && err.contains("immutable-tag rule for rel: v*"),
+        "{err}"
+    );
+    docker.ok(&["rmi", &image]);
+}
