@@ -12,6 +12,7 @@
 
 use std::time::Duration;
 
+use futures_util::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use super::{Registry, RegistryResult};
@@ -21,6 +22,9 @@ use crate::meta::now_ms;
 
 /// Rows read per query while listing candidates.
 const PAGE: u32 = 1000;
+
+/// Blob removals in progress at once.
+const REMOVALS_IN_FLIGHT: usize = 64;
 
 /// How a pass runs.
 #[derive(Debug, Clone, Copy)]
@@ -109,15 +113,26 @@ impl Registry {
         self.meta
             .gc_prune_tag_history(policy.history_since_ms)
             .await?;
-        for b in blobs {
-            let Some(gone) = self.meta.gc_collect_blob(&b.digest, cutoff).await? else {
-                continue;
-            };
-            self.blobs
-                .delete(&gone.digest, gone.location.as_deref())
-                .await?;
-            self.meta.gc_forget_deletion(gone.id).await?;
-            report.add_blob(&gone.digest, gone.size);
+        // Removals run REMOVALS_IN_FLIGHT at a time, each still its own re-checking
+        // transaction: SQLite's writer then commits many with one fsync, and one removal's
+        // round trips overlap another's (3.5x the throughput of one at a time, BENCHMARKS.md).
+        // `buffered` keeps the candidates' order in the report.
+        let mut removals = futures_util::stream::iter(blobs)
+            .map(|b| async move {
+                let Some(gone) = self.meta.gc_collect_blob(&b.digest, cutoff).await? else {
+                    return RegistryResult::Ok(None);
+                };
+                self.blobs
+                    .delete(&gone.digest, gone.location.as_deref())
+                    .await?;
+                self.meta.gc_forget_deletion(gone.id).await?;
+                Ok(Some(gone))
+            })
+            .buffered(REMOVALS_IN_FLIGHT);
+        while let Some(gone) = removals.try_next().await? {
+            if let Some(gone) = gone {
+                report.add_blob(&gone.digest, gone.size);
+            }
         }
         for m in manifests {
             if self.meta.gc_collect_manifest(m.id, cutoff, policy).await? {
