@@ -126,3 +126,51 @@ async fn docker_push_over_an_immutable_tag_shows_the_rule() {
     );
     docker.ok(&["rmi", &image]);
 }
+
+/// `serve` applies retention policies and scrubs on schedule, without any command.
+#[tokio::test]
+async fn serve_runs_retention_and_scrub_passes_on_schedule() {
+    let config = r#"
+[retention]
+enabled = true
+interval_secs = 1
+
+[[retention.policy]]
+scope = "sched"
+keep_newest = 1
+
+[scrub]
+enabled = true
+interval_secs = 1
+items_per_pass = 1000
+"#;
+    let (b, _config) = start_with_config(config, &[("BERTH_GC_ENABLED", "false")]);
+    b.push_image("sched/app", "old", 1, 1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    b.push_image("sched/app", "new", 2, 1).await;
+    let lost = b.push_blob("sched/app", b"bytes that will vanish").await;
+    let key = b
+        .stored_objects()
+        .into_iter()
+        .find(|k| b.read_object(k) == b"bytes that will vanish")
+        .expect("stored");
+    b.delete_object(&key);
+    let mut done = false;
+    for _ in 0..100 {
+        let old = b.head("/v2/sched/app/manifests/old").await.status();
+        let blob = b
+            .head(&format!("/v2/sched/app/blobs/{}", lost.digest))
+            .await
+            .status();
+        if old == StatusCode::NOT_FOUND && blob == StatusCode::NOT_FOUND {
+            done = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(done, "retention and scrub did not run: {}", b.logs());
+    let kept = b.head("/v2/sched/app/manifests/new").await;
+    assert_eq!(kept.status(), StatusCode::OK);
+    let (ok, out, _) = b.cli(&["scrub", "--findings"], &[]);
+    assert!(ok && out.contains("missing: blob"), "{out}");
+}
