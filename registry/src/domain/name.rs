@@ -56,6 +56,14 @@ impl RepoName {
         &self.0
     }
 
+    /// Whether this repository is `scope` or lies under `scope/` (a namespace, or a
+    /// repository with nested ones): the scope of policies.
+    pub fn is_within(&self, scope: &str) -> bool {
+        let name = self.0.as_str();
+        name == scope
+            || (name.starts_with(scope) && name.as_bytes().get(scope.len()) == Some(&b'/'))
+    }
+
     /// The first path component, which names the namespace that owns the repository.
     pub fn namespace(&self) -> &str {
         self.0.split('/').next().unwrap_or(&self.0)

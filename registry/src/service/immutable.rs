@@ -34,13 +34,10 @@ impl ImmutableTags {
 
     /// The rule that makes `repo:tag` immutable, described for an error message.
     pub fn rule_for(&self, repo: &RepoName, tag: &Tag) -> Option<String> {
-        let repo = repo.as_str();
         self.rules.iter().find_map(|(scope, patterns)| {
-            let in_scope = repo == scope
-                || (repo.starts_with(scope.as_str())
-                    && repo.as_bytes().get(scope.len()) == Some(&b'/'));
             let pattern = patterns.iter().find(|p| p.matches(tag.as_str()))?;
-            in_scope.then(|| format!("immutable-tag rule for {scope}: {}", pattern.as_str()))
+            repo.is_within(scope)
+                .then(|| format!("immutable-tag rule for {scope}: {}", pattern.as_str()))
         })
     }
 }

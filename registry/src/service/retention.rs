@@ -88,14 +88,11 @@ fn keeps(
 }
 
 /// The policy for `repo`: the one with the longest scope that contains it.
-fn policy_for(policies: &[RetentionPolicy], repo: &str) -> Option<usize> {
+fn policy_for(policies: &[RetentionPolicy], repo: &RepoName) -> Option<usize> {
     policies
         .iter()
         .enumerate()
-        .filter(|(_, p)| {
-            repo == p.scope
-                || (repo.starts_with(&p.scope) && repo.as_bytes().get(p.scope.len()) == Some(&b'/'))
-        })
+        .filter(|(_, p)| repo.is_within(&p.scope))
         .max_by_key(|(_, p)| p.scope.len())
         .map(|(i, _)| i)
 }
@@ -138,17 +135,17 @@ impl Registry {
                 }
                 let this_rank = rank;
                 rank += 1;
-                let Some(i) = policy_for(policies, &t.repository) else {
+                let (Ok(name), Ok(tag)) = (RepoName::parse(&t.repository), Tag::parse(&t.tag))
+                else {
+                    continue;
+                };
+                let Some(i) = policy_for(policies, &name) else {
                     continue;
                 };
                 if !judged.insert((t.repository.clone(), t.tag.clone())) {
                     continue;
                 }
                 report.tags_judged += 1;
-                let (Ok(name), Ok(tag)) = (RepoName::parse(&t.repository), Tag::parse(&t.tag))
-                else {
-                    continue;
-                };
                 // Immutable tags stay, whatever the policy says.
                 if keeps(&policies[i], &patterns[i], &t, this_rank, now)
                     || self.limits.immutable.rule_for(&name, &tag).is_some()
@@ -210,11 +207,12 @@ mod tests {
     #[test]
     fn the_longest_scope_containing_the_repository_applies() {
         let policies = [policy("team"), policy("team/app"), policy("other")];
-        assert_eq!(policy_for(&policies, "team/app"), Some(1));
-        assert_eq!(policy_for(&policies, "team/app/sub"), Some(1));
-        assert_eq!(policy_for(&policies, "team/apple"), Some(0));
-        assert_eq!(policy_for(&policies, "team"), Some(0));
-        assert_eq!(policy_for(&policies, "teams/x"), None);
+        let of = |repo: &str| policy_for(&policies, &RepoName::parse(repo).unwrap());
+        assert_eq!(of("team/app"), Some(1));
+        assert_eq!(of("team/app/sub"), Some(1));
+        assert_eq!(of("team/apple"), Some(0));
+        assert_eq!(of("team"), Some(0));
+        assert_eq!(of("teams/x"), None);
     }
 
     #[test]
