@@ -5,7 +5,6 @@
 //! image that is tagged at the end.
 
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -17,25 +16,11 @@ use crate::harness::{Backend, Berth, backend, random_bytes};
 impl Berth {
     /// Runs `berth gc --json ARGS` on this server's database and storage; returns the report.
     pub fn gc(&self, args: &[&str], env: &[(&str, &str)]) -> Value {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
-        cmd.args(["gc", "--json", "--data-dir"])
-            .arg(&self.data_dir)
-            .args(args)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null());
-        for (k, v) in self.env() {
-            cmd.env(k, v);
-        }
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let out = cmd.output().expect("berth gc");
-        assert!(
-            out.status.success(),
-            "berth gc {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("the report is JSON")
+        let mut all = vec!["gc", "--json"];
+        all.extend_from_slice(args);
+        let (ok, out, err) = self.cli(&all, env);
+        assert!(ok, "berth gc {args:?}: {err}");
+        serde_json::from_str(&out).expect("the report is JSON")
     }
 
     /// A dry run, then the real pass, which must remove exactly what the dry run listed.

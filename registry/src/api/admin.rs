@@ -91,26 +91,10 @@ async fn tag_route(mut response: Response) -> Response {
 
 type ApiResult = Result<Response, Response>;
 
-fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    let body = json!({"error": code, "message": message.into()});
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
-}
+use super::json::error;
 
 fn ok(status: StatusCode, body: Value) -> ApiResult {
-    Ok((
-        status,
-        [
-            (header::CONTENT_TYPE, "application/json"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        body.to_string(),
-    )
-        .into_response())
+    Ok(super::json::ok(status, body))
 }
 
 fn admin_error(e: AdminError) -> Response {

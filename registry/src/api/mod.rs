@@ -10,6 +10,7 @@ pub mod auth;
 mod blobs;
 pub mod error;
 mod hub;
+mod json;
 mod listing;
 mod manifests;
 mod middleware;
@@ -80,13 +81,7 @@ pub fn router(
         .route(
             "/api/{*rest}",
             axum::routing::any(|| async {
-                let body = r#"{"error":"not_found","message":"no such API endpoint"}"#;
-                let mut r = (
-                    StatusCode::NOT_FOUND,
-                    [(header::CONTENT_TYPE, "application/json")],
-                    body,
-                )
-                    .into_response();
+                let mut r = json::error(StatusCode::NOT_FOUND, "not_found", "no such API endpoint");
                 r.extensions_mut().insert(RouteName("unknown"));
                 r
             }),

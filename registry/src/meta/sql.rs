@@ -260,6 +260,41 @@ macro_rules! queries {
             Ok(previous.filter(|_| moved).map(|(_, old)| old))
         }
 
+        /// A new copy of a quarantined blob (see migrations/*/0007_scrub.sql) repairs it: the
+        /// row takes the copy's key, the damaged copy is deleted through a tombstone and the
+        /// findings are closed. Returns whether it did (false: the blob was sound).
+        async fn repair_quarantined(conn: &mut $conn, key: &str, location: &str, now: i64) -> sqlx::Result<bool> {
+            let damaged: Option<(Option<String>, i64)> = sqlx::query_as(
+                "SELECT storage_key, size FROM blobs WHERE digest = $1 AND quarantined_at IS NOT NULL",
+            )
+            .bind(key)
+            .fetch_optional(&mut *conn)
+            .await?;
+            let Some((old_key, old_size)) = damaged else {
+                return Ok(false);
+            };
+            sqlx::query("UPDATE blobs SET storage_key = $2, quarantined_at = NULL WHERE digest = $1")
+                .bind(key)
+                .bind(location)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query(
+                "INSERT INTO gc_blob_deletions (digest, storage_key, size, deleted_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(key)
+            .bind(old_key)
+            .bind(old_size)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query("UPDATE scrub_findings SET repaired_at = $2 WHERE digest = $1 AND repaired_at IS NULL")
+                .bind(key)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+            Ok(true)
+        }
+
         /// Records a stored blob (unless it already is) and links it into repository
         /// `repo_id`; returns whether the blob row is new.
         pub(in $crate::meta) async fn link(
@@ -270,20 +305,12 @@ macro_rules! queries {
             location: Option<&str>,
         ) -> sqlx::Result<bool> {
             let now = now_ms();
-            // A quarantined blob (see migrations/*/0007_scrub.sql) is repaired by a new copy:
-            // the row takes the new key and the damaged copy is deleted through a tombstone.
-            let quarantined: Option<(Option<String>, i64)> = sqlx::query_as(
-                "SELECT storage_key, size FROM blobs WHERE digest = $1 AND quarantined_at IS NOT NULL",
-            )
-            .bind(digest.to_string())
-            .fetch_optional(&mut *conn)
-            .await?;
-            let inserted = sqlx::query(
+            let key = digest.to_string();
+            let mut inserted = sqlx::query(
                 "INSERT INTO blobs (digest, size, storage_key, created_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (digest) DO UPDATE SET storage_key = excluded.storage_key, quarantined_at = NULL
-                 WHERE blobs.quarantined_at IS NOT NULL AND excluded.storage_key IS NOT NULL",
+                 ON CONFLICT (digest) DO NOTHING",
             )
-            .bind(digest.to_string())
+            .bind(&key)
             .bind(int(size))
             .bind(location)
             .bind(now)
@@ -291,34 +318,21 @@ macro_rules! queries {
             .await?
             .rows_affected()
                 == 1;
-            if let (true, Some((old_key, old_size))) = (inserted, quarantined) {
-                sqlx::query(
-                    "INSERT INTO gc_blob_deletions (digest, storage_key, size, deleted_at) VALUES ($1, $2, $3, $4)",
-                )
-                .bind(digest.to_string())
-                .bind(old_key)
-                .bind(old_size)
-                .bind(now)
-                .execute(&mut *conn)
-                .await?;
-                sqlx::query("UPDATE scrub_findings SET repaired_at = $2 WHERE digest = $1 AND repaired_at IS NULL")
-                    .bind(digest.to_string())
-                    .bind(now)
-                    .execute(&mut *conn)
-                    .await?;
+            if !inserted && let Some(location) = location {
+                inserted = repair_quarantined(conn, &key, location, now).await?;
             }
             sqlx::query(
                 "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES ($1, $2, $3)
                  ON CONFLICT (repository_id, digest) DO NOTHING",
             )
             .bind(repo_id)
-            .bind(digest.to_string())
+            .bind(&key)
             .bind(now)
             .execute(&mut *conn)
             .await?;
             // A link alone does not keep a blob: if no manifest refers to it by the time the
             // review comes, it goes.
-            review_blob(conn, &digest.to_string()).await?;
+            review_blob(conn, &key).await?;
             Ok(inserted)
         }
 
