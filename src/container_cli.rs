@@ -441,6 +441,7 @@ pub fn run_failure_status(e: &anyhow::Error) -> u8 {
 }
 
 fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
+    berth_runtime::cgroup_prearm::prearm();
     let options = run_options(&args)?;
     let store = open_store(&args.root)?;
     let name = ensure_image(&store, &args.image, args.pull == "missing")?;

@@ -15,6 +15,7 @@
 //! seccomp       the default seccomp profile (Docker's policy)
 //! seccomp_filter  the profile compiled to BPF once per host, loaded just before exec
 //! spec          the OCI runtime spec of a container, with Docker's hardening
+//! cgroup_prearm the kernel's wait before the first cgroup migration, started early
 //! host          overlay mounts and network namespaces (a trait, with a recording fake)
 //! containers    container records and state on disk
 //! logs          the framed output log
@@ -26,6 +27,7 @@
 //! push          upload missing blobs (or mount them), then the manifest
 //! ```
 
+pub mod cgroup_prearm;
 pub mod commit;
 pub mod containers;
 pub mod credentials;
