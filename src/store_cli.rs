@@ -5,7 +5,7 @@ use std::io::Write;
 
 use anyhow::Context;
 use berth_registry::config::Config;
-use berth_registry::domain::{Digest, RepoName, Tag};
+use berth_registry::domain::{Digest, RepoName, Tag, human_bytes};
 use berth_registry::service::Registry;
 
 /// `berth tag-history`
@@ -133,22 +133,6 @@ pub struct UsageArgs {
     pub json: bool,
 }
 
-/// Bytes for people: 1.5 MiB.
-fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
 pub async fn usage(config: &Config, args: UsageArgs) -> anyhow::Result<()> {
     let scope = args
         .name
@@ -172,8 +156,8 @@ pub async fn usage(config: &Config, args: UsageArgs) -> anyhow::Result<()> {
             out,
             "{:<40} {:>10} {:>10} {:>10} {:>9}",
             r.repository,
-            bytes(r.blob_bytes + r.manifest_bytes),
-            bytes(r.exclusive_bytes),
+            human_bytes(r.blob_bytes + r.manifest_bytes),
+            human_bytes(r.exclusive_bytes),
             r.manifests,
             r.blobs
         )?;
@@ -184,12 +168,35 @@ pub async fn usage(config: &Config, args: UsageArgs) -> anyhow::Result<()> {
         "{}: {} repositories, {} deduplicated ({} bytes: {} blobs, {} manifests)",
         usage.scope.as_deref().unwrap_or("total"),
         t.repositories,
-        bytes(t.blob_bytes + t.manifest_bytes),
+        human_bytes(t.blob_bytes + t.manifest_bytes),
         t.blob_bytes + t.manifest_bytes,
         t.blobs,
         t.manifests
     )?;
+    for q in &usage.quotas {
+        let mut limits = Vec::new();
+        if let Some(max) = q.max_bytes {
+            limits.push(format!(
+                "{} of {} ({:.0}%)",
+                human_bytes(q.used_bytes),
+                human_bytes(max),
+                percent(q.used_bytes, max)
+            ));
+        }
+        if let Some(max) = q.max_repositories {
+            limits.push(format!("{} of {max} repositories", q.repositories));
+        }
+        writeln!(out, "quota {}: {}", q.scope, limits.join(", "))?;
+    }
     Ok(())
+}
+
+fn percent(used: u64, max: u64) -> f64 {
+    if max == 0 {
+        100.0
+    } else {
+        used as f64 * 100.0 / max as f64
+    }
 }
 
 /// `berth scrub`
@@ -286,7 +293,7 @@ pub async fn scrub(config: &Config, args: ScrubArgs) -> anyhow::Result<()> {
                 "{} of {} stored copies are orphans ({}); {verb}",
                 report.orphans.len(),
                 report.copies_checked,
-                bytes(report.bytes)
+                human_bytes(report.bytes)
             )?;
         }
         return Ok(());
@@ -307,7 +314,7 @@ pub async fn scrub(config: &Config, args: ScrubArgs) -> anyhow::Result<()> {
             out,
             "checked {} blobs ({}) and {} manifests; {}",
             report.blobs_checked,
-            bytes(report.bytes_checked),
+            human_bytes(report.bytes_checked),
             report.manifests_checked,
             if report.round_complete {
                 "round complete"

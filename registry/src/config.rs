@@ -62,16 +62,33 @@ pub struct Config {
     pub scrub: ScrubConfig,
     /// Retention policies.
     pub retention: RetentionConfig,
-    /// Hub policies: immutable tags.
+    /// Hub policies: immutable tags, quotas.
     pub policies: PoliciesConfig,
 }
 
-/// `[policies]` and its `[[policies.immutable]]` rules.
+/// `[policies]`: its `[[policies.immutable]]` and `[[policies.quota]]` rules.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PoliciesConfig {
     /// Tags that, once pushed, may not be moved or deleted.
     pub immutable: Vec<ImmutableRule>,
+    /// Storage quotas.
+    pub quota: Vec<QuotaRule>,
+}
+
+/// A quota: what the repositories of `scope` may hold together. Every rule whose scope
+/// covers a repository applies to it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaRule {
+    /// A repository, or a namespace: that name and every repository under `scope/`.
+    pub scope: String,
+    /// Blob bytes (layers and configs), each blob counted once however many repositories of
+    /// the scope hold it: a number, or a string with a unit (`"500MB"`, `"20GiB"`).
+    #[serde(default, deserialize_with = "size::optional")]
+    pub max_bytes: Option<u64>,
+    /// Repositories.
+    pub max_repositories: Option<u64>,
 }
 
 /// An immutable-tags rule: in the repositories of `scope`, tags matching `tags` cannot be
@@ -99,7 +116,95 @@ impl PoliciesConfig {
                     .map_err(|e| format!("{which}: invalid pattern {pattern:?}: {e}"))?;
             }
         }
+        for (i, rule) in self.quota.iter().enumerate() {
+            let which = format!("policies.quota[{i}] (scope {:?})", rule.scope);
+            crate::domain::RepoName::parse(&rule.scope)
+                .map_err(|e| format!("{which}: invalid scope: {e}"))?;
+            if rule.max_bytes.is_none() && rule.max_repositories.is_none() {
+                return Err(format!(
+                    "{which}: sets neither max_bytes nor max_repositories"
+                ));
+            }
+        }
         Ok(())
+    }
+}
+
+/// Sizes written as a number of bytes or with a unit.
+mod size {
+    use serde::{Deserialize, Deserializer};
+
+    /// Decimal (`kB`, `MB`, `GB`, `TB`) and binary (`KiB`, `MiB`, `GiB`, `TiB`) units.
+    const UNITS: [(&str, u64); 9] = [
+        ("B", 1),
+        ("kB", 1_000),
+        ("MB", 1_000_000),
+        ("GB", 1_000_000_000),
+        ("TB", 1_000_000_000_000),
+        ("KiB", 1 << 10),
+        ("MiB", 1 << 20),
+        ("GiB", 1 << 30),
+        ("TiB", 1 << 40),
+    ];
+
+    /// Parses `"20GiB"`, `"1.5 GB"`, `"123"`.
+    pub fn parse(text: &str) -> Result<u64, String> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(text.len());
+        let (number, unit) = (&text[..split], text[split..].trim());
+        let factor = if unit.is_empty() {
+            1
+        } else {
+            UNITS
+                .iter()
+                .find(|(u, _)| *u == unit)
+                .map(|(_, f)| *f)
+                .ok_or_else(|| {
+                    format!(
+                        "unknown size unit {unit:?} (use B, kB, MB, GB, TB, KiB, MiB, GiB or TiB)"
+                    )
+                })?
+        };
+        let value: f64 = number
+            .parse()
+            .map_err(|_| format!("invalid size {text:?}"))?;
+        let bytes = value * factor as f64;
+        if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
+            return Err(format!("size {text:?} is out of range"));
+        }
+        Ok(bytes.round() as u64)
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Number(u64),
+        Text(String),
+    }
+
+    /// An optional size.
+    pub fn optional<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        match Option::<Raw>::deserialize(d)? {
+            None => Ok(None),
+            Some(Raw::Number(n)) => Ok(Some(n)),
+            Some(Raw::Text(t)) => parse(&t).map(Some).map_err(serde::de::Error::custom),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn sizes_with_and_without_units() {
+            assert_eq!(super::parse("123"), Ok(123));
+            assert_eq!(super::parse("20GiB"), Ok(20 << 30));
+            assert_eq!(super::parse("1.5 MB"), Ok(1_500_000));
+            assert_eq!(super::parse("2kB"), Ok(2000));
+            assert!(super::parse("2 parsecs").is_err());
+            assert!(super::parse("GiB").is_err());
+            assert!(super::parse("").is_err());
+        }
     }
 }
 

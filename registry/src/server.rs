@@ -101,6 +101,7 @@ pub async fn open_registry(config: &Config) -> Result<Registry, StartError> {
         body_idle_timeout: Duration::from_secs(config.server.body_idle_timeout_secs),
         tag_history: Duration::from_secs(config.gc.tag_history_secs),
         immutable: crate::service::immutable::ImmutableTags::new(&config.policies.immutable),
+        quotas: crate::service::quota::Quotas::new(&config.policies.quota),
     };
     Ok(Registry::new(meta, blobs, limits))
 }

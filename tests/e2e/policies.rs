@@ -1,11 +1,11 @@
-//! Hub policies: immutable tags, refused with a message naming the rule, through the API and
+//! Hub policies: immutable tags and quotas, refused with a message naming the rule, through the API and
 //! to a real `docker push`.
 
 use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::client::expect_error;
-use crate::harness::Berth;
+use crate::harness::{Berth, random_bytes, sha256};
 use crate::real_clients::{Docker, busybox, docker_build};
 
 const RULES: &str = r#"
@@ -173,4 +173,156 @@ items_per_pass = 1000
     assert_eq!(kept.status(), StatusCode::OK);
     let (ok, out, _) = b.cli(&["scrub", "--findings"], &[]);
     assert!(ok && out.contains("missing: blob"), "{out}");
+}
+
+const QUOTAS: &str = r#"
+[[policies.quota]]
+scope = "q"
+max_bytes = 3000
+max_repositories = 2
+"#;
+
+#[tokio::test]
+async fn quotas_refuse_bytes_and_repositories_past_the_limit() {
+    let (b, _config) = start_with_config(QUOTAS, &[("BERTH_GC_ENABLED", "false")]);
+    let first = random_bytes(2000, 1);
+    b.push_blob("q/a", &first).await;
+    // 2000 + 1500 > 3000: refused at the end of the upload, naming the rule.
+    let second = random_bytes(1500, 2);
+    let digest = sha256(&second);
+    let resp = b
+        .http
+        .post(b.url(&format!("/v2/q/a/blobs/uploads/?digest={digest}")))
+        .body(second.clone())
+        .send()
+        .await
+        .expect("post");
+    let body = expect_error(resp, StatusCode::FORBIDDEN, "DENIED").await;
+    let message = body["errors"][0]["message"].as_str().expect("message");
+    assert!(
+        message.contains("quota exceeded") && message.contains("policies.quota for q"),
+        "{message}"
+    );
+    // The refused blob is nowhere.
+    let head = b.head(&format!("/v2/q/a/blobs/{digest}")).await;
+    assert_eq!(head.status(), StatusCode::NOT_FOUND);
+    // The same refusal through a chunked session.
+    let location = b.start_upload("q/a").await;
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let resp = b
+        .http
+        .put(format!("{}{location}{sep}digest={digest}", b.url("")))
+        .body(second.clone())
+        .send()
+        .await
+        .expect("put");
+    expect_error(resp, StatusCode::FORBIDDEN, "DENIED").await;
+    // A blob the namespace already holds costs nothing: into a second repository, by upload
+    // and by mount.
+    b.push_blob("q/b", &first).await;
+    let mounted = b
+        .http
+        .post(b.url(&format!(
+            "/v2/q/b/blobs/uploads/?mount={}&from=q/a",
+            sha256(&first)
+        )))
+        .send()
+        .await
+        .expect("mount");
+    assert_eq!(mounted.status(), StatusCode::CREATED);
+    // A small new blob still fits; a third repository does not.
+    b.push_blob("q/b", &random_bytes(500, 3)).await;
+    let resp = b
+        .http
+        .post(b.url("/v2/q/c/blobs/uploads/"))
+        .send()
+        .await
+        .expect("post");
+    let body = expect_error(resp, StatusCode::FORBIDDEN, "DENIED").await;
+    assert!(
+        body.to_string().contains("2 of its 2 repositories"),
+        "{body}"
+    );
+    // Full: nothing more may start, even a mount of a blob from elsewhere.
+    b.push_blob("q/b", &random_bytes(500, 4)).await;
+    let resp = b
+        .http
+        .post(b.url("/v2/q/a/blobs/uploads/"))
+        .send()
+        .await
+        .expect("post");
+    expect_error(resp, StatusCode::FORBIDDEN, "DENIED").await;
+    let outside = b.push_blob("other/x", &random_bytes(100, 5)).await;
+    let resp = b
+        .http
+        .post(b.url(&format!(
+            "/v2/q/a/blobs/uploads/?mount={}&from=other/x",
+            outside.digest
+        )))
+        .send()
+        .await
+        .expect("mount");
+    expect_error(resp, StatusCode::FORBIDDEN, "DENIED").await;
+    // Other namespaces are not limited.
+    b.push_blob("other/x", &random_bytes(5000, 6)).await;
+    // Usage through the API and the CLI shows the quota.
+    let usage: serde_json::Value = b.get("/api/v1/usage/q").await.json().await.expect("usage");
+    assert_eq!(
+        usage["quotas"],
+        json!([{"scope": "q", "max_bytes": 3000, "used_bytes": 3000,
+                "max_repositories": 2, "repositories": 2}])
+    );
+    let (ok, out, err) = b.cli(&["usage", "q"], &[]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("quota q: 2.9 KiB of 2.9 KiB (100%), 2 of 2 repositories"),
+        "{out}"
+    );
+    // The web UI shows it on the namespace and repository pages.
+    for page in ["/ui/n/q", "/ui/r/q/a"] {
+        let html = b.get(page).await.text().await.expect("page");
+        assert!(html.contains("Quota of q"), "{page}: {html}");
+    }
+    // A rule without limits stops the server from starting.
+    let dir = tempfile::tempdir().expect("dir");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[[policies.quota]]\nscope = \"q\"\n").expect("bad");
+    let (ok, _, err) = crate::cli::berth(
+        &[
+            "serve",
+            "--config",
+            bad.to_str().expect("path"),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    assert!(
+        !ok && err.contains("sets neither max_bytes nor max_repositories"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn docker_push_past_a_quota_shows_the_refusal() {
+    let (Some(docker), Some(busybox)) = (Docker::get(), busybox()) else {
+        return;
+    };
+    let (b, _config) = start_with_config(
+        "[[policies.quota]]\nscope = \"small\"\nmax_bytes = \"100kB\"\n",
+        &[],
+    );
+    let image = format!("{}/small/busybox:1", b.host());
+    docker_build(&docker, &busybox, "quota", &image);
+    let (ok, out, err) = docker.run(&["push", &image]);
+    assert!(!ok, "the push must fail: {out}");
+    assert!(
+        err.contains("denied") && err.contains("quota exceeded") && err.contains("small"),
+        "{err}"
+    );
+    // The same image fits elsewhere.
+    let elsewhere = format!("{}/big/busybox:1", b.host());
+    docker.ok(&["tag", &image, &elsewhere]);
+    docker.ok(&["push", &elsewhere]);
+    docker.ok(&["rmi", &image, &elsewhere]);
 }

@@ -14,3 +14,19 @@ pub use manifest::{
     MediaType, OCI_INDEX, OCI_MANIFEST, ParsedManifest,
 };
 pub use name::{MAX_NAME_LEN, NameError, Reference, ReferenceError, RepoName, Tag, UploadId};
+
+/// Bytes for people: `1.5 MiB`, `512 B`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}

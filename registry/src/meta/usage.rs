@@ -46,4 +46,19 @@ pub trait UsageStore {
 
     /// The scope's total, each blob once.
     async fn usage_total(&self, scope: Option<&str>) -> MetaResult<UsageTotal>;
+
+    /// What quotas count in `scope`: its blob bytes (each blob once) and repositories.
+    async fn quota_usage(&self, scope: &str) -> MetaResult<QuotaUsage>;
+
+    /// Whether a repository in `scope` holds blob `digest` (so linking it adds no bytes).
+    async fn scope_has_blob(&self, scope: &str, digest: &str) -> MetaResult<bool>;
+}
+
+/// The two figures quotas limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct QuotaUsage {
+    /// Blob bytes, each blob once.
+    pub blob_bytes: u64,
+    /// Repositories.
+    pub repositories: u64,
 }

@@ -12,7 +12,7 @@ macro_rules! usage_queries {
     ($conn:ty) => {
         use $crate::meta::MetaResult;
         use $crate::meta::sql::uint;
-        use $crate::meta::usage::{RepositoryUsage, UsageTotal};
+        use $crate::meta::usage::{QuotaUsage, RepositoryUsage, UsageTotal};
 
         pub(super) async fn repository_usage(conn: &mut $conn, scope: Option<&str>) -> MetaResult<Vec<RepositoryUsage>> {
             // SUM of BIGINT is NUMERIC on PostgreSQL: cast back.
@@ -83,6 +83,39 @@ macro_rules! usage_queries {
                 manifest_bytes: uint(manifest_bytes, "manifests")?,
             })
         }
+
+        pub(super) async fn quota_usage(conn: &mut $conn, scope: &str) -> MetaResult<QuotaUsage> {
+            let (repositories, blob_bytes): (i64, i64) = sqlx::query_as(concat!(
+                "SELECT (SELECT COUNT(*) FROM repositories r WHERE ",
+                $crate::meta::usage_sql::in_scope!(),
+                "), (SELECT CAST(COALESCE(SUM(b.size), 0) AS BIGINT) FROM blobs b
+                     WHERE EXISTS (SELECT 1 FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
+                                   WHERE rb.digest = b.digest AND ",
+                $crate::meta::usage_sql::in_scope!(),
+                "))"
+            ))
+            .bind(scope)
+            .fetch_one(conn)
+            .await?;
+            Ok(QuotaUsage {
+                blob_bytes: uint(blob_bytes, "blobs")?,
+                repositories: uint(repositories, "repositories")?,
+            })
+        }
+
+        pub(super) async fn scope_has_blob(conn: &mut $conn, scope: &str, digest: &str) -> MetaResult<bool> {
+            let found: Option<(i32,)> = sqlx::query_as(concat!(
+                "SELECT 1 FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
+                 WHERE rb.digest = $2 AND ",
+                $crate::meta::usage_sql::in_scope!(),
+                " LIMIT 1"
+            ))
+            .bind(scope)
+            .bind(digest)
+            .fetch_optional(conn)
+            .await?;
+            Ok(found.is_some())
+        }
     };
 }
 
@@ -103,6 +136,12 @@ macro_rules! impl_usage_store {
             async fn usage_total(&self, scope: Option<&str>) -> $crate::meta::MetaResult<$crate::meta::usage::UsageTotal> {
                 let scope = scope.map(str::to_owned);
                 $crate::meta::account_sql::run_owned!($conn; self.account_read, [scope], |c| uq::usage_total(c, scope.as_deref()))
+            }
+            async fn quota_usage(&self, scope: &str) -> $crate::meta::MetaResult<$crate::meta::usage::QuotaUsage> {
+                $crate::meta::account_sql::run_owned!($conn; self.account_read, [scope], |c| uq::quota_usage(c, &scope))
+            }
+            async fn scope_has_blob(&self, scope: &str, digest: &str) -> $crate::meta::MetaResult<bool> {
+                $crate::meta::account_sql::run_owned!($conn; self.account_read, [scope, digest], |c| uq::scope_has_blob(c, &scope, &digest))
             }
         }
     };

@@ -123,6 +123,11 @@ impl Registry {
         digest: &Digest,
         from: Option<&RepoName>,
     ) -> RegistryResult<Option<u64>> {
+        if self.limits.quotas.cover(repo)
+            && let Some(size) = self.meta.blob_anywhere(digest).await?
+        {
+            self.quota_admits_blob(repo, digest, size).await?;
+        }
         Ok(self.meta.mount_blob(repo, digest, from).await?)
     }
 }

@@ -22,6 +22,7 @@ pub mod history;
 pub mod immutable;
 mod listing;
 mod manifests;
+pub mod quota;
 pub mod retention;
 pub mod scrub;
 mod uploads;
@@ -59,6 +60,8 @@ pub struct Limits {
     pub tag_history: std::time::Duration,
     /// Tags that may not move or go.
     pub immutable: immutable::ImmutableTags,
+    /// What namespaces and repositories may hold.
+    pub quotas: quota::Quotas,
 }
 
 impl Default for Limits {
@@ -70,6 +73,7 @@ impl Default for Limits {
             body_idle_timeout: std::time::Duration::from_secs(60),
             tag_history: std::time::Duration::from_secs(14 * 24 * 60 * 60),
             immutable: immutable::ImmutableTags::default(),
+            quotas: quota::Quotas::default(),
         }
     }
 }

@@ -83,6 +83,7 @@ impl Registry {
         repo: &RepoName,
         algorithm: Algorithm,
     ) -> RegistryResult<UploadStarted> {
+        self.quota_admits_writes(repo).await?;
         let id = UploadId::new_random();
         self.meta
             .create_upload(&UploadRecord {
@@ -275,6 +276,11 @@ impl Registry {
                 actual,
             });
         }
+        if let Err(e) = self.quota_admits_blob(repo, digest, size).await {
+            self.meta.delete_upload(rec.id).await?;
+            self.blobs.discard_upload(rec.id, &stage).await?;
+            return Err(e);
+        }
         let location = self.blobs.commit_upload(rec.id, size, stage).await?;
         let new_blob = match self
             .meta
@@ -338,6 +344,10 @@ impl Registry {
                 expected: digest.clone(),
                 actual,
             });
+        }
+        if let Err(e) = self.quota_admits_blob(repo, digest, size).await {
+            self.blobs.discard_upload(id, &stage).await?;
+            return Err(e);
         }
         let location = self.blobs.commit_upload(id, size, stage).await?;
         let new_blob = self

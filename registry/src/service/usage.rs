@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::quota::QuotaStatus;
 use super::{Registry, RegistryError, RegistryResult};
 use crate::domain::RepoName;
 use crate::meta::usage::{RepositoryUsage, UsageTotal};
@@ -15,6 +16,8 @@ pub struct Usage {
     pub total: UsageTotal,
     /// Each repository in it, in name order.
     pub repositories: Vec<RepositoryUsage>,
+    /// The quotas that apply to it (all of them for the whole registry), with their usage.
+    pub quotas: Vec<QuotaStatus>,
 }
 
 impl Registry {
@@ -28,10 +31,12 @@ impl Registry {
             return Err(RegistryError::NameUnknown(scope.clone()));
         }
         let total = self.meta.usage_total(name).await?;
+        let quotas = self.quota_status(scope).await?;
         Ok(Usage {
             scope: name.map(str::to_owned),
             total,
             repositories,
+            quotas,
         })
     }
 }

@@ -14,9 +14,10 @@ use super::layout::{
 use super::viewer::Viewer;
 use super::{Ui, UiError, UiResult};
 use crate::auth::Action;
-use crate::domain::{Digest, RepoName};
+use crate::domain::{Digest, RepoName, human_bytes};
 use crate::meta::browse::{RepoSummary, TagOrder};
 use crate::service::browse::{ImageView, TagList};
+use crate::service::quota::QuotaStatus;
 
 /// Tags per page of a repository.
 const TAGS_PER_PAGE: u32 = 50;
@@ -168,8 +169,14 @@ pub(super) async fn namespace(
         (Some(gate), Some(user)) => gate.accounts.manages_org(user, &ns).await.unwrap_or(false),
         _ => false,
     };
+    // Only someone who sees a repository here learns the namespace's usage.
+    let quotas = match (repos.items.is_empty(), RepoName::parse(&ns)) {
+        (false, Ok(scope)) => ui.registry.quota_status(Some(&scope)).await?,
+        _ => Vec::new(),
+    };
     let body = html! {
         h1 { (ns) }
+        (quota_lines(&quotas))
         @if manages {
             p { a.button href={ "/ui/orgs/" (ns) } { "Manage organization" } }
         }
@@ -228,6 +235,7 @@ async fn tags_page(ui: &Ui, viewer: &Viewer, name: &RepoName, q: TagsQuery) -> U
         .tag_list(name, &filter, order, offset, TAGS_PER_PAGE)
         .await?;
     let actions = viewer.actions_on(ui, name.as_str()).await?;
+    let quotas = ui.registry.quota_status(Some(name)).await?;
     let host = viewer.registry_host();
     let pages = list.total.div_ceil(u64::from(TAGS_PER_PAGE)).max(1);
     let link = |p: u64| {
@@ -261,6 +269,7 @@ async fn tags_page(ui: &Ui, viewer: &Viewer, name: &RepoName, q: TagsQuery) -> U
             button type="submit" { "Apply" }
         }
         p.meta { (tag_count(list.total)) @if !filter.is_empty() { " matching “" (filter) "”" } }
+        (quota_lines(&quotas))
         (tag_table(name, &list, host))
         @if pages > 1 {
             nav.pager aria-label="Pages" {
@@ -274,6 +283,25 @@ async fn tags_page(ui: &Ui, viewer: &Viewer, name: &RepoName, q: TagsQuery) -> U
         page(viewer, name.as_str(), &repo_crumbs(name.as_str()), body),
         None,
     ))
+}
+
+/// The quotas covering a page's repository or namespace, with their usage.
+fn quota_lines(quotas: &[QuotaStatus]) -> Markup {
+    html! {
+        @for q in quotas {
+            p.meta.quota {
+                "Quota of " (q.scope) ": "
+                @if let Some(max) = q.max_bytes {
+                    meter value=(q.used_bytes.min(max)) max=(max) {}
+                    " " (human_bytes(q.used_bytes)) " of " (human_bytes(max))
+                    @if q.max_repositories.is_some() { ", " }
+                }
+                @if let Some(max) = q.max_repositories {
+                    (q.repositories) " of " (max) " repositories"
+                }
+            }
+        }
+    }
 }
 
 fn tag_table(name: &RepoName, list: &TagList, host: &str) -> Markup {
