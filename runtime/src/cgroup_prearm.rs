@@ -18,6 +18,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
+
 /// Where this process's own `cgroup.procs` is: the v1 `pids` hierarchy, else the cgroup v2
 /// one, read from `/proc/self/cgroup`.
 fn own_procs_file(proc_self_cgroup: &str) -> Option<PathBuf> {
@@ -58,6 +60,15 @@ pub fn prearm() {
     let Some(procs) = own_procs_file(&cgroups) else {
         return;
     };
+    // The thread must never take a signal meant for `run` (SIGCHLD when the container exits,
+    // the signals it forwards): `run` waits for them through a descriptor, which only sees
+    // signals that every thread blocks. A thread starts with its creator's mask, so block
+    // everything around the spawn.
+    let all = SigSet::all();
+    let mut previous = SigSet::empty();
+    if pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&all), Some(&mut previous)).is_err() {
+        return;
+    }
     // The thread ends by itself; if `run` finishes first, the process's exit ends it.
     let _ = std::thread::Builder::new()
         .name("cgroup-prearm".into())
@@ -74,6 +85,7 @@ pub fn prearm() {
                 std::thread::sleep(REPEAT_EVERY);
             }
         });
+    let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&previous), None);
 }
 
 #[cfg(test)]
