@@ -64,6 +64,27 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// Hub policies: immutable tags, quotas.
     pub policies: PoliciesConfig,
+    /// Request rate limits.
+    pub ratelimit: RateLimitConfig,
+}
+
+/// `[ratelimit]`: requests a minute per client address and per account, for each class of
+/// request; 0 is no limit. A key may use a whole minute's budget at once.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Reads of the registry API, per client address.
+    pub pull_per_address: u32,
+    /// Reads of the registry API, per account.
+    pub pull_per_account: u32,
+    /// Writes (uploads, manifest pushes, deletes), per client address.
+    pub push_per_address: u32,
+    /// Writes, per account.
+    pub push_per_account: u32,
+    /// Token requests, per client address.
+    pub token_per_address: u32,
+    /// Token requests, per account.
+    pub token_per_account: u32,
 }
 
 /// `[policies]`: its `[[policies.immutable]]` and `[[policies.quota]]` rules.

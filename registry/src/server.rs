@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio_util::either::Either;
 
 use crate::api::auth::Gate;
+use crate::api::ratelimit::RateLimits;
 use crate::blob::{BlobError, BlobStore};
 use crate::config::{Config, StorageBackend, redact_url};
 use crate::meta::AccountStore;
@@ -246,6 +247,7 @@ pub struct Server {
     tls: Option<Tls>,
     registry: Registry,
     gate: Option<Arc<Gate>>,
+    rate_limits: Option<Arc<RateLimits>>,
     trust_forwarded: bool,
     shutdown_timeout: Duration,
     drain: Duration,
@@ -270,12 +272,15 @@ impl Server {
             return Err(StartError::Unprotected(addr));
         }
         let registry = open_registry(config).await?;
+        let rate_limits =
+            RateLimits::new(&config.ratelimit, config.server.trust_forwarded_headers).map(Arc::new);
         let gate = if config.auth.enabled {
             let accounts = open_accounts(config, registry.account_store()).await?;
             Some(Arc::new(Gate {
                 accounts: Arc::new(accounts),
                 realm: config.auth.realm.clone(),
                 trust_forwarded: config.server.trust_forwarded_headers,
+                rate_limits: rate_limits.clone(),
             }))
         } else {
             None
@@ -288,6 +293,7 @@ impl Server {
             tls,
             registry,
             gate,
+            rate_limits,
             trust_forwarded: config.server.trust_forwarded_headers,
             shutdown_timeout: Duration::from_secs(config.server.shutdown_timeout_secs),
             drain: Duration::from_secs(config.server.shutdown_drain_secs),
@@ -332,7 +338,13 @@ impl Server {
             self.gate.clone(),
             self.trust_forwarded,
         );
-        let app = crate::api::router(self.registry.clone(), self.gate.clone(), ready.clone(), ui);
+        let app = crate::api::router(
+            self.registry.clone(),
+            self.gate.clone(),
+            ready.clone(),
+            ui,
+            self.rate_limits.clone(),
+        );
         let _collector = self.gc.enabled.then(|| {
             AbortOnDrop(tokio::spawn(collect_garbage_forever(
                 self.registry.clone(),

@@ -13,11 +13,11 @@ use crate::client::expect_error;
 use crate::harness::{Berth, tool};
 
 const ADMIN_PASSWORD: &str = "root-password-1";
-const PASSWORD: &str = "password-of-a-user";
+pub(crate) const PASSWORD: &str = "password-of-a-user";
 
 /// Starts berth with authentication on and an administrator `root`, whose Basic credentials
 /// the harness client sends (so the usual push helpers work).
-fn start_with_auth(extra: &[(&str, &str)]) -> Berth {
+pub(crate) fn start_with_auth(extra: &[(&str, &str)]) -> Berth {
     let mut env = vec![("BERTH_AUTH_ENABLED", "true")];
     env.extend_from_slice(extra);
     let mut b = Berth::start_with(&env);
@@ -38,7 +38,7 @@ fn start_with_auth(extra: &[(&str, &str)]) -> Berth {
     b
 }
 
-fn basic_header(user: &str, password: &str) -> String {
+pub(crate) fn basic_header(user: &str, password: &str) -> String {
     format!("Basic {}", STANDARD.encode(format!("{user}:{password}")))
 }
 

@@ -23,6 +23,7 @@ use serde::Serialize;
 
 use super::error::{ApiError, ErrorCode};
 use super::query::Query;
+use super::ratelimit::{Class, RateLimits, Refusal};
 use super::route::OciRoute;
 use crate::auth::jwt::Claims;
 use crate::auth::{Action, Actions, Grants, Principal, ScopeRequest};
@@ -38,6 +39,8 @@ pub struct Gate {
     pub realm: String,
     /// Whether `X-Forwarded-Proto`/`-Host` describe the client's view.
     pub trust_forwarded: bool,
+    /// Per-account request limits, if any.
+    pub rate_limits: Option<Arc<RateLimits>>,
 }
 
 /// What a request needs.
@@ -83,6 +86,20 @@ impl Need {
         }
     }
 
+    /// The rate-limit class of a request that needs this: a push when it writes.
+    fn class(&self) -> Class {
+        match self {
+            Need::Repositories(list)
+                if list
+                    .iter()
+                    .any(|(_, a)| a.contains(Action::Push) || a.contains(Action::Delete)) =>
+            {
+                Class::Push
+            }
+            _ => Class::Pull,
+        }
+    }
+
     /// The scope a client should ask for.
     fn scope(&self) -> Option<String> {
         match self {
@@ -113,9 +130,51 @@ enum Caller {
 }
 
 impl Gate {
-    /// Lets the request through, or answers it.
+    /// Lets the request through, or answers it. The request counts against its account's
+    /// rate limits.
     pub async fn check(&self, parts: &RequestParts<'_>, need: &Need) -> Result<Allowed, Response> {
         let caller = self.caller(parts).await?;
+        if let Some(limits) = &self.rate_limits {
+            let account = match &caller {
+                Caller::Token(claims) => claims.sub.as_str(),
+                Caller::Principal(p) => p.subject(),
+            };
+            if !account.is_empty() {
+                limits
+                    .check_account(need.class(), account)
+                    .map_err(IntoResponse::into_response)?;
+            }
+        }
+        self.decide(parts, need, caller).await
+    }
+
+    /// [`Gate::check`] for a second look at the same request (a mount's source), which
+    /// must not count against the account again.
+    pub async fn check_unmetered(
+        &self,
+        parts: &RequestParts<'_>,
+        need: &Need,
+    ) -> Result<Allowed, Response> {
+        let caller = self.caller(parts).await?;
+        self.decide(parts, need, caller).await
+    }
+
+    /// Counts a token request by `principal` against its account's limits.
+    fn limit_token(&self, principal: &Principal) -> Result<(), Refusal> {
+        match &self.rate_limits {
+            Some(limits) if !principal.is_anonymous() => {
+                limits.check_account(Class::Token, principal.subject())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn decide(
+        &self,
+        parts: &RequestParts<'_>,
+        need: &Need,
+        caller: Caller,
+    ) -> Result<Allowed, Response> {
         match (&caller, need) {
             (Caller::Principal(Principal::Anonymous), Need::Authenticated) => {
                 Err(self.challenge(parts, need, None))
@@ -405,6 +464,14 @@ pub async fn token(State(gate): State<Arc<Gate>>, request: Request) -> Response 
         conn: parts.extensions.get::<ConnInfo>().copied(),
         authority: parts.uri.authority().map(|a| a.as_str()),
     };
+    if let Some(limits) = &gate.rate_limits
+        && let Err(refusal) =
+            limits.check_address(Class::Token, rp.conn.map(|c| c.peer.ip()), rp.headers)
+    {
+        let mut response = refusal.into_response();
+        response.extensions_mut().insert(super::RouteName("token"));
+        return response;
+    }
     let mut response = match parts.method {
         Method::GET | Method::HEAD => {
             let query = Query::parse(parts.uri.query());
@@ -442,6 +509,9 @@ async fn token_get(gate: &Gate, rp: &RequestParts<'_>, query: &Query) -> Respons
         // A registry token is not a credential for getting another one.
         Credentials::Bearer(_) | Credentials::Malformed => return login_failed(gate, rp),
     };
+    if let Err(refusal) = gate.limit_token(&principal) {
+        return refusal.into_response();
+    }
     let offline = query.get("offline_token") == Some("true");
     issue(gate, &principal, query, offline).await
 }
@@ -504,6 +574,9 @@ async fn token_post(gate: &Gate, rp: &RequestParts<'_>, form: &Query) -> Respons
     };
     // Docker's OAuth flow asks for a refresh token with access_type=offline on a password
     // grant; a refresh grant returns the same refresh token back.
+    if let Err(refusal) = gate.limit_token(&principal) {
+        return refusal.into_response();
+    }
     let offline = form.get("access_type") == Some("offline");
     issue(gate, &principal, form, offline).await
 }

@@ -15,6 +15,7 @@ mod listing;
 mod manifests;
 mod middleware;
 mod query;
+pub mod ratelimit;
 pub mod route;
 mod uploads;
 
@@ -41,6 +42,7 @@ pub use middleware::RouteName;
 struct App {
     registry: Registry,
     gate: Option<Arc<auth::Gate>>,
+    rate_limits: Option<Arc<ratelimit::RateLimits>>,
 }
 
 /// Builds the router for the registry API, the token endpoint (when `gate` is set, which
@@ -52,6 +54,7 @@ pub fn router(
     gate: Option<Arc<auth::Gate>>,
     ready: Arc<AtomicBool>,
     pages: Router,
+    rate_limits: Option<Arc<ratelimit::RateLimits>>,
 ) -> Router {
     let token = match &gate {
         Some(gate) => Router::new()
@@ -68,7 +71,11 @@ pub fn router(
             ready: ready.clone(),
         }));
     let hub = hub::router(registry.clone(), gate.clone());
-    let state = Arc::new(App { registry, gate });
+    let state = Arc::new(App {
+        registry,
+        gate,
+        rate_limits,
+    });
     Router::new()
         .route("/v2", axum::routing::any(dispatch))
         .route("/v2/", axum::routing::any(dispatch))
@@ -155,6 +162,18 @@ async fn dispatch(State(app): State<Arc<App>>, request: Request) -> Response {
     };
     let mut query = Query::parse(parts.uri.query());
     let name = RouteName(route_name(&route, &method));
+    if let Some(limits) = &app.rate_limits {
+        let class = if matches!(method, Method::GET | Method::HEAD) {
+            ratelimit::Class::Pull
+        } else {
+            ratelimit::Class::Push
+        };
+        if let Err(refusal) = limits.check_address(class, conn.map(|c| c.peer.ip()), &headers) {
+            let mut response = refusal.into_response();
+            response.extensions_mut().insert(name);
+            return response;
+        }
+    }
     let mut catalog_filter = None;
     if let Some(gate) = &app.gate {
         let rp = auth::RequestParts {
@@ -180,7 +199,7 @@ async fn dispatch(State(app): State<Arc<App>>, request: Request) -> Response {
                         from.to_owned(),
                         crate::auth::Actions::PULL,
                     )]);
-                    gate.check(&rp, &need).await.is_ok()
+                    gate.check_unmetered(&rp, &need).await.is_ok()
                 }
                 None => false,
             };
