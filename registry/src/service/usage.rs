@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::{Registry, RegistryError, RegistryResult};
 use crate::domain::RepoName;
-use crate::meta::usage::{RepositoryUsage, UsageTotal};
+use crate::meta::usage::{RepositoryUsage, UploadSessions, UsageTotal};
 
 /// What a scope holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -15,6 +15,15 @@ pub struct Usage {
     pub total: UsageTotal,
     /// Each repository in it, in name order.
     pub repositories: Vec<RepositoryUsage>,
+}
+
+/// What the whole registry holds and is receiving, for metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UsageSummary {
+    /// The registry's total, each stored blob once.
+    pub total: UsageTotal,
+    /// The open upload sessions.
+    pub uploads: UploadSessions,
 }
 
 impl Registry {
@@ -32,6 +41,16 @@ impl Registry {
             scope: name.map(str::to_owned),
             total,
             repositories,
+        })
+    }
+
+    /// The whole registry's totals and open upload sessions: aggregate queries only
+    /// (`usage(None)` also lists every repository).
+    #[tracing::instrument(skip(self))]
+    pub async fn usage_summary(&self) -> RegistryResult<UsageSummary> {
+        Ok(UsageSummary {
+            total: self.meta.usage_total(None).await?,
+            uploads: self.meta.upload_sessions().await?,
         })
     }
 }
