@@ -607,7 +607,7 @@ async fn collect_garbage_forever(
         match registry.collect_garbage(&gc.options(false)).await {
             Ok(report) => metrics.gc.succeeded(&report, started.elapsed()),
             Err(e) => {
-                metrics.gc.passes.failed(started.elapsed());
+                metrics.gc.failed(started.elapsed());
                 tracing::warn!(error = %e, "garbage collection failed; retried next interval");
             }
         }
@@ -640,7 +640,7 @@ async fn retention_forever(
                 match registry.apply_retention(&retention.policy, false).await {
                     Ok(report) => metrics.retention.succeeded(&report, started.elapsed()),
                     Err(e) => {
-                        metrics.retention.passes.failed(started.elapsed());
+                        metrics.retention.failed(started.elapsed());
                         tracing::warn!(error = %e, "retention failed; retried next interval");
                     }
                 }
@@ -668,7 +668,7 @@ async fn scrub_forever(
         match registry.scrub(&options).await {
             Ok(report) => metrics.scrub.succeeded(&report, started.elapsed()),
             Err(e) => {
-                metrics.scrub.passes.failed(started.elapsed());
+                metrics.scrub.failed(started.elapsed());
                 tracing::warn!(error = %e, "scrub failed; resumed next interval");
             }
         }

@@ -17,7 +17,7 @@ use crate::service::scrub::ScrubReport;
 /// What every kind of pass records: how often it ran and how it ended, when it last
 /// succeeded and how long the last pass took.
 #[derive(Debug)]
-pub struct Passes {
+struct Passes {
     outcomes: Family<OutcomeLabel, Counter>,
     last_success: FloatGauge,
     last_duration: FloatGauge,
@@ -67,18 +67,12 @@ impl Passes {
             self.last_success.set(unix_now());
         }
     }
-
-    /// Records a pass that failed after `took`.
-    pub fn failed(&self, took: Duration) {
-        self.ended(took, false);
-    }
 }
 
 /// Garbage collection: passes, and what they removed.
 #[derive(Debug)]
 pub struct GcMetrics {
-    /// Passes and their outcomes.
-    pub passes: Passes,
+    passes: Passes,
     blobs: Counter,
     manifests: Counter,
     bytes: Counter,
@@ -120,13 +114,17 @@ impl GcMetrics {
         self.bytes.inc_by(report.bytes_freed);
         self.passes.ended(took, true);
     }
+
+    /// Records a pass that failed after `took`.
+    pub fn failed(&self, took: Duration) {
+        self.passes.ended(took, false);
+    }
 }
 
 /// Scrub: passes, what they checked and what they found.
 #[derive(Debug)]
 pub struct ScrubMetrics {
-    /// Passes and their outcomes.
-    pub passes: Passes,
+    passes: Passes,
     blobs: Counter,
     bytes: Counter,
     manifests: Counter,
@@ -222,13 +220,17 @@ impl ScrubMetrics {
         }
         self.passes.ended(took, true);
     }
+
+    /// Records a pass that failed after `took`.
+    pub fn failed(&self, took: Duration) {
+        self.passes.ended(took, false);
+    }
 }
 
 /// Retention: runs, and the tags they deleted.
 #[derive(Debug)]
 pub struct RetentionMetrics {
-    /// Runs and their outcomes.
-    pub passes: Passes,
+    passes: Passes,
     judged: Counter,
     removed: Counter,
 }
@@ -261,6 +263,11 @@ impl RetentionMetrics {
         self.removed.inc_by(report.deleted.len() as u64);
         self.passes.ended(took, true);
     }
+
+    /// Records a pass that failed after `took`.
+    pub fn failed(&self, took: Duration) {
+        self.passes.ended(took, false);
+    }
 }
 
 #[cfg(test)]
@@ -290,7 +297,7 @@ mod tests {
         };
         m.gc.succeeded(&report, Duration::from_millis(1500));
         m.gc.succeeded(&report, Duration::from_millis(500));
-        m.gc.passes.failed(Duration::from_secs(3));
+        m.gc.failed(Duration::from_secs(3));
         let text = m.encode().unwrap();
         for (series, value) in [
             ("berth_gc_blobs_removed_total", 4.0),
