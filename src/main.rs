@@ -362,6 +362,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             data_dir = %config.server.data_dir.display(),
             "berth registry listening on {scheme}://{addr}/v2/"
         );
+        if let Some(metrics) = server.metrics_addr() {
+            // Not `addr`: that field names the registry's own address.
+            tracing::info!(%metrics, "metrics on http://{metrics}/metrics");
+        }
         server.run(shutdown_signal()).await?;
         Ok(())
     })

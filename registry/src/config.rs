@@ -66,6 +66,45 @@ pub struct Config {
     pub policies: PoliciesConfig,
     /// Request rate limits.
     pub ratelimit: RateLimitConfig,
+    /// Prometheus metrics.
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`: the Prometheus endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve `/metrics`.
+    pub enabled: bool,
+    /// A separate address to serve `/metrics` on (e.g. `127.0.0.1:9090`); empty means the
+    /// main listener.
+    pub listen: String,
+    /// A bearer token scrapers must send (`Authorization: Bearer TOKEN`); empty means none.
+    pub token: Secret,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: String::new(),
+            token: Secret::default(),
+        }
+    }
+}
+
+impl MetricsConfig {
+    /// The separate listen address, if one is set.
+    pub fn listen_addr(&self) -> Result<Option<SocketAddr>, String> {
+        if self.listen.trim().is_empty() {
+            return Ok(None);
+        }
+        self.listen
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|e| format!("metrics.listen {:?}: {e}", self.listen))
+    }
 }
 
 /// `[ratelimit]`: requests a minute per client address and per account, for each class of
@@ -680,6 +719,7 @@ impl Config {
             .retention
             .validate()
             .and_then(|()| config.policies.validate())
+            .and_then(|()| config.metrics.listen_addr().map(drop))
             .map_err(|message| ConfigError::Invalid {
                 path: file.map(Path::to_owned),
                 message,
@@ -854,6 +894,8 @@ mod tests {
                 ("BERTH_ROOT", "/var/lib/berth"),
                 ("BERTH_TLS_CERT_FILE", "/etc/berth/cert.pem"),
                 ("BERTH_TLS_RELOAD_INTERVAL_SECS", "2"),
+                ("BERTH_METRICS_LISTEN", "127.0.0.1:9090"),
+                ("BERTH_METRICS_TOKEN", "scrape-secret"),
             ]),
         )
         .unwrap();
@@ -864,6 +906,12 @@ mod tests {
         assert_eq!(c.tls.cert_file, PathBuf::from("/etc/berth/cert.pem"));
         assert_eq!(c.tls.reload_interval_secs, 2);
         assert!(c.tls.enabled());
+        assert_eq!(
+            c.metrics.listen_addr().unwrap(),
+            Some(SocketAddr::from(([127, 0, 0, 1], 9090)))
+        );
+        assert_eq!(c.metrics.token.0, "scrape-secret");
+        assert!(!format!("{c:?}").contains("scrape-secret"));
     }
 
     #[test]
@@ -875,6 +923,8 @@ mod tests {
         assert!(e.to_string().contains("expected an integer"), "{e}");
         let e = Config::load(None, env(&[("BERTH_SERVER_LISTEN", "nowhere")])).unwrap_err();
         assert!(e.to_string().contains("invalid configuration"), "{e}");
+        let e = Config::load(None, env(&[("BERTH_METRICS_LISTEN", "nowhere")])).unwrap_err();
+        assert!(e.to_string().contains("metrics.listen"), "{e}");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "[server]\nlisten_addr = \"x\"\n").unwrap();

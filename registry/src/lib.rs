@@ -12,7 +12,7 @@
 //! domain/    names, tags, digests, references, manifests; no I/O
 //! ```
 //!
-//! `config`, `telemetry`, `tls` and `server` assemble these into a running process.
+//! `config`, `telemetry`, `metrics`, `tls` and `server` assemble these into a running process.
 
 pub mod api;
 pub mod auth;
@@ -20,6 +20,7 @@ pub mod blob;
 pub mod config;
 pub mod domain;
 pub mod meta;
+pub mod metrics;
 pub mod server;
 pub mod service;
 pub mod telemetry;

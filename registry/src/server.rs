@@ -16,6 +16,7 @@ use crate::blob::{BlobError, BlobStore};
 use crate::config::{Config, StorageBackend, redact_url};
 use crate::meta::AccountStore;
 use crate::meta::{MetaError, MetaStore, PostgresStore, SqliteStore};
+use crate::metrics::Metrics;
 use crate::service::accounts::{AccountSettings, Accounts, AccountsError};
 use crate::service::{Limits, Registry};
 use crate::tls::{Tls, TlsError};
@@ -55,6 +56,9 @@ pub enum StartError {
     /// The storage settings are inconsistent.
     #[error("invalid storage settings: {0}")]
     StorageConfig(String),
+    /// The metrics settings are invalid.
+    #[error("invalid metrics settings: {0}")]
+    MetricsConfig(String),
     /// Authentication is off and the address is reachable from other machines.
     #[error(
         "refusing to serve {0} without authentication: anyone who can reach it could push and delete images. Turn authentication on ([auth] enabled = true, or BERTH_AUTH_ENABLED=true, then create an administrator with `berth admin user add NAME --admin --password-stdin`), listen on a loopback address (--listen 127.0.0.1:5000), or accept the risk explicitly with [server] allow_unauthenticated_network = true"
@@ -256,6 +260,13 @@ pub struct Server {
     gc: crate::config::GcConfig,
     scrub: crate::config::ScrubConfig,
     retention: crate::config::RetentionConfig,
+    metrics: Arc<Metrics>,
+    /// `/metrics` is served (`[metrics] enabled`).
+    scrape: bool,
+    /// The bearer token scrapers send, if any.
+    scrape_token: Option<String>,
+    /// The separate `/metrics` listener, if `[metrics] listen` names one.
+    metrics_listener: Option<TcpListener>,
 }
 
 impl Server {
@@ -288,6 +299,16 @@ impl Server {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
+        let metrics_listener = match config.metrics.listen_addr() {
+            Err(e) => return Err(StartError::MetricsConfig(e)),
+            Ok(Some(addr)) if config.metrics.enabled => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind { addr, source })?,
+            ),
+            Ok(_) => None,
+        };
+        let token = &config.metrics.token.0;
         Ok(Self {
             listener,
             tls,
@@ -301,6 +322,10 @@ impl Server {
             gc: config.gc.clone(),
             scrub: config.scrub.clone(),
             retention: config.retention.clone(),
+            metrics: Arc::new(Metrics::new(env!("CARGO_PKG_VERSION"))),
+            scrape: config.metrics.enabled,
+            scrape_token: (!token.is_empty()).then(|| token.clone()),
+            metrics_listener,
             cleanup_interval: Duration::from_secs(
                 config.server.upload_cleanup_interval_secs.max(1),
             ),
@@ -310,6 +335,13 @@ impl Server {
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The address of the separate `/metrics` listener, if there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// Whether the port speaks HTTPS.
@@ -338,28 +370,52 @@ impl Server {
             self.gate.clone(),
             self.trust_forwarded,
         );
+        // `/metrics` on the main listener is for the token or administrators when either is
+        // configured; a separate listener has no accounts, only the token (if any).
+        let endpoint = |admins| crate::api::metrics::Endpoint {
+            metrics: self.metrics.clone(),
+            registry: self.registry.clone(),
+            token: self.scrape_token.clone(),
+            admins,
+        };
+        let (scrape_here, scrape_apart) = match (self.scrape, self.metrics_listener) {
+            (false, _) => (None, None),
+            (true, None) => (Some(endpoint(self.gate.clone())), None),
+            (true, Some(listener)) => (None, Some((listener, endpoint(None)))),
+        };
         let app = crate::api::router(
             self.registry.clone(),
             self.gate.clone(),
             ready.clone(),
             ui,
             self.rate_limits.clone(),
+            self.metrics.clone(),
+            scrape_here,
         );
+        let _metrics_server = scrape_apart.map(|(listener, endpoint)| {
+            AbortOnDrop(tokio::spawn(serve_metrics(
+                listener,
+                crate::api::metrics::router(endpoint),
+            )))
+        });
         let _collector = self.gc.enabled.then(|| {
             AbortOnDrop(tokio::spawn(collect_garbage_forever(
                 self.registry.clone(),
                 self.gc.clone(),
+                self.metrics.clone(),
             )))
         });
         let _scrubber = self.scrub.enabled.then(|| {
             AbortOnDrop(tokio::spawn(scrub_forever(
                 self.registry.clone(),
                 self.scrub.clone(),
+                self.metrics.clone(),
             )))
         });
         let _retention = AbortOnDrop(tokio::spawn(retention_forever(
             self.registry.clone(),
             self.retention.clone(),
+            self.metrics.clone(),
         )));
         let _janitor = AbortOnDrop(tokio::spawn(expire_uploads_forever(
             self.registry,
@@ -521,6 +577,13 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// Serves `/metrics` alone on its own listener (plain HTTP/1.1, no TLS) until aborted.
+async fn serve_metrics(listener: TcpListener, app: axum::Router) {
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::warn!(error = %e, "the metrics listener stopped");
+    }
+}
+
 /// Removes expired upload sessions every `interval`, on every replica (each session is taken
 /// by exactly one).
 async fn expire_uploads_forever(registry: Registry, ttl: Duration, interval: Duration) {
@@ -538,21 +601,34 @@ async fn expire_uploads_forever(registry: Registry, ttl: Duration, interval: Dur
 
 /// Runs a garbage-collection pass every `gc.interval_secs` (the first one after one interval,
 /// so that starting a replica is not also a pass).
-async fn collect_garbage_forever(registry: Registry, gc: crate::config::GcConfig) {
+async fn collect_garbage_forever(
+    registry: Registry,
+    gc: crate::config::GcConfig,
+    metrics: Arc<Metrics>,
+) {
     let interval = Duration::from_secs(gc.interval_secs.max(1));
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(e) = registry.collect_garbage(&gc.options(false)).await {
-            tracing::warn!(error = %e, "garbage collection failed; retried next interval");
+        let started = std::time::Instant::now();
+        match registry.collect_garbage(&gc.options(false)).await {
+            Ok(report) => metrics.gc.succeeded(&report, started.elapsed()),
+            Err(e) => {
+                metrics.gc.failed(started.elapsed());
+                tracing::warn!(error = %e, "garbage collection failed; retried next interval");
+            }
         }
     }
 }
 
 /// Records pulled tags every `retention.pulls_flush_secs` and, when enabled, applies the
 /// retention policies every `retention.interval_secs`.
-async fn retention_forever(registry: Registry, retention: crate::config::RetentionConfig) {
+async fn retention_forever(
+    registry: Registry,
+    retention: crate::config::RetentionConfig,
+    metrics: Arc<Metrics>,
+) {
     let flush = Duration::from_secs(retention.pulls_flush_secs.max(1));
     let mut flushes = tokio::time::interval_at(tokio::time::Instant::now() + flush, flush);
     flushes.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -568,8 +644,13 @@ async fn retention_forever(registry: Registry, retention: crate::config::Retenti
                 }
             }
             _ = runs.tick(), if scheduled => {
-                if let Err(e) = registry.apply_retention(&retention.policy, false).await {
-                    tracing::warn!(error = %e, "retention failed; retried next interval");
+                let started = std::time::Instant::now();
+                match registry.apply_retention(&retention.policy, false).await {
+                    Ok(report) => metrics.retention.succeeded(&report, started.elapsed()),
+                    Err(e) => {
+                        metrics.retention.failed(started.elapsed());
+                        tracing::warn!(error = %e, "retention failed; retried next interval");
+                    }
                 }
             }
         }
@@ -577,7 +658,11 @@ async fn retention_forever(registry: Registry, retention: crate::config::Retenti
 }
 
 /// Runs a scrub pass of `scrub.items_per_pass` items every `scrub.interval_secs`.
-async fn scrub_forever(registry: Registry, scrub: crate::config::ScrubConfig) {
+async fn scrub_forever(
+    registry: Registry,
+    scrub: crate::config::ScrubConfig,
+    metrics: Arc<Metrics>,
+) {
     let interval = Duration::from_secs(scrub.interval_secs.max(1));
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -587,8 +672,13 @@ async fn scrub_forever(registry: Registry, scrub: crate::config::ScrubConfig) {
     };
     loop {
         tick.tick().await;
-        if let Err(e) = registry.scrub(&options).await {
-            tracing::warn!(error = %e, "scrub failed; resumed next interval");
+        let started = std::time::Instant::now();
+        match registry.scrub(&options).await {
+            Ok(report) => metrics.scrub.succeeded(&report, started.elapsed()),
+            Err(e) => {
+                metrics.scrub.failed(started.elapsed());
+                tracing::warn!(error = %e, "scrub failed; resumed next interval");
+            }
         }
     }
 }

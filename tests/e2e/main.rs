@@ -17,6 +17,7 @@ mod crash;
 mod gc;
 mod harness;
 mod memory;
+mod metrics;
 mod nginx;
 mod policies;
 mod ratelimit;

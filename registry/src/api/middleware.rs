@@ -1,22 +1,27 @@
-//! Middleware for every API response: the API version header, the per-request log line, and
-//! panics turned into the error envelope.
+//! Middleware for every API response: the API version header, the per-request log line and
+//! metrics, and panics turned into the error envelope.
 
 use std::any::Any;
-use std::time::Instant;
-
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Instant;
 
-use axum::body::{Body, HttpBody};
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::Request;
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
+use hyper::body::{Frame, SizeHint};
+use prometheus_client::metrics::counter::Counter;
 
 use super::error::{ApiError, ErrorCode};
+use crate::metrics::{HttpRequest, Metrics, method_label};
 
-/// The endpoint that served a request, set by the dispatcher for the log line.
+/// The endpoint that served a request, set by the dispatcher for the log line and the
+/// metrics' `route` label: always a fixed name, never the path.
 #[derive(Debug, Clone, Copy)]
 pub struct RouteName(pub &'static str);
 
@@ -50,10 +55,15 @@ pub async fn close_when_draining(
     response
 }
 
-/// One log line per request: method, route, status, bytes in and out, latency (to the
-/// response head; streamed bodies continue after it). Never the query string or headers,
-/// which may carry credentials.
-pub async fn request_log(request: Request, next: Next) -> Response {
+/// One log line per request and its metrics: method, route, status, bytes in and out,
+/// latency (to the response head; streamed bodies continue after it). Never the query string
+/// or headers, which may carry credentials. Response bytes are counted in the metrics as the
+/// body is actually sent ([`CountedBody`]); the log line has the size known at the head.
+pub async fn request_log(
+    axum::extract::State(metrics): axum::extract::State<Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     // Count the body bytes actually received (streamed uploads carry no Content-Length).
@@ -68,6 +78,7 @@ pub async fn request_log(request: Request, next: Next) -> Response {
         }))
     });
     let response = next.run(request).await;
+    let elapsed = started.elapsed();
     let bytes_in = received.load(Ordering::Relaxed);
     let route = response
         .extensions()
@@ -79,8 +90,15 @@ pub async fn request_log(request: Request, next: Next) -> Response {
         .size_hint()
         .exact()
         .unwrap_or_else(|| content_length(response.headers()));
+    metrics.http_request(&HttpRequest {
+        route,
+        method: method_label(&method),
+        status,
+        duration: elapsed,
+        bytes_in,
+    });
     // Microsecond precision is plenty and keeps the line short.
-    let latency_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
+    let latency_ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3;
     tracing::info!(
         target: "berth::request",
         %method,
@@ -91,7 +109,42 @@ pub async fn request_log(request: Request, next: Next) -> Response {
         latency_ms,
         "request"
     );
-    response
+    let sent = metrics.response_bytes(route);
+    response.map(|body| Body::new(CountedBody { inner: body, sent }))
+}
+
+/// A response body that counts its bytes as they are handed to the connection, so a
+/// download cut short counts what was sent, not what was promised. Size and end-of-stream
+/// hints pass through unchanged (they decide `Content-Length` and chunking).
+struct CountedBody {
+    inner: Body,
+    sent: Counter,
+}
+
+impl HttpBody for CountedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            self.sent.inc_by(data.len() as u64);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 fn content_length(headers: &axum::http::HeaderMap) -> u64 {

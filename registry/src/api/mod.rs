@@ -13,6 +13,7 @@ mod hub;
 mod json;
 mod listing;
 mod manifests;
+pub mod metrics;
 mod middleware;
 mod query;
 pub mod ratelimit;
@@ -43,18 +44,22 @@ struct App {
     registry: Registry,
     gate: Option<Arc<auth::Gate>>,
     rate_limits: Option<Arc<ratelimit::RateLimits>>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Builds the router for the registry API, the token endpoint (when `gate` is set, which
-/// turns authentication on), the health probes and `pages` (the web UI), all behind the
-/// same logging, panic and draining layers. `ready` is cleared when the process starts
-/// shutting down, so load balancers stop sending it requests.
+/// turns authentication on), the health probes, `pages` (the web UI) and `scrape` (the
+/// `/metrics` endpoint, when served here), all behind the same logging, metrics, panic and
+/// draining layers. `ready` is cleared when the process starts shutting down, so load
+/// balancers stop sending it requests.
 pub fn router(
     registry: Registry,
     gate: Option<Arc<auth::Gate>>,
     ready: Arc<AtomicBool>,
     pages: Router,
     rate_limits: Option<Arc<ratelimit::RateLimits>>,
+    metrics: Arc<crate::metrics::Metrics>,
+    scrape: Option<metrics::Endpoint>,
 ) -> Router {
     let token = match &gate {
         Some(gate) => Router::new()
@@ -71,10 +76,12 @@ pub fn router(
             ready: ready.clone(),
         }));
     let hub = hub::router(registry.clone(), gate.clone());
+    let scrape = scrape.map_or_else(Router::new, metrics::router);
     let state = Arc::new(App {
         registry,
         gate,
         rate_limits,
+        metrics: metrics.clone(),
     });
     Router::new()
         .route("/v2", axum::routing::any(dispatch))
@@ -85,6 +92,7 @@ pub fn router(
         .merge(health)
         .merge(token)
         .merge(hub)
+        .merge(scrape)
         .route(
             "/api/{*rest}",
             axum::routing::any(|| async {
@@ -104,7 +112,10 @@ pub fn router(
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             middleware::panic_response,
         ))
-        .layer(axum::middleware::from_fn(middleware::request_log))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            middleware::request_log,
+        ))
 }
 
 /// What the health probes look at.
@@ -210,6 +221,13 @@ async fn dispatch(State(app): State<Arc<App>>, request: Request) -> Response {
     }
     let reg = &app.registry;
     let head = method == Method::HEAD;
+    // Requests that carry blob bytes count as uploads in progress while they are served.
+    let _uploading = matches!(
+        (&route, &method),
+        (OciRoute::Uploads(_), &Method::POST)
+            | (OciRoute::Upload(..), &Method::PATCH | &Method::PUT)
+    )
+    .then(|| app.metrics.upload_in_flight());
     let result = match (route, method) {
         (OciRoute::Base, Method::GET | Method::HEAD) => Ok(base()),
         (OciRoute::Catalog, Method::GET | Method::HEAD) => {

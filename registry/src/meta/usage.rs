@@ -37,6 +37,15 @@ pub struct UsageTotal {
     pub manifest_bytes: u64,
 }
 
+/// The upload sessions open in the whole registry (on every replica).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UploadSessions {
+    /// Sessions started and neither finished, cancelled nor expired.
+    pub sessions: u64,
+    /// Bytes they have received so far.
+    pub received_bytes: u64,
+}
+
 /// The storage accounting queries. `scope` is a repository or namespace name: the
 /// repository itself and every repository under `scope/`; `None` is the whole registry.
 #[async_trait]
@@ -46,6 +55,9 @@ pub trait UsageStore {
 
     /// The scope's total, each blob once.
     async fn usage_total(&self, scope: Option<&str>) -> MetaResult<UsageTotal>;
+
+    /// The open upload sessions.
+    async fn upload_sessions(&self) -> MetaResult<UploadSessions>;
 
     /// What quotas count in `scope`: its blob bytes (each blob once) and repositories.
     async fn quota_usage(&self, scope: &str) -> MetaResult<QuotaUsage>;

@@ -12,7 +12,7 @@ macro_rules! usage_queries {
     ($conn:ty) => {
         use $crate::meta::MetaResult;
         use $crate::meta::sql::uint;
-        use $crate::meta::usage::{QuotaUsage, RepositoryUsage, UsageTotal};
+        use $crate::meta::usage::{QuotaUsage, RepositoryUsage, UploadSessions, UsageTotal};
 
         pub(super) async fn repository_usage(conn: &mut $conn, scope: Option<&str>) -> MetaResult<Vec<RepositoryUsage>> {
             // SUM of BIGINT is NUMERIC on PostgreSQL: cast back.
@@ -116,6 +116,18 @@ macro_rules! usage_queries {
             .await?;
             Ok(found.is_some())
         }
+
+        pub(super) async fn upload_sessions(conn: &mut $conn) -> MetaResult<UploadSessions> {
+            let (sessions, received): (i64, i64) = sqlx::query_as(
+                "SELECT COUNT(*), CAST(COALESCE(SUM(received_bytes), 0) AS BIGINT) FROM uploads",
+            )
+            .fetch_one(conn)
+            .await?;
+            Ok(UploadSessions {
+                sessions: uint(sessions, "uploads")?,
+                received_bytes: uint(received, "uploads")?,
+            })
+        }
     };
 }
 
@@ -142,6 +154,9 @@ macro_rules! impl_usage_store {
             }
             async fn scope_has_blob(&self, scope: &str, digest: &str) -> $crate::meta::MetaResult<bool> {
                 $crate::meta::account_sql::run_owned!($conn; self.account_read, [scope, digest], |c| uq::scope_has_blob(c, &scope, &digest))
+            }
+            async fn upload_sessions(&self) -> $crate::meta::MetaResult<$crate::meta::usage::UploadSessions> {
+                $crate::meta::account_sql::run_owned!($conn; self.account_read, [], |c| uq::upload_sessions(c))
             }
         }
     };

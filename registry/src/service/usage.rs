@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::quota::QuotaStatus;
 use super::{Registry, RegistryError, RegistryResult};
 use crate::domain::RepoName;
-use crate::meta::usage::{RepositoryUsage, UsageTotal};
+use crate::meta::usage::{RepositoryUsage, UploadSessions, UsageTotal};
 
 /// What a scope holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -18,6 +18,15 @@ pub struct Usage {
     pub repositories: Vec<RepositoryUsage>,
     /// The quotas that apply to it (all of them for the whole registry), with their usage.
     pub quotas: Vec<QuotaStatus>,
+}
+
+/// What the whole registry holds and is receiving, for metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UsageSummary {
+    /// The registry's total, each stored blob once.
+    pub total: UsageTotal,
+    /// The open upload sessions.
+    pub uploads: UploadSessions,
 }
 
 impl Registry {
@@ -37,6 +46,16 @@ impl Registry {
             total,
             repositories,
             quotas,
+        })
+    }
+
+    /// The whole registry's totals and open upload sessions: aggregate queries only
+    /// (`usage(None)` also lists every repository).
+    #[tracing::instrument(skip(self))]
+    pub async fn usage_summary(&self) -> RegistryResult<UsageSummary> {
+        Ok(UsageSummary {
+            total: self.meta.usage_total(None).await?,
+            uploads: self.meta.upload_sessions().await?,
         })
     }
 }
