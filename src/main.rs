@@ -2,6 +2,7 @@
 
 mod admin;
 mod container_cli;
+mod events_cli;
 mod progress;
 mod runtime_cli;
 mod store_cli;
@@ -99,6 +100,22 @@ enum Command {
         #[command(flatten)]
         args: store_cli::RetentionArgs,
     },
+    /// Show the audit log: who pushed, deleted, restored, or changed accounts, permissions,
+    /// tokens and visibility, when and from where; newest first.
+    Audit {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(flatten)]
+        args: events_cli::AuditArgs,
+    },
+    /// List webhooks ([[webhooks.hook]] in the configuration file), send one a test event,
+    /// or show the delivery log.
+    Webhook {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(subcommand)]
+        command: events_cli::WebhookCommand,
+    },
     #[command(flatten)]
     Runtime(runtime_cli::RuntimeCommand),
     #[command(flatten)]
@@ -191,6 +208,15 @@ fn main() -> ExitCode {
         Command::Usage { config, args } => {
             one_shot(&config, |c| async move { store_cli::usage(&c, args).await })
         }
+        Command::Audit { config, args } => {
+            one_shot(
+                &config,
+                |c| async move { events_cli::audit(&c, args).await },
+            )
+        }
+        Command::Webhook { config, command } => one_shot(&config, |c| async move {
+            events_cli::webhook(&c, command).await
+        }),
         Command::Runtime(command) => {
             runtime_log();
             runtime_cli::run(command)

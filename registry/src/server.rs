@@ -16,6 +16,7 @@ use crate::config::{Config, StorageBackend, redact_url};
 use crate::meta::AccountStore;
 use crate::meta::{MetaError, MetaStore, PostgresStore, SqliteStore};
 use crate::service::accounts::{AccountSettings, Accounts, AccountsError};
+use crate::service::webhooks::{WebhookSetupError, Webhooks};
 use crate::service::{Limits, Registry};
 use crate::tls::{Tls, TlsError};
 use object_store::aws::AmazonS3Builder;
@@ -71,6 +72,9 @@ pub enum StartError {
     /// The accounts service could not start.
     #[error("cannot start authentication")]
     Accounts(#[from] AccountsError),
+    /// The webhooks cannot be set up (a secret is missing).
+    #[error("cannot set up webhooks")]
+    Webhooks(#[from] WebhookSetupError),
     /// The TLS certificate or key cannot be used.
     #[error("cannot serve HTTPS")]
     Tls(#[from] TlsError),
@@ -101,6 +105,7 @@ pub async fn open_registry(config: &Config) -> Result<Registry, StartError> {
         body_idle_timeout: Duration::from_secs(config.server.body_idle_timeout_secs),
         tag_history: Duration::from_secs(config.gc.tag_history_secs),
         immutable: crate::service::immutable::ImmutableTags::new(&config.policies.immutable),
+        webhooks: Webhooks::new(&config.webhooks)?,
     };
     Ok(Registry::new(meta, blobs, limits))
 }
@@ -253,6 +258,8 @@ pub struct Server {
     gc: crate::config::GcConfig,
     scrub: crate::config::ScrubConfig,
     retention: crate::config::RetentionConfig,
+    audit: crate::config::AuditConfig,
+    webhook_poll: Duration,
 }
 
 impl Server {
@@ -294,6 +301,8 @@ impl Server {
             gc: config.gc.clone(),
             scrub: config.scrub.clone(),
             retention: config.retention.clone(),
+            audit: config.audit.clone(),
+            webhook_poll: Duration::from_millis(config.webhooks.poll_interval_ms),
             cleanup_interval: Duration::from_secs(
                 config.server.upload_cleanup_interval_secs.max(1),
             ),
@@ -331,7 +340,13 @@ impl Server {
             self.gate.clone(),
             self.trust_forwarded,
         );
-        let app = crate::api::router(self.registry.clone(), self.gate.clone(), ready.clone(), ui);
+        let app = crate::api::router(
+            self.registry.clone(),
+            self.gate.clone(),
+            ready.clone(),
+            ui,
+            self.trust_forwarded,
+        );
         let _collector = self.gc.enabled.then(|| {
             AbortOnDrop(tokio::spawn(collect_garbage_forever(
                 self.registry.clone(),
@@ -348,6 +363,18 @@ impl Server {
             self.registry.clone(),
             self.retention.clone(),
         )));
+        let _webhooks = (!self.registry.webhooks().is_empty()).then(|| {
+            AbortOnDrop(tokio::spawn(crate::service::webhooks::deliver_forever(
+                self.registry.clone(),
+                self.webhook_poll,
+            )))
+        });
+        let _audit = (self.audit.retention_days > 0).then(|| {
+            AbortOnDrop(tokio::spawn(prune_audit_forever(
+                self.registry.clone(),
+                Duration::from_secs(self.audit.retention_days.saturating_mul(86_400)),
+            )))
+        });
         let _janitor = AbortOnDrop(tokio::spawn(expire_uploads_forever(
             self.registry,
             self.upload_ttl,
@@ -559,6 +586,21 @@ async fn retention_forever(registry: Registry, retention: crate::config::Retenti
                     tracing::warn!(error = %e, "retention failed; retried next interval");
                 }
             }
+        }
+    }
+}
+
+/// Deletes audit entries (and finished webhook deliveries) older than `keep`, hourly, on
+/// every replica (a second replica's pass finds nothing left to delete).
+async fn prune_audit_forever(registry: Registry, keep: Duration) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match registry.prune_audit(keep).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pruned = n, "pruned old audit entries"),
+            Err(e) => tracing::warn!(error = %e, "could not prune the audit log"),
         }
     }
 }

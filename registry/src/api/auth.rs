@@ -26,6 +26,7 @@ use super::query::Query;
 use super::route::OciRoute;
 use crate::auth::jwt::Claims;
 use crate::auth::{Action, Actions, Grants, Principal, ScopeRequest};
+use crate::meta::events::Origin;
 use crate::server::ConnInfo;
 use crate::service::accounts::{Accounts, AuthError};
 
@@ -115,7 +116,30 @@ enum Caller {
 impl Gate {
     /// Lets the request through, or answers it.
     pub async fn check(&self, parts: &RequestParts<'_>, need: &Need) -> Result<Allowed, Response> {
+        Ok(self.check_as(parts, need).await?.0)
+    }
+
+    /// Lets the request through and says who sent it (for the audit log), or answers it.
+    pub async fn check_as(
+        &self,
+        parts: &RequestParts<'_>,
+        need: &Need,
+    ) -> Result<(Allowed, Origin), Response> {
         let caller = self.caller(parts).await?;
+        let actor = match &caller {
+            Caller::Token(claims) => claims.sub.clone(),
+            Caller::Principal(p) => p.subject().to_owned(),
+        };
+        let allowed = self.allowed(parts, need, caller).await?;
+        Ok((allowed, parts.origin(actor, self.trust_forwarded)))
+    }
+
+    async fn allowed(
+        &self,
+        parts: &RequestParts<'_>,
+        need: &Need,
+        caller: Caller,
+    ) -> Result<Allowed, Response> {
         match (&caller, need) {
             (Caller::Principal(Principal::Anonymous), Need::Authenticated) => {
                 Err(self.challenge(parts, need, None))
@@ -163,6 +187,28 @@ impl Gate {
                     Err(denied())
                 }
             }
+        }
+    }
+
+    /// Lets a hub administrator through (a user signed in with a password, or with a
+    /// registry token issued to one) and says who it is; answers anyone else: `401` with a
+    /// challenge without credentials, `403` otherwise.
+    pub async fn check_admin(&self, parts: &RequestParts<'_>) -> Result<Origin, Response> {
+        let principal = match self.caller(parts).await? {
+            Caller::Token(claims) => self.subject(&claims).await?,
+            Caller::Principal(p) => p,
+        };
+        match &principal {
+            Principal::User { admin: true, .. } => {
+                Ok(parts.origin(principal.subject().to_owned(), self.trust_forwarded))
+            }
+            Principal::Anonymous => Err(self.challenge(parts, &Need::Authenticated, None)),
+            _ => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::Denied,
+                "only administrators may do this",
+            )
+            .into_response()),
         }
     }
 
@@ -287,6 +333,33 @@ impl RequestParts<'_> {
     pub fn client_ip(&self) -> IpAddr {
         self.conn
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.peer.ip())
+    }
+
+    /// The client's address for the audit log: with `trust_forwarded`, the last address in
+    /// `X-Forwarded-For` (the one the trusted proxy in front saw; earlier ones are the
+    /// client's own claims), else the connection's peer.
+    pub fn client_address(&self, trust_forwarded: bool) -> String {
+        let forwarded = trust_forwarded
+            .then(|| {
+                self.headers
+                    .get_all("x-forwarded-for")
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .flat_map(|v| v.split(','))
+                    .map(str::trim)
+                    .filter_map(|v| v.parse::<IpAddr>().ok())
+                    .next_back()
+            })
+            .flatten();
+        forwarded.unwrap_or_else(|| self.client_ip()).to_string()
+    }
+
+    /// Who sent the request and from where, as the audit log records it.
+    pub fn origin(&self, actor: String, trust_forwarded: bool) -> Origin {
+        Origin {
+            actor,
+            address: Some(self.client_address(trust_forwarded)),
+        }
     }
 
     /// `scheme://host` as the client addressed this server.

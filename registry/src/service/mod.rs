@@ -15,6 +15,7 @@
 //!   recorded offset are discarded by the next write.
 
 pub mod accounts;
+mod audit;
 mod blobs;
 pub mod browse;
 pub mod gc;
@@ -26,6 +27,7 @@ pub mod retention;
 pub mod scrub;
 mod uploads;
 pub mod usage;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -59,6 +61,8 @@ pub struct Limits {
     pub tag_history: std::time::Duration,
     /// Tags that may not move or go.
     pub immutable: immutable::ImmutableTags,
+    /// The webhooks that hear of pushes and deletes.
+    pub webhooks: webhooks::Webhooks,
 }
 
 impl Default for Limits {
@@ -70,6 +74,7 @@ impl Default for Limits {
             body_idle_timeout: std::time::Duration::from_secs(60),
             tag_history: std::time::Duration::from_secs(14 * 24 * 60 * 60),
             immutable: immutable::ImmutableTags::default(),
+            webhooks: webhooks::Webhooks::default(),
         }
     }
 }
@@ -148,6 +153,9 @@ pub enum RegistryError {
     /// A rule forbids the change; the message names it.
     #[error("{0}")]
     Denied(String),
+    /// No webhook of this name is configured.
+    #[error("no webhook named {0:?} is configured")]
+    WebhookUnknown(String),
     /// A tag restore found nothing to restore.
     #[error("{0}")]
     RestoreImpossible(String),
