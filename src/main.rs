@@ -125,10 +125,11 @@ enum Command {
 #[derive(Debug, clap::Args)]
 struct ConfigArgs {
     /// TOML configuration file.
-    #[arg(long, short = 'c', value_name = "FILE")]
+    // Global: accepted after a subcommand too (`berth webhook test NAME -c FILE`).
+    #[arg(long, short = 'c', value_name = "FILE", global = true)]
     config: Option<PathBuf>,
     /// Directory of the embedded SQLite database [default: ./berth-data].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", global = true)]
     data_dir: Option<PathBuf>,
 }
 
