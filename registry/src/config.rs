@@ -889,6 +889,44 @@ mod tests {
     }
 
     #[test]
+    fn bad_webhooks_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let hook = |body: &str| format!("[[webhooks.hook]]\nname = \"ci\"\n{body}\n");
+        for (body, complaint) in [
+            ("url = \"ftp://x/\"", "url must be"),
+            ("url = \"not a url\"", "invalid url"),
+            (
+                "url = \"http://x/\"\nscope = \"Bad Scope\"",
+                "invalid scope",
+            ),
+            ("url = \"http://x/\"\nevents = []", "events is empty"),
+            (
+                "url = \"http://x/\"\nevents = [\"pull\"]",
+                "unknown variant",
+            ),
+            ("url = \"http://x/\"\nmax_attempts = 0", "at least 1"),
+            (
+                "url = \"http://x/\"\nsecret = \"a\"\nsecret_env = \"B\"",
+                "set one of",
+            ),
+        ] {
+            std::fs::write(&path, hook(body)).unwrap();
+            let e = Config::load(Some(&path), env(&[])).unwrap_err();
+            assert!(e.to_string().contains(complaint), "{body}: {e}");
+        }
+        std::fs::write(&path, hook("url = \"http://x/\"").repeat(2)).unwrap();
+        let e = Config::load(Some(&path), env(&[])).unwrap_err();
+        assert!(
+            e.to_string().contains("another webhook has this name"),
+            "{e}"
+        );
+        std::fs::write(&path, hook("url = \"https://ci.example/hook\"")).unwrap();
+        let c = Config::load(Some(&path), env(&[])).unwrap();
+        assert_eq!(c.webhooks.hook[0].max_attempts, 8);
+    }
+
+    #[test]
     fn passwords_are_redacted_in_debug_output() {
         let db = DatabaseConfig {
             url: "postgres://berth:hunter2@db:5432/berth".into(),

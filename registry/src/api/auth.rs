@@ -663,3 +663,32 @@ fn rfc3339_now() -> String {
     let (y, m, d, h, mi, sec) = crate::auth::jwt::civil_time(secs);
     format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{sec:02}Z")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_address_comes_from_a_trusted_proxy_only() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            "x-forwarded-for",
+            "203.0.113.9, 198.51.100.7".parse().unwrap(),
+        );
+        headers.append("x-forwarded-for", "192.0.2.1".parse().unwrap());
+        let parts = RequestParts {
+            headers: &headers,
+            conn: Some(ConnInfo {
+                peer: "10.1.2.3:4567".parse().unwrap(),
+                tls: false,
+            }),
+            authority: None,
+        };
+        // The proxy appended what it saw last; earlier entries are the client's own word.
+        assert_eq!(parts.client_address(true), "192.0.2.1");
+        assert_eq!(parts.client_address(false), "10.1.2.3");
+        let origin = parts.origin("alice".into(), false);
+        assert_eq!(origin.actor, "alice");
+        assert_eq!(origin.address.as_deref(), Some("10.1.2.3"));
+    }
+}
