@@ -130,13 +130,13 @@ pub trait AuditStore {
     /// returns how many audit entries went.
     async fn prune_audit(&self, before_ms: i64) -> MetaResult<u64>;
 
-    /// Records an event that is not part of another change (a webhook's test event); returns
-    /// the ids of the deliveries queued.
-    async fn record_event(&self, event: &Event) -> MetaResult<Vec<i64>>;
+    /// Records an event that is not part of another change (a webhook's test event), its
+    /// deliveries claimed by the caller until `claim_until` (Unix ms); returns their ids.
+    async fn record_event(&self, event: &Event, claim_until: i64) -> MetaResult<Vec<i64>>;
 
-    /// Claims up to `limit` deliveries due at `now` (only delivery `only`, if given) until
-    /// `lease_until`: no other worker takes them before then, unless their attempt is
-    /// recorded first.
+    /// Claims up to `limit` deliveries due at `now` until `lease_until`: no other worker
+    /// takes them before then, unless their attempt is recorded first. With `only`, just
+    /// that delivery, which its caller claimed already (see [`Self::record_event`]).
     async fn claim_deliveries(
         &self,
         now: i64,

@@ -76,11 +76,28 @@ macro_rules! audit_queries {
             Ok(pruned)
         }
 
+        /// Whether any delivery is due: a read, so an idle worker's polls write nothing.
+        pub(super) async fn any_due(conn: &mut $conn, now: i64, only: Option<i64>) -> MetaResult<bool> {
+            let due: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM webhook_deliveries
+                 WHERE delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at <= $1
+                   AND (lease_until < $1 OR id = $2) AND ($2 IS NULL OR id = $2)
+                 LIMIT 1",
+            )
+            .bind(now)
+            .bind(only)
+            .fetch_optional(conn)
+            .await?;
+            Ok(due.is_some())
+        }
+
+        /// Claims due deliveries whose claim ran out; delivery `only` (its caller's own, claimed
+        /// when it was queued) whatever its claim.
         pub(super) async fn claim(conn: &mut $conn, now: i64, lease_until: i64, limit: u32, only: Option<i64>) -> MetaResult<Vec<Delivery>> {
             let rows: Vec<(i64, String, String, String, String, i64)> = sqlx::query_as(concat!(
                 "SELECT id, hook, event_id, event_type, payload, attempts FROM webhook_deliveries
                  WHERE delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at <= $1
-                   AND lease_until < $1 AND ($2 IS NULL OR id = $2)
+                   AND (lease_until < $1 OR id = $2) AND ($2 IS NULL OR id = $2)
                  ORDER BY next_attempt_at, id LIMIT $3",
                 $claim
             ))
@@ -222,10 +239,24 @@ macro_rules! impl_audit_store {
             async fn prune_audit(&self, before_ms: i64) -> $crate::meta::MetaResult<u64> {
                 $crate::meta::account_sql::run_owned!($conn; self.account_write, [], |c| eq::prune(c, before_ms))
             }
-            async fn record_event(&self, event: &$crate::meta::events::Event) -> $crate::meta::MetaResult<Vec<i64>> {
-                $crate::meta::account_sql::run_owned!($conn; self.account_write, [event], |c| async { Ok::<_, $crate::meta::MetaError>(q::record_event(c, &event).await?) })
+            async fn record_event(&self, event: &$crate::meta::events::Event, claim_until: i64) -> $crate::meta::MetaResult<Vec<i64>> {
+                $crate::meta::account_sql::run_owned!($conn; self.account_write, [event], |c| async {
+                    let ids = q::record_event(&mut *c, &event).await?;
+                    for id in &ids {
+                        sqlx::query("UPDATE webhook_deliveries SET lease_until = $2 WHERE id = $1")
+                            .bind(id)
+                            .bind(claim_until)
+                            .execute(&mut *c)
+                            .await?;
+                    }
+                    Ok::<_, $crate::meta::MetaError>(ids)
+                })
             }
             async fn claim_deliveries(&self, now: i64, lease_until: i64, limit: u32, only: Option<i64>) -> $crate::meta::MetaResult<Vec<$crate::meta::audit::Delivery>> {
+                let due = $crate::meta::account_sql::run_owned!($conn; self.account_read, [], |c| eq::any_due(c, now, only))?;
+                if !due {
+                    return Ok(Vec::new());
+                }
                 $crate::meta::account_sql::run_owned!($conn; self.account_write, [], |c| eq::claim(c, now, lease_until, limit, only))
             }
             async fn finish_attempt(&self, id: i64, attempt: &$crate::meta::audit::Attempt, outcome: $crate::meta::audit::AttemptOutcome) -> $crate::meta::MetaResult<()> {

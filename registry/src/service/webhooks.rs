@@ -119,6 +119,18 @@ impl Webhooks {
         })
     }
 
+    /// How long a worker claims a delivery from `now`: past the slowest attempt, so no other
+    /// worker takes one still being sent; one whose worker died is taken after that.
+    fn claim_until(&self, now: i64) -> i64 {
+        let longest = self
+            .hooks
+            .iter()
+            .map(|h| h.timeout)
+            .max()
+            .unwrap_or_default();
+        now.saturating_add(millis(longest + Duration::from_secs(30)))
+    }
+
     /// Whether any webhook is configured.
     pub fn is_empty(&self) -> bool {
         self.hooks.is_empty()
@@ -224,20 +236,11 @@ impl Registry {
     /// Sends the deliveries due now (only delivery `only`, if given); returns how many were
     /// attempted.
     pub async fn deliver_due(&self, only: Option<i64>) -> RegistryResult<usize> {
-        let hooks = &self.limits.webhooks;
-        let Some(client) = &hooks.client else {
+        let Some(client) = &self.limits.webhooks.client else {
             return Ok(0);
         };
-        let longest = hooks
-            .all()
-            .iter()
-            .map(|h| h.timeout)
-            .max()
-            .unwrap_or_default();
         let now = now_ms();
-        // The claim outlasts the slowest attempt, so no other worker takes a delivery that
-        // is still being sent; a worker that dies leaves it to be taken after that.
-        let lease = now.saturating_add(millis(longest + Duration::from_secs(30)));
+        let lease = self.limits.webhooks.claim_until(now);
         let claimed = self.meta.claim_deliveries(now, lease, BATCH, only).await?;
         let count = claimed.len();
         let attempts = claimed.into_iter().map(|d| self.attempt(client, d));
@@ -321,7 +324,10 @@ impl Registry {
         }
         let mut event = Event::new(Action::WebhookTest, by).target(name);
         event.deliver_to = vec![name.to_owned()];
-        let ids = self.meta.record_event(&event).await?;
+        // Claimed as it is queued, so a running server's worker leaves the first attempt to
+        // this call.
+        let claim = self.limits.webhooks.claim_until(now_ms());
+        let ids = self.meta.record_event(&event, claim).await?;
         for id in &ids {
             self.deliver_due(Some(*id)).await?;
         }
