@@ -8,6 +8,7 @@ use anyhow::Context;
 use berth_registry::auth::Role;
 use berth_registry::config::Config;
 use berth_registry::meta::accounts::{AccountKind, AccountRecord};
+use berth_registry::meta::events::Origin;
 use berth_registry::service::accounts::{Accounts, login_name};
 use clap::{Args, Subcommand};
 
@@ -249,19 +250,19 @@ pub async fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
     }
     let meta = berth_registry::server::open_meta(config, config.database.auto_migrate).await?;
     let accounts = berth_registry::server::open_accounts(config, meta).await?;
-    let out = execute(&accounts, command).await?;
+    let out = execute(&accounts, command, &crate::store_cli::cli_origin()).await?;
     let mut stdout = std::io::stdout().lock();
     std::io::Write::write_all(&mut stdout, out.as_bytes())?;
     Ok(())
 }
 
 /// Runs one command and returns what to print.
-async fn execute(a: &Accounts, command: AdminCommand) -> anyhow::Result<String> {
+async fn execute(a: &Accounts, command: AdminCommand, by: &Origin) -> anyhow::Result<String> {
     use AdminCommand as C;
     Ok(match command {
         C::User(UserCommand::Add { name, admin, .. }) => {
             let password = read_password()?;
-            let user = a.create_user(&name, &password, admin).await?;
+            let user = a.create_user(&name, &password, admin, by).await?;
             format!(
                 "created user {}{}\n",
                 user.name,
@@ -277,32 +278,32 @@ async fn execute(a: &Accounts, command: AdminCommand) -> anyhow::Result<String> 
         ),
         C::User(UserCommand::Passwd { name, .. }) => {
             let password = read_password()?;
-            a.set_password(&name, &password).await?;
+            a.set_password(&name, &password, by).await?;
             format!("password of {name} changed\n")
         }
         C::User(UserCommand::Promote { name }) => {
-            a.set_admin(&name, true).await?;
+            a.set_admin(&name, true, by).await?;
             format!("{name} is an administrator\n")
         }
         C::User(UserCommand::Demote { name }) => {
-            a.set_admin(&name, false).await?;
+            a.set_admin(&name, false, by).await?;
             format!("{name} is no longer an administrator\n")
         }
         C::User(UserCommand::Disable { name }) => {
-            a.set_disabled(&name, true).await?;
+            a.set_disabled(&name, true, by).await?;
             format!("{name} disabled\n")
         }
         C::User(UserCommand::Enable { name }) => {
-            a.set_disabled(&name, false).await?;
+            a.set_disabled(&name, false, by).await?;
             format!("{name} enabled\n")
         }
         C::User(UserCommand::Delete { name }) => {
             a.account(&name, Some(AccountKind::User)).await?;
-            a.delete_account(&name).await?;
+            a.delete_account(&name, by).await?;
             format!("deleted user {name}\n")
         }
         C::Org(OrgCommand::Add { name, owner }) => {
-            let org = a.create_org(&name, owner.as_deref()).await?;
+            let org = a.create_org(&name, owner.as_deref(), by).await?;
             format!("created organization {}\n", org.name)
         }
         C::Org(OrgCommand::List) => table(
@@ -314,18 +315,18 @@ async fn execute(a: &Accounts, command: AdminCommand) -> anyhow::Result<String> 
         ),
         C::Org(OrgCommand::Delete { name }) => {
             a.account(&name, Some(AccountKind::Org)).await?;
-            a.delete_account(&name).await?;
+            a.delete_account(&name, by).await?;
             format!("deleted organization {name}\n")
         }
         C::Org(OrgCommand::AddMember { org, user, owner }) => {
-            a.add_member(&org, &user, owner).await?;
+            a.add_member(&org, &user, owner, by).await?;
             format!(
                 "{user} is {} of {org}\n",
                 if owner { "an owner" } else { "a member" }
             )
         }
         C::Org(OrgCommand::RemoveMember { org, user }) => {
-            a.remove_member(&org, &user).await?;
+            a.remove_member(&org, &user, by).await?;
             format!("{user} removed from {org}\n")
         }
         C::Org(OrgCommand::Members { org }) => table(
@@ -336,11 +337,11 @@ async fn execute(a: &Accounts, command: AdminCommand) -> anyhow::Result<String> 
                 .map(|m| vec![m.name, yes(m.owner)]),
         ),
         C::Team(TeamCommand::Add { org, team }) => {
-            a.create_team(&org, &team).await?;
+            a.create_team(&org, &team, by).await?;
             format!("created team {team} in {org}\n")
         }
         C::Team(TeamCommand::Delete { org, team }) => {
-            a.delete_team(&org, &team).await?;
+            a.delete_team(&org, &team, by).await?;
             format!("deleted team {team} of {org}\n")
         }
         C::Team(TeamCommand::List { org }) => table(
@@ -363,18 +364,18 @@ async fn execute(a: &Accounts, command: AdminCommand) -> anyhow::Result<String> 
             }),
         ),
         C::Team(TeamCommand::AddMember { org, team, user }) => {
-            a.set_team_member(&org, &team, &user, true).await?;
+            a.set_team_member(&org, &team, &user, true, by).await?;
             format!("{user} added to {org}/{team}\n")
         }
         C::Team(TeamCommand::RemoveMember { org, team, user }) => {
-            a.set_team_member(&org, &team, &user, false).await?;
+            a.set_team_member(&org, &team, &user, false, by).await?;
             format!("{user} removed from {org}/{team}\n")
         }
         C::Team(TeamCommand::Grant(g)) => {
             let role = Role::parse(&g.role).with_context(|| {
                 format!("unknown role {:?}: expected read, write or admin", g.role)
             })?;
-            a.set_team_grant(&g.org, &g.team, g.repository.as_deref(), Some(role))
+            a.set_team_grant(&g.org, &g.team, g.repository.as_deref(), Some(role), by)
                 .await?;
             let on = g.repository.unwrap_or_else(|| format!("{}/*", g.org));
             format!("team {}/{} has {} on {on}\n", g.org, g.team, role.as_str())
@@ -384,17 +385,17 @@ async fn execute(a: &Accounts, command: AdminCommand) -> anyhow::Result<String> 
             team,
             repository,
         }) => {
-            a.set_team_grant(&org, &team, repository.as_deref(), None)
+            a.set_team_grant(&org, &team, repository.as_deref(), None, by)
                 .await?;
             let on = repository.unwrap_or_else(|| format!("{org}/*"));
             format!("team {org}/{team} has no role on {on}\n")
         }
         C::Repo(RepoCommand::Public { repository }) => {
-            a.set_public(&repository, true).await?;
+            a.set_public(&repository, true, by).await?;
             format!("{repository} is public\n")
         }
         C::Repo(RepoCommand::Private { repository }) => {
-            a.set_public(&repository, false).await?;
+            a.set_public(&repository, false, by).await?;
             format!("{repository} is private\n")
         }
         C::Token(TokenCommand::Create {
@@ -404,7 +405,7 @@ async fn execute(a: &Accounts, command: AdminCommand) -> anyhow::Result<String> 
             expires_days,
         }) => {
             let expires = expires_days.map(|d| Duration::from_secs(d.saturating_mul(86_400)));
-            let new = a.create_token(&owner, &name, &scopes, expires).await?;
+            let new = a.create_token(&owner, &name, &scopes, expires, by).await?;
             format!(
                 "created token {} for {owner}\nlog in with:\n  username: {}\n  password: {}\nThe secret is shown only now; store it safely.\n",
                 new.record.name,
@@ -445,7 +446,7 @@ async fn execute(a: &Accounts, command: AdminCommand) -> anyhow::Result<String> 
             }),
         ),
         C::Token(TokenCommand::Revoke { owner, name }) => {
-            a.revoke_token(&owner, &name).await?;
+            a.revoke_token(&owner, &name, by).await?;
             format!("revoked token {name} of {owner}\n")
         }
     })

@@ -2,6 +2,7 @@
 
 mod admin;
 mod container_cli;
+mod events_cli;
 mod progress;
 mod runtime_cli;
 mod store_cli;
@@ -99,6 +100,22 @@ enum Command {
         #[command(flatten)]
         args: store_cli::RetentionArgs,
     },
+    /// Show the audit log: who pushed, deleted, restored, or changed accounts, permissions,
+    /// tokens and visibility, when and from where; newest first.
+    Audit {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(flatten)]
+        args: events_cli::AuditArgs,
+    },
+    /// List webhooks ([[webhooks.hook]] in the configuration file), send one a test event,
+    /// or show the delivery log.
+    Webhook {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(subcommand)]
+        command: events_cli::WebhookCommand,
+    },
     #[command(flatten)]
     Runtime(runtime_cli::RuntimeCommand),
     #[command(flatten)]
@@ -108,10 +125,11 @@ enum Command {
 #[derive(Debug, clap::Args)]
 struct ConfigArgs {
     /// TOML configuration file.
-    #[arg(long, short = 'c', value_name = "FILE")]
+    // Global: accepted after a subcommand too (`berth webhook test NAME -c FILE`).
+    #[arg(long, short = 'c', value_name = "FILE", global = true)]
     config: Option<PathBuf>,
     /// Directory of the embedded SQLite database [default: ./berth-data].
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", global = true)]
     data_dir: Option<PathBuf>,
 }
 
@@ -191,6 +209,15 @@ fn main() -> ExitCode {
         Command::Usage { config, args } => {
             one_shot(&config, |c| async move { store_cli::usage(&c, args).await })
         }
+        Command::Audit { config, args } => {
+            one_shot(
+                &config,
+                |c| async move { events_cli::audit(&c, args).await },
+            )
+        }
+        Command::Webhook { config, command } => one_shot(&config, |c| async move {
+            events_cli::webhook(&c, command).await
+        }),
         Command::Runtime(command) => {
             runtime_log();
             runtime_cli::run(command)

@@ -6,6 +6,7 @@ use std::io::Write;
 use anyhow::Context;
 use berth_registry::config::Config;
 use berth_registry::domain::{Digest, RepoName, Tag, human_bytes};
+use berth_registry::meta::events::Origin;
 use berth_registry::service::Registry;
 
 /// `berth tag-history`
@@ -104,7 +105,9 @@ pub async fn tag_restore(config: &Config, args: TagRestoreArgs) -> anyhow::Resul
         })
         .transpose()?;
     let registry = open(config).await?;
-    let restored = registry.restore_tag(&repo, &tag, digest.as_ref()).await?;
+    let restored = registry
+        .restore_tag(&repo, &tag, digest.as_ref(), &cli_origin())
+        .await?;
     let mut out = std::io::stdout().lock();
     if restored.changed {
         writeln!(
@@ -117,6 +120,17 @@ pub async fn tag_restore(config: &Config, args: TagRestoreArgs) -> anyhow::Resul
         writeln!(out, "{repo}:{tag} already points at {}", restored.digest)?;
     }
     Ok(())
+}
+
+/// Who acts from the command line, for the audit log: `cli:` and the local user's name.
+pub fn cli_origin() -> Origin {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    Origin {
+        actor: format!("cli:{user}"),
+        address: None,
+    }
 }
 
 async fn open(config: &Config) -> anyhow::Result<Registry> {

@@ -68,6 +68,137 @@ pub struct Config {
     pub ratelimit: RateLimitConfig,
     /// Prometheus metrics.
     pub metrics: MetricsConfig,
+    /// The audit log.
+    pub audit: AuditConfig,
+    /// Webhooks.
+    pub webhooks: WebhooksConfig,
+}
+
+/// `[audit]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Days audit entries (and finished webhook deliveries) are kept; 0 keeps them forever.
+    pub retention_days: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self { retention_days: 90 }
+    }
+}
+
+/// `[webhooks]` and its `[[webhooks.hook]]` entries.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Milliseconds between looks for due deliveries.
+    pub poll_interval_ms: u64,
+    /// Milliseconds before the first retry; each further retry waits twice as long (with
+    /// jitter), up to `retry_max_ms`.
+    pub retry_base_ms: u64,
+    /// Longest wait between two attempts, in milliseconds.
+    pub retry_max_ms: u64,
+    /// The webhooks.
+    pub hook: Vec<WebhookConfig>,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval_ms: 1000,
+            retry_base_ms: 10_000,
+            retry_max_ms: 3_600_000,
+            hook: Vec::new(),
+        }
+    }
+}
+
+/// One webhook: events of the repositories in `scope` are POSTed to `url`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookConfig {
+    /// A unique name (`berth webhook test NAME`).
+    pub name: String,
+    /// Where to POST the events (http or https).
+    pub url: String,
+    /// A repository or namespace (that name and everything under `scope/`); empty: all.
+    pub scope: String,
+    /// The events to send: `push` (manifests pushed, tags restored) and `delete`.
+    pub events: Vec<crate::meta::events::HookEvent>,
+    /// The HMAC-SHA256 key of the `X-Berth-Signature-256` header.
+    pub secret: Secret,
+    /// A file holding the key instead (trailing whitespace ignored).
+    pub secret_file: String,
+    /// An environment variable holding the key instead.
+    pub secret_env: String,
+    /// Seconds an attempt may take.
+    pub timeout_secs: u64,
+    /// Attempts before a delivery is given up.
+    pub max_attempts: u32,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        use crate::meta::events::HookEvent;
+        Self {
+            name: String::new(),
+            url: String::new(),
+            scope: String::new(),
+            events: vec![HookEvent::Push, HookEvent::Delete],
+            secret: Secret::default(),
+            secret_file: String::new(),
+            secret_env: String::new(),
+            timeout_secs: 10,
+            max_attempts: 8,
+        }
+    }
+}
+
+impl WebhooksConfig {
+    fn validate(&self) -> Result<(), String> {
+        let mut names = std::collections::HashSet::new();
+        for (i, h) in self.hook.iter().enumerate() {
+            let which = format!("webhooks.hook[{i}] (name {:?})", h.name);
+            crate::auth::AccountName::parse(&h.name)
+                .map_err(|e| format!("{which}: invalid name: {e}"))?;
+            if !names.insert(h.name.as_str()) {
+                return Err(format!("{which}: another webhook has this name"));
+            }
+            let uri: http::Uri = h
+                .url
+                .parse()
+                .map_err(|e| format!("{which}: invalid url {:?}: {e}", h.url))?;
+            if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+                return Err(format!(
+                    "{which}: url must be http://HOST/... or https://HOST/..."
+                ));
+            }
+            if !h.scope.is_empty() {
+                crate::domain::RepoName::parse(&h.scope)
+                    .map_err(|e| format!("{which}: invalid scope: {e}"))?;
+            }
+            if h.events.is_empty() {
+                return Err(format!("{which}: events is empty"));
+            }
+            let secrets = [
+                !h.secret.0.is_empty(),
+                !h.secret_file.is_empty(),
+                !h.secret_env.is_empty(),
+            ];
+            if secrets.iter().filter(|s| **s).count() > 1 {
+                return Err(format!(
+                    "{which}: set one of secret, secret_file and secret_env"
+                ));
+            }
+            if h.max_attempts == 0 || h.timeout_secs == 0 {
+                return Err(format!(
+                    "{which}: max_attempts and timeout_secs must be at least 1"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `[metrics]`: the Prometheus endpoint.
@@ -720,6 +851,7 @@ impl Config {
             .validate()
             .and_then(|()| config.policies.validate())
             .and_then(|()| config.metrics.listen_addr().map(drop))
+            .and_then(|()| config.webhooks.validate())
             .map_err(|message| ConfigError::Invalid {
                 path: file.map(Path::to_owned),
                 message,
@@ -930,6 +1062,44 @@ mod tests {
         std::fs::write(&path, "[server]\nlisten_addr = \"x\"\n").unwrap();
         let e = Config::load(Some(&path), env(&[])).unwrap_err();
         assert!(e.to_string().contains("listen_addr"), "{e}");
+    }
+
+    #[test]
+    fn bad_webhooks_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let hook = |body: &str| format!("[[webhooks.hook]]\nname = \"ci\"\n{body}\n");
+        for (body, complaint) in [
+            ("url = \"ftp://x/\"", "url must be"),
+            ("url = \"not a url\"", "invalid url"),
+            (
+                "url = \"http://x/\"\nscope = \"Bad Scope\"",
+                "invalid scope",
+            ),
+            ("url = \"http://x/\"\nevents = []", "events is empty"),
+            (
+                "url = \"http://x/\"\nevents = [\"pull\"]",
+                "unknown variant",
+            ),
+            ("url = \"http://x/\"\nmax_attempts = 0", "at least 1"),
+            (
+                "url = \"http://x/\"\nsecret = \"a\"\nsecret_env = \"B\"",
+                "set one of",
+            ),
+        ] {
+            std::fs::write(&path, hook(body)).unwrap();
+            let e = Config::load(Some(&path), env(&[])).unwrap_err();
+            assert!(e.to_string().contains(complaint), "{body}: {e}");
+        }
+        std::fs::write(&path, hook("url = \"http://x/\"").repeat(2)).unwrap();
+        let e = Config::load(Some(&path), env(&[])).unwrap_err();
+        assert!(
+            e.to_string().contains("another webhook has this name"),
+            "{e}"
+        );
+        std::fs::write(&path, hook("url = \"https://ci.example/hook\"")).unwrap();
+        let c = Config::load(Some(&path), env(&[])).unwrap();
+        assert_eq!(c.webhooks.hook[0].max_attempts, 8);
     }
 
     #[test]

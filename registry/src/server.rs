@@ -18,6 +18,7 @@ use crate::meta::AccountStore;
 use crate::meta::{MetaError, MetaStore, PostgresStore, SqliteStore};
 use crate::metrics::Metrics;
 use crate::service::accounts::{AccountSettings, Accounts, AccountsError};
+use crate::service::webhooks::{WebhookSetupError, Webhooks};
 use crate::service::{Limits, Registry};
 use crate::tls::{Tls, TlsError};
 use object_store::aws::AmazonS3Builder;
@@ -76,6 +77,9 @@ pub enum StartError {
     /// The accounts service could not start.
     #[error("cannot start authentication")]
     Accounts(#[from] AccountsError),
+    /// The webhooks cannot be set up (a secret is missing).
+    #[error("cannot set up webhooks")]
+    Webhooks(#[from] WebhookSetupError),
     /// The TLS certificate or key cannot be used.
     #[error("cannot serve HTTPS")]
     Tls(#[from] TlsError),
@@ -107,6 +111,7 @@ pub async fn open_registry(config: &Config) -> Result<Registry, StartError> {
         tag_history: Duration::from_secs(config.gc.tag_history_secs),
         immutable: crate::service::immutable::ImmutableTags::new(&config.policies.immutable),
         quotas: crate::service::quota::Quotas::new(&config.policies.quota),
+        webhooks: Webhooks::new(&config.webhooks)?,
     };
     Ok(Registry::new(meta, blobs, limits))
 }
@@ -267,6 +272,8 @@ pub struct Server {
     scrape_token: Option<String>,
     /// The separate `/metrics` listener, if `[metrics] listen` names one.
     metrics_listener: Option<TcpListener>,
+    audit: crate::config::AuditConfig,
+    webhook_poll: Duration,
 }
 
 impl Server {
@@ -326,6 +333,8 @@ impl Server {
             scrape: config.metrics.enabled,
             scrape_token: (!token.is_empty()).then(|| token.clone()),
             metrics_listener,
+            audit: config.audit.clone(),
+            webhook_poll: Duration::from_millis(config.webhooks.poll_interval_ms),
             cleanup_interval: Duration::from_secs(
                 config.server.upload_cleanup_interval_secs.max(1),
             ),
@@ -391,6 +400,7 @@ impl Server {
             self.rate_limits.clone(),
             self.metrics.clone(),
             scrape_here,
+            self.trust_forwarded,
         );
         let _metrics_server = scrape_apart.map(|(listener, endpoint)| {
             AbortOnDrop(tokio::spawn(serve_metrics(
@@ -417,6 +427,18 @@ impl Server {
             self.retention.clone(),
             self.metrics.clone(),
         )));
+        let _webhooks = (!self.registry.webhooks().is_empty()).then(|| {
+            AbortOnDrop(tokio::spawn(crate::service::webhooks::deliver_forever(
+                self.registry.clone(),
+                self.webhook_poll,
+            )))
+        });
+        let _audit = (self.audit.retention_days > 0).then(|| {
+            AbortOnDrop(tokio::spawn(prune_audit_forever(
+                self.registry.clone(),
+                Duration::from_secs(self.audit.retention_days.saturating_mul(86_400)),
+            )))
+        });
         let _janitor = AbortOnDrop(tokio::spawn(expire_uploads_forever(
             self.registry,
             self.upload_ttl,
@@ -653,6 +675,21 @@ async fn retention_forever(
                     }
                 }
             }
+        }
+    }
+}
+
+/// Deletes audit entries (and finished webhook deliveries) older than `keep`, hourly, on
+/// every replica (a second replica's pass finds nothing left to delete).
+async fn prune_audit_forever(registry: Registry, keep: Duration) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match registry.prune_audit(keep).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pruned = n, "pruned old audit entries"),
+            Err(e) => tracing::warn!(error = %e, "could not prune the audit log"),
         }
     }
 }

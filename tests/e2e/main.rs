@@ -14,6 +14,7 @@ mod browser;
 mod cli;
 mod client;
 mod crash;
+mod events;
 mod gc;
 mod harness;
 mod memory;

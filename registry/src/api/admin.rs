@@ -29,6 +29,7 @@ use serde_json::{Value, json};
 use super::auth::Gate;
 use crate::auth::{Actions, Principal, Role};
 use crate::meta::accounts::{AccountKind, AccountRecord, TokenRecord};
+use crate::meta::events::Origin;
 use crate::server::ConnInfo;
 use crate::service::accounts::{AdminError, AuthError, login_name};
 
@@ -125,6 +126,8 @@ fn forbidden() -> Response {
 struct Caller {
     principal: Principal,
     record: AccountRecord,
+    /// Who they are and where they call from, for the audit log.
+    origin: Origin,
 }
 
 impl Caller {
@@ -167,7 +170,13 @@ async fn caller(gate: &Gate, parts: &Parts) -> Result<Caller, Response> {
                 .account(&user, Some(AccountKind::User))
                 .await
                 .map_err(admin_error)?;
-            Ok(Caller { principal, record })
+            let origin =
+                super::hub::request_parts(parts).origin(record.name.clone(), gate.trust_forwarded);
+            Ok(Caller {
+                principal,
+                record,
+                origin,
+            })
         }
         Ok(_) => Err(error(
             StatusCode::FORBIDDEN,
@@ -275,7 +284,7 @@ async fn create_user(State(g): State<Arc<Gate>>, parts: Parts, body: Body) -> Ap
     let new: NewUser = parse(&read(body).await?)?;
     let u = g
         .accounts
-        .create_user(&new.name, &new.password, new.admin)
+        .create_user(&new.name, &new.password, new.admin, &c.origin)
         .await
         .map_err(admin_error)?;
     ok(StatusCode::CREATED, user_json(&u))
@@ -304,16 +313,19 @@ async fn update_user(
     }
     if let Some(p) = &change.password {
         g.accounts
-            .set_password(&name, p)
+            .set_password(&name, p, &c.origin)
             .await
             .map_err(admin_error)?;
     }
     if let Some(a) = change.admin {
-        g.accounts.set_admin(&name, a).await.map_err(admin_error)?;
+        g.accounts
+            .set_admin(&name, a, &c.origin)
+            .await
+            .map_err(admin_error)?;
     }
     if let Some(d) = change.disabled {
         g.accounts
-            .set_disabled(&name, d)
+            .set_disabled(&name, d, &c.origin)
             .await
             .map_err(admin_error)?;
     }
@@ -330,13 +342,14 @@ async fn delete_user(
     Path(name): Path<String>,
     parts: Parts,
 ) -> ApiResult {
-    caller(&g, &parts).await?.require_admin()?;
+    let c = caller(&g, &parts).await?;
+    c.require_admin()?;
     g.accounts
         .account(&name, Some(AccountKind::User))
         .await
         .map_err(admin_error)?;
     g.accounts
-        .delete_account(&name)
+        .delete_account(&name, &c.origin)
         .await
         .map_err(admin_error)?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -374,7 +387,7 @@ async fn create_org(State(g): State<Arc<Gate>>, parts: Parts, body: Body) -> Api
     // Any user may found an organization; they own it.
     let o = g
         .accounts
-        .create_org(&new.name, Some(&c.record.name))
+        .create_org(&new.name, Some(&c.record.name), &c.origin)
         .await
         .map_err(admin_error)?;
     ok(StatusCode::CREATED, json!({"name": o.name}))
@@ -387,7 +400,10 @@ async fn delete_org(
 ) -> ApiResult {
     let c = caller(&g, &parts).await?;
     manages_org(&g, &c, &org).await?;
-    g.accounts.delete_account(&org).await.map_err(admin_error)?;
+    g.accounts
+        .delete_account(&org, &c.origin)
+        .await
+        .map_err(admin_error)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -430,7 +446,7 @@ async fn put_member(
         parse(&bytes)?
     };
     g.accounts
-        .add_member(&org, &user, m.owner)
+        .add_member(&org, &user, m.owner, &c.origin)
         .await
         .map_err(admin_error)?;
     ok(StatusCode::OK, json!({"name": user, "owner": m.owner}))
@@ -444,7 +460,7 @@ async fn delete_member(
     let c = caller(&g, &parts).await?;
     manages_org(&g, &c, &org).await?;
     g.accounts
-        .remove_member(&org, &user)
+        .remove_member(&org, &user, &c.origin)
         .await
         .map_err(admin_error)?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -490,7 +506,7 @@ async fn create_team(
     manages_org(&g, &c, &org).await?;
     let new: Named = parse(&read(body).await?)?;
     g.accounts
-        .create_team(&org, &new.name)
+        .create_team(&org, &new.name, &c.origin)
         .await
         .map_err(admin_error)?;
     ok(
@@ -507,7 +523,7 @@ async fn delete_team(
     let c = caller(&g, &parts).await?;
     manages_org(&g, &c, &org).await?;
     g.accounts
-        .delete_team(&org, &team)
+        .delete_team(&org, &team, &c.origin)
         .await
         .map_err(admin_error)?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -521,7 +537,7 @@ async fn put_team_member(
     let c = caller(&g, &parts).await?;
     manages_org(&g, &c, &org).await?;
     g.accounts
-        .set_team_member(&org, &team, &user, true)
+        .set_team_member(&org, &team, &user, true, &c.origin)
         .await
         .map_err(admin_error)?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -535,7 +551,7 @@ async fn delete_team_member(
     let c = caller(&g, &parts).await?;
     manages_org(&g, &c, &org).await?;
     g.accounts
-        .set_team_member(&org, &team, &user, false)
+        .set_team_member(&org, &team, &user, false, &c.origin)
         .await
         .map_err(admin_error)?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -567,7 +583,13 @@ async fn put_grant(
         ));
     };
     g.accounts
-        .set_team_grant(&org, &team, grant.repository.as_deref(), Some(role))
+        .set_team_grant(
+            &org,
+            &team,
+            grant.repository.as_deref(),
+            Some(role),
+            &c.origin,
+        )
         .await
         .map_err(admin_error)?;
     ok(
@@ -591,7 +613,7 @@ async fn delete_grant(
         parse::<GrantBody>(&bytes)?.repository
     };
     g.accounts
-        .set_team_grant(&org, &team, repository.as_deref(), None)
+        .set_team_grant(&org, &team, repository.as_deref(), None, &c.origin)
         .await
         .map_err(admin_error)?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -607,14 +629,14 @@ struct NewToken {
     expires_days: Option<u64>,
 }
 
-async fn issue_token(g: &Gate, owner: &str, body: Body) -> ApiResult {
+async fn issue_token(g: &Gate, owner: &str, body: Body, by: &Origin) -> ApiResult {
     let new: NewToken = parse(&read(body).await?)?;
     let expires = new
         .expires_days
         .map(|d| Duration::from_secs(d.saturating_mul(86_400)));
     let t = g
         .accounts
-        .create_token(owner, &new.name, &new.scopes, expires)
+        .create_token(owner, &new.name, &new.scopes, expires, by)
         .await
         .map_err(admin_error)?;
     let mut shown = token_json(&t.record);
@@ -637,7 +659,7 @@ async fn list_tokens(State(g): State<Arc<Gate>>, parts: Parts) -> ApiResult {
 
 async fn create_token(State(g): State<Arc<Gate>>, parts: Parts, body: Body) -> ApiResult {
     let c = caller(&g, &parts).await?;
-    issue_token(&g, &c.record.name, body).await
+    issue_token(&g, &c.record.name, body, &c.origin).await
 }
 
 async fn delete_token(
@@ -647,7 +669,7 @@ async fn delete_token(
 ) -> ApiResult {
     let c = caller(&g, &parts).await?;
     g.accounts
-        .revoke_token(&c.record.name, &name)
+        .revoke_token(&c.record.name, &name, &c.origin)
         .await
         .map_err(admin_error)?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -679,7 +701,7 @@ async fn create_robot(
         .account(&org, Some(AccountKind::Org))
         .await
         .map_err(admin_error)?;
-    issue_token(&g, &org, body).await
+    issue_token(&g, &org, body, &c.origin).await
 }
 
 async fn delete_robot(
@@ -690,7 +712,7 @@ async fn delete_robot(
     let c = caller(&g, &parts).await?;
     manages_org(&g, &c, &org).await?;
     g.accounts
-        .revoke_token(&org, &name)
+        .revoke_token(&org, &name, &c.origin)
         .await
         .map_err(admin_error)?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -751,7 +773,7 @@ async fn put_visibility(
     repo_admin(&g, &c, &repository).await?;
     let v: Visibility = parse(&read(body).await?)?;
     g.accounts
-        .set_public(&repository, v.public)
+        .set_public(&repository, v.public, &c.origin)
         .await
         .map_err(admin_error)?;
     ok(

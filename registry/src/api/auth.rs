@@ -27,6 +27,7 @@ use super::ratelimit::{Class, RateLimits, Refusal};
 use super::route::OciRoute;
 use crate::auth::jwt::Claims;
 use crate::auth::{Action, Actions, Grants, Principal, ScopeRequest};
+use crate::meta::events::Origin;
 use crate::server::ConnInfo;
 use crate::service::accounts::{Accounts, AuthError};
 
@@ -133,19 +134,29 @@ impl Gate {
     /// Lets the request through, or answers it. The request counts against its account's
     /// rate limits.
     pub async fn check(&self, parts: &RequestParts<'_>, need: &Need) -> Result<Allowed, Response> {
+        Ok(self.check_as(parts, need).await?.0)
+    }
+
+    /// Lets the request through and says who sent it (for the audit log), or answers it.
+    pub async fn check_as(
+        &self,
+        parts: &RequestParts<'_>,
+        need: &Need,
+    ) -> Result<(Allowed, Origin), Response> {
         let caller = self.caller(parts).await?;
-        if let Some(limits) = &self.rate_limits {
-            let account = match &caller {
-                Caller::Token(claims) => claims.sub.as_str(),
-                Caller::Principal(p) => p.subject(),
-            };
-            if !account.is_empty() {
-                limits
-                    .check_account(need.class(), account)
-                    .map_err(IntoResponse::into_response)?;
-            }
+        let actor = match &caller {
+            Caller::Token(claims) => claims.sub.clone(),
+            Caller::Principal(p) => p.subject().to_owned(),
+        };
+        if let Some(limits) = &self.rate_limits
+            && !actor.is_empty()
+        {
+            limits
+                .check_account(need.class(), &actor)
+                .map_err(IntoResponse::into_response)?;
         }
-        self.decide(parts, need, caller).await
+        let allowed = self.allowed(parts, need, caller).await?;
+        Ok((allowed, parts.origin(actor, self.trust_forwarded)))
     }
 
     /// [`Gate::check`] for a second look at the same request (a mount's source), which
@@ -156,7 +167,7 @@ impl Gate {
         need: &Need,
     ) -> Result<Allowed, Response> {
         let caller = self.caller(parts).await?;
-        self.decide(parts, need, caller).await
+        self.allowed(parts, need, caller).await
     }
 
     /// Counts a token request by `principal` against its account's limits.
@@ -169,7 +180,7 @@ impl Gate {
         }
     }
 
-    async fn decide(
+    async fn allowed(
         &self,
         parts: &RequestParts<'_>,
         need: &Need,
@@ -222,6 +233,28 @@ impl Gate {
                     Err(denied())
                 }
             }
+        }
+    }
+
+    /// Lets a hub administrator through (a user signed in with a password, or with a
+    /// registry token issued to one) and says who it is; answers anyone else: `401` with a
+    /// challenge without credentials, `403` otherwise.
+    pub async fn check_admin(&self, parts: &RequestParts<'_>) -> Result<Origin, Response> {
+        let principal = match self.caller(parts).await? {
+            Caller::Token(claims) => self.subject(&claims).await?,
+            Caller::Principal(p) => p,
+        };
+        match &principal {
+            Principal::User { admin: true, .. } => {
+                Ok(parts.origin(principal.subject().to_owned(), self.trust_forwarded))
+            }
+            Principal::Anonymous => Err(self.challenge(parts, &Need::Authenticated, None)),
+            _ => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::Denied,
+                "only administrators may do this",
+            )
+            .into_response()),
         }
     }
 
@@ -346,6 +379,33 @@ impl RequestParts<'_> {
     pub fn client_ip(&self) -> IpAddr {
         self.conn
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.peer.ip())
+    }
+
+    /// The client's address for the audit log: with `trust_forwarded`, the last address in
+    /// `X-Forwarded-For` (the one the trusted proxy in front saw; earlier ones are the
+    /// client's own claims), else the connection's peer.
+    pub fn client_address(&self, trust_forwarded: bool) -> String {
+        let forwarded = trust_forwarded
+            .then(|| {
+                self.headers
+                    .get_all("x-forwarded-for")
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .flat_map(|v| v.split(','))
+                    .map(str::trim)
+                    .filter_map(|v| v.parse::<IpAddr>().ok())
+                    .next_back()
+            })
+            .flatten();
+        forwarded.unwrap_or_else(|| self.client_ip()).to_string()
+    }
+
+    /// Who sent the request and from where, as the audit log records it.
+    pub fn origin(&self, actor: String, trust_forwarded: bool) -> Origin {
+        Origin {
+            actor,
+            address: Some(self.client_address(trust_forwarded)),
+        }
     }
 
     /// `scheme://host` as the client addressed this server.
@@ -662,4 +722,33 @@ fn rfc3339_now() -> String {
     let secs = i64::try_from(crate::auth::jwt::now_secs()).unwrap_or(0);
     let (y, m, d, h, mi, sec) = crate::auth::jwt::civil_time(secs);
     format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{sec:02}Z")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_address_comes_from_a_trusted_proxy_only() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            "x-forwarded-for",
+            "203.0.113.9, 198.51.100.7".parse().unwrap(),
+        );
+        headers.append("x-forwarded-for", "192.0.2.1".parse().unwrap());
+        let parts = RequestParts {
+            headers: &headers,
+            conn: Some(ConnInfo {
+                peer: "10.1.2.3:4567".parse().unwrap(),
+                tls: false,
+            }),
+            authority: None,
+        };
+        // The proxy appended what it saw last; earlier entries are the client's own word.
+        assert_eq!(parts.client_address(true), "192.0.2.1");
+        assert_eq!(parts.client_address(false), "10.1.2.3");
+        let origin = parts.origin("alice".into(), false);
+        assert_eq!(origin.actor, "alice");
+        assert_eq!(origin.address.as_deref(), Some("10.1.2.3"));
+    }
 }

@@ -193,7 +193,9 @@ impl From<RegistryError> for ApiError {
                 headers: Vec::new(),
             },
             RegistryError::Denied(_) => Self::new(S::FORBIDDEN, C::Denied, msg),
-            RegistryError::ManifestUnknown | RegistryError::RestoreImpossible(_) => {
+            RegistryError::ManifestUnknown
+            | RegistryError::RestoreImpossible(_)
+            | RegistryError::WebhookUnknown(_) => {
                 Self::new(S::NOT_FOUND, C::ManifestUnknown, msg)
             }
             RegistryError::Blob(BlobError::Unsupported(reason)) => {

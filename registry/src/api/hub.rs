@@ -21,21 +21,28 @@ use serde_json::{Value, json};
 use super::auth::{Gate, Need, RequestParts};
 use crate::auth::Actions;
 use crate::domain::{Digest, RepoName, Tag};
+use crate::meta::events::Origin;
 use crate::service::{Registry, RegistryError};
 
 struct Hub {
     registry: Registry,
     gate: Option<Arc<Gate>>,
+    trust_forwarded: bool,
 }
 
 /// The routes.
-pub fn router(registry: Registry, gate: Option<Arc<Gate>>) -> Router {
+pub fn router(registry: Registry, gate: Option<Arc<Gate>>, trust_forwarded: bool) -> Router {
     Router::new()
         .route("/api/v1/tag-history/{*repository}", get(history))
         .route("/api/v1/tag-restore/{*repository}", post(restore))
         .route("/api/v1/usage", get(usage_all))
         .route("/api/v1/usage/{*scope}", get(usage))
-        .with_state(Arc::new(Hub { registry, gate }))
+        .with_state(Arc::new(Hub {
+            registry: registry.clone(),
+            gate: gate.clone(),
+            trust_forwarded,
+        }))
+        .merge(super::events::router(registry, gate, trust_forwarded))
         .layer(axum::middleware::map_response(
             |mut response: Response| async move {
                 response
@@ -71,23 +78,26 @@ fn registry_error(e: &RegistryError) -> Response {
 }
 
 impl Hub {
-    /// The repository named in the path, if the caller may do `actions` there.
+    /// The repository named in the path, if the caller may do `actions` there, and who the
+    /// caller is.
     async fn authorize(
         &self,
         parts: &Parts,
         repository: &str,
         actions: Actions,
-    ) -> Result<RepoName, Response> {
+    ) -> Result<(RepoName, Origin), Response> {
         let repo = RepoName::parse(repository)
             .map_err(|e| error(StatusCode::BAD_REQUEST, "invalid", e.to_string()))?;
-        if let Some(gate) = &self.gate {
-            gate.check(
-                &request_parts(parts),
-                &Need::Repositories(vec![(repo.to_string(), actions)]),
-            )
-            .await?;
-        }
-        Ok(repo)
+        let rp = request_parts(parts);
+        let origin = match &self.gate {
+            Some(gate) => {
+                gate.check_as(&rp, &Need::Repositories(vec![(repo.to_string(), actions)]))
+                    .await?
+                    .1
+            }
+            None => rp.origin(String::new(), self.trust_forwarded),
+        };
+        Ok((repo, origin))
     }
 }
 
@@ -114,7 +124,7 @@ async fn history(
         );
     };
     let repo = match hub.authorize(&parts, &repository, Actions::PULL).await {
-        Ok(repo) => repo,
+        Ok((repo, _)) => repo,
         Err(response) => return response,
     };
     let tag = match params.tag.as_deref().map(Tag::parse).transpose() {
@@ -145,8 +155,8 @@ async fn restore(
     parts: Parts,
     body: Body,
 ) -> Response {
-    let repo = match hub.authorize(&parts, &repository, Actions::PULL_PUSH).await {
-        Ok(repo) => repo,
+    let (repo, origin) = match hub.authorize(&parts, &repository, Actions::PULL_PUSH).await {
+        Ok(authorized) => authorized,
         Err(response) => return response,
     };
     let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
@@ -174,7 +184,11 @@ async fn restore(
         Ok(d) => d,
         Err(e) => return error(StatusCode::BAD_REQUEST, "invalid", e.to_string()),
     };
-    match hub.registry.restore_tag(&repo, &tag, digest.as_ref()).await {
+    match hub
+        .registry
+        .restore_tag(&repo, &tag, digest.as_ref(), &origin)
+        .await
+    {
         Ok(restored) => ok(json!(restored)),
         Err(e) => registry_error(&e),
     }
@@ -223,7 +237,7 @@ async fn usage_of(hub: &Hub, parts: &Parts, scope: Option<&RepoName>) -> Respons
     }
 }
 
-fn request_parts(parts: &Parts) -> RequestParts<'_> {
+pub(super) fn request_parts(parts: &Parts) -> RequestParts<'_> {
     RequestParts {
         headers: &parts.headers,
         conn: parts.extensions.get::<crate::server::ConnInfo>().copied(),

@@ -10,6 +10,7 @@ use super::hv;
 use super::query::Query;
 use super::route::OciRoute;
 use crate::domain::{Reference, RepoName, Tag};
+use crate::meta::events::Origin;
 use crate::service::{Registry, RegistryError};
 
 /// Tags accepted in one `PUT ?tag=` request; the spec asks for at least 10.
@@ -44,6 +45,7 @@ pub async fn put(
     query: &Query,
     headers: &HeaderMap,
     body: Body,
+    by: &Origin,
 ) -> Result<Response, ApiError> {
     let tags = query
         .all("tag")
@@ -76,7 +78,7 @@ pub async fn put(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let pushed = reg
-        .put_manifest(&name, &reference, content_type, content, tags)
+        .put_manifest(&name, &reference, content_type, content, tags, by)
         .await?;
     let mut response = (
         StatusCode::CREATED,
@@ -105,7 +107,8 @@ pub async fn delete(
     reg: &Registry,
     name: RepoName,
     reference: Reference,
+    by: &Origin,
 ) -> Result<Response, ApiError> {
-    reg.delete_manifest(&name, &reference).await?;
+    reg.delete_manifest(&name, &reference, by).await?;
     Ok((StatusCode::ACCEPTED, [(header::CONTENT_LENGTH, "0")]).into_response())
 }

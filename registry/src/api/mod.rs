@@ -9,6 +9,7 @@ mod admin;
 pub mod auth;
 mod blobs;
 pub mod error;
+mod events;
 mod hub;
 mod json;
 mod listing;
@@ -45,13 +46,16 @@ struct App {
     gate: Option<Arc<auth::Gate>>,
     rate_limits: Option<Arc<ratelimit::RateLimits>>,
     metrics: Arc<crate::metrics::Metrics>,
+    /// Whether `X-Forwarded-For` names the client (for the audit log).
+    trust_forwarded: bool,
 }
 
 /// Builds the router for the registry API, the token endpoint (when `gate` is set, which
 /// turns authentication on), the health probes, `pages` (the web UI) and `scrape` (the
 /// `/metrics` endpoint, when served here), all behind the same logging, metrics, panic and
 /// draining layers. `ready` is cleared when the process starts shutting down, so load
-/// balancers stop sending it requests.
+/// balancers stop sending it requests. `trust_forwarded` says whether a proxy's
+/// `X-Forwarded-*` headers describe the client.
 pub fn router(
     registry: Registry,
     gate: Option<Arc<auth::Gate>>,
@@ -60,6 +64,7 @@ pub fn router(
     rate_limits: Option<Arc<ratelimit::RateLimits>>,
     metrics: Arc<crate::metrics::Metrics>,
     scrape: Option<metrics::Endpoint>,
+    trust_forwarded: bool,
 ) -> Router {
     let token = match &gate {
         Some(gate) => Router::new()
@@ -75,13 +80,14 @@ pub fn router(
             registry: registry.clone(),
             ready: ready.clone(),
         }));
-    let hub = hub::router(registry.clone(), gate.clone());
+    let hub = hub::router(registry.clone(), gate.clone(), trust_forwarded);
     let scrape = scrape.map_or_else(Router::new, metrics::router);
     let state = Arc::new(App {
         registry,
         gate,
         rate_limits,
         metrics: metrics.clone(),
+        trust_forwarded,
     });
     Router::new()
         .route("/v2", axum::routing::any(dispatch))
@@ -186,15 +192,21 @@ async fn dispatch(State(app): State<Arc<App>>, request: Request) -> Response {
         }
     }
     let mut catalog_filter = None;
+    let rp = auth::RequestParts {
+        headers: &headers,
+        conn,
+        authority: parts.uri.authority().map(|a| a.as_str()),
+    };
+    // Without authentication every client is anonymous.
+    let mut origin = rp.origin(String::new(), app.trust_forwarded);
     if let Some(gate) = &app.gate {
-        let rp = auth::RequestParts {
-            headers: &headers,
-            conn,
-            authority: parts.uri.authority().map(|a| a.as_str()),
-        };
-        match gate.check(&rp, &auth::Need::of(&route, &method)).await {
-            Ok(auth::Allowed::All) => {}
-            Ok(auth::Allowed::Catalog(filter)) => catalog_filter = Some(filter),
+        match gate.check_as(&rp, &auth::Need::of(&route, &method)).await {
+            Ok((allowed, by)) => {
+                origin = by;
+                if let auth::Allowed::Catalog(filter) = allowed {
+                    catalog_filter = Some(filter);
+                }
+            }
             Err(mut response) => {
                 response.extensions_mut().insert(name);
                 return response;
@@ -241,9 +253,9 @@ async fn dispatch(State(app): State<Arc<App>>, request: Request) -> Response {
             manifests::get(reg, n, r, head).await
         }
         (OciRoute::Manifest(n, r), Method::PUT) => {
-            manifests::put(reg, n, r, &query, &headers, body).await
+            manifests::put(reg, n, r, &query, &headers, body, &origin).await
         }
-        (OciRoute::Manifest(n, r), Method::DELETE) => manifests::delete(reg, n, r).await,
+        (OciRoute::Manifest(n, r), Method::DELETE) => manifests::delete(reg, n, r, &origin).await,
         (OciRoute::Blob(n, d), Method::GET | Method::HEAD) => {
             blobs::get(reg, n, d, &headers, head).await
         }

@@ -369,9 +369,9 @@ macro_rules! impl_account_store {
 
         #[async_trait::async_trait]
         impl $crate::meta::accounts::AccountStore for $store {
-            async fn create_account(&self, name: &str, kind: $crate::meta::accounts::AccountKind, password_hash: Option<&str>, admin: bool) -> $crate::meta::MetaResult<Option<i64>> {
+            async fn create_account(&self, name: &str, kind: $crate::meta::accounts::AccountKind, password_hash: Option<&str>, admin: bool, event: &$crate::meta::events::Event) -> $crate::meta::MetaResult<Option<i64>> {
                 let hash = password_hash.map(str::to_owned);
-                $crate::meta::account_sql::run_owned!($conn; self.account_write, [name, hash], |c| aq::create_account(c, &name, kind, hash.as_deref(), admin))
+                $crate::meta::account_sql::run_owned!($conn; self.account_write, [name, hash, event], |c| $crate::meta::account_sql::audited!(c, event, aq::create_account(c, &name, kind, hash.as_deref(), admin)))
             }
             async fn account(&self, name: &str) -> $crate::meta::MetaResult<Option<$crate::meta::accounts::AccountRecord>> {
                 $crate::meta::account_sql::run_owned!($conn; self.account_read, [name], |c| aq::account(c, &name))
@@ -382,38 +382,38 @@ macro_rules! impl_account_store {
             async fn accounts(&self, kind: $crate::meta::accounts::AccountKind) -> $crate::meta::MetaResult<Vec<$crate::meta::accounts::AccountRecord>> {
                 $crate::meta::account_sql::run_owned!($conn; self.account_read, [], |c| aq::accounts(c, kind))
             }
-            async fn update_account(&self, id: i64, change: $crate::meta::accounts::AccountChange) -> $crate::meta::MetaResult<bool> {
-                $crate::meta::account_sql::run_owned!($conn; self.account_write, [change], |c| aq::update_account(c, id, &change))
+            async fn update_account(&self, id: i64, change: $crate::meta::accounts::AccountChange, event: &$crate::meta::events::Event) -> $crate::meta::MetaResult<bool> {
+                $crate::meta::account_sql::run_owned!($conn; self.account_write, [change, event], |c| $crate::meta::account_sql::audited!(c, event, aq::update_account(c, id, &change)))
             }
-            async fn delete_account(&self, id: i64) -> $crate::meta::MetaResult<bool> {
-                $crate::meta::account_sql::run_owned!($conn; self.account_write, [], |c| aq::delete_account(c, id))
+            async fn delete_account(&self, id: i64, event: &$crate::meta::events::Event) -> $crate::meta::MetaResult<bool> {
+                $crate::meta::account_sql::run_owned!($conn; self.account_write, [event], |c| $crate::meta::account_sql::audited!(c, event, aq::delete_account(c, id)))
             }
-            async fn set_org_member(&self, org: i64, user: i64, owner: Option<bool>) -> $crate::meta::MetaResult<bool> {
-                $crate::meta::account_sql::run_owned!($conn; self.account_write, [], |c| aq::set_org_member(c, org, user, owner))
+            async fn set_org_member(&self, org: i64, user: i64, owner: Option<bool>, event: &$crate::meta::events::Event) -> $crate::meta::MetaResult<bool> {
+                $crate::meta::account_sql::run_owned!($conn; self.account_write, [event], |c| $crate::meta::account_sql::audited!(c, event, aq::set_org_member(c, org, user, owner)))
             }
             async fn org_members(&self, org: i64) -> $crate::meta::MetaResult<Vec<$crate::meta::accounts::MemberRecord>> {
                 $crate::meta::account_sql::run_owned!($conn; self.account_read, [], |c| aq::org_members(c, org))
             }
-            async fn create_team(&self, org: i64, name: &str) -> $crate::meta::MetaResult<bool> {
-                $crate::meta::account_sql::run_owned!($conn; self.account_write, [name], |c| aq::create_team(c, org, &name))
+            async fn create_team(&self, org: i64, name: &str, event: &$crate::meta::events::Event) -> $crate::meta::MetaResult<bool> {
+                $crate::meta::account_sql::run_owned!($conn; self.account_write, [name, event], |c| $crate::meta::account_sql::audited!(c, event, aq::create_team(c, org, &name)))
             }
-            async fn delete_team(&self, org: i64, name: &str) -> $crate::meta::MetaResult<bool> {
-                $crate::meta::account_sql::run_owned!($conn; self.account_write, [name], |c| aq::delete_team(c, org, &name))
+            async fn delete_team(&self, org: i64, name: &str, event: &$crate::meta::events::Event) -> $crate::meta::MetaResult<bool> {
+                $crate::meta::account_sql::run_owned!($conn; self.account_write, [name, event], |c| $crate::meta::account_sql::audited!(c, event, aq::delete_team(c, org, &name)))
             }
             async fn teams(&self, org: i64) -> $crate::meta::MetaResult<Vec<$crate::meta::accounts::TeamRecord>> {
                 $crate::meta::account_sql::run_owned!($conn; self.account_read, [], |c| aq::teams(c, org))
             }
-            async fn set_team_member(&self, org: i64, team: &str, user: i64, member: bool) -> $crate::meta::MetaResult<Option<bool>> {
-                $crate::meta::account_sql::run_owned!($conn; self.account_write, [team], |c| aq::set_team_member(c, org, &team, user, member))
+            async fn set_team_member(&self, org: i64, team: &str, user: i64, member: bool, event: &$crate::meta::events::Event) -> $crate::meta::MetaResult<Option<bool>> {
+                $crate::meta::account_sql::run_owned!($conn; self.account_write, [team, event], |c| $crate::meta::account_sql::audited!(c, event, aq::set_team_member(c, org, &team, user, member)))
             }
-            async fn set_team_grant(&self, org: i64, team: &str, repository: &str, role: Option<$crate::auth::Role>) -> $crate::meta::MetaResult<Option<bool>> {
-                $crate::meta::account_sql::run_owned!($conn; self.account_write, [team, repository], |c| aq::set_team_grant(c, org, &team, &repository, role))
+            async fn set_team_grant(&self, org: i64, team: &str, repository: &str, role: Option<$crate::auth::Role>, event: &$crate::meta::events::Event) -> $crate::meta::MetaResult<Option<bool>> {
+                $crate::meta::account_sql::run_owned!($conn; self.account_write, [team, repository, event], |c| $crate::meta::account_sql::audited!(c, event, aq::set_team_grant(c, org, &team, &repository, role)))
             }
             async fn grants(&self, account: i64) -> $crate::meta::MetaResult<$crate::auth::Grants> {
                 $crate::meta::account_sql::run_owned!($conn; self.account_read, [], |c| aq::grants(c, account))
             }
-            async fn set_public(&self, repository: &str, public: bool) -> $crate::meta::MetaResult<bool> {
-                $crate::meta::account_sql::run_owned!($conn; self.account_write, [repository], |c| aq::set_public(c, &repository, public))
+            async fn set_public(&self, repository: &str, public: bool, event: &$crate::meta::events::Event) -> $crate::meta::MetaResult<bool> {
+                $crate::meta::account_sql::run_owned!($conn; self.account_write, [repository, event], |c| $crate::meta::account_sql::audited!(c, event, aq::set_public(c, &repository, public)))
             }
             async fn is_public(&self, repository: &str) -> $crate::meta::MetaResult<bool> {
                 $crate::meta::account_sql::run_owned!($conn; self.account_read, [repository], |c| aq::is_public(c, &repository))
@@ -425,8 +425,8 @@ macro_rules! impl_account_store {
             async fn public_among(&self, names: &[String]) -> $crate::meta::MetaResult<Vec<String>> {
                 $crate::meta::account_sql::run_owned!($conn; self.account_read, [names], |c| aq::public_among(c, &names))
             }
-            async fn create_token(&self, owner: i64, name: &str, secret_hash: &[u8], scopes: &[String], expires_at: Option<i64>) -> $crate::meta::MetaResult<Option<i64>> {
-                $crate::meta::account_sql::run_owned!($conn; self.account_write, [name, secret_hash, scopes], |c| aq::create_token(c, owner, &name, &secret_hash, &scopes, expires_at))
+            async fn create_token(&self, owner: i64, name: &str, secret_hash: &[u8], scopes: &[String], expires_at: Option<i64>, event: &$crate::meta::events::Event) -> $crate::meta::MetaResult<Option<i64>> {
+                $crate::meta::account_sql::run_owned!($conn; self.account_write, [name, secret_hash, scopes, event], |c| $crate::meta::account_sql::audited!(c, event, aq::create_token(c, owner, &name, &secret_hash, &scopes, expires_at)))
             }
             async fn token_by_hash(&self, secret_hash: &[u8]) -> $crate::meta::MetaResult<Option<$crate::meta::accounts::TokenRecord>> {
                 $crate::meta::account_sql::run_owned!($conn; self.account_read, [secret_hash], |c| aq::token_by_hash(c, &secret_hash))
@@ -437,8 +437,8 @@ macro_rules! impl_account_store {
             async fn tokens(&self, owner: Option<i64>) -> $crate::meta::MetaResult<Vec<$crate::meta::accounts::TokenRecord>> {
                 $crate::meta::account_sql::run_owned!($conn; self.account_read, [], |c| aq::tokens(c, owner))
             }
-            async fn revoke_token(&self, owner: i64, name: &str) -> $crate::meta::MetaResult<bool> {
-                $crate::meta::account_sql::run_owned!($conn; self.account_write, [name], |c| aq::revoke_token(c, owner, &name))
+            async fn revoke_token(&self, owner: i64, name: &str, event: &$crate::meta::events::Event) -> $crate::meta::MetaResult<bool> {
+                $crate::meta::account_sql::run_owned!($conn; self.account_write, [name, event], |c| $crate::meta::account_sql::audited!(c, event, aq::revoke_token(c, owner, &name)))
             }
             async fn touch_token(&self, id: i64) -> $crate::meta::MetaResult<()> {
                 $crate::meta::account_sql::run_owned!($conn; self.account_write, [], |c| aq::touch_token(c, id))
@@ -475,6 +475,45 @@ macro_rules! run_owned {
     }};
 }
 
+/// Runs `$call` (an account write over `$c`) and, if it changed anything, records `$event`
+/// in the same transaction.
+macro_rules! audited {
+    ($c:ident, $event:ident, $call:expr) => {
+        async {
+            let result = $call.await?;
+            if $crate::meta::account_sql::Changed::changed(&result) {
+                q::record_event($c, &$event).await?;
+            }
+            Ok::<_, $crate::meta::MetaError>(result)
+        }
+    };
+}
+
+/// Whether an account write's result says it changed something.
+pub(crate) trait Changed {
+    /// True when a row was written.
+    fn changed(&self) -> bool;
+}
+
+impl Changed for bool {
+    fn changed(&self) -> bool {
+        *self
+    }
+}
+
+impl Changed for Option<i64> {
+    fn changed(&self) -> bool {
+        self.is_some()
+    }
+}
+
+impl Changed for Option<bool> {
+    fn changed(&self) -> bool {
+        *self == Some(true)
+    }
+}
+
 pub(crate) use account_queries;
+pub(crate) use audited;
 pub(crate) use impl_account_store;
 pub(crate) use run_owned;

@@ -8,6 +8,7 @@
 use async_trait::async_trait;
 
 use super::MetaResult;
+use super::events::Event;
 use crate::auth::{Grants, Role};
 
 /// A user's or an organization's account.
@@ -118,7 +119,8 @@ pub struct SessionRecord {
     pub expires_at: i64,
 }
 
-/// Accounts and permissions in the metadata database. Each method is one transaction.
+/// Accounts and permissions in the metadata database. Each method is one transaction; each
+/// change records its `event` in the audit log in that transaction, if it changed anything.
 #[async_trait]
 pub trait AccountStore: Send + Sync + 'static {
     /// Creates an account; `None` when the name is taken.
@@ -128,6 +130,7 @@ pub trait AccountStore: Send + Sync + 'static {
         kind: AccountKind,
         password_hash: Option<&str>,
         admin: bool,
+        event: &Event,
     ) -> MetaResult<Option<i64>>;
 
     /// An account by name.
@@ -140,23 +143,34 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn accounts(&self, kind: AccountKind) -> MetaResult<Vec<AccountRecord>>;
 
     /// Changes an account; returns whether it exists.
-    async fn update_account(&self, id: i64, change: AccountChange) -> MetaResult<bool>;
+    async fn update_account(
+        &self,
+        id: i64,
+        change: AccountChange,
+        event: &Event,
+    ) -> MetaResult<bool>;
 
     /// Deletes an account with its memberships, teams and tokens; returns whether it existed.
-    async fn delete_account(&self, id: i64) -> MetaResult<bool>;
+    async fn delete_account(&self, id: i64, event: &Event) -> MetaResult<bool>;
 
     /// Adds a user to an organization (or changes whether they own it) with `Some`, removes
     /// them (and from its teams) with `None`. Returns whether anything changed.
-    async fn set_org_member(&self, org: i64, user: i64, owner: Option<bool>) -> MetaResult<bool>;
+    async fn set_org_member(
+        &self,
+        org: i64,
+        user: i64,
+        owner: Option<bool>,
+        event: &Event,
+    ) -> MetaResult<bool>;
 
     /// An organization's members, by name.
     async fn org_members(&self, org: i64) -> MetaResult<Vec<MemberRecord>>;
 
     /// Creates a team; `false` when the organization already has one of that name.
-    async fn create_team(&self, org: i64, name: &str) -> MetaResult<bool>;
+    async fn create_team(&self, org: i64, name: &str, event: &Event) -> MetaResult<bool>;
 
     /// Deletes a team; returns whether it existed.
-    async fn delete_team(&self, org: i64, name: &str) -> MetaResult<bool>;
+    async fn delete_team(&self, org: i64, name: &str, event: &Event) -> MetaResult<bool>;
 
     /// An organization's teams, by name.
     async fn teams(&self, org: i64) -> MetaResult<Vec<TeamRecord>>;
@@ -169,6 +183,7 @@ pub trait AccountStore: Send + Sync + 'static {
         team: &str,
         user: i64,
         member: bool,
+        event: &Event,
     ) -> MetaResult<Option<bool>>;
 
     /// Sets (`Some`) or removes a team's role on the organization (`repository = ""`) or a
@@ -179,6 +194,7 @@ pub trait AccountStore: Send + Sync + 'static {
         team: &str,
         repository: &str,
         role: Option<Role>,
+        event: &Event,
     ) -> MetaResult<Option<bool>>;
 
     /// What the account may do: its own namespace, organizations it owns, its teams' grants
@@ -186,7 +202,7 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn grants(&self, account: i64) -> MetaResult<Grants>;
 
     /// Makes a repository public or private; returns whether anything changed.
-    async fn set_public(&self, repository: &str, public: bool) -> MetaResult<bool>;
+    async fn set_public(&self, repository: &str, public: bool, event: &Event) -> MetaResult<bool>;
 
     /// Whether a repository is public.
     async fn is_public(&self, repository: &str) -> MetaResult<bool>;
@@ -205,6 +221,7 @@ pub trait AccountStore: Send + Sync + 'static {
         secret_hash: &[u8],
         scopes: &[String],
         expires_at: Option<i64>,
+        event: &Event,
     ) -> MetaResult<Option<i64>>;
 
     /// The token whose secret hashes to `secret_hash`.
@@ -217,7 +234,7 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn tokens(&self, owner: Option<i64>) -> MetaResult<Vec<TokenRecord>>;
 
     /// Revokes a token of `owner` by name; returns whether it was active.
-    async fn revoke_token(&self, owner: i64, name: &str) -> MetaResult<bool>;
+    async fn revoke_token(&self, owner: i64, name: &str, event: &Event) -> MetaResult<bool>;
 
     /// Records a use of a token (at most one write a minute per token).
     async fn touch_token(&self, id: i64) -> MetaResult<()>;

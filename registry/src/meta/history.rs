@@ -67,12 +67,14 @@ pub trait HistoryStore {
 
     /// Points `tag` back at `digest` (or, without one, at the newest manifest in its history
     /// other than the current one), provided the history since `since_ms` shows the tag
-    /// pointed there and the manifest is still stored. The restore is itself recorded.
+    /// pointed there and the manifest is still stored. The restore is itself recorded, in
+    /// the tag's history and (as `event`, with the digest) in the audit log.
     async fn restore_tag(
         &self,
         repo: &RepoName,
         tag: &Tag,
         digest: Option<&Digest>,
         since_ms: i64,
+        event: &super::events::Event,
     ) -> MetaResult<Restored>;
 }

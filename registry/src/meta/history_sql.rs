@@ -43,7 +43,7 @@ macro_rules! history_queries {
                 .map(Some)
         }
 
-        pub(super) async fn restore_tag(conn: &mut $conn, repo: &RepoName, tag: &Tag, wanted: Option<&Digest>, since: i64) -> MetaResult<Restored> {
+        pub(super) async fn restore_tag(conn: &mut $conn, repo: &RepoName, tag: &Tag, wanted: Option<&Digest>, since: i64, event: &$crate::meta::events::Event) -> MetaResult<Restored> {
             let repo_id: Option<i64> = sqlx::query_scalar("SELECT id FROM repositories WHERE name = $1")
                 .bind(repo.as_str())
                 .fetch_optional(&mut *conn)
@@ -103,6 +103,10 @@ macro_rules! history_queries {
             };
             super::q::set_tag(conn, repo_id, tag.as_str(), manifest, &target).await?;
             super::manifests_written(conn).await?;
+            let mut event = event.clone();
+            event.digest = Some(target.clone());
+            event.detail = Some(serde_json::json!({"previous": current}));
+            super::q::record_event(conn, &event).await?;
             Ok(Restored::Moved {
                 digest: target_digest,
                 previous: optional_digest(current)?,
@@ -141,9 +145,10 @@ macro_rules! impl_history_store {
                 tag: &$crate::domain::Tag,
                 digest: Option<&$crate::domain::Digest>,
                 since_ms: i64,
+                event: &$crate::meta::events::Event,
             ) -> $crate::meta::MetaResult<$crate::meta::history::Restored> {
                 let digest = digest.cloned();
-                let restored = $crate::meta::account_sql::run_owned!($conn; self.account_write, [repo, tag, digest], |c| hq::restore_tag(c, &repo, &tag, digest.as_ref(), since_ms));
+                let restored = $crate::meta::account_sql::run_owned!($conn; self.account_write, [repo, tag, digest, event], |c| hq::restore_tag(c, &repo, &tag, digest.as_ref(), since_ms, &event));
                 self.manifests_changed();
                 restored
             }

@@ -9,9 +9,12 @@
 
 mod account_sql;
 pub mod accounts;
+pub mod audit;
+mod audit_sql;
 pub mod browse;
 mod browse_sql;
 mod cache;
+pub mod events;
 pub mod gc;
 mod gc_sql;
 pub mod history;
@@ -32,6 +35,7 @@ use async_trait::async_trait;
 use crate::domain::{Digest, MediaType, ParsedManifest, Reference, RepoName, Tag, UploadId};
 
 pub use accounts::AccountStore;
+pub use audit::AuditStore;
 pub use browse::BrowseStore;
 pub use gc::GcStore;
 pub use history::HistoryStore;
@@ -164,6 +168,8 @@ pub struct NewManifest {
     pub tags: Vec<Tag>,
     /// Those of `tags` that may not be moved from another manifest.
     pub immutable: Vec<Tag>,
+    /// The push, as the audit log records it and webhooks hear of it.
+    pub event: events::Event,
 }
 
 /// Why a manifest could not be stored: its references do not hold in the repository.
@@ -213,6 +219,7 @@ pub struct PageQuery<'a> {
 #[async_trait]
 pub trait MetaStore:
     AccountStore
+    + AuditStore
     + BrowseStore
     + GcStore
     + HistoryStore
@@ -338,11 +345,22 @@ pub trait MetaStore:
         content: bool,
     ) -> MetaResult<Option<ManifestRecord>>;
 
-    /// Deletes a manifest, its tags and its references; returns whether it existed.
-    async fn delete_manifest(&self, repo: &RepoName, digest: &Digest) -> MetaResult<bool>;
+    /// Deletes a manifest, its tags and its references, recording `event`; returns whether
+    /// it existed.
+    async fn delete_manifest(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        event: &events::Event,
+    ) -> MetaResult<bool>;
 
-    /// Deletes a tag only; returns whether it existed.
-    async fn delete_tag(&self, repo: &RepoName, tag: &Tag) -> MetaResult<bool>;
+    /// Deletes a tag only, recording `event`; returns whether it existed.
+    async fn delete_tag(
+        &self,
+        repo: &RepoName,
+        tag: &Tag,
+        event: &events::Event,
+    ) -> MetaResult<bool>;
 
     /// Tags of a repository in byte order, or `None` when the repository does not exist.
     async fn tags(&self, repo: &RepoName, page: PageQuery<'_>) -> MetaResult<Option<Vec<String>>>;

@@ -12,6 +12,7 @@ use futures_util::future::BoxFuture;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgConnection, PgPool};
 
+use super::events::Event;
 use super::{
     BlobInfo, LeaseToken, ManifestRecord, MetaError, MetaResult, MetaStore, NewManifest, PageQuery,
     PutManifestError, ReferrerRecord, UploadProgress, UploadRecord,
@@ -162,6 +163,8 @@ super::usage_sql::impl_usage_store!(PostgresStore, sqlx::PgConnection);
 super::scrub_sql::impl_scrub_store!(PostgresStore, sqlx::PgConnection);
 super::retention_sql::impl_retention_store!(PostgresStore, sqlx::PgConnection);
 super::browse_sql::impl_browse_store!(PostgresStore, sqlx::PgConnection);
+// Replicas delivering at once each take different due deliveries.
+super::audit_sql::impl_audit_store!(PostgresStore, sqlx::PgConnection, " FOR UPDATE SKIP LOCKED");
 
 #[async_trait]
 impl MetaStore for PostgresStore {
@@ -330,17 +333,22 @@ impl MetaStore for PostgresStore {
         }
     }
 
-    async fn delete_manifest(&self, repo: &RepoName, digest: &Digest) -> MetaResult<bool> {
+    async fn delete_manifest(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        event: &Event,
+    ) -> MetaResult<bool> {
         write!(
             self,
-            [repo, digest] | conn | q::delete_manifest(conn, &repo, &digest).await
+            [repo, digest, event] | conn | q::delete_manifest(conn, &repo, &digest, &event).await
         )
     }
 
-    async fn delete_tag(&self, repo: &RepoName, tag: &Tag) -> MetaResult<bool> {
+    async fn delete_tag(&self, repo: &RepoName, tag: &Tag, event: &Event) -> MetaResult<bool> {
         write!(
             self,
-            [repo, tag] | conn | q::delete_tag(conn, &repo, &tag, None).await
+            [repo, tag, event] | conn | q::delete_tag(conn, &repo, &tag, None, &event).await
         )
     }
 

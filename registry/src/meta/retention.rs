@@ -32,11 +32,13 @@ pub trait RetentionStore {
     /// Records pulls at `at` (Unix ms): by tag, or by digest (every tag on that manifest).
     async fn record_pulls(&self, pulls: &[(String, String)], at: i64) -> MetaResult<()>;
 
-    /// Deletes `tag` if it was last pushed at `pushed_at` (else it moved since: kept).
+    /// Deletes `tag` if it was last pushed at `pushed_at` (else it moved since: kept),
+    /// recording `event`.
     async fn retention_delete_tag(
         &self,
         repo: &RepoName,
         tag: &Tag,
         pushed_at: i64,
+        event: &super::events::Event,
     ) -> MetaResult<bool>;
 }

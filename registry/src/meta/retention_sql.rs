@@ -25,8 +25,8 @@ macro_rules! retention_queries {
                 .collect())
         }
 
-        pub(super) async fn delete_tag(conn: &mut $conn, repo: &$crate::domain::RepoName, tag: &$crate::domain::Tag, pushed_at: i64) -> MetaResult<bool> {
-            let deleted = super::q::delete_tag(conn, repo, tag, Some(pushed_at)).await?;
+        pub(super) async fn delete_tag(conn: &mut $conn, repo: &$crate::domain::RepoName, tag: &$crate::domain::Tag, pushed_at: i64, event: &$crate::meta::events::Event) -> MetaResult<bool> {
+            let deleted = super::q::delete_tag(conn, repo, tag, Some(pushed_at), event).await?;
             super::manifests_written(conn).await?;
             Ok(deleted)
         }
@@ -80,8 +80,8 @@ macro_rules! impl_retention_store {
                 let pulls = pulls.to_vec();
                 $crate::meta::account_sql::run_owned!($conn; self.account_write, [pulls], |c| rq::record_pulls(c, &pulls, at))
             }
-            async fn retention_delete_tag(&self, repo: &$crate::domain::RepoName, tag: &$crate::domain::Tag, pushed_at: i64) -> $crate::meta::MetaResult<bool> {
-                let deleted = $crate::meta::account_sql::run_owned!($conn; self.account_write, [repo, tag], |c| rq::delete_tag(c, &repo, &tag, pushed_at));
+            async fn retention_delete_tag(&self, repo: &$crate::domain::RepoName, tag: &$crate::domain::Tag, pushed_at: i64, event: &$crate::meta::events::Event) -> $crate::meta::MetaResult<bool> {
+                let deleted = $crate::meta::account_sql::run_owned!($conn; self.account_write, [repo, tag, event], |c| rq::delete_tag(c, &repo, &tag, pushed_at, &event));
                 self.manifests_changed();
                 deleted
             }

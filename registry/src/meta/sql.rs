@@ -97,6 +97,53 @@ macro_rules! queries {
             BlobInfo, LeaseToken, ManifestRecord, MetaError, MetaResult, NewManifest, PageQuery,
             PutManifestError, ReferrerRecord, UploadProgress, UploadRecord, now_ms,
         };
+        use $crate::meta::events::Event;
+
+        /// Records `event` in the audit log and queues its webhook deliveries (see
+        /// migrations/*/0009_audit_log.sql and 0010_webhooks.sql), inside the transaction of
+        /// the change it describes. Returns the ids of the deliveries queued.
+        pub(in $crate::meta) async fn record_event(conn: &mut $conn, event: &Event) -> sqlx::Result<Vec<i64>> {
+            let id = uuid::Uuid::new_v4().to_string();
+            let at = now_ms();
+            sqlx::query(
+                "INSERT INTO audit_log (event_id, at, action, actor, address, repository, tag, digest,
+                                        media_type, size, target, detail)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            )
+            .bind(&id)
+            .bind(at)
+            .bind(event.action.as_str())
+            .bind(&event.origin.actor)
+            .bind(event.origin.address.as_deref())
+            .bind(event.repository.as_deref())
+            .bind(event.tag.as_deref())
+            .bind(event.digest.as_deref())
+            .bind(event.media_type.as_deref())
+            .bind(event.size.map(int))
+            .bind(event.target.as_deref())
+            .bind(event.detail.as_ref().map(ToString::to_string))
+            .execute(&mut *conn)
+            .await?;
+            let mut deliveries = Vec::with_capacity(event.deliver_to.len());
+            if event.deliver_to.is_empty() {
+                return Ok(deliveries);
+            }
+            let payload = event.cloud_event(&id, at);
+            for hook in &event.deliver_to {
+                deliveries.push(sqlx::query_scalar(
+                    "INSERT INTO webhook_deliveries (hook, event_id, event_type, payload, created_at, next_attempt_at)
+                     VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
+                )
+                .bind(hook)
+                .bind(&id)
+                .bind(event.action.cloud_event_type())
+                .bind(&payload)
+                .bind(at)
+                .fetch_one(&mut *conn)
+                .await?);
+            }
+            Ok(deliveries)
+        }
 
         /// The id of `name`, creating the repository row if needed.
         pub(in $crate::meta) async fn ensure_repository(conn: &mut $conn, name: &RepoName) -> sqlx::Result<i64> {
@@ -678,6 +725,7 @@ macro_rules! queries {
                 }
                 set_tag(conn, repo_id, tag.as_str(), manifest_id, &m.digest.to_string()).await?;
             }
+            record_event(conn, &m.event).await?;
             Ok(())
         }
 
@@ -710,24 +758,34 @@ macro_rules! queries {
             row.map(manifest_record).transpose()
         }
 
-        pub(in $crate::meta) async fn delete_manifest(conn: &mut $conn, repo: &RepoName, digest: &Digest) -> MetaResult<bool> {
-            let id: Option<i64> = sqlx::query_scalar(
-                "SELECT m.id FROM manifests m JOIN repositories r ON r.id = m.repository_id
+        /// Deletes a manifest and records `event` (with the manifest's media type and size)
+        /// if it existed.
+        pub(in $crate::meta) async fn delete_manifest(conn: &mut $conn, repo: &RepoName, digest: &Digest, event: &Event) -> MetaResult<bool> {
+            let found: Option<(i64, String, i64)> = sqlx::query_as(
+                "SELECT m.id, m.media_type, m.size FROM manifests m JOIN repositories r ON r.id = m.repository_id
                  WHERE r.name = $1 AND m.digest = $2",
             )
             .bind(repo.as_str())
             .bind(digest.to_string())
             .fetch_optional(&mut *conn)
             .await?;
-            match id {
-                Some(id) => Ok(drop_manifest(conn, id).await?),
-                None => Ok(false),
+            let Some((id, media_type, size)) = found else {
+                return Ok(false);
+            };
+            if !drop_manifest(conn, id).await? {
+                return Ok(false);
             }
+            let mut event = event.clone();
+            event.media_type = Some(media_type);
+            event.size = Some(uint(size, "manifests")?);
+            record_event(conn, &event).await?;
+            Ok(true)
         }
 
-        /// Deletes a tag, recording it in the history; with `updated_at`, only if the tag
-        /// was last pushed then (it did not move since the caller looked).
-        pub(in $crate::meta) async fn delete_tag(conn: &mut $conn, repo: &RepoName, tag: &Tag, updated_at: Option<i64>) -> MetaResult<bool> {
+        /// Deletes a tag, recording it in the history and `event` (with the digest it pointed
+        /// at) in the audit log; with `updated_at`, only if the tag was last pushed then (it
+        /// did not move since the caller looked).
+        pub(in $crate::meta) async fn delete_tag(conn: &mut $conn, repo: &RepoName, tag: &Tag, updated_at: Option<i64>, event: &Event) -> MetaResult<bool> {
             let deleted: Option<(i64, i64)> = sqlx::query_as(
                 "DELETE FROM tags
                  WHERE repository_id = (SELECT id FROM repositories WHERE name = $1) AND name = $2
@@ -748,6 +806,9 @@ macro_rules! queries {
                 .await?;
             record_tag_change(conn, repo_id, tag.as_str(), Some(&old), None).await?;
             review_manifest(conn, id).await?;
+            let mut event = event.clone();
+            event.digest = Some(old);
+            record_event(conn, &event).await?;
             Ok(true)
         }
 

@@ -17,6 +17,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{ConnectOptions, SqliteConnection, SqlitePool};
 
 use super::cache::ManifestCache;
+use super::events::Event;
 use super::writer::Writer;
 use super::{
     BlobInfo, LeaseToken, ManifestRecord, MetaResult, MetaStore, NewManifest, PageQuery,
@@ -122,6 +123,8 @@ super::usage_sql::impl_usage_store!(SqliteStore, sqlx::SqliteConnection);
 super::scrub_sql::impl_scrub_store!(SqliteStore, sqlx::SqliteConnection);
 super::retention_sql::impl_retention_store!(SqliteStore, sqlx::SqliteConnection);
 super::browse_sql::impl_browse_store!(SqliteStore, sqlx::SqliteConnection);
+// One process: nothing to claim against.
+super::audit_sql::impl_audit_store!(SqliteStore, sqlx::SqliteConnection, "");
 
 #[async_trait]
 impl MetaStore for SqliteStore {
@@ -319,10 +322,15 @@ impl MetaStore for SqliteStore {
         Ok(record)
     }
 
-    async fn delete_manifest(&self, repo: &RepoName, digest: &Digest) -> MetaResult<bool> {
-        let (repo, digest) = (repo.clone(), digest.clone());
+    async fn delete_manifest(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        event: &Event,
+    ) -> MetaResult<bool> {
+        let (repo, digest, event) = (repo.clone(), digest.clone(), event.clone());
         let result = write!(self, |conn| {
-            let deleted = q::delete_manifest(conn, &repo, &digest).await?;
+            let deleted = q::delete_manifest(conn, &repo, &digest, &event).await?;
             manifests_written(conn).await?;
             Ok(deleted)
         });
@@ -330,10 +338,10 @@ impl MetaStore for SqliteStore {
         result
     }
 
-    async fn delete_tag(&self, repo: &RepoName, tag: &Tag) -> MetaResult<bool> {
-        let (repo, tag) = (repo.clone(), tag.clone());
+    async fn delete_tag(&self, repo: &RepoName, tag: &Tag, event: &Event) -> MetaResult<bool> {
+        let (repo, tag, event) = (repo.clone(), tag.clone(), event.clone());
         let result = write!(self, |conn| {
-            let deleted = q::delete_tag(conn, &repo, &tag, None).await?;
+            let deleted = q::delete_tag(conn, &repo, &tag, None, &event).await?;
             manifests_written(conn).await?;
             Ok(deleted)
         });

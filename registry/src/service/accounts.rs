@@ -22,6 +22,7 @@ use crate::domain::RepoName;
 use crate::meta::accounts::{
     AccountChange, AccountKind, AccountRecord, MemberRecord, SessionRecord, TeamRecord, TokenRecord,
 };
+use crate::meta::events::{Action, Event, Origin};
 use crate::meta::{AccountStore, MetaError, now_ms};
 
 /// Settings of the accounts service.
@@ -581,18 +582,27 @@ impl Accounts {
         name: &str,
         password: &str,
         admin: bool,
+        by: &Origin,
     ) -> AdminResult<AccountRecord> {
         let name = AccountName::parse(name)?;
         let hash = hash_password(password).await?;
+        let event = Event::new(Action::UserCreate, by)
+            .target(name.as_str())
+            .detail(serde_json::json!({"admin": admin}));
         self.store
-            .create_account(name.as_str(), AccountKind::User, Some(&hash), admin)
+            .create_account(name.as_str(), AccountKind::User, Some(&hash), admin, &event)
             .await?
             .ok_or_else(|| AdminError::Exists(format!("an account named {name}")))?;
         self.account(name.as_str(), Some(AccountKind::User)).await
     }
 
     /// Creates an organization, owned by `owner` if given.
-    pub async fn create_org(&self, name: &str, owner: Option<&str>) -> AdminResult<AccountRecord> {
+    pub async fn create_org(
+        &self,
+        name: &str,
+        owner: Option<&str>,
+        by: &Origin,
+    ) -> AdminResult<AccountRecord> {
         let name = AccountName::parse(name)?;
         let owner = match owner {
             Some(o) => Some(self.account(o, Some(AccountKind::User)).await?),
@@ -600,11 +610,20 @@ impl Accounts {
         };
         let id = self
             .store
-            .create_account(name.as_str(), AccountKind::Org, None, false)
+            .create_account(
+                name.as_str(),
+                AccountKind::Org,
+                None,
+                false,
+                &Event::new(Action::OrgCreate, by).target(name.as_str()),
+            )
             .await?
             .ok_or_else(|| AdminError::Exists(format!("an account named {name}")))?;
         if let Some(owner) = owner {
-            self.store.set_org_member(id, owner.id, Some(true)).await?;
+            let event = member_event(by, name.as_str(), &owner.name, Some(true));
+            self.store
+                .set_org_member(id, owner.id, Some(true), &event)
+                .await?;
         }
         self.account(name.as_str(), Some(AccountKind::Org)).await
     }
@@ -633,31 +652,38 @@ impl Accounts {
     }
 
     /// Changes a user's password (refresh tokens issued before stop working).
-    pub async fn set_password(&self, user: &str, password: &str) -> AdminResult<()> {
+    pub async fn set_password(&self, user: &str, password: &str, by: &Origin) -> AdminResult<()> {
         let account = self.account(user, Some(AccountKind::User)).await?;
         let hash = hash_password(password).await?;
+        let event = Event::new(Action::UserPassword, by).target(&account.name);
         self.store
-            .update_account(account.id, AccountChange::Password(hash))
+            .update_account(account.id, AccountChange::Password(hash), &event)
             .await?;
         self.forget_verified_passwords();
         Ok(())
     }
 
     /// Makes a user a hub administrator or not.
-    pub async fn set_admin(&self, user: &str, admin: bool) -> AdminResult<()> {
+    pub async fn set_admin(&self, user: &str, admin: bool, by: &Origin) -> AdminResult<()> {
         let account = self.account(user, Some(AccountKind::User)).await?;
+        let event = Event::new(Action::UserAdmin, by)
+            .target(&account.name)
+            .detail(serde_json::json!({"admin": admin}));
         self.store
-            .update_account(account.id, AccountChange::Admin(admin))
+            .update_account(account.id, AccountChange::Admin(admin), &event)
             .await?;
         self.forget_verified_passwords();
         Ok(())
     }
 
     /// Disables or enables a user or organization (a disabled organization's robots stop).
-    pub async fn set_disabled(&self, name: &str, disabled: bool) -> AdminResult<()> {
+    pub async fn set_disabled(&self, name: &str, disabled: bool, by: &Origin) -> AdminResult<()> {
         let account = self.account(name, None).await?;
+        let event = Event::new(Action::AccountDisabled, by)
+            .target(&account.name)
+            .detail(serde_json::json!({"disabled": disabled}));
         self.store
-            .update_account(account.id, AccountChange::Disabled(disabled))
+            .update_account(account.id, AccountChange::Disabled(disabled), &event)
             .await?;
         self.forget_verified_passwords();
         Ok(())
@@ -665,28 +691,43 @@ impl Accounts {
 
     /// Deletes a user or organization with its memberships, teams and tokens (repositories
     /// stay, reachable by administrators).
-    pub async fn delete_account(&self, name: &str) -> AdminResult<()> {
+    pub async fn delete_account(&self, name: &str, by: &Origin) -> AdminResult<()> {
         let account = self.account(name, None).await?;
-        self.store.delete_account(account.id).await?;
+        let event = Event::new(Action::AccountDelete, by)
+            .target(&account.name)
+            .detail(serde_json::json!({"kind": account.kind.as_str()}));
+        self.store.delete_account(account.id, &event).await?;
         self.forget_verified_passwords();
         Ok(())
     }
 
     /// Adds a user to an organization, as owner or member (or changes which).
-    pub async fn add_member(&self, org: &str, user: &str, owner: bool) -> AdminResult<()> {
+    pub async fn add_member(
+        &self,
+        org: &str,
+        user: &str,
+        owner: bool,
+        by: &Origin,
+    ) -> AdminResult<()> {
         let org = self.account(org, Some(AccountKind::Org)).await?;
         let user = self.account(user, Some(AccountKind::User)).await?;
+        let event = member_event(by, &org.name, &user.name, Some(owner));
         self.store
-            .set_org_member(org.id, user.id, Some(owner))
+            .set_org_member(org.id, user.id, Some(owner), &event)
             .await?;
         Ok(())
     }
 
     /// Removes a user from an organization and its teams.
-    pub async fn remove_member(&self, org: &str, user: &str) -> AdminResult<()> {
+    pub async fn remove_member(&self, org: &str, user: &str, by: &Origin) -> AdminResult<()> {
         let org = self.account(org, Some(AccountKind::Org)).await?;
         let user = self.account(user, Some(AccountKind::User)).await?;
-        if !self.store.set_org_member(org.id, user.id, None).await? {
+        let event = member_event(by, &org.name, &user.name, None);
+        if !self
+            .store
+            .set_org_member(org.id, user.id, None, &event)
+            .await?
+        {
             return Err(AdminError::NotFound(format!(
                 "member {} of {}",
                 user.name, org.name
@@ -702,19 +743,25 @@ impl Accounts {
     }
 
     /// Creates a team.
-    pub async fn create_team(&self, org: &str, team: &str) -> AdminResult<()> {
+    pub async fn create_team(&self, org: &str, team: &str, by: &Origin) -> AdminResult<()> {
         let org = self.account(org, Some(AccountKind::Org)).await?;
         let team = AccountName::parse(team)?;
-        if !self.store.create_team(org.id, team.as_str()).await? {
+        let event = Event::new(Action::TeamCreate, by).target(format!("{}/{team}", org.name));
+        if !self
+            .store
+            .create_team(org.id, team.as_str(), &event)
+            .await?
+        {
             return Err(AdminError::Exists(format!("team {team} in {}", org.name)));
         }
         Ok(())
     }
 
     /// Deletes a team.
-    pub async fn delete_team(&self, org: &str, team: &str) -> AdminResult<()> {
+    pub async fn delete_team(&self, org: &str, team: &str, by: &Origin) -> AdminResult<()> {
         let org = self.account(org, Some(AccountKind::Org)).await?;
-        if !self.store.delete_team(org.id, team).await? {
+        let event = Event::new(Action::TeamDelete, by).target(format!("{}/{team}", org.name));
+        if !self.store.delete_team(org.id, team, &event).await? {
             return Err(AdminError::NotFound(format!(
                 "team {} in {}",
                 truncate(team),
@@ -738,6 +785,7 @@ impl Accounts {
         team: &str,
         user: &str,
         member: bool,
+        by: &Origin,
     ) -> AdminResult<()> {
         let org = self.account(org, Some(AccountKind::Org)).await?;
         let user = self.account(user, Some(AccountKind::User)).await?;
@@ -749,13 +797,22 @@ impl Accounts {
                 .iter()
                 .any(|m| m.name == user.name);
             if !already {
+                let event = member_event(by, &org.name, &user.name, Some(false));
                 self.store
-                    .set_org_member(org.id, user.id, Some(false))
+                    .set_org_member(org.id, user.id, Some(false), &event)
                     .await?;
             }
         }
+        let action = if member {
+            Action::TeamMemberAdd
+        } else {
+            Action::TeamMemberRemove
+        };
+        let event = Event::new(action, by)
+            .target(&user.name)
+            .detail(serde_json::json!({"team": format!("{}/{team}", org.name)}));
         self.store
-            .set_team_member(org.id, team, user.id, member)
+            .set_team_member(org.id, team, user.id, member, &event)
             .await?
             .ok_or_else(|| {
                 AdminError::NotFound(format!("team {} in {}", truncate(team), org.name))
@@ -771,6 +828,7 @@ impl Accounts {
         team: &str,
         repository: Option<&str>,
         role: Option<Role>,
+        by: &Origin,
     ) -> AdminResult<()> {
         let org = self.account(org, Some(AccountKind::Org)).await?;
         let repository = match repository {
@@ -786,8 +844,19 @@ impl Accounts {
             }
             None => String::new(),
         };
+        let action = if role.is_some() {
+            Action::GrantSet
+        } else {
+            Action::GrantRemove
+        };
+        let mut event = Event::new(action, by)
+            .target(format!("{}/{team}", org.name))
+            .detail(serde_json::json!({"role": role.map(Role::as_str)}));
+        if !repository.is_empty() {
+            event = event.on(&repository);
+        }
         self.store
-            .set_team_grant(org.id, team, &repository, role)
+            .set_team_grant(org.id, team, &repository, role, &event)
             .await?
             .ok_or_else(|| {
                 AdminError::NotFound(format!("team {} in {}", truncate(team), org.name))
@@ -796,9 +865,12 @@ impl Accounts {
     }
 
     /// Makes a repository public (anyone may pull) or private.
-    pub async fn set_public(&self, repository: &str, public: bool) -> AdminResult<()> {
+    pub async fn set_public(&self, repository: &str, public: bool, by: &Origin) -> AdminResult<()> {
         let r = RepoName::parse(repository)?;
-        self.store.set_public(r.as_str(), public).await?;
+        let event = Event::new(Action::Visibility, by)
+            .on(r.as_str())
+            .detail(serde_json::json!({"public": public}));
+        self.store.set_public(r.as_str(), public, &event).await?;
         Ok(())
     }
 
@@ -815,6 +887,7 @@ impl Accounts {
         name: &str,
         scopes: &[String],
         expires_in: Option<Duration>,
+        by: &Origin,
     ) -> AdminResult<NewToken> {
         let owner = self.account(owner, None).await?;
         let name = AccountName::parse(name)?;
@@ -827,6 +900,10 @@ impl Accounts {
         let secret = secret::generate()?;
         let expires_at = expires_in
             .map(|d| now_ms().saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)));
+        // The token's name and scopes, never its secret.
+        let event = Event::new(Action::TokenCreate, by)
+            .target(token_target(&owner, name.as_str()))
+            .detail(serde_json::json!({"scopes": scope.to_strings(), "expires_at": expires_at}));
         let id = self
             .store
             .create_token(
@@ -835,6 +912,7 @@ impl Accounts {
                 &secret::hash(&secret),
                 &scope.to_strings(),
                 expires_at,
+                &event,
             )
             .await?
             .ok_or_else(|| {
@@ -858,9 +936,10 @@ impl Accounts {
     }
 
     /// Revokes a token by owner and name.
-    pub async fn revoke_token(&self, owner: &str, name: &str) -> AdminResult<()> {
+    pub async fn revoke_token(&self, owner: &str, name: &str, by: &Origin) -> AdminResult<()> {
         let owner = self.account(owner, None).await?;
-        if !self.store.revoke_token(owner.id, name).await? {
+        let event = Event::new(Action::TokenRevoke, by).target(token_target(&owner, name));
+        if !self.store.revoke_token(owner.id, name, &event).await? {
             return Err(AdminError::NotFound(format!(
                 "active token {} of {}",
                 truncate(name),
@@ -868,6 +947,29 @@ impl Accounts {
             )));
         }
         Ok(())
+    }
+}
+
+/// The audit event of a change of `user`'s membership of `org` (`None`: removed).
+fn member_event(by: &Origin, org: &str, user: &str, owner: Option<bool>) -> Event {
+    let action = if owner.is_some() {
+        Action::MemberSet
+    } else {
+        Action::MemberRemove
+    };
+    let mut detail = serde_json::json!({"org": org});
+    if let Some(owner) = owner {
+        detail["owner"] = owner.into();
+    }
+    Event::new(action, by).target(user).detail(detail)
+}
+
+/// How the audit log names a token: `owner/name` for a personal token, `org+name` for a
+/// robot account.
+fn token_target(owner: &AccountRecord, name: &str) -> String {
+    match owner.kind {
+        AccountKind::User => format!("{}/{name}", owner.name),
+        AccountKind::Org => format!("{}+{name}", owner.name),
     }
 }
 

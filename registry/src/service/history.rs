@@ -85,6 +85,7 @@ impl Registry {
         repo: &RepoName,
         tag: &Tag,
         digest: Option<&Digest>,
+        by: &crate::meta::events::Origin,
     ) -> RegistryResult<TagRestored> {
         if let Some(rule) = self.limits.immutable.rule_for(repo, tag)
             && self
@@ -99,7 +100,18 @@ impl Registry {
         }
         let since = now_ms().saturating_sub(millis(self.limits.tag_history));
         let days = self.limits.tag_history.as_secs_f64() / 86_400.0;
-        match self.meta.restore_tag(repo, tag, digest, since).await? {
+        let mut event = self.event(
+            crate::meta::events::Action::TagRestore,
+            by,
+            repo,
+            Some(crate::meta::events::HookEvent::Push),
+        );
+        event.tag = Some(tag.to_string());
+        match self
+            .meta
+            .restore_tag(repo, tag, digest, since, &event)
+            .await?
+        {
             Restored::Moved { digest, previous } => Ok(TagRestored {
                 tag: tag.to_string(),
                 digest: digest.to_string(),

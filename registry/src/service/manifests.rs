@@ -2,6 +2,7 @@
 
 use super::{Registry, RegistryError, RegistryResult};
 use crate::domain::{Digest, ParsedManifest, Reference, RepoName, Tag};
+use crate::meta::events::{Action, HookEvent, Origin};
 use crate::meta::{NewManifest, PutManifestError};
 
 /// A manifest as served.
@@ -39,6 +40,7 @@ impl Registry {
         content_type: Option<&str>,
         content: bytes::Bytes,
         extra_tags: Vec<Tag>,
+        by: &Origin,
     ) -> RegistryResult<ManifestPushed> {
         let limit = self.limits.max_manifest_bytes;
         if content.len() as u64 > limit {
@@ -70,6 +72,15 @@ impl Registry {
             .filter(|t| self.limits.immutable.rule_for(repo, t).is_some())
             .cloned()
             .collect();
+        let mut event = self.event(Action::ManifestPush, by, repo, Some(HookEvent::Push));
+        event.tag = tags.first().map(ToString::to_string);
+        if tags.len() > 1 {
+            event.detail =
+                Some(serde_json::json!({"tags": tags.iter().map(Tag::as_str).collect::<Vec<_>>()}));
+        }
+        event.digest = Some(digest.to_string());
+        event.media_type = Some(parsed.media_type.as_str().to_owned());
+        event.size = Some(content.len() as u64);
         let stored = self
             .meta
             .put_manifest(NewManifest {
@@ -79,6 +90,7 @@ impl Registry {
                 parsed,
                 tags: tags.clone(),
                 immutable,
+                event,
             })
             .await;
         match stored {
@@ -139,11 +151,15 @@ impl Registry {
         &self,
         repo: &RepoName,
         reference: &Reference,
+        by: &Origin,
     ) -> RegistryResult<()> {
         let deleted = match reference {
             Reference::Digest(d) => {
                 self.refuse_immutable_on(repo, d).await?;
-                self.meta.delete_manifest(repo, d).await?
+                let mut event =
+                    self.event(Action::ManifestDelete, by, repo, Some(HookEvent::Delete));
+                event.digest = Some(d.to_string());
+                self.meta.delete_manifest(repo, d, &event).await?
             }
             Reference::Tag(t) => {
                 if let Some(rule) = self.limits.immutable.rule_for(repo, t)
@@ -153,7 +169,9 @@ impl Registry {
                         "{repo}:{t} cannot be deleted ({rule})"
                     )));
                 }
-                self.meta.delete_tag(repo, t).await?
+                let mut event = self.event(Action::TagDelete, by, repo, Some(HookEvent::Delete));
+                event.tag = Some(t.to_string());
+                self.meta.delete_tag(repo, t, &event).await?
             }
         };
         if deleted {

@@ -15,6 +15,7 @@
 //!   recorded offset are discarded by the next write.
 
 pub mod accounts;
+mod audit;
 mod blobs;
 pub mod browse;
 pub mod gc;
@@ -27,6 +28,7 @@ pub mod retention;
 pub mod scrub;
 mod uploads;
 pub mod usage;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -62,6 +64,8 @@ pub struct Limits {
     pub immutable: immutable::ImmutableTags,
     /// What namespaces and repositories may hold.
     pub quotas: quota::Quotas,
+    /// The webhooks that hear of pushes and deletes.
+    pub webhooks: webhooks::Webhooks,
 }
 
 impl Default for Limits {
@@ -74,6 +78,7 @@ impl Default for Limits {
             tag_history: std::time::Duration::from_secs(14 * 24 * 60 * 60),
             immutable: immutable::ImmutableTags::default(),
             quotas: quota::Quotas::default(),
+            webhooks: webhooks::Webhooks::default(),
         }
     }
 }
@@ -152,6 +157,9 @@ pub enum RegistryError {
     /// A rule forbids the change; the message names it.
     #[error("{0}")]
     Denied(String),
+    /// No webhook of this name is configured.
+    #[error("no webhook named {0:?} is configured")]
+    WebhookUnknown(String),
     /// A tag restore found nothing to restore.
     #[error("{0}")]
     RestoreImpossible(String),

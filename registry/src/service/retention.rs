@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::{Registry, RegistryResult};
 use crate::config::RetentionPolicy;
 use crate::domain::{Reference, RepoName, Tag};
+use crate::meta::events::{Action, HookEvent, Origin};
 use crate::meta::now_ms;
 use crate::meta::retention::TagAge;
 
@@ -152,13 +153,22 @@ impl Registry {
                 {
                     continue;
                 }
-                if !dry_run
-                    && !self
+                if !dry_run {
+                    let mut event = self.event(
+                        Action::TagDelete,
+                        &Origin::system("retention"),
+                        &name,
+                        Some(HookEvent::Delete),
+                    );
+                    event.tag = Some(t.tag.clone());
+                    event.detail = Some(serde_json::json!({"policy": policies[i].scope}));
+                    if !self
                         .meta
-                        .retention_delete_tag(&name, &tag, t.pushed_at)
+                        .retention_delete_tag(&name, &tag, t.pushed_at, &event)
                         .await?
-                {
-                    continue;
+                    {
+                        continue;
+                    }
                 }
                 report.deleted.push(Expired {
                     repository: t.repository,

@@ -17,6 +17,7 @@ use super::layout::{self, copy_box, csrf_field, page, when};
 use super::viewer::{SESSION_COOKIE, Viewer, set_cookie};
 use super::{Ui, UiError, UiResult};
 use crate::api::auth::Gate;
+use crate::meta::events::Origin;
 use crate::meta::now_ms;
 use crate::server::ConnInfo;
 use crate::service::accounts::AuthError;
@@ -286,11 +287,11 @@ pub(super) async fn account_post(
     viewer.check_form(&headers, &form)?;
     let name = user.name.clone();
     let outcome = match action.as_str() {
-        "tokens" => create_token(gate, &name, &form).await,
+        "tokens" => create_token(gate, &name, &form, &viewer.origin).await,
         "revoke" => {
             let token = form.required("name", "The token name")?;
             gate.accounts
-                .revoke_token(&name, token)
+                .revoke_token(&name, token, &viewer.origin)
                 .await
                 .map(|()| Notice::Done(format!("Token {token} revoked.")))
                 .map_err(UiError::from)
@@ -315,7 +316,12 @@ pub(super) async fn account_post(
     }
 }
 
-async fn create_token(gate: &Gate, user: &str, form: &Form) -> Result<Notice, UiError> {
+async fn create_token(
+    gate: &Gate,
+    user: &str,
+    form: &Form,
+    by: &Origin,
+) -> Result<Notice, UiError> {
     let name = form.required("name", "The token name")?;
     let scopes: Vec<String> = form
         .get("scopes")
@@ -337,7 +343,7 @@ async fn create_token(gate: &Gate, user: &str, form: &Form) -> Result<Notice, Ui
     };
     let token = gate
         .accounts
-        .create_token(user, name, &scopes, expires)
+        .create_token(user, name, &scopes, expires, by)
         .await?;
     Ok(Notice::NewToken {
         name: token.record.name,
@@ -385,7 +391,7 @@ async fn change_password(
             .await;
         }
     }
-    if let Err(e) = gate.accounts.set_password(&name, new).await {
+    if let Err(e) = gate.accounts.set_password(&name, new, &viewer.origin).await {
         return match UiError::from(e) {
             UiError::BadRequest(m) => {
                 render_account(

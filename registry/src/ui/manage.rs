@@ -108,7 +108,9 @@ pub(super) async fn repository_post(
                     ));
                 }
             };
-            gate.accounts.set_public(name.as_str(), public).await?;
+            gate.accounts
+                .set_public(name.as_str(), public, &viewer.origin)
+                .await?;
             Ok(Redirect::to(&format!("{}/-/settings", repo_href(name.as_str()))).into_response())
         }
         "delete-tag" | "delete-manifest" => {
@@ -129,7 +131,11 @@ pub(super) async fn repository_post(
             if form.get("confirm") != "yes" {
                 return confirm_page(&ui, &viewer, &name, &action, &reference).await;
             }
-            match ui.registry.delete_manifest(&name, &reference).await {
+            match ui
+                .registry
+                .delete_manifest(&name, &reference, &viewer.origin)
+                .await
+            {
                 Ok(()) => Ok(Redirect::to(&format!(
                     "{}?deleted={}",
                     repo_href(name.as_str()),
@@ -348,19 +354,24 @@ pub(super) async fn org_post(
                 &org,
                 form.required("user", "The user")?,
                 form.checked("owner"),
+                &viewer.origin,
             )
             .await
         }
         "remove-member" => {
-            a.remove_member(&org, form.required("user", "The user")?)
+            a.remove_member(&org, form.required("user", "The user")?, &viewer.origin)
                 .await
         }
         "create-team" => {
-            a.create_team(&org, form.required("team", "The team name")?)
-                .await
+            a.create_team(
+                &org,
+                form.required("team", "The team name")?,
+                &viewer.origin,
+            )
+            .await
         }
         "delete-team" => {
-            a.delete_team(&org, form.required("team", "The team")?)
+            a.delete_team(&org, form.required("team", "The team")?, &viewer.origin)
                 .await
         }
         "team-add" | "team-remove" => {
@@ -369,6 +380,7 @@ pub(super) async fn org_post(
                 form.required("team", "The team")?,
                 form.required("user", "The user")?,
                 form.get("op") == "team-add",
+                &viewer.origin,
             )
             .await
         }
@@ -381,8 +393,14 @@ pub(super) async fn org_post(
                 None
             };
             let repository = Some(form.get("repository")).filter(|r| !r.is_empty());
-            a.set_team_grant(&org, form.required("team", "The team")?, repository, role)
-                .await
+            a.set_team_grant(
+                &org,
+                form.required("team", "The team")?,
+                repository,
+                role,
+                &viewer.origin,
+            )
+            .await
         }
         _ => return Err(UiError::BadRequest("unknown organization action".into())),
     };

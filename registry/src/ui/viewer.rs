@@ -20,6 +20,7 @@ use super::{Ui, UiError};
 use crate::api::auth::RequestParts;
 use crate::auth::{Action, Actions, Grants, Principal, access, secret};
 use crate::meta::accounts::AccountRecord;
+use crate::meta::events::Origin;
 use crate::service::accounts::user_principal;
 
 /// The session cookie's name.
@@ -50,6 +51,8 @@ pub struct Viewer {
     session: Option<String>,
     /// `scheme://host` as the browser addressed this server.
     pub base_url: String,
+    /// Who they are and where they browse from, for the audit log.
+    pub origin: Origin,
 }
 
 impl Viewer {
@@ -189,7 +192,9 @@ impl FromRequestParts<Arc<Ui>> for Viewer {
         {
             let principal = user_principal(&account);
             let grants = gate.accounts.grants(&principal).await?;
+            let origin = rp.origin(account.name.clone(), ui.trust_forwarded);
             return Ok(Viewer {
+                origin,
                 who: Who::User(Box::new(account)),
                 principal,
                 grants,
@@ -205,6 +210,7 @@ impl FromRequestParts<Arc<Ui>> for Viewer {
             .map(csrf_token)
             .unwrap_or_default();
         Ok(Viewer {
+            origin: rp.origin(String::new(), ui.trust_forwarded),
             who: if ui.gate.is_some() {
                 Who::Anonymous
             } else {
