@@ -392,16 +392,16 @@ impl Server {
             (true, None) => (Some(endpoint(self.gate.clone())), None),
             (true, Some(listener)) => (None, Some((listener, endpoint(None)))),
         };
-        let app = crate::api::router(
-            self.registry.clone(),
-            self.gate.clone(),
-            ready.clone(),
-            ui,
-            self.rate_limits.clone(),
-            self.metrics.clone(),
-            scrape_here,
-            self.trust_forwarded,
-        );
+        let app = crate::api::router(crate::api::RouterParts {
+            registry: self.registry.clone(),
+            gate: self.gate.clone(),
+            ready: ready.clone(),
+            pages: ui,
+            rate_limits: self.rate_limits.clone(),
+            metrics: self.metrics.clone(),
+            scrape: scrape_here,
+            trust_forwarded: self.trust_forwarded,
+        });
         let _metrics_server = scrape_apart.map(|(listener, endpoint)| {
             AbortOnDrop(tokio::spawn(serve_metrics(
                 listener,
@@ -428,9 +428,11 @@ impl Server {
             self.metrics.clone(),
         )));
         let _webhooks = (!self.registry.webhooks().is_empty()).then(|| {
+            let metrics = self.metrics.clone();
             AbortOnDrop(tokio::spawn(crate::service::webhooks::deliver_forever(
                 self.registry.clone(),
                 self.webhook_poll,
+                move |tally| metrics.webhook_deliveries(tally),
             )))
         });
         let _audit = (self.audit.retention_days > 0).then(|| {

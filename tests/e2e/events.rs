@@ -256,6 +256,15 @@ async fn webhooks_get_signed_cloud_events_retried_after_a_failure() {
         .await
         .unwrap();
     assert_eq!(api["deliveries"][0]["attempts"], delivery["attempts"]);
+    // And the worker's attempts in the metrics: one failure, then one delivery.
+    let outcome = |m: &crate::metrics::Exposition, o: &str| {
+        m.get("berth_webhook_deliveries_total", &[("outcome", o)])
+            .unwrap_or(0.0)
+    };
+    crate::metrics::scrape_until(&b, "the webhook attempts", |m| {
+        outcome(m, "failed") == 1.0 && outcome(m, "delivered") == 1.0
+    })
+    .await;
 
     // A delete reaches the webhook too, naming the digest the tag pointed at.
     let resp = b.delete("/v2/acme/app/manifests/v1").await;

@@ -13,7 +13,7 @@ use crate::harness::{Berth, random_bytes};
 
 /// A parsed exposition: every sample by name and labels, and every family's type.
 #[derive(Debug)]
-struct Exposition {
+pub(crate) struct Exposition {
     samples: HashMap<(String, BTreeMap<String, String>), f64>,
     types: HashMap<String, String>,
 }
@@ -135,7 +135,7 @@ impl Exposition {
     }
 
     /// The sample `name{labels}`, if present.
-    fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    pub(crate) fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         let labels = labels
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -245,7 +245,11 @@ async fn scrape(b: &Berth) -> Exposition {
 }
 
 /// Scrapes until `done` holds (passes run on their own schedule), for up to 30 seconds.
-async fn scrape_until(b: &Berth, what: &str, done: impl Fn(&Exposition) -> bool) -> Exposition {
+pub(crate) async fn scrape_until(
+    b: &Berth,
+    what: &str,
+    done: impl Fn(&Exposition) -> bool,
+) -> Exposition {
     for _ in 0..300 {
         let m = scrape(b).await;
         if done(&m) {

@@ -50,22 +50,43 @@ struct App {
     trust_forwarded: bool,
 }
 
+/// What [`router`] serves and with which settings.
+pub struct RouterParts {
+    /// The registry service.
+    pub registry: Registry,
+    /// Authentication and access control, when on.
+    pub gate: Option<Arc<auth::Gate>>,
+    /// Cleared when the process starts shutting down.
+    pub ready: Arc<AtomicBool>,
+    /// The web UI.
+    pub pages: Router,
+    /// Request rate limits, if any.
+    pub rate_limits: Option<Arc<ratelimit::RateLimits>>,
+    /// Where requests are counted.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// `/metrics`, when served on this listener.
+    pub scrape: Option<metrics::Endpoint>,
+    /// Whether a proxy's `X-Forwarded-*` headers describe the client.
+    pub trust_forwarded: bool,
+}
+
 /// Builds the router for the registry API, the token endpoint (when `gate` is set, which
 /// turns authentication on), the health probes, `pages` (the web UI) and `scrape` (the
 /// `/metrics` endpoint, when served here), all behind the same logging, metrics, panic and
 /// draining layers. `ready` is cleared when the process starts shutting down, so load
 /// balancers stop sending it requests. `trust_forwarded` says whether a proxy's
 /// `X-Forwarded-*` headers describe the client.
-pub fn router(
-    registry: Registry,
-    gate: Option<Arc<auth::Gate>>,
-    ready: Arc<AtomicBool>,
-    pages: Router,
-    rate_limits: Option<Arc<ratelimit::RateLimits>>,
-    metrics: Arc<crate::metrics::Metrics>,
-    scrape: Option<metrics::Endpoint>,
-    trust_forwarded: bool,
-) -> Router {
+pub fn router(parts: RouterParts) -> Router {
+    let RouterParts {
+        registry,
+        gate,
+        ready,
+        pages,
+        rate_limits,
+        metrics,
+        scrape,
+        trust_forwarded,
+    } = parts;
     let token = match &gate {
         Some(gate) => Router::new()
             .route("/token", axum::routing::any(auth::token))

@@ -75,8 +75,8 @@ fn duration_histogram() -> Histogram {
     Histogram::new(DURATION_BUCKETS)
 }
 
-/// How a webhook delivery attempt ended. (Webhooks call [`Metrics::webhook_delivery`] once
-/// per attempt; add a variant here when a new ending needs telling apart.)
+/// How a webhook delivery attempt ended (the worker in `serve` reports each pass through
+/// [`Metrics::webhook_deliveries`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WebhookOutcome {
     /// The endpoint answered with a 2xx status.
@@ -247,6 +247,21 @@ impl Metrics {
                 outcome: outcome.as_str(),
             })
             .inc();
+    }
+
+    /// Records the attempts of one delivery pass.
+    pub fn webhook_deliveries(&self, tally: &crate::service::webhooks::DeliveryTally) {
+        for (outcome, n) in [
+            (WebhookOutcome::Delivered, tally.delivered),
+            (WebhookOutcome::Failed, tally.failed),
+            (WebhookOutcome::Dropped, tally.dropped),
+        ] {
+            self.webhook_deliveries
+                .get_or_create(&OutcomeLabel {
+                    outcome: outcome.as_str(),
+                })
+                .inc_by(u64::from(n));
+        }
     }
 
     /// Refreshes the storage gauges from `registry` if they are older than

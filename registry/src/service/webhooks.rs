@@ -233,25 +233,33 @@ impl Registry {
         &self.limits.webhooks
     }
 
-    /// Sends the deliveries due now (only delivery `only`, if given); returns how many were
-    /// attempted.
-    pub async fn deliver_due(&self, only: Option<i64>) -> RegistryResult<usize> {
+    /// Sends the deliveries due now (only delivery `only`, if given); returns how the
+    /// attempts ended.
+    pub async fn deliver_due(&self, only: Option<i64>) -> RegistryResult<DeliveryTally> {
+        let mut tally = DeliveryTally::default();
         let Some(client) = &self.limits.webhooks.client else {
-            return Ok(0);
+            return Ok(tally);
         };
         let now = now_ms();
         let lease = self.limits.webhooks.claim_until(now);
         let claimed = self.meta.claim_deliveries(now, lease, BATCH, only).await?;
-        let count = claimed.len();
         let attempts = claimed.into_iter().map(|d| self.attempt(client, d));
         for result in futures_util::future::join_all(attempts).await {
-            result?;
+            match result? {
+                AttemptOutcome::Delivered => tally.delivered += 1,
+                AttemptOutcome::RetryAt(_) => tally.failed += 1,
+                AttemptOutcome::GiveUp => tally.dropped += 1,
+            }
         }
-        Ok(count)
+        Ok(tally)
     }
 
-    /// Makes one attempt at a claimed delivery and records it.
-    async fn attempt(&self, client: &reqwest_tls::Client, d: Delivery) -> RegistryResult<()> {
+    /// Makes one attempt at a claimed delivery and records it; returns how it ended.
+    async fn attempt(
+        &self,
+        client: &reqwest_tls::Client,
+        d: Delivery,
+    ) -> RegistryResult<AttemptOutcome> {
         let number = d.attempts.saturating_add(1);
         let at = now_ms();
         let started = Instant::now();
@@ -263,10 +271,10 @@ impl Registry {
                 error: Some("the webhook is no longer configured".into()),
                 duration_ms: 0,
             };
-            return Ok(self
-                .meta
+            self.meta
                 .finish_attempt(d.id, &attempt, AttemptOutcome::GiveUp)
-                .await?);
+                .await?;
+            return Ok(AttemptOutcome::GiveUp);
         };
         let mut request = client
             .post(&hook.url)
@@ -313,7 +321,8 @@ impl Registry {
             error,
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         };
-        Ok(self.meta.finish_attempt(d.id, &attempt, outcome).await?)
+        self.meta.finish_attempt(d.id, &attempt, outcome).await?;
+        Ok(outcome)
     }
 
     /// Queues a test event for webhook `name` and makes its first attempt at once; returns the
@@ -372,17 +381,42 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Sends due deliveries every `poll`, on every replica; a pass that finds a full batch looks
-/// again at once.
-pub async fn deliver_forever(registry: Registry, poll: Duration) {
+/// How the attempts of a pass ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryTally {
+    /// Answered with a 2xx status.
+    pub delivered: u32,
+    /// Failed, to be retried.
+    pub failed: u32,
+    /// Failed for the last time: given up.
+    pub dropped: u32,
+}
+
+impl DeliveryTally {
+    fn attempted(&self) -> u32 {
+        self.delivered + self.failed + self.dropped
+    }
+}
+
+/// Sends due deliveries every `poll`, on every replica, telling `record` how each pass's
+/// attempts ended; a pass that finds a full batch looks again at once.
+pub async fn deliver_forever(
+    registry: Registry,
+    poll: Duration,
+    record: impl Fn(&DeliveryTally) + Send + 'static,
+) {
     let mut tick = tokio::time::interval(poll.max(Duration::from_millis(10)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         loop {
             match registry.deliver_due(None).await {
-                Ok(n) if n as u32 >= BATCH => continue,
-                Ok(_) => break,
+                Ok(tally) => {
+                    record(&tally);
+                    if tally.attempted() < BATCH {
+                        break;
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "webhook deliveries failed; retried next interval");
                     break;
