@@ -290,8 +290,7 @@ impl Server {
             return Err(StartError::Unprotected(addr));
         }
         let registry = open_registry(config).await?;
-        let rate_limits =
-            RateLimits::new(&config.ratelimit, config.server.trust_forwarded_headers).map(Arc::new);
+        let rate_limits = RateLimits::new(&config.ratelimit).map(Arc::new);
         let gate = if config.auth.enabled {
             let accounts = open_accounts(config, registry.account_store()).await?;
             Some(Arc::new(Gate {

@@ -364,6 +364,22 @@ impl Gate {
     }
 }
 
+/// The last address of `X-Forwarded-For`: the one the proxy in front added. Only that one:
+/// if it is not an address, earlier entries (the client's own claims) are not used instead.
+fn last_forwarded(headers: &HeaderMap) -> Option<IpAddr> {
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .next_back()?
+        .to_str()
+        .ok()?
+        .rsplit(',')
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// The parts of a request the gate and token endpoint look at.
 pub struct RequestParts<'a> {
     /// Request headers.
@@ -381,30 +397,21 @@ impl RequestParts<'_> {
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.peer.ip())
     }
 
-    /// The client's address for the audit log: with `trust_forwarded`, the last address in
-    /// `X-Forwarded-For` (the one the trusted proxy in front saw; earlier ones are the
-    /// client's own claims), else the connection's peer.
-    pub fn client_address(&self, trust_forwarded: bool) -> String {
-        let forwarded = trust_forwarded
-            .then(|| {
-                self.headers
-                    .get_all("x-forwarded-for")
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .flat_map(|v| v.split(','))
-                    .map(str::trim)
-                    .filter_map(|v| v.parse::<IpAddr>().ok())
-                    .next_back()
-            })
-            .flatten();
-        forwarded.unwrap_or_else(|| self.client_ip()).to_string()
+    /// The client's address, for the audit log and rate limits: with `trust_forwarded`, the
+    /// last address in `X-Forwarded-For` (the one the trusted proxy in front saw; earlier ones
+    /// are the client's own claims), else the connection's peer.
+    pub fn client_addr(&self, trust_forwarded: bool) -> IpAddr {
+        trust_forwarded
+            .then(|| last_forwarded(self.headers))
+            .flatten()
+            .unwrap_or_else(|| self.client_ip())
     }
 
     /// Who sent the request and from where, as the audit log records it.
     pub fn origin(&self, actor: String, trust_forwarded: bool) -> Origin {
         Origin {
             actor,
-            address: Some(self.client_address(trust_forwarded)),
+            address: Some(self.client_addr(trust_forwarded).to_string()),
         }
     }
 
@@ -526,7 +533,7 @@ pub async fn token(State(gate): State<Arc<Gate>>, request: Request) -> Response 
     };
     if let Some(limits) = &gate.rate_limits
         && let Err(refusal) =
-            limits.check_address(Class::Token, rp.conn.map(|c| c.peer.ip()), rp.headers)
+            limits.check_address(Class::Token, rp.client_addr(gate.trust_forwarded))
     {
         let mut response = refusal.into_response();
         response.extensions_mut().insert(super::RouteName("token"));
@@ -745,8 +752,17 @@ mod tests {
             authority: None,
         };
         // The proxy appended what it saw last; earlier entries are the client's own word.
-        assert_eq!(parts.client_address(true), "192.0.2.1");
-        assert_eq!(parts.client_address(false), "10.1.2.3");
+        assert_eq!(parts.client_addr(true).to_string(), "192.0.2.1");
+        assert_eq!(parts.client_addr(false).to_string(), "10.1.2.3");
+        // A last entry that is not an address falls back to the peer, never to the client's
+        // own claims before it.
+        let mut junk = headers.clone();
+        junk.append("x-forwarded-for", "unknown".parse().unwrap());
+        let parts_junk = RequestParts {
+            headers: &junk,
+            ..parts
+        };
+        assert_eq!(parts_junk.client_addr(true).to_string(), "10.1.2.3");
         let origin = parts.origin("alice".into(), false);
         assert_eq!(origin.actor, "alice");
         assert_eq!(origin.address.as_deref(), Some("10.1.2.3"));

@@ -206,7 +206,12 @@ async fn dispatch(State(app): State<Arc<App>>, request: Request) -> Response {
         } else {
             ratelimit::Class::Push
         };
-        if let Err(refusal) = limits.check_address(class, conn.map(|c| c.peer.ip()), &headers) {
+        let rp = auth::RequestParts {
+            headers: &headers,
+            conn,
+            authority: None,
+        };
+        if let Err(refusal) = limits.check_address(class, rp.client_addr(app.trust_forwarded)) {
             let mut response = refusal.into_response();
             response.extensions_mut().insert(name);
             return response;

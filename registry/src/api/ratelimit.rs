@@ -16,7 +16,7 @@ use std::num::NonZeroUsize;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use lru::LruCache;
 
@@ -101,13 +101,11 @@ pub struct RateLimits {
     pull: ClassLimits,
     push: ClassLimits,
     token: ClassLimits,
-    trust_forwarded: bool,
 }
 
 impl RateLimits {
-    /// The limits of `config`, or `None` when it sets none. With `trust_forwarded`, the
-    /// client's address is the last one in `X-Forwarded-For` (the one the proxy added).
-    pub fn new(config: &RateLimitConfig, trust_forwarded: bool) -> Option<Self> {
+    /// The limits of `config`, or `None` when it sets none.
+    pub fn new(config: &RateLimitConfig) -> Option<Self> {
         let class = |address: u32, account: u32| ClassLimits {
             per_address: Limiter::new(address),
             per_account: Limiter::new(account),
@@ -116,7 +114,6 @@ impl RateLimits {
             pull: class(config.pull_per_address, config.pull_per_account),
             push: class(config.push_per_address, config.push_per_account),
             token: class(config.token_per_address, config.token_per_account),
-            trust_forwarded,
         };
         let any = [&limits.pull, &limits.push, &limits.token]
             .iter()
@@ -132,21 +129,9 @@ impl RateLimits {
         }
     }
 
-    /// Counts a request from `peer` (the connection's address), or refuses it.
-    pub fn check_address(
-        &self,
-        class: Class,
-        peer: Option<IpAddr>,
-        headers: &HeaderMap,
-    ) -> Result<(), Refusal> {
+    /// Counts a request from `address`, or refuses it.
+    pub fn check_address(&self, class: Class, address: IpAddr) -> Result<(), Refusal> {
         let Some(limiter) = &self.of(class).per_address else {
-            return Ok(());
-        };
-        let forwarded = self
-            .trust_forwarded
-            .then(|| last_forwarded(headers))
-            .flatten();
-        let Some(address) = forwarded.or(peer) else {
             return Ok(());
         };
         limiter
@@ -173,21 +158,6 @@ impl RateLimits {
                 wait,
             })
     }
-}
-
-/// The last address of `X-Forwarded-For`: the one our proxy saw.
-fn last_forwarded(headers: &HeaderMap) -> Option<IpAddr> {
-    headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .next_back()?
-        .to_str()
-        .ok()?
-        .rsplit(',')
-        .next()?
-        .trim()
-        .parse()
-        .ok()
 }
 
 /// A request over a limit: answered `429 TOOMANYREQUESTS` with `Retry-After`.
@@ -253,19 +223,7 @@ mod tests {
     #[test]
     fn zero_means_no_limit() {
         assert!(Limiter::<String>::new(0).is_none());
-        assert!(RateLimits::new(&RateLimitConfig::default(), false).is_none());
-    }
-
-    #[test]
-    fn the_proxy_added_address_is_the_last() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            "x-forwarded-for",
-            HeaderValue::from_static("10.9.9.9, 192.0.2.7"),
-        );
-        assert_eq!(last_forwarded(&headers), "192.0.2.7".parse().ok());
-        headers.insert("x-forwarded-for", HeaderValue::from_static("junk"));
-        assert_eq!(last_forwarded(&headers), None);
+        assert!(RateLimits::new(&RateLimitConfig::default()).is_none());
     }
 
     #[test]
