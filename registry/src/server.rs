@@ -71,6 +71,9 @@ pub enum StartError {
     /// The accounts service could not start.
     #[error("cannot start authentication")]
     Accounts(#[from] AccountsError),
+    /// A pull-through cache's upstream cannot be set up.
+    #[error("cannot set up a pull-through cache")]
+    Proxy(#[from] crate::service::proxy::MirrorError),
     /// The TLS certificate or key cannot be used.
     #[error("cannot serve HTTPS")]
     Tls(#[from] TlsError),
@@ -102,7 +105,8 @@ pub async fn open_registry(config: &Config) -> Result<Registry, StartError> {
         tag_history: Duration::from_secs(config.gc.tag_history_secs),
         immutable: crate::service::immutable::ImmutableTags::new(&config.policies.immutable),
     };
-    Ok(Registry::new(meta, blobs, limits))
+    let mirrors = crate::service::proxy::Mirrors::open(&config.proxy)?;
+    Ok(Registry::new(meta, blobs, limits).with_mirrors(mirrors))
 }
 
 /// Opens the blob storage `[storage]` names.

@@ -164,6 +164,10 @@ pub struct NewManifest {
     pub tags: Vec<Tag>,
     /// Those of `tags` that may not be moved from another manifest.
     pub immutable: Vec<Tag>,
+    /// Store it even if blobs or child manifests it references are missing from the
+    /// repository (a manifest pulled through from an upstream registry, whose references
+    /// are fetched when first asked for). Sizes of those present are still checked.
+    pub references_on_demand: bool,
 }
 
 /// Why a manifest could not be stored: its references do not hold in the repository.

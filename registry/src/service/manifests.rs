@@ -40,6 +40,23 @@ impl Registry {
         content: bytes::Bytes,
         extra_tags: Vec<Tag>,
     ) -> RegistryResult<ManifestPushed> {
+        self.mirrors.refuse_push(repo)?;
+        self.store_manifest(repo, reference, content_type, content, extra_tags, false)
+            .await
+    }
+
+    /// Validates and stores a manifest, as [`Registry::put_manifest`] describes; with
+    /// `references_on_demand` (a manifest pulled through from an upstream) what it
+    /// references need not be stored yet.
+    pub(super) async fn store_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        content: bytes::Bytes,
+        extra_tags: Vec<Tag>,
+        references_on_demand: bool,
+    ) -> RegistryResult<ManifestPushed> {
         let limit = self.limits.max_manifest_bytes;
         if content.len() as u64 > limit {
             return Err(RegistryError::ManifestTooLarge { limit });
@@ -79,6 +96,7 @@ impl Registry {
                 parsed,
                 tags: tags.clone(),
                 immutable,
+                references_on_demand,
             })
             .await;
         match stored {

@@ -22,6 +22,7 @@ pub mod history;
 pub mod immutable;
 mod listing;
 mod manifests;
+pub mod proxy;
 pub mod retention;
 pub mod scrub;
 mod uploads;
@@ -163,6 +164,9 @@ pub enum RegistryError {
     /// A stored upload hash state is unreadable.
     #[error("upload state failure")]
     HashState(#[from] HashStateError),
+    /// The upstream of a pull-through cache failed, and nothing was cached to serve instead.
+    #[error(transparent)]
+    Upstream(#[from] crate::upstream::UpstreamError),
 }
 
 /// Result of registry operations.
@@ -178,6 +182,8 @@ pub struct Registry {
     platforms: Arc<browse::PlatformCache>,
     /// Tags pulled and not yet recorded (for retention's "pulled within" rules).
     pulls: Arc<retention::PullLog>,
+    /// Namespaces that are pull-through caches of other registries.
+    mirrors: Arc<proxy::Mirrors>,
 }
 
 impl Registry {
@@ -189,7 +195,14 @@ impl Registry {
             limits,
             platforms: Arc::new(browse::PlatformCache::default()),
             pulls: Arc::new(retention::PullLog::default()),
+            mirrors: Arc::new(proxy::Mirrors::default()),
         }
+    }
+
+    /// This registry with `mirrors` as its pull-through caches.
+    pub fn with_mirrors(mut self, mirrors: proxy::Mirrors) -> Self {
+        self.mirrors = Arc::new(mirrors);
+        self
     }
 
     /// The configured limits.
