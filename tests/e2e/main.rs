@@ -19,6 +19,7 @@ mod harness;
 mod memory;
 mod nginx;
 mod policies;
+mod proxy;
 mod real_clients;
 mod replicas;
 mod runtime_pull;

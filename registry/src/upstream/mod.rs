@@ -157,7 +157,7 @@ impl Upstream {
     ) -> Result<UpstreamManifest, UpstreamError> {
         let path = format!("{name}/manifests/{reference}");
         let mut response = self.send(Method::GET, name, &path).await?;
-        if response.content_length().is_some_and(|n| n > limit) {
+        if header_len(&response).is_some_and(|n| n > limit) {
             return Err(UpstreamError::TooLarge { limit });
         }
         let media_type = header_str(&response, header::CONTENT_TYPE);
@@ -198,7 +198,7 @@ impl Upstream {
         let response = self
             .send(Method::HEAD, name, &format!("{name}/blobs/{digest}"))
             .await?;
-        response.content_length().ok_or(UpstreamError::NoLength)
+        header_len(&response).ok_or(UpstreamError::NoLength)
     }
 
     /// `GET` a blob as a stream. Its bytes are not verified here.
@@ -210,7 +210,7 @@ impl Upstream {
         let response = self
             .send_streaming(Method::GET, name, &format!("{name}/blobs/{digest}"))
             .await?;
-        let size = response.content_length().ok_or(UpstreamError::NoLength)?;
+        let size = header_len(&response).ok_or(UpstreamError::NoLength)?;
         let stream = futures_util::stream::unfold(Some(response), |response| async move {
             let mut response = response?;
             match response.chunk().await {
@@ -312,6 +312,12 @@ fn header_str(response: &Response, name: header::HeaderName) -> Option<String> {
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
+}
+
+/// `Content-Length` as sent (reqwest's `content_length()` is the body's, which a `HEAD`
+/// response does not have).
+fn header_len(response: &Response) -> Option<u64> {
+    header_str(response, header::CONTENT_LENGTH).and_then(|n| n.trim().parse().ok())
 }
 
 fn header_digest(response: &Response) -> Option<Digest> {
