@@ -667,4 +667,11 @@ async fn berth_as_a_token_authenticated_upstream_anonymously_and_with_credential
     assert!(b.pulls("anon/library/pub", "v1").await);
     let resp = b.get("/v2/anon/library/app/manifests/v1").await;
     expect_error(resp, StatusCode::BAD_GATEWAY, "UNKNOWN").await;
+    // Through the token flow: the upstream's token endpoint handed out the tokens.
+    let tokens = up
+        .logs()
+        .lines()
+        .filter(|l| l.contains(r#""route":"token""#) && l.contains(r#""status":200"#))
+        .count();
+    assert!(tokens >= 2, "{}", up.logs());
 }

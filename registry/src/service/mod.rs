@@ -2,7 +2,8 @@
 //! tag manifests, list, mount and delete.
 //!
 //! This is the only layer that touches both metadata ([`MetaStore`]) and blob bytes
-//! ([`BlobStore`]); it depends on `domain`, `meta` and `blob`, never on HTTP. Handlers call one
+//! ([`BlobStore`]); it depends on `domain`, `meta`, `blob` and (for pull-through caches)
+//! `upstream`, never on HTTP handling. Handlers call one
 //! method here per request.
 //!
 //! Ordering rules that keep the store consistent through a crash at any moment:
