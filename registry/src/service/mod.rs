@@ -3,8 +3,7 @@
 //!
 //! This is the only layer that touches both metadata ([`MetaStore`]) and blob bytes
 //! ([`BlobStore`]); it depends on `domain`, `meta`, `blob` and (for pull-through caches)
-//! `upstream`, never on HTTP handling. Handlers call one
-//! method here per request.
+//! `upstream`, never on HTTP handling. Handlers call one method here per request.
 //!
 //! Ordering rules that keep the store consistent through a crash at any moment:
 //! - blob bytes are renamed into place (verified, synced) under a key of their own *before*
