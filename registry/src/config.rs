@@ -72,6 +72,94 @@ pub struct Config {
     pub audit: AuditConfig,
     /// Webhooks.
     pub webhooks: WebhooksConfig,
+    /// Pull-through caches of upstream registries.
+    pub proxy: ProxyConfig,
+}
+
+/// `[proxy]` and its `[[proxy.upstream]]` entries: namespaces that mirror another registry.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyConfig {
+    /// The mirrored registries, one local namespace each.
+    pub upstream: Vec<UpstreamConfig>,
+}
+
+/// One pull-through cache: pulls of `namespace/REPO` that miss locally fetch `REPO` from
+/// the registry at `url`, store it and serve it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// The local namespace (first path component) the upstream's repositories appear under.
+    pub namespace: String,
+    /// The upstream registry's base URL (`https://host[:port][/prefix]`; `/v2/` is added).
+    pub url: String,
+    /// User name for the upstream (HTTP Basic, or at its token endpoint); empty: anonymous.
+    #[serde(default)]
+    pub username: String,
+    /// That user's password or access token.
+    #[serde(default)]
+    pub password: Secret,
+    /// A file holding the password (its first line), instead of `password`.
+    #[serde(default)]
+    pub password_file: String,
+    /// Upstream repository names that may be mirrored (`*`, `?`, `[...]` within a path
+    /// component, `**` across components); empty: every repository.
+    #[serde(default)]
+    pub repositories: Vec<String>,
+    /// Seconds a tag fetched or checked upstream is served without asking the upstream again.
+    #[serde(default = "default_manifest_ttl_secs")]
+    pub manifest_ttl_secs: u64,
+    /// Seconds to connect, to receive a manifest, or to wait for the next bytes of a blob.
+    #[serde(default = "default_upstream_timeout_secs")]
+    pub timeout_secs: u64,
+}
+
+fn default_manifest_ttl_secs() -> u64 {
+    300
+}
+
+fn default_upstream_timeout_secs() -> u64 {
+    30
+}
+
+impl ProxyConfig {
+    fn validate(&self) -> Result<(), String> {
+        let mut seen: Vec<&str> = Vec::new();
+        for (i, u) in self.upstream.iter().enumerate() {
+            let which = format!("proxy.upstream[{i}] (namespace {:?})", u.namespace);
+            let ns = crate::domain::RepoName::parse(&u.namespace)
+                .map_err(|e| format!("{which}: invalid namespace: {e}"))?;
+            if ns.as_str().contains('/') {
+                return Err(format!(
+                    "{which}: the namespace must be one path component, without '/'"
+                ));
+            }
+            if seen.contains(&ns.as_str()) {
+                return Err(format!(
+                    "{which}: another upstream already uses this namespace"
+                ));
+            }
+            seen.push(&u.namespace);
+            crate::upstream::base_url(&u.url).map_err(|e| format!("{which}: url: {e}"))?;
+            let has_password = !u.password.0.is_empty() || !u.password_file.is_empty();
+            if !u.password.0.is_empty() && !u.password_file.is_empty() {
+                return Err(format!("{which}: set password or password_file, not both"));
+            }
+            if u.username.is_empty() == has_password {
+                return Err(format!(
+                    "{which}: username and a password (or password_file) go together"
+                ));
+            }
+            for pattern in &u.repositories {
+                glob::Pattern::new(pattern)
+                    .map_err(|e| format!("{which}: invalid pattern {pattern:?}: {e}"))?;
+            }
+            if u.timeout_secs == 0 {
+                return Err(format!("{which}: timeout_secs must be at least 1"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `[audit]`
@@ -852,6 +940,7 @@ impl Config {
             .and_then(|()| config.policies.validate())
             .and_then(|()| config.metrics.listen_addr().map(drop))
             .and_then(|()| config.webhooks.validate())
+            .and_then(|()| config.proxy.validate())
             .map_err(|message| ConfigError::Invalid {
                 path: file.map(Path::to_owned),
                 message,
@@ -1100,6 +1189,59 @@ mod tests {
         std::fs::write(&path, hook("url = \"https://ci.example/hook\"")).unwrap();
         let c = Config::load(Some(&path), env(&[])).unwrap();
         assert_eq!(c.webhooks.hook[0].max_attempts, 8);
+    }
+
+    #[test]
+    fn proxy_upstreams_are_checked_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let load = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            Config::load(Some(&path), env(&[]))
+        };
+        let c = load(
+            "[[proxy.upstream]]\nnamespace = \"hub\"\nurl = \"https://registry-1.docker.io\"\n\
+             repositories = [\"library/*\"]\n\
+             [[proxy.upstream]]\nnamespace = \"ghcr\"\nurl = \"https://ghcr.io\"\n\
+             username = \"me\"\npassword = \"hunter2\"\nmanifest_ttl_secs = 60\n",
+        )
+        .unwrap();
+        let [hub, ghcr] = &c.proxy.upstream[..] else {
+            panic!("{:?}", c.proxy)
+        };
+        assert_eq!((hub.manifest_ttl_secs, hub.timeout_secs), (300, 30));
+        assert_eq!(ghcr.manifest_ttl_secs, 60);
+        assert!(!format!("{ghcr:?}").contains("hunter2"));
+        let entry = |extra: &str| {
+            format!("[[proxy.upstream]]\nnamespace = \"hub\"\nurl = \"https://h.example\"\n{extra}")
+        };
+        for (text, complaint) in [
+            (entry("") + &entry(""), "already uses this namespace"),
+            (entry("username = \"u\"\n"), "go together"),
+            (entry("password = \"p\"\n"), "go together"),
+            (
+                entry("username = \"u\"\npassword = \"p\"\npassword_file = \"/f\"\n"),
+                "not both",
+            ),
+            (entry("repositories = [\"[\"]\n"), "invalid pattern"),
+            (entry("timeout_secs = 0\n"), "timeout_secs"),
+            (entry("colour = 1\n"), "colour"),
+            (
+                "[[proxy.upstream]]\nnamespace = \"a/b\"\nurl = \"https://h.example\"\n".into(),
+                "one path component",
+            ),
+            (
+                "[[proxy.upstream]]\nnamespace = \"Hub\"\nurl = \"https://h.example\"\n".into(),
+                "invalid namespace",
+            ),
+            (
+                "[[proxy.upstream]]\nnamespace = \"hub\"\nurl = \"h.example\"\n".into(),
+                "not a URL",
+            ),
+        ] {
+            let e = load(&text).unwrap_err();
+            assert!(e.to_string().contains(complaint), "{text}: {e}");
+        }
     }
 
     #[test]

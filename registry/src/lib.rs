@@ -9,6 +9,7 @@
 //! service/   the registry's rules; the only layer touching both metadata and blobs
 //! meta/      metadata in SQL behind the MetaStore trait (SQLite, PostgreSQL)
 //! blob/      content-addressed bytes over object_store; the key layout in one enum
+//! upstream/  a client for other registries (the sources of pull-through caches)
 //! domain/    names, tags, digests, references, manifests; no I/O
 //! ```
 //!
@@ -26,3 +27,4 @@ pub mod service;
 pub mod telemetry;
 pub mod tls;
 pub mod ui;
+pub mod upstream;

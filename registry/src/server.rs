@@ -80,6 +80,9 @@ pub enum StartError {
     /// The webhooks cannot be set up (a secret is missing).
     #[error("cannot set up webhooks")]
     Webhooks(#[from] WebhookSetupError),
+    /// A pull-through cache's upstream cannot be set up.
+    #[error("cannot set up a pull-through cache")]
+    Proxy(#[from] crate::service::proxy::MirrorError),
     /// The TLS certificate or key cannot be used.
     #[error("cannot serve HTTPS")]
     Tls(#[from] TlsError),
@@ -113,7 +116,8 @@ pub async fn open_registry(config: &Config) -> Result<Registry, StartError> {
         quotas: crate::service::quota::Quotas::new(&config.policies.quota),
         webhooks: Webhooks::new(&config.webhooks)?,
     };
-    Ok(Registry::new(meta, blobs, limits))
+    let mirrors = crate::service::proxy::Mirrors::open(&config.proxy)?;
+    Ok(Registry::new(meta, blobs, limits).with_mirrors(mirrors))
 }
 
 /// Opens the blob storage `[storage]` names.

@@ -35,7 +35,7 @@ impl Berth {
 
     /// Whether the image `reference` pulls completely: its manifest, and every blob and child
     /// it names.
-    async fn pulls(&self, repo: &str, reference: &str) -> bool {
+    pub(crate) async fn pulls(&self, repo: &str, reference: &str) -> bool {
         let resp = self
             .http
             .get(self.url(&format!("/v2/{repo}/manifests/{reference}")))

@@ -21,6 +21,7 @@ mod memory;
 mod metrics;
 mod nginx;
 mod policies;
+mod proxy;
 mod ratelimit;
 mod real_clients;
 mod replicas;

@@ -16,7 +16,7 @@ tags = ["v*"]
 
 /// A server whose configuration file holds `config` (through `BERTH_CONFIG`, which the
 /// one-shot commands `b.cli` runs see too).
-fn start_with_config(config: &str, env: &[(&str, &str)]) -> (Berth, tempfile::TempDir) {
+pub(crate) fn start_with_config(config: &str, env: &[(&str, &str)]) -> (Berth, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("dir");
     let file = dir.path().join("berth.toml");
     std::fs::write(&file, config).expect("config");

@@ -62,7 +62,7 @@ pub async fn get(
     } else {
         http::Method::GET
     };
-    if let Some(url) = reg.blob_redirect(&name, &digest, method).await? {
+    if let Some(url) = reg.pull_blob_redirect(&name, &digest, method).await? {
         return Ok((
             StatusCode::TEMPORARY_REDIRECT,
             [
@@ -76,29 +76,28 @@ pub async fn get(
             .into_response());
     }
     if head {
-        let size = reg.blob_size(&name, &digest).await?;
+        let size = reg.pull_blob_size(&name, &digest).await?;
         return Ok((StatusCode::OK, common(size)).into_response());
     }
     let range = headers
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
         .and_then(parse_range);
-    let blob = reg.read_blob(&name, &digest, range).await?;
+    let blob = reg.pull_blob(&name, &digest, range).await?;
     let r = blob.read.range.clone();
     let body = Body::from_stream(blob.read.stream.map_err(std::io::Error::other));
     let len = r.end - r.start;
-    match range {
-        Some(_) => {
-            let content_range = format!("bytes {}-{}/{}", r.start, r.end - 1, blob.size);
-            Ok((
-                StatusCode::PARTIAL_CONTENT,
-                common(len),
-                [(header::CONTENT_RANGE, hv(content_range))],
-                body,
-            )
-                .into_response())
-        }
-        None => Ok((StatusCode::OK, common(len), body).into_response()),
+    if blob.partial {
+        let content_range = format!("bytes {}-{}/{}", r.start, r.end - 1, blob.size);
+        Ok((
+            StatusCode::PARTIAL_CONTENT,
+            common(len),
+            [(header::CONTENT_RANGE, hv(content_range))],
+            body,
+        )
+            .into_response())
+    } else {
+        Ok((StatusCode::OK, common(len), body).into_response())
     }
 }
 

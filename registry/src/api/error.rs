@@ -201,6 +201,8 @@ impl From<RegistryError> for ApiError {
             RegistryError::Blob(BlobError::Unsupported(reason)) => {
                 Self::new(S::BAD_REQUEST, C::DigestInvalid, *reason)
             }
+            // The cause was logged with the upstream's address; the client learns which kind.
+            RegistryError::Upstream(_) => Self::new(S::BAD_GATEWAY, C::Unknown, msg),
             RegistryError::Meta(_) | RegistryError::Blob(_) | RegistryError::HashState(_) => Self::internal(&e),
         }
     }

@@ -27,7 +27,7 @@ pub async fn get(
     reference: Reference,
     head: bool,
 ) -> Result<Response, ApiError> {
-    let m = reg.manifest(&name, &reference, !head).await?;
+    let m = reg.pull_manifest(&name, &reference, !head).await?;
     let headers = [
         (header::CONTENT_TYPE, hv(&m.media_type)),
         (header::CONTENT_LENGTH, hv(m.size.to_string())),

@@ -170,6 +170,10 @@ pub struct NewManifest {
     pub immutable: Vec<Tag>,
     /// The push, as the audit log records it and webhooks hear of it.
     pub event: events::Event,
+    /// Store it even if blobs or child manifests it references are missing from the
+    /// repository (a manifest pulled through from an upstream registry, whose references
+    /// are fetched when first asked for). Sizes of those present are still checked.
+    pub references_on_demand: bool,
 }
 
 /// Why a manifest could not be stored: its references do not hold in the repository.

@@ -652,7 +652,7 @@ macro_rules! queries {
                         .await?;
                 check_reference(&mut missing, &child.digest, child.size, size)?;
             }
-            if !missing.is_empty() {
+            if !missing.is_empty() && !m.references_on_demand {
                 return Err(PutManifestError::Missing(missing));
             }
             let annotations = (!m.parsed.annotations.is_empty())

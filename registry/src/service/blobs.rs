@@ -37,6 +37,9 @@ impl ByteRange {
 pub struct BlobContent {
     /// The blob's full size.
     pub size: u64,
+    /// Whether `read` holds the requested range (`206`); false for the whole blob, also sent
+    /// when a range was asked for but could not be honoured (RFC 9110 §14.2 allows that).
+    pub partial: bool,
     /// The bytes, possibly of a sub-range.
     pub read: BlobRead,
 }
@@ -91,8 +94,13 @@ impl Registry {
                     .ok_or(RegistryError::RangeNotSatisfiable { size })
             })
             .transpose()?;
+        let partial = range.is_some();
         match self.blobs.get(digest, location.as_deref(), range).await? {
-            Some(read) => Ok(BlobContent { size, read }),
+            Some(read) => Ok(BlobContent {
+                size,
+                partial,
+                read,
+            }),
             None => {
                 // A row without bytes: storage was damaged outside berth. Report the blob as
                 // unknown so clients re-push it, and leave a trace for the operator.
@@ -123,6 +131,7 @@ impl Registry {
         digest: &Digest,
         from: Option<&RepoName>,
     ) -> RegistryResult<Option<u64>> {
+        self.mirrors.refuse_push(repo)?;
         if self.limits.quotas.cover(repo)
             && let Some(size) = self.meta.blob_anywhere(digest).await?
         {

@@ -29,6 +29,15 @@ pub struct ManifestPushed {
     pub tags: Vec<Tag>,
 }
 
+/// Who stores a manifest.
+pub(crate) enum Writer<'a> {
+    /// A client's push.
+    Client(&'a Origin),
+    /// A pull-through cache filling itself from its upstream: what the manifest references
+    /// need not be stored yet (it is fetched when first asked for).
+    Mirror,
+}
+
 impl Registry {
     /// Stores a manifest under `reference` (a tag, or the digest it must have) and any extra
     /// `tags`, after validating it and checking that everything it references is present.
@@ -42,6 +51,34 @@ impl Registry {
         extra_tags: Vec<Tag>,
         by: &Origin,
     ) -> RegistryResult<ManifestPushed> {
+        self.mirrors.refuse_push(repo)?;
+        self.store_manifest(
+            repo,
+            reference,
+            content_type,
+            content,
+            extra_tags,
+            Writer::Client(by),
+        )
+        .await
+    }
+
+    /// Validates and stores a manifest, as [`Registry::put_manifest`] describes; from a
+    /// [`Writer::Mirror`], what it references need not be stored yet.
+    pub(super) async fn store_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        content: bytes::Bytes,
+        extra_tags: Vec<Tag>,
+        writer: Writer<'_>,
+    ) -> RegistryResult<ManifestPushed> {
+        let (by, references_on_demand) = match writer {
+            Writer::Client(by) => (by.clone(), false),
+            Writer::Mirror => (Origin::system("proxy"), true),
+        };
+        let by = &by;
         let limit = self.limits.max_manifest_bytes;
         if content.len() as u64 > limit {
             return Err(RegistryError::ManifestTooLarge { limit });
@@ -91,6 +128,7 @@ impl Registry {
                 tags: tags.clone(),
                 immutable,
                 event,
+                references_on_demand,
             })
             .await;
         match stored {

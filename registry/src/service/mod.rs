@@ -2,8 +2,8 @@
 //! tag manifests, list, mount and delete.
 //!
 //! This is the only layer that touches both metadata ([`MetaStore`]) and blob bytes
-//! ([`BlobStore`]); it depends on `domain`, `meta` and `blob`, never on HTTP. Handlers call one
-//! method here per request.
+//! ([`BlobStore`]); it depends on `domain`, `meta`, `blob` and (for pull-through caches)
+//! `upstream`, never on HTTP handling. Handlers call one method here per request.
 //!
 //! Ordering rules that keep the store consistent through a crash at any moment:
 //! - blob bytes are renamed into place (verified, synced) under a key of their own *before*
@@ -23,6 +23,7 @@ pub mod history;
 pub mod immutable;
 mod listing;
 mod manifests;
+pub mod proxy;
 pub mod quota;
 pub mod retention;
 pub mod scrub;
@@ -175,6 +176,9 @@ pub enum RegistryError {
     /// A stored upload hash state is unreadable.
     #[error("upload state failure")]
     HashState(#[from] HashStateError),
+    /// The upstream of a pull-through cache failed, and nothing was cached to serve instead.
+    #[error(transparent)]
+    Upstream(#[from] crate::upstream::UpstreamError),
 }
 
 /// Result of registry operations.
@@ -190,6 +194,8 @@ pub struct Registry {
     platforms: Arc<browse::PlatformCache>,
     /// Tags pulled and not yet recorded (for retention's "pulled within" rules).
     pulls: Arc<retention::PullLog>,
+    /// Namespaces that are pull-through caches of other registries.
+    mirrors: Arc<proxy::Mirrors>,
 }
 
 impl Registry {
@@ -201,7 +207,14 @@ impl Registry {
             limits,
             platforms: Arc::new(browse::PlatformCache::default()),
             pulls: Arc::new(retention::PullLog::default()),
+            mirrors: Arc::new(proxy::Mirrors::default()),
         }
+    }
+
+    /// This registry with `mirrors` as its pull-through caches.
+    pub fn with_mirrors(mut self, mirrors: proxy::Mirrors) -> Self {
+        self.mirrors = Arc::new(mirrors);
+        self
     }
 
     /// The configured limits.

@@ -124,7 +124,12 @@ impl Registry {
                     )),
                     Err(e) => found.push((Problem::ManifestCorrupt, e.to_string())),
                 }
-                for r in dangling.iter().filter(|r| r.manifest_id == m.id) {
+                // In a pull-through cache, references arrive when first pulled.
+                let on_demand = self.mirrors.covers(&m.repository);
+                for r in dangling
+                    .iter()
+                    .filter(|r| r.manifest_id == m.id && !on_demand)
+                {
                     let what = if r.child { "child manifest" } else { "blob" };
                     found.push((
                         Problem::DanglingReference,

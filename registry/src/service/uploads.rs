@@ -83,6 +83,7 @@ impl Registry {
         repo: &RepoName,
         algorithm: Algorithm,
     ) -> RegistryResult<UploadStarted> {
+        self.mirrors.refuse_push(repo)?;
         self.quota_admits_writes(repo).await?;
         let id = UploadId::new_random();
         self.meta
@@ -317,6 +318,18 @@ impl Registry {
     /// Stores a whole blob sent in one request (`POST ?digest=`), verifying its digest.
     #[tracing::instrument(skip(self, body))]
     pub async fn upload_monolithic(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        body: ByteStream,
+    ) -> RegistryResult<()> {
+        self.mirrors.refuse_push(repo)?;
+        self.store_blob(repo, digest, body).await
+    }
+
+    /// Stores the blob `body` in `repo` if its bytes have `digest`; nothing is recorded
+    /// otherwise (a push's single request, or a blob pulled through from an upstream).
+    pub(super) async fn store_blob(
         &self,
         repo: &RepoName,
         digest: &Digest,
