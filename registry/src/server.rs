@@ -294,6 +294,18 @@ impl Server {
             return Err(StartError::Unprotected(addr));
         }
         let registry = open_registry(config).await?;
+        // The audit log's record of which policies are in force (see `record_policies`).
+        let policies = serde_json::json!({
+            "immutable": config.policies.immutable,
+            "quota": config.policies.quota,
+            "retention": config.retention.policy,
+            "ratelimit": config.ratelimit,
+        });
+        match registry.record_policies(policies).await {
+            Ok(true) => tracing::info!("the hub policies changed; recorded in the audit log"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot record the hub policies in the audit log"),
+        }
         let rate_limits = RateLimits::new(&config.ratelimit).map(Arc::new);
         let gate = if config.auth.enabled {
             let accounts = open_accounts(config, registry.account_store()).await?;

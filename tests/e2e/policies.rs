@@ -326,3 +326,41 @@ async fn docker_push_past_a_quota_shows_the_refusal() {
     docker.ok(&["push", &elsewhere]);
     docker.ok(&["rmi", &image, &elsewhere]);
 }
+
+/// Policies live in the configuration file: a server that starts with other ones than the
+/// last recorded leaves a `policy.change` entry in the audit log.
+#[tokio::test]
+async fn a_policy_change_is_in_the_audit_log() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("berth.toml");
+    let data = dir.path().join("data");
+    let env = [("BERTH_CONFIG", file.to_str().expect("path"))];
+    let entries = |b: &Berth| {
+        let (ok, out, err) = b.cli(&["audit", "--action", "policy", "--json"], &[]);
+        assert!(ok, "{err}");
+        serde_json::from_str::<serde_json::Value>(&out).expect("json")
+    };
+    std::fs::write(&file, QUOTAS).expect("config");
+    let mut b = Berth::start_in(&data, &env);
+    let first = entries(&b);
+    let list = first.as_array().expect("entries");
+    assert_eq!(list.len(), 1, "{first}");
+    assert_eq!(list[0]["action"], "policy.change");
+    assert_eq!(list[0]["actor"], "system:config");
+    assert_eq!(
+        list[0]["detail"]["policies"]["quota"][0]["max_bytes"], 3000,
+        "{first}"
+    );
+    // The same policies again: nothing new.
+    assert!(b.terminate(std::time::Duration::from_secs(10)));
+    let mut b = Berth::start_in(&data, &env);
+    assert_eq!(entries(&b).as_array().expect("entries").len(), 1);
+    // Another quota: a second entry, newest first.
+    std::fs::write(&file, QUOTAS.replace("3000", "4000")).expect("config");
+    assert!(b.terminate(std::time::Duration::from_secs(10)));
+    let b = Berth::start_in(&data, &env);
+    let after = entries(&b);
+    let list = after.as_array().expect("entries");
+    assert_eq!(list.len(), 2, "{after}");
+    assert_eq!(list[0]["detail"]["policies"]["quota"][0]["max_bytes"], 4000);
+}

@@ -78,6 +78,9 @@ pub enum Action {
     TokenRevoke,
     /// A webhook's test event was sent.
     WebhookTest,
+    /// The hub policies in force (immutable tags, quotas, retention, rate limits) changed:
+    /// a server started with other ones than the last recorded.
+    PolicyChange,
 }
 
 /// The events webhooks subscribe to.
@@ -92,7 +95,7 @@ pub enum HookEvent {
 
 impl Action {
     /// Every action, for parsing stored names.
-    pub const ALL: [Action; 22] = [
+    pub const ALL: [Action; 23] = [
         Action::ManifestPush,
         Action::ManifestDelete,
         Action::TagDelete,
@@ -115,6 +118,7 @@ impl Action {
         Action::TokenCreate,
         Action::TokenRevoke,
         Action::WebhookTest,
+        Action::PolicyChange,
     ];
 
     /// The stored name.
@@ -142,6 +146,7 @@ impl Action {
             Action::TokenCreate => "token.create",
             Action::TokenRevoke => "token.revoke",
             Action::WebhookTest => "webhook.test",
+            Action::PolicyChange => "policy.change",
         }
     }
 
