@@ -40,3 +40,16 @@ pub fn init(config: &LogConfig) -> Result<(), LogInitError> {
     };
     result.map_err(|_| LogInitError::AlreadySet)
 }
+
+/// An error with its causes, for a log line or a stored message:
+/// `error sending request: connection refused`.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut chain = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        chain.push_str(": ");
+        chain.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    chain
+}

@@ -25,6 +25,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use crate::config::TlsConfig;
+use crate::telemetry::error_chain;
 
 /// How long a client may take to complete the TLS handshake. Without a limit a client that
 /// connects and stays silent would hold a task and a socket until the process exits.
@@ -321,18 +322,6 @@ fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
         path: path.to_owned(),
         source,
     })
-}
-
-/// `error: cause: cause`, for a log line.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut chain = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        chain.push_str(": ");
-        chain.push_str(&s.to_string());
-        source = s.source();
-    }
-    chain
 }
 
 #[cfg(test)]

@@ -14,6 +14,25 @@ scope = "rel"
 tags = ["v*"]
 "#;
 
+/// `berth serve` with a configuration file holding `config`, expected to refuse it:
+/// (success, stderr).
+fn serve_with(config: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().expect("dir");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, config).expect("bad");
+    let (ok, _, err) = crate::cli::berth(
+        &[
+            "serve",
+            "--config",
+            bad.to_str().expect("path"),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    (ok, err)
+}
+
 /// A server whose configuration file holds `config` (through `BERTH_CONFIG`, which the
 /// one-shot commands `b.cli` runs see too).
 pub(crate) fn start_with_config(config: &str, env: &[(&str, &str)]) -> (Berth, tempfile::TempDir) {
@@ -92,19 +111,7 @@ async fn immutable_tags_cannot_be_moved_deleted_or_restored_elsewhere() {
         "{out}"
     );
     // A bad rule stops the server from starting.
-    let dir = tempfile::tempdir().expect("dir");
-    let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, "[[policies.immutable]]\nscope = \"rel\"\ntags = []\n").expect("bad");
-    let (ok, _, err) = crate::cli::berth(
-        &[
-            "serve",
-            "--config",
-            bad.to_str().expect("path"),
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-    );
+    let (ok, err) = serve_with("[[policies.immutable]]\nscope = \"rel\"\ntags = []\n");
     assert!(!ok && err.contains("tags is empty"), "{err}");
 }
 
@@ -284,19 +291,7 @@ async fn quotas_refuse_bytes_and_repositories_past_the_limit() {
         assert!(html.contains("Quota of q"), "{page}: {html}");
     }
     // A rule without limits stops the server from starting.
-    let dir = tempfile::tempdir().expect("dir");
-    let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, "[[policies.quota]]\nscope = \"q\"\n").expect("bad");
-    let (ok, _, err) = crate::cli::berth(
-        &[
-            "serve",
-            "--config",
-            bad.to_str().expect("path"),
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-    );
+    let (ok, err) = serve_with("[[policies.quota]]\nscope = \"q\"\n");
     assert!(
         !ok && err.contains("sets neither max_bytes nor max_repositories"),
         "{err}"

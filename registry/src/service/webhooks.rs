@@ -300,7 +300,7 @@ impl Registry {
                 Some(response.status().as_u16()),
                 Some(format!("the receiver answered {}", response.status())),
             ),
-            Err(e) => (None, Some(describe(&e.without_url()))),
+            Err(e) => (None, Some(crate::telemetry::error_chain(&e.without_url()))),
         };
         let outcome = if error.is_none() {
             AttemptOutcome::Delivered
@@ -362,19 +362,6 @@ impl Registry {
             _ => Ok(log),
         }
     }
-}
-
-/// An error with its causes, for the delivery log (`error sending request: connection
-/// refused`).
-fn describe(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 fn millis(d: Duration) -> i64 {

@@ -40,6 +40,7 @@ use axum::routing::{get, post};
 use crate::api::RouteName;
 use crate::api::auth::Gate;
 use crate::service::{Registry, RegistryError};
+use crate::telemetry::error_chain;
 
 pub use viewer::Viewer;
 
@@ -222,17 +223,6 @@ impl From<crate::service::accounts::AdminError> for UiError {
             A::Random(_) | A::Meta(_) => UiError::Internal(error_chain(&e)),
         }
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    s
 }
 
 impl IntoResponse for UiError {

@@ -17,10 +17,11 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
-use super::{Source, error_chain, not_admitted, upstream_failure};
+use super::{Source, not_admitted, upstream_failure};
 use crate::blob::{BlobError, BlobRead};
 use crate::domain::{Digest, RepoName};
 use crate::service::{BlobContent, ByteStream, Registry, RegistryError, RegistryResult};
+use crate::telemetry::error_chain;
 
 /// Chunks buffered between the upstream and a slow client (the store reads in step with
 /// the client, so a slow client slows the fetch rather than growing a buffer).

@@ -2,10 +2,11 @@
 //! changes); by tag, revalidated upstream after the TTL, the cached copy served while the
 //! upstream fails.
 
-use super::{Mirror, Source, error_chain, not_admitted, upstream_failure};
+use super::{Mirror, Source, not_admitted, upstream_failure};
 use crate::domain::{Digest, Reference, RepoName, Tag};
 use crate::service::manifests::Writer;
 use crate::service::{Registry, RegistryError, RegistryResult, StoredManifest};
+use crate::telemetry::error_chain;
 use crate::upstream::UpstreamError;
 
 /// Whether a local read found nothing (so an upstream may have it).

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{ProxyConfig, UpstreamConfig};
 use crate::domain::{RepoName, Tag};
+use crate::telemetry::error_chain;
 use crate::upstream::{Credentials, Upstream, UpstreamError, UpstreamSetupError};
 
 use super::RegistryError;
@@ -228,18 +229,6 @@ fn upstream_failure(mirror: &Mirror, e: UpstreamError, missing: RegistryError) -
             RegistryError::Upstream(e)
         }
     }
-}
-
-/// An error with its causes, for logs.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut chain = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        chain.push_str(": ");
-        chain.push_str(&s.to_string());
-        source = s.source();
-    }
-    chain
 }
 
 #[cfg(test)]
