@@ -13,6 +13,7 @@
 //! idmap         --uidmap/--gidmap: user namespace mappings, both ways
 //! process       entrypoint, cmd, environment, working directory: Docker's rules
 //! seccomp       the default seccomp profile (Docker's policy)
+//! seccomp_bpf   a seccomp profile compiled to a BPF program, in Rust
 //! seccomp_filter  the profile compiled to BPF once per host, loaded just before exec
 //! spec          the OCI runtime spec of a container, with Docker's hardening
 //! cgroup_prearm the kernel's wait before the first cgroup migration, started early
@@ -40,7 +41,10 @@ pub mod pull;
 pub mod push;
 pub mod run;
 pub mod seccomp;
+pub mod seccomp_bpf;
 pub mod seccomp_filter;
+#[cfg(all(test, target_arch = "x86_64"))]
+mod seccomp_processes;
 pub mod spec;
 pub mod store;
 pub mod supervise;

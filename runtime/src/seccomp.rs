@@ -3,8 +3,8 @@
 //! arguments. Calls that need a capability the default set does not grant (mount, bpf,
 //! kexec, module loading, clock setting, namespace creation, keyctl...) stay denied.
 //! `clone3` answers `ENOSYS` so that C libraries fall back to `clone`, whose flags can be
-//! checked. Names this kernel or libseccomp does not know are skipped by libcontainer, as runc
-//! does.
+//! checked. Names an architecture does not have are skipped for it ([`crate::seccomp_bpf`]),
+//! as runc does.
 
 use oci_spec::runtime::LinuxSeccomp;
 
@@ -411,6 +411,11 @@ pub fn default_profile() -> LinuxSeccomp {
         }),
     ];
     syscalls.extend(personalities);
+    // Docker's architectures for amd64. x86-64 programs are filtered by x86-64 numbers; 32-bit
+    // programs (i386, `int 0x80`, AUDIT_ARCH_I386) by i386 numbers, where the same names mean
+    // the same policy (`mmap2`, `socketcall`... exist only there); x32 calls (x86-64's audit
+    // arch with bit 30 of the number set, disabled in most kernels) by x32 numbers. Calls from
+    // any other ABI kill the thread. Without "SCMP_ARCH_X32" an x32 number would kill too.
     let profile = serde_json::json!({
         "defaultAction": "SCMP_ACT_ERRNO",
         "defaultErrnoRet": libc::EPERM,

@@ -1,14 +1,15 @@
 //! The seccomp profile compiled to a BPF program once per host, and loaded by the container's
 //! init process as its last step before `execve`.
 //!
-//! libcontainer compiles `linux.seccomp` with libseccomp inside the init process of every
-//! container, which was about a quarter of `berth run`'s CPU time. berth compiles the profile
-//! with the same library once, keeps the program under `ROOT/seccomp/`, named by a hash of
-//! everything the compilation depends on (the profile, the libseccomp version, the kernel), and
-//! leaves `linux.seccomp` out of the spec handed to libcontainer. The [`SeccompExecutor`] loads
-//! the program where libcontainer would have: after capabilities are dropped and the working
-//! directory is entered, right before the command is executed. A program that cannot be loaded
-//! fails the start; the container never runs unconfined.
+//! libcontainer would compile `linux.seccomp` inside the init process of every container (with
+//! libseccomp, a C library berth no longer needs). berth compiles the profile itself
+//! ([`crate::seccomp_bpf`], pure Rust) once, keeps the program under `ROOT/seccomp/`, named by a
+//! hash of everything the program depends on (the profile resolved to this build's system call
+//! numbers, and the compiler's format), and leaves `linux.seccomp` out of the spec handed to
+//! libcontainer. The [`SeccompExecutor`] loads the program where libcontainer would have: after
+//! capabilities are dropped and the working directory is entered, right before the command is
+//! executed. A program that cannot be loaded fails the start; the container never runs
+//! unconfined.
 
 use std::fs;
 use std::io::{self, Write};
@@ -17,27 +18,25 @@ use std::sync::Arc;
 
 use libcontainer::workload::default::DefaultExecutor;
 use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
-use libseccomp::{
-    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
-    ScmpVersion,
-};
-use oci_spec::runtime::{
-    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompFilterFlag, LinuxSeccompOperator, Spec,
-};
+use oci_spec::runtime::{LinuxSeccomp, Spec};
 use seccompiler::sock_filter;
 use sha2::{Digest, Sha256};
 
-/// The kernel's limit on a seccomp program's length (`BPF_MAXINSNS`).
-const MAX_INSTRUCTIONS: usize = 4096;
+use crate::seccomp_bpf::{self, CompileError, MAX_INSTRUCTIONS};
+
 /// The size of one `struct sock_filter`.
 const INSTRUCTION_SIZE: usize = 8;
+
+/// Changes whenever the compiler emits a different program for the same resolved profile, so
+/// that programs cached by an older berth are not loaded.
+const CODEGEN: &str = "berth-seccomp-bpf/1";
 
 /// Why a profile could not be turned into a program.
 #[derive(Debug, thiserror::Error)]
 pub enum FilterError {
-    /// libseccomp refused the profile.
-    #[error("cannot compile the seccomp profile: {0}")]
-    Compile(String),
+    /// The profile cannot be compiled.
+    #[error(transparent)]
+    Compile(#[from] CompileError),
     /// The cache directory or file could not be used.
     #[error("cannot store the compiled seccomp profile in {path}: {source}")]
     Cache {
@@ -55,6 +54,13 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// A program as it is.
+    pub(crate) fn new(program: Vec<sock_filter>) -> Filter {
+        Filter {
+            program: Arc::new(program),
+        }
+    }
+
     /// The number of BPF instructions.
     pub fn len(&self) -> usize {
         self.program.len()
@@ -64,46 +70,38 @@ impl Filter {
     pub fn is_empty(&self) -> bool {
         self.program.is_empty()
     }
+
+    /// Loads the program into the calling thread (after setting `no_new_privs`); it stays
+    /// through `execve` and is inherited by every process the thread starts.
+    pub fn apply(&self) -> Result<(), seccompiler::Error> {
+        seccompiler::apply_filter(&self.program)
+    }
 }
 
 /// The program for `profile`: read from `cache_dir` when it was compiled before on this host,
-/// compiled with libseccomp (and stored there) otherwise.
+/// compiled (and stored there) otherwise.
 pub fn load_or_compile(cache_dir: &Path, profile: &LinuxSeccomp) -> Result<Filter, FilterError> {
-    let path = cache_dir.join(format!("{}.bpf", cache_key(profile)?));
+    let resolved = seccomp_bpf::resolve(profile)?;
+    let path = cache_dir.join(format!("{}.bpf", cache_key(&resolved)));
     if let Ok(bytes) = fs::read(&path)
         && let Some(program) = parse(&bytes)
     {
-        return Ok(Filter {
-            program: Arc::new(program),
-        });
+        return Ok(Filter::new(program));
     }
-    let bytes = compile(profile)?;
-    let program = parse(&bytes).ok_or_else(|| {
-        FilterError::Compile(format!(
-            "libseccomp produced {} bytes, not a program of 1 to {MAX_INSTRUCTIONS} instructions",
-            bytes.len()
-        ))
-    })?;
-    store(cache_dir, &path, &bytes)?;
-    Ok(Filter {
-        program: Arc::new(program),
-    })
+    let program = seccomp_bpf::emit(&resolved)?;
+    store(cache_dir, &path, &serialize(&program))?;
+    Ok(Filter::new(program))
 }
 
-/// Everything the compiled program depends on, hashed: the profile, the libseccomp version
-/// (its code generation) and the kernel release (libseccomp probes the kernel's API level).
-fn cache_key(profile: &LinuxSeccomp) -> Result<String, FilterError> {
-    let json = serde_json::to_vec(profile).map_err(|e| FilterError::Compile(e.to_string()))?;
-    let version = ScmpVersion::current()
-        .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
-        .map_err(|e| FilterError::Compile(e.to_string()))?;
-    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+/// Everything the compiled program depends on, hashed: the profile with its names resolved to
+/// this build's system call numbers, and the compiler's format.
+fn cache_key(resolved: &seccomp_bpf::Resolved) -> String {
     let mut hash = Sha256::new();
-    for part in [&json[..], version.as_bytes(), kernel.trim().as_bytes()] {
-        hash.update((part.len() as u64).to_le_bytes());
-        hash.update(part);
-    }
-    Ok(hex::encode(hash.finalize()))
+    hash.update(CODEGEN.as_bytes());
+    hash.update([0]);
+    // Serializing plain structs and maps to JSON cannot fail.
+    hash.update(serde_json::to_vec(resolved).unwrap_or_default());
+    hex::encode(hash.finalize())
 }
 
 /// Writes the program atomically: a reader sees the whole program or none.
@@ -131,7 +129,22 @@ fn random_suffix() -> u64 {
     RandomState::new().hash_one(0u8)
 }
 
-/// Splits libseccomp's output into instructions (native byte order, as the kernel reads them).
+/// A program as the kernel reads it: `struct sock_filter`s in native byte order.
+fn serialize(program: &[sock_filter]) -> Vec<u8> {
+    program
+        .iter()
+        .flat_map(|i| {
+            let mut b = [0u8; INSTRUCTION_SIZE];
+            b[0..2].copy_from_slice(&i.code.to_ne_bytes());
+            b[2] = i.jt;
+            b[3] = i.jf;
+            b[4..8].copy_from_slice(&i.k.to_ne_bytes());
+            b
+        })
+        .collect()
+}
+
+/// Splits a stored program into instructions.
 fn parse(bytes: &[u8]) -> Option<Vec<sock_filter>> {
     if bytes.is_empty()
         || !bytes.len().is_multiple_of(INSTRUCTION_SIZE)
@@ -152,147 +165,6 @@ fn parse(bytes: &[u8]) -> Option<Vec<sock_filter>> {
     )
 }
 
-/// Compiles `profile` as libcontainer would: the same actions, architectures, flags and
-/// argument rules; names this libseccomp does not know are skipped, rules with the default
-/// action are redundant and skipped too.
-fn compile(profile: &LinuxSeccomp) -> Result<Vec<u8>, FilterError> {
-    let err = |e: libseccomp::error::SeccompError| FilterError::Compile(e.to_string());
-    let default = action(profile.default_action(), profile.default_errno_ret())?;
-    let mut ctx = ScmpFilterContext::new(default).map_err(err)?;
-    for flag in profile.flags().iter().flatten() {
-        match flag {
-            LinuxSeccompFilterFlag::SeccompFilterFlagLog => ctx.set_ctl_log(true),
-            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => ctx.set_ctl_ssb(true),
-            other => {
-                return Err(FilterError::Compile(format!(
-                    "the filter flag {other:?} is not supported"
-                )));
-            }
-        }
-        .map_err(err)?;
-    }
-    for arch in profile.architectures().iter().flatten() {
-        ctx.add_arch(scmp_arch(*arch)?).map_err(err)?;
-    }
-    for rule in profile.syscalls().iter().flatten() {
-        let rule_action = action(rule.action(), rule.errno_ret())?;
-        if rule_action == default {
-            continue;
-        }
-        let comparators: Vec<ScmpArgCompare> = rule
-            .args()
-            .iter()
-            .flatten()
-            .map(|a| ScmpArgCompare::new(a.index() as u32, op(a.op(), a.value_two()), a.value()))
-            .collect();
-        let mut indexes: Vec<u32> = rule
-            .args()
-            .iter()
-            .flatten()
-            .map(|a| a.index() as u32)
-            .collect();
-        indexes.sort_unstable();
-        let repeated = indexes.windows(2).any(|w| w[0] == w[1]);
-        for name in rule.names() {
-            let Ok(syscall) = ScmpSyscall::from_name(name) else {
-                continue;
-            };
-            if comparators.is_empty() {
-                ctx.add_rule(rule_action, syscall).map_err(err)?;
-            } else if repeated {
-                // One argument compared twice: libseccomp wants one rule per comparison (runc
-                // and libcontainer do the same).
-                for c in &comparators {
-                    ctx.add_rule_conditional(rule_action, syscall, std::slice::from_ref(c))
-                        .map_err(err)?;
-                }
-            } else {
-                ctx.add_rule_conditional(rule_action, syscall, &comparators)
-                    .map_err(err)?;
-            }
-        }
-    }
-    let mut out = tempfile_in_memory()?;
-    ctx.export_bpf(&out).map_err(err)?;
-    read_back(&mut out)
-}
-
-/// An anonymous file for libseccomp to write the program into (it only writes to a descriptor
-/// in the version Debian ships).
-fn tempfile_in_memory() -> Result<fs::File, FilterError> {
-    let fd = rustix::fs::memfd_create("berth-seccomp", rustix::fs::MemfdFlags::CLOEXEC).map_err(
-        |e| FilterError::Cache {
-            path: "memfd".into(),
-            source: e.into(),
-        },
-    )?;
-    Ok(fs::File::from(fd))
-}
-
-fn read_back(f: &mut fs::File) -> Result<Vec<u8>, FilterError> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut bytes = Vec::new();
-    f.seek(SeekFrom::Start(0))
-        .and_then(|_| f.read_to_end(&mut bytes))
-        .map_err(|source| FilterError::Cache {
-            path: "memfd".into(),
-            source,
-        })?;
-    Ok(bytes)
-}
-
-fn action(action: LinuxSeccompAction, errno: Option<u32>) -> Result<ScmpAction, FilterError> {
-    let errno = errno.map(|e| e as i32).unwrap_or(libc::EPERM);
-    Ok(match action {
-        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => {
-            ScmpAction::KillThread
-        }
-        LinuxSeccompAction::ScmpActKillProcess => ScmpAction::KillProcess,
-        LinuxSeccompAction::ScmpActTrap => ScmpAction::Trap,
-        LinuxSeccompAction::ScmpActErrno => ScmpAction::Errno(errno),
-        LinuxSeccompAction::ScmpActTrace => ScmpAction::Trace(errno as u16),
-        LinuxSeccompAction::ScmpActAllow => ScmpAction::Allow,
-        LinuxSeccompAction::ScmpActLog => ScmpAction::Log,
-        LinuxSeccompAction::ScmpActNotify => {
-            // A notify rule needs a supervisor holding the listener; berth has none.
-            return Err(FilterError::Compile(
-                "SCMP_ACT_NOTIFY is not supported".into(),
-            ));
-        }
-    })
-}
-
-fn op(op: LinuxSeccompOperator, value_two: Option<u64>) -> ScmpCompareOp {
-    match op {
-        LinuxSeccompOperator::ScmpCmpNe => ScmpCompareOp::NotEqual,
-        LinuxSeccompOperator::ScmpCmpLt => ScmpCompareOp::Less,
-        LinuxSeccompOperator::ScmpCmpLe => ScmpCompareOp::LessOrEqual,
-        LinuxSeccompOperator::ScmpCmpEq => ScmpCompareOp::Equal,
-        LinuxSeccompOperator::ScmpCmpGe => ScmpCompareOp::GreaterEqual,
-        LinuxSeccompOperator::ScmpCmpGt => ScmpCompareOp::Greater,
-        LinuxSeccompOperator::ScmpCmpMaskedEq => ScmpCompareOp::MaskedEqual(value_two.unwrap_or(0)),
-    }
-}
-
-fn scmp_arch(arch: Arch) -> Result<ScmpArch, FilterError> {
-    Ok(match arch {
-        Arch::ScmpArchNative => ScmpArch::Native,
-        Arch::ScmpArchX86 => ScmpArch::X86,
-        Arch::ScmpArchX86_64 => ScmpArch::X8664,
-        Arch::ScmpArchX32 => ScmpArch::X32,
-        Arch::ScmpArchArm => ScmpArch::Arm,
-        Arch::ScmpArchAarch64 => ScmpArch::Aarch64,
-        Arch::ScmpArchPpc64le => ScmpArch::Ppc64Le,
-        Arch::ScmpArchS390x => ScmpArch::S390X,
-        Arch::ScmpArchRiscv64 => ScmpArch::Riscv64,
-        other => {
-            return Err(FilterError::Compile(format!(
-                "the architecture {other:?} is not supported"
-            )));
-        }
-    })
-}
-
 /// Runs the container's command after loading the seccomp program (if any); otherwise
 /// libcontainer's own executor (`execvp` with the spec's `PATH`).
 #[derive(Clone, Debug)]
@@ -310,7 +182,7 @@ impl SeccompExecutor {
 impl Executor for SeccompExecutor {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
         if let Some(filter) = &self.filter {
-            seccompiler::apply_filter(&filter.program).map_err(|e| {
+            filter.apply().map_err(|e| {
                 ExecutorError::Other(format!("cannot load the seccomp profile: {e}"))
             })?;
         }
@@ -349,9 +221,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let profile = crate::seccomp::default_profile();
         let good = load_or_compile(dir.path(), &profile).expect("compile");
-        let path = dir
-            .path()
-            .join(format!("{}.bpf", cache_key(&profile).expect("key")));
+        let path = dir.path().join(format!(
+            "{}.bpf",
+            cache_key(&seccomp_bpf::resolve(&profile).expect("resolve"))
+        ));
         fs::write(&path, b"truncated").expect("damage");
         let again = load_or_compile(dir.path(), &profile).expect("recompile");
         assert_eq!(again.program, good.program);
@@ -368,7 +241,8 @@ mod tests {
         let mut json = serde_json::to_value(&profile).expect("json");
         json["defaultAction"] = "SCMP_ACT_KILL_PROCESS".into();
         let other: LinuxSeccomp = serde_json::from_value(json).expect("profile");
-        assert_ne!(cache_key(&profile).unwrap(), cache_key(&other).unwrap());
+        let key = |p: &LinuxSeccomp| cache_key(&seccomp_bpf::resolve(p).expect("resolve"));
+        assert_ne!(key(&profile), key(&other));
         let a = load_or_compile(dir.path(), &profile).expect("a");
         let b = load_or_compile(dir.path(), &other).expect("b");
         assert_ne!(a.program, b.program);
