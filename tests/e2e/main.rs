@@ -17,6 +17,7 @@ mod crash;
 mod events;
 mod gc;
 mod harness;
+mod linkage;
 mod memory;
 mod metrics;
 mod nginx;
