@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
 use oci_spec::image::ImageConfiguration;
+use oci_spec::runtime::LinuxSeccomp;
 
 use crate::containers::{ContainerError, ContainerRecord, Containers, Network, State, now};
 use crate::host::Host;
@@ -501,18 +502,37 @@ pub fn start(
 /// The executor that loads the container's seccomp program (from the per-host cache) right
 /// before its command runs; used for the container's process and for every `exec`.
 pub fn executor(containers: &Containers, id: &str) -> Result<SeccompExecutor, RunError> {
-    let path = ContainerPaths::new(containers, id).seccomp_profile();
-    let profile = match fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-            RunError::Runtime(format!("invalid seccomp profile {}: {e}", path.display()))
-        })?,
-        // Containers created before profiles were kept beside the spec carry theirs inside it.
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(SeccompExecutor::new(None)),
-        Err(e) => return Err(host_err(format!("cannot read {}", path.display()))(e)),
+    let paths = ContainerPaths::new(containers, id);
+    let Some(profile) = seccomp_profile(&paths)? else {
+        return Ok(SeccompExecutor::new(None));
     };
     let filter = seccomp_filter::load_or_compile(containers.seccomp_cache(), &profile)
         .map_err(|e| RunError::Runtime(e.to_string()))?;
     Ok(SeccompExecutor::new(Some(filter)))
+}
+
+/// The container's seccomp profile: `seccomp.json`, or, for containers created before
+/// profiles were kept beside the spec, the spec's own `linux.seccomp`. libcontainer is built
+/// without libseccomp and ignores that section, so berth must load it either way.
+fn seccomp_profile(paths: &ContainerPaths) -> Result<Option<LinuxSeccomp>, RunError> {
+    let invalid = |path: &Path| {
+        let path = path.display().to_string();
+        move |e: serde_json::Error| RunError::Runtime(format!("invalid {path}: {e}"))
+    };
+    let path = paths.seccomp_profile();
+    match fs::read(&path) {
+        Ok(bytes) => {
+            return serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(invalid(&path));
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(host_err(format!("cannot read {}", path.display()))(e)),
+    }
+    let path = paths.bundle().join("config.json");
+    let bytes = fs::read(&path).map_err(host_err(format!("cannot read {}", path.display())))?;
+    let spec: oci_spec::runtime::Spec = serde_json::from_slice(&bytes).map_err(invalid(&path))?;
+    Ok(spec.linux().as_ref().and_then(|l| l.seccomp().clone()))
 }
 
 /// libcontainer reports a missing command as a validation error string from inside the
@@ -556,4 +576,35 @@ pub fn teardown(containers: &Containers, host: &dyn Host, record: &ContainerReco
 pub fn discard(containers: &Containers, host: &dyn Host, record: &ContainerRecord) {
     teardown(containers, host, record);
     let _ = containers.remove_dir(&record.id);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_container_from_before_seccomp_json_is_still_filtered() {
+        let root = tempfile::tempdir().expect("dir");
+        let containers = Containers::open(root.path()).expect("open");
+        let paths = ContainerPaths::new(&containers, "old");
+        fs::create_dir_all(paths.bundle()).expect("bundle");
+        let mut spec = oci_spec::runtime::Spec::default();
+        let mut linux = spec.linux().clone().unwrap_or_default();
+        linux.set_seccomp(Some(crate::seccomp::default_profile()));
+        spec.set_linux(Some(linux));
+        write_json(&paths.bundle().join("config.json"), &spec).expect("spec");
+
+        let profile = seccomp_profile(&paths).expect("read");
+        assert_eq!(profile, Some(crate::seccomp::default_profile()));
+        executor(&containers, "old").expect("executor");
+        let programs = fs::read_dir(containers.seccomp_cache()).expect("compiled");
+        assert_eq!(programs.count(), 1, "the spec's profile was compiled");
+
+        // A spec without a profile runs without a filter, as before.
+        let mut linux = spec.linux().clone().unwrap_or_default();
+        linux.set_seccomp(None);
+        spec.set_linux(Some(linux));
+        write_json(&paths.bundle().join("config.json"), &spec).expect("spec");
+        assert_eq!(seccomp_profile(&paths).expect("read"), None);
+    }
 }
