@@ -21,6 +21,7 @@ use berth_runtime::spec::{self, Limits};
 use clap::Args;
 
 use crate::runtime_cli::{RootArgs, ensure_image, open_store};
+use crate::table::Table;
 
 /// `berth run`'s arguments.
 #[derive(Debug, Args)]
@@ -206,29 +207,31 @@ pub fn execute(command: ContainerCommand) -> anyhow::Result<ExitCode> {
         ContainerCommand::Run(args) => return run_command(*args),
         ContainerCommand::Ps { root, all, quiet } => {
             let list = containers(&root)?.list()?;
-            if !quiet {
-                writeln!(
-                    out,
-                    "{:<14}{:<32}{:<26}{:<16}{:<26}NAMES",
-                    "CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS"
-                )?;
-            }
+            let mut table = Table::new(&[
+                "CONTAINER ID",
+                "IMAGE",
+                "COMMAND",
+                "CREATED",
+                "STATUS",
+                "NAMES",
+            ]);
             for c in list.iter().filter(|c| all || is_running(c)) {
                 if quiet {
                     writeln!(out, "{}", c.short_id())?;
                     continue;
                 }
                 let command = format!("\"{}\"", c.process.args.join(" "));
-                writeln!(
-                    out,
-                    "{:<14}{:<32}{:<26}{:<16}{:<26}{}",
-                    c.short_id(),
+                table.row(vec![
+                    c.short_id().to_owned(),
                     clip(&c.image, 30),
                     clip(&command, 24),
                     format!("{} ago", ago(c.created)),
                     status(c),
-                    c.name
-                )?;
+                    c.name.clone(),
+                ]);
+            }
+            if !quiet {
+                table.write(&mut out)?;
             }
         }
         ContainerCommand::Logs {

@@ -6,6 +6,7 @@ mod events_cli;
 mod progress;
 mod runtime_cli;
 mod store_cli;
+mod table;
 
 use std::io::Write;
 use std::net::SocketAddr;

@@ -12,6 +12,8 @@ use berth_runtime::store::Store;
 use berth_runtime::{Reference, RegistryAuth};
 use clap::Subcommand;
 
+use crate::table::Table;
+
 /// Where the runtime keeps images.
 #[derive(Debug, clap::Args)]
 pub struct RootArgs {
@@ -237,17 +239,16 @@ pub fn run(command: RuntimeCommand) -> anyhow::Result<()> {
             }
             RuntimeCommand::Images { root } => {
                 let store = open_store(&root)?;
-                writeln!(out, "{:<60} {:<14} {:>12}", "IMAGE", "ID", "SIZE")?;
+                let mut table = Table::new(&["IMAGE", "ID", "SIZE"]);
                 for (name, record) in store.images()? {
                     let id = record.config.trim_start_matches("sha256:");
-                    writeln!(
-                        out,
-                        "{:<60} {:<14} {:>12}",
+                    table.row(vec![
                         name,
-                        &id[..id.len().min(12)],
-                        record.size
-                    )?;
+                        id[..id.len().min(12)].to_owned(),
+                        crate::table::size(record.size),
+                    ]);
                 }
+                table.write(&mut out)?;
             }
             RuntimeCommand::Rmi { root, references } => {
                 let store = open_store(&root)?;

@@ -117,24 +117,32 @@ start_postgres() {
   log "PostgreSQL is up on 127.0.0.1:$port"
 }
 
+# pip_install PACKAGE CHECK...: installs PACKAGE from PyPI unless the command CHECK already
+# succeeds. Returns 1 when it cannot.
+pip_install() {
+  local package=$1 pip
+  shift
+  "$@" >/dev/null 2>&1 && return 0
+  pip=$(command -v pip3 || command -v pip || true)
+  if [ -z "$pip" ]; then
+    log "no pip: cannot install $package"
+    return 1
+  fi
+  log "installing $package from PyPI"
+  # Debian's own Python refuses system-wide pip installs unless told otherwise.
+  if ! "$pip" install -q "$package" >"$work/pip.log" 2>&1 \
+    && ! "$pip" install -q --break-system-packages "$package" >>"$work/pip.log" 2>&1; then
+    log "pip install $package failed:"; tail -5 "$work/pip.log" >&2
+    return 1
+  fi
+  hash -r
+}
+
 # start_s3: starts moto's S3-compatible server (installed from PyPI when missing) on a free
 # loopback port and exports BERTH_TEST_S3_ENDPOINT. Returns 1 when it cannot.
 start_s3() {
   export PATH="$PATH:$HOME/.local/bin"
-  if ! command -v moto_server >/dev/null 2>&1; then
-    local pip
-    pip=$(command -v pip3 || command -v pip || true)
-    if [ -n "$pip" ]; then
-      log "installing moto[server] from PyPI"
-      # Debian's own Python refuses system-wide pip installs unless told otherwise.
-      if ! "$pip" install -q 'moto[server]' >"$work/pip.log" 2>&1 \
-        && ! "$pip" install -q --break-system-packages 'moto[server]' >>"$work/pip.log" 2>&1; then
-        log "pip install moto failed:"; tail -5 "$work/pip.log" >&2
-        return 1
-      fi
-      hash -r
-    fi
-  fi
+  pip_install 'moto[server]' command -v moto_server || return 1
   if ! command -v moto_server >/dev/null 2>&1; then
     log "moto_server is not available"
     return 1

@@ -19,7 +19,7 @@ use crate::meta::{MetaError, MetaStore, PostgresStore, SqliteStore};
 use crate::metrics::Metrics;
 use crate::service::accounts::{AccountSettings, Accounts, AccountsError};
 use crate::service::webhooks::{WebhookSetupError, Webhooks};
-use crate::service::{Limits, Registry};
+use crate::service::{Limits, PolicyRecord, Registry};
 use crate::tls::{Tls, TlsError};
 use object_store::aws::AmazonS3Builder;
 use object_store::azure::MicrosoftAzureBuilder;
@@ -302,8 +302,11 @@ impl Server {
             "ratelimit": config.ratelimit,
         });
         match registry.record_policies(policies).await {
-            Ok(true) => tracing::info!("the hub policies changed; recorded in the audit log"),
-            Ok(false) => {}
+            Ok(PolicyRecord::Changed) => {
+                tracing::info!("the hub policies changed; recorded in the audit log");
+            }
+            // The first record of a new registry is no news to its operator.
+            Ok(PolicyRecord::First | PolicyRecord::Unchanged) => {}
             Err(e) => tracing::warn!(error = %e, "cannot record the hub policies in the audit log"),
         }
         let rate_limits = RateLimits::new(&config.ratelimit).map(Arc::new);

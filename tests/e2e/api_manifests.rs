@@ -236,7 +236,70 @@ async fn invalid_manifests_are_refused() {
         .send()
         .await
         .unwrap();
-    expect_error(resp, StatusCode::BAD_REQUEST, "NAME_INVALID").await;
+    expect_error(resp, StatusCode::BAD_REQUEST, "TAG_INVALID").await;
+}
+
+/// The conformance suite reads `.INVALID_MANIFEST_NAME` and expects `404`: no manifest can
+/// have that name. Pushing to it is the client's mistake, and the message says why.
+#[tokio::test]
+async fn references_that_cannot_exist_are_unknown_and_pushing_to_them_is_refused() {
+    let b = Berth::start();
+    let pushed = b.push_image("app", "v1", 1, 1).await;
+    for reference in [".INVALID_MANIFEST_NAME", "-tag", "sha256:nothex"] {
+        let path = format!("/v2/app/manifests/{reference}");
+        expect_error(
+            b.get(&path).await,
+            StatusCode::NOT_FOUND,
+            "MANIFEST_UNKNOWN",
+        )
+        .await;
+        assert_eq!(
+            b.head(&path).await.status(),
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
+    let delete = |reference: &str| {
+        b.http
+            .delete(b.url(&format!("/v2/app/manifests/{reference}")))
+            .send()
+    };
+    // As Distribution: a bad tag names nothing to delete, a bad digest is malformed.
+    expect_error(
+        delete(".INVALID_MANIFEST_NAME").await.unwrap(),
+        StatusCode::NOT_FOUND,
+        "MANIFEST_UNKNOWN",
+    )
+    .await;
+    expect_error(
+        delete("sha256:nothex").await.unwrap(),
+        StatusCode::BAD_REQUEST,
+        "DIGEST_INVALID",
+    )
+    .await;
+    let resp = b
+        .put_manifest("app", ".INVALID_MANIFEST_NAME", OCI_MANIFEST, &pushed.bytes)
+        .await;
+    let body = expect_error(resp, StatusCode::BAD_REQUEST, "TAG_INVALID").await;
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}"),
+        "{message}"
+    );
+    let resp = b
+        .put_manifest("app", "sha256:nothex", OCI_MANIFEST, &pushed.bytes)
+        .await;
+    expect_error(resp, StatusCode::BAD_REQUEST, "DIGEST_INVALID").await;
+    // A bad repository name is still the name's fault.
+    expect_error(
+        b.get("/v2/App/manifests/.INVALID_MANIFEST_NAME").await,
+        StatusCode::BAD_REQUEST,
+        "NAME_INVALID",
+    )
+    .await;
+    // Nothing was tagged on the way.
+    let tags: serde_json::Value = b.get("/v2/app/tags/list").await.json().await.unwrap();
+    assert_eq!(tags["tags"], json!(["v1"]));
 }
 
 #[tokio::test]

@@ -314,6 +314,19 @@ async fn pull_unpacks_layers_with_metadata_whiteouts_and_the_chosen_platform() {
     // The store lists, inspects, tags and removes; a second pull downloads nothing.
     let images = rt.ok(&["images"]);
     assert!(images.contains(&name), "{images}");
+    // SIZE as docker prints it (`5.6kB`, `1.07MB`), under its header.
+    let header = images.lines().next().expect("header");
+    let line = images
+        .lines()
+        .find(|l| l.starts_with(&name))
+        .expect("image");
+    let size = line.split_whitespace().last().expect("size");
+    assert_eq!(header.find("SIZE"), line.rfind(size), "{images}");
+    let number = size.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    assert!(
+        ["B", "kB", "MB"].contains(&&size[number.len()..]) && number.parse::<f64>().is_ok(),
+        "{images}"
+    );
     let inspect: serde_json::Value =
         serde_json::from_str(&rt.ok(&["inspect", &name])).expect("json");
     assert_eq!(inspect["config"]["architecture"], "amd64");

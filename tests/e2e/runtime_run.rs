@@ -525,6 +525,12 @@ async fn detached_containers_live_on_and_are_stopped_and_removed_cleanly() {
     rt.ok(&["stop", "web"]);
     let ps = rt.ok(&["ps", "-a"]);
     assert!(ps.contains("Exited (3)"), "{ps}");
+    // Columns line up under their headers, never running into each other.
+    let header = ps.lines().next().expect("header");
+    let line = ps.lines().find(|l| l.contains("Exited (3)")).expect("web");
+    let column = |text: &str, word: &str| text.find(word).map(|i| text[..i].chars().count());
+    assert_eq!(column(header, "NAMES"), column(line, "web"), "{ps}");
+    assert!(line.contains("ago   web"), "{ps}");
     assert!(rt.ok(&["logs", "web"]).contains("bye"));
     let (code, _, _) = status(&rt, &["exec", "web", "true"]);
     assert_ne!(code, 0, "exec into a stopped container");

@@ -1,17 +1,18 @@
 //! API errors: the spec's error codes, the one table from each failure to its code and HTTP
 //! status, and the JSON envelope on the wire.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::route::RouteError;
+use super::route::{MANIFEST_METHODS, RouteError};
 use crate::blob::BlobError;
-use crate::domain::{DigestError, NameError};
+use crate::domain::{DigestError, NameError, ReferenceError};
 use crate::service::RegistryError;
 
-/// The error codes of the OCI distribution spec ("Error Codes"), plus `UNKNOWN` for server
-/// failures (5xx responses, which the spec leaves open; Distribution uses the same code).
+/// The error codes of the OCI distribution spec ("Error Codes"), plus two of Distribution's:
+/// `UNKNOWN` for server failures (5xx responses, which the spec leaves open) and `TAG_INVALID`
+/// for a push to a tag outside the tag grammar (`NAME_INVALID` is the repository name's code).
 ///
 /// `oci_spec::distribution::ErrorCode` has no code for server failures, hence this enum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -35,6 +36,8 @@ pub enum ErrorCode {
     NameInvalid,
     /// Repository name not known to registry.
     NameUnknown,
+    /// The tag does not match the tag grammar (Distribution's code).
+    TagInvalid,
     /// Provided length did not match content length.
     SizeInvalid,
     /// Authentication required.
@@ -202,16 +205,38 @@ impl From<RegistryError> for ApiError {
     }
 }
 
-impl From<RouteError> for ApiError {
-    fn from(e: RouteError) -> Self {
+impl ApiError {
+    /// `404` for a path that is no endpoint of the registry API.
+    pub fn no_such_endpoint() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::Unsupported,
+            "no such endpoint in the registry API",
+        )
+    }
+
+    /// The answer to a `method` request on a path that did not parse.
+    ///
+    /// A manifest reference that is neither a tag nor a digest names nothing that can exist,
+    /// so reading it is `404 MANIFEST_UNKNOWN` (what the conformance suite asks of
+    /// `.INVALID_MANIFEST_NAME`, and Distribution's `404`). Writing to it is the client's
+    /// mistake: `400 TAG_INVALID` or `400 DIGEST_INVALID`. `DELETE` answers as Distribution
+    /// does: `404` for a bad tag (nothing to delete), `400 DIGEST_INVALID` for a bad digest.
+    pub fn route(e: RouteError, method: &Method) -> Self {
         match e {
-            RouteError::NotFound => Self::new(
-                StatusCode::NOT_FOUND,
-                ErrorCode::Unsupported,
-                "no such endpoint in the registry API",
-            ),
+            RouteError::NotFound => Self::no_such_endpoint(),
             RouteError::Name(e) => e.into(),
-            RouteError::Tag(e) => Self::bad_request(ErrorCode::NameInvalid, e.to_string()),
+            RouteError::Reference(e) => match (method, e) {
+                (&Method::GET | &Method::HEAD, e)
+                | (&Method::DELETE, e @ ReferenceError::Tag(_)) => Self::new(
+                    StatusCode::NOT_FOUND,
+                    ErrorCode::ManifestUnknown,
+                    e.to_string(),
+                ),
+                (&Method::PUT, ReferenceError::Tag(e)) => e.into(),
+                (&Method::PUT | &Method::DELETE, ReferenceError::Digest(e)) => e.into(),
+                _ => Self::method_not_allowed(MANIFEST_METHODS),
+            },
             RouteError::Digest(e) => e.into(),
             RouteError::UploadId(e) => Self::new(
                 StatusCode::NOT_FOUND,
@@ -224,7 +249,13 @@ impl From<RouteError> for ApiError {
 
 impl From<NameError> for ApiError {
     fn from(e: NameError) -> Self {
-        Self::bad_request(ErrorCode::NameInvalid, e.to_string())
+        let code = match e {
+            NameError::Tag(_) => ErrorCode::TagInvalid,
+            NameError::Repository(_) | NameError::TooLong(_) | NameError::UploadId(_) => {
+                ErrorCode::NameInvalid
+            }
+        };
+        Self::bad_request(code, e.to_string())
     }
 }
 
@@ -264,12 +295,74 @@ mod tests {
             (ErrorCode::BlobUnknown, "BLOB_UNKNOWN"),
             (ErrorCode::BlobUploadInvalid, "BLOB_UPLOAD_INVALID"),
             (ErrorCode::ManifestBlobUnknown, "MANIFEST_BLOB_UNKNOWN"),
+            (ErrorCode::TagInvalid, "TAG_INVALID"),
             (ErrorCode::TooManyRequests, "TOOMANYREQUESTS"),
             (ErrorCode::Unknown, "UNKNOWN"),
         ];
         for (code, text) in cases {
             assert_eq!(serde_json::to_value(code).unwrap(), serde_json::json!(text));
         }
+    }
+
+    #[test]
+    fn unparsable_paths_answer_by_what_is_wrong_and_the_method() {
+        use super::super::route::OciRoute;
+        use ErrorCode as C;
+        use StatusCode as S;
+        let bad_tag = "/v2/a/manifests/.INVALID_MANIFEST_NAME";
+        let bad_digest = "/v2/a/manifests/sha256:nothex";
+        let cases = [
+            (bad_tag, Method::GET, S::NOT_FOUND, C::ManifestUnknown),
+            (bad_tag, Method::HEAD, S::NOT_FOUND, C::ManifestUnknown),
+            (bad_tag, Method::DELETE, S::NOT_FOUND, C::ManifestUnknown),
+            (bad_tag, Method::PUT, S::BAD_REQUEST, C::TagInvalid),
+            (bad_tag, Method::POST, S::METHOD_NOT_ALLOWED, C::Unsupported),
+            (bad_digest, Method::GET, S::NOT_FOUND, C::ManifestUnknown),
+            (bad_digest, Method::HEAD, S::NOT_FOUND, C::ManifestUnknown),
+            (bad_digest, Method::DELETE, S::BAD_REQUEST, C::DigestInvalid),
+            (bad_digest, Method::PUT, S::BAD_REQUEST, C::DigestInvalid),
+            (
+                "/v2/A/manifests/latest",
+                Method::GET,
+                S::BAD_REQUEST,
+                C::NameInvalid,
+            ),
+            (
+                "/v2/A/manifests/latest",
+                Method::PUT,
+                S::BAD_REQUEST,
+                C::NameInvalid,
+            ),
+            (
+                "/v2/a/blobs/sha256:nothex",
+                Method::GET,
+                S::BAD_REQUEST,
+                C::DigestInvalid,
+            ),
+            (
+                "/v2/a/blobs/sha256:nothex",
+                Method::DELETE,
+                S::BAD_REQUEST,
+                C::DigestInvalid,
+            ),
+            ("/v2/a/nothing", Method::GET, S::NOT_FOUND, C::Unsupported),
+        ];
+        for (path, method, status, code) in cases {
+            let e = ApiError::route(OciRoute::parse(path).unwrap_err(), &method);
+            assert_eq!(
+                (e.status, e.errors[0].code),
+                (status, code),
+                "{method} {path}"
+            );
+        }
+        let e = ApiError::route(OciRoute::parse(bad_tag).unwrap_err(), &Method::PUT);
+        assert!(
+            e.errors[0]
+                .message
+                .contains("[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}"),
+            "{}",
+            e.errors[0].message
+        );
     }
 
     #[test]

@@ -179,7 +179,7 @@ async fn readyz(State(probe): State<Arc<Probe>>) -> Response {
 }
 
 async fn not_found() -> Response {
-    let mut response = ApiError::from(route::RouteError::NotFound).into_response();
+    let mut response = ApiError::no_such_endpoint().into_response();
     response.extensions_mut().insert(RouteName("unknown"));
     response
 }
@@ -193,7 +193,7 @@ async fn dispatch(State(app): State<Arc<App>>, request: Request) -> Response {
     let route = match OciRoute::parse(parts.uri.path()) {
         Ok(route) => route,
         Err(e) => {
-            let mut response = ApiError::from(e).into_response();
+            let mut response = ApiError::route(e, &method).into_response();
             response.extensions_mut().insert(RouteName("invalid"));
             return response;
         }

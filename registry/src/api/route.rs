@@ -9,6 +9,9 @@ use crate::domain::{
     Digest, DigestError, NameError, Reference, ReferenceError, RepoName, UploadId,
 };
 
+/// The methods a manifest endpoint answers.
+pub const MANIFEST_METHODS: &str = "GET, HEAD, PUT, DELETE";
+
 /// A registry API endpoint with its typed parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OciRoute {
@@ -39,10 +42,11 @@ pub enum RouteError {
     /// The repository name is invalid.
     #[error(transparent)]
     Name(NameError),
-    /// The tag is invalid.
+    /// The manifest reference is neither a valid tag nor a valid digest. What the client is
+    /// told depends on the method (see `ApiError::route`), so the route keeps the whole error.
     #[error(transparent)]
-    Tag(NameError),
-    /// The digest is invalid.
+    Reference(ReferenceError),
+    /// The blob or subject digest is invalid.
     #[error(transparent)]
     Digest(DigestError),
     /// The upload id is not one of ours.
@@ -84,10 +88,7 @@ impl OciRoute {
             [.., "tags", "list"] => Ok(Self::Tags(name(segments.len() - 2)?)),
             [.., "manifests", r] => {
                 let repo = name(segments.len() - 2)?;
-                let reference = Reference::parse(r).map_err(|e| match e {
-                    ReferenceError::Tag(e) => RouteError::Tag(e),
-                    ReferenceError::Digest(e) => RouteError::Digest(e),
-                })?;
+                let reference = Reference::parse(r).map_err(RouteError::Reference)?;
                 Ok(Self::Manifest(repo, reference))
             }
             [.., "blobs", d] => {
@@ -120,7 +121,7 @@ impl OciRoute {
     pub fn allowed_methods(&self) -> &'static str {
         match self {
             Self::Base | Self::Catalog | Self::Tags(_) | Self::Referrers(..) => "GET, HEAD",
-            Self::Manifest(..) => "GET, HEAD, PUT, DELETE",
+            Self::Manifest(..) => MANIFEST_METHODS,
             Self::Blob(..) => "GET, HEAD, DELETE",
             Self::Uploads(_) => "POST",
             Self::Upload(..) => "GET, PATCH, PUT, DELETE",
@@ -198,11 +199,15 @@ mod tests {
     fn bad_parameters_are_reported_by_kind() {
         assert!(matches!(
             OciRoute::parse("/v2/a/manifests/sha256:nothex"),
-            Err(RouteError::Digest(_))
+            Err(RouteError::Reference(ReferenceError::Digest(_)))
         ));
         assert!(matches!(
             OciRoute::parse("/v2/a/manifests/-bad"),
-            Err(RouteError::Tag(_))
+            Err(RouteError::Reference(ReferenceError::Tag(_)))
+        ));
+        assert!(matches!(
+            OciRoute::parse("/v2/a/manifests/.INVALID_MANIFEST_NAME"),
+            Err(RouteError::Reference(ReferenceError::Tag(_)))
         ));
         assert!(matches!(
             OciRoute::parse("/v2/a/blobs/latest"),

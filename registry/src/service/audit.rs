@@ -9,6 +9,18 @@ use crate::meta::audit::{AuditEntry, AuditQuery};
 use crate::meta::events::{Action, Event, Origin};
 use crate::meta::now_ms;
 
+/// What [`Registry::record_policies`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyRecord {
+    /// The policies are the last recorded; nothing was written.
+    Unchanged,
+    /// Nothing was recorded before (a new registry, or one older than the audit of
+    /// policies): the policies in force were recorded. Not a change anyone made.
+    First,
+    /// The policies differ from the last recorded; the new ones were recorded.
+    Changed,
+}
+
 impl Registry {
     /// A page of the audit log, newest first (at most 1000 entries).
     pub async fn audit(&self, mut query: AuditQuery<'_>) -> RegistryResult<Vec<AuditEntry>> {
@@ -19,8 +31,10 @@ impl Registry {
     /// Records a `policy.change` entry (actor `system:config`) holding `policies`, the hub
     /// policies this server enforces, unless the last one recorded holds the same. Policies
     /// live in the configuration file, so a change shows when a server starts with new ones.
-    /// Returns whether an entry was recorded.
-    pub async fn record_policies(&self, policies: serde_json::Value) -> RegistryResult<bool> {
+    pub async fn record_policies(
+        &self,
+        policies: serde_json::Value,
+    ) -> RegistryResult<PolicyRecord> {
         let digest = Digest::sha256_of(policies.to_string().as_bytes()).to_string();
         let last = self
             .meta
@@ -41,12 +55,16 @@ impl Registry {
                 == Some(digest.as_str())
         });
         if unchanged {
-            return Ok(false);
+            return Ok(PolicyRecord::Unchanged);
         }
         let mut event = Event::new(Action::PolicyChange, &Origin::system("config"));
         event.detail = Some(serde_json::json!({"digest": digest, "policies": policies}));
         self.meta.record_event(&event, 0).await?;
-        Ok(true)
+        Ok(if last.is_empty() {
+            PolicyRecord::First
+        } else {
+            PolicyRecord::Changed
+        })
     }
 
     /// Deletes audit entries and finished webhook deliveries older than `keep`; returns how

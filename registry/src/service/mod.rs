@@ -40,6 +40,7 @@ use crate::blob::{BlobError, BlobStore};
 use crate::domain::{Digest, HashStateError, ManifestError, RepoName};
 use crate::meta::{MetaError, MetaStore};
 
+pub use audit::PolicyRecord;
 pub use blobs::{BlobContent, ByteRange};
 pub use listing::{Page, Referrer};
 pub use manifests::{ManifestPushed, StoredManifest};
