@@ -9,7 +9,7 @@ use berth_registry::auth::Role;
 use berth_registry::config::Config;
 use berth_registry::meta::accounts::{AccountKind, AccountRecord};
 use berth_registry::meta::events::Origin;
-use berth_registry::service::accounts::{Accounts, login_name};
+use berth_registry::service::accounts::{Accounts, Authority, login_name};
 use clap::{Args, Subcommand};
 
 /// `berth admin ...`
@@ -31,6 +31,19 @@ pub enum AdminCommand {
     /// organization, logging in as ORG+NAME).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Namespaces: who owns each (by record, never by a matching name).
+    #[command(subcommand)]
+    Namespace(NamespaceCommand),
+}
+
+/// `berth admin namespace ...`
+#[derive(Debug, Subcommand)]
+pub enum NamespaceCommand {
+    /// List namespaces with their owner and repository count. A namespace without an owner
+    /// (repositories pushed before any account had its name, or left by a deleted account) is
+    /// for administrators alone until an account adopts it (`user add`/`org add`
+    /// `--adopt-namespace`).
+    List,
 }
 
 /// `berth admin user ...`
@@ -47,6 +60,10 @@ pub enum UserCommand {
         /// and the process list).
         #[arg(long, required = true)]
         password_stdin: bool,
+        /// Give the new user the ownerless namespace of that name and the repositories in it
+        /// (refused otherwise: an account never inherits repositories by its name alone).
+        #[arg(long)]
+        adopt_namespace: bool,
     },
     /// List users.
     List,
@@ -78,7 +95,8 @@ pub enum UserCommand {
         /// User name.
         name: String,
     },
-    /// Delete a user with their memberships and tokens (their repositories stay).
+    /// Delete a user with their memberships and tokens (their repositories stay, for
+    /// administrators alone, and the name stays reserved while they do).
     Delete {
         /// User name.
         name: String,
@@ -95,10 +113,16 @@ pub enum OrgCommand {
         /// A user who owns it.
         #[arg(long)]
         owner: Option<String>,
+        /// Give the new organization the ownerless namespace of that name and the
+        /// repositories in it (refused otherwise: an account never inherits repositories by
+        /// its name alone).
+        #[arg(long)]
+        adopt_namespace: bool,
     },
     /// List organizations.
     List,
-    /// Delete an organization with its teams and robot accounts (repositories stay).
+    /// Delete an organization with its teams and robot accounts (repositories stay, for
+    /// administrators alone, and the name stays reserved while they do).
     Delete {
         /// Organization name.
         name: String,
@@ -260,9 +284,17 @@ pub async fn run(config: &Config, command: AdminCommand) -> anyhow::Result<()> {
 async fn execute(a: &Accounts, command: AdminCommand, by: &Origin) -> anyhow::Result<String> {
     use AdminCommand as C;
     Ok(match command {
-        C::User(UserCommand::Add { name, admin, .. }) => {
+        C::User(UserCommand::Add {
+            name,
+            admin,
+            adopt_namespace,
+            ..
+        }) => {
             let password = read_password()?;
-            let user = a.create_user(&name, &password, admin, by).await?;
+            let authority = Authority::Administrator { adopt_namespace };
+            let user = a
+                .create_user(&name, &password, admin, authority, by)
+                .await?;
             format!(
                 "created user {}{}\n",
                 user.name,
@@ -302,8 +334,13 @@ async fn execute(a: &Accounts, command: AdminCommand, by: &Origin) -> anyhow::Re
             a.delete_account(&name, by).await?;
             format!("deleted user {name}\n")
         }
-        C::Org(OrgCommand::Add { name, owner }) => {
-            let org = a.create_org(&name, owner.as_deref(), by).await?;
+        C::Org(OrgCommand::Add {
+            name,
+            owner,
+            adopt_namespace,
+        }) => {
+            let authority = Authority::Administrator { adopt_namespace };
+            let org = a.create_org(&name, owner.as_deref(), authority, by).await?;
             format!("created organization {}\n", org.name)
         }
         C::Org(OrgCommand::List) => table(
@@ -390,6 +427,16 @@ async fn execute(a: &Accounts, command: AdminCommand, by: &Origin) -> anyhow::Re
             let on = repository.unwrap_or_else(|| format!("{org}/*"));
             format!("team {org}/{team} has no role on {on}\n")
         }
+        C::Namespace(NamespaceCommand::List) => table(
+            &["NAMESPACE", "OWNER", "REPOSITORIES"],
+            a.namespaces().await?.into_iter().map(|n| {
+                vec![
+                    n.name,
+                    n.owner.unwrap_or_else(|| "- (administrators)".into()),
+                    n.repositories.to_string(),
+                ]
+            }),
+        ),
         C::Repo(RepoCommand::Public { repository }) => {
             a.set_public(&repository, true, by).await?;
             format!("{repository} is public\n")

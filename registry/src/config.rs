@@ -822,8 +822,15 @@ pub struct AuthConfig {
     /// PEM file with the ECDSA P-256 (PKCS#8) key that signs tokens; empty means a key
     /// generated at first start and kept in the database, shared by every replica.
     pub signing_key_file: String,
-    /// Failed logins allowed per account and per client address before throttling.
+    /// Failed password logins allowed per account from one client address before that
+    /// address is throttled for that account.
     pub login_free_failures: u32,
+    /// Failed password logins allowed from one client address (an IPv6 /64), over every
+    /// account, before the address is throttled.
+    pub login_address_free_failures: u32,
+    /// Failed password logins allowed per account from every address together before new
+    /// addresses are throttled for it (addresses it signed in from stay exempt).
+    pub login_account_free_failures: u32,
     /// Seconds over which failed logins count.
     pub login_failure_window_secs: u64,
     /// Seconds of the first lockout after too many failures; doubles with each further one.
@@ -843,6 +850,8 @@ impl Default for AuthConfig {
             refresh_token_ttl_secs: 30 * 24 * 60 * 60,
             signing_key_file: String::new(),
             login_free_failures: 5,
+            login_address_free_failures: 20,
+            login_account_free_failures: 100,
             login_failure_window_secs: 300,
             login_lockout_secs: 30,
             session_ttl_secs: 12 * 60 * 60,

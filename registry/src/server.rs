@@ -246,10 +246,20 @@ pub async fn open_accounts(
         token_ttl_secs: a.token_ttl_secs,
         refresh_ttl_secs: a.refresh_token_ttl_secs,
         signing_key_pem,
-        free_failures: a.login_free_failures,
+        allowances: crate::auth::throttle::Allowances {
+            per_account_address: a.login_free_failures,
+            per_address: a.login_address_free_failures,
+            per_account: a.login_account_free_failures,
+        },
         failure_window: Duration::from_secs(a.login_failure_window_secs),
         lockout: Duration::from_secs(a.login_lockout_secs),
         session_ttl: Duration::from_secs(a.session_ttl_secs),
+        reserved_namespaces: config
+            .proxy
+            .upstream
+            .iter()
+            .map(|u| u.namespace.clone())
+            .collect(),
     };
     Ok(Accounts::open(store, &settings).await?)
 }
@@ -404,6 +414,7 @@ impl Server {
             registry: self.registry.clone(),
             token: self.scrape_token.clone(),
             admins,
+            accounts: self.gate.as_ref().map(|g| g.accounts.clone()),
         };
         let (scrape_here, scrape_apart) = match (self.scrape, self.metrics_listener) {
             (false, _) => (None, None),

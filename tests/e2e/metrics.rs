@@ -240,7 +240,7 @@ async fn scrape_url(client: &reqwest::Client, url: &str, auth: Option<&str>) -> 
     Exposition::parse(&resp.text().await.unwrap())
 }
 
-async fn scrape(b: &Berth) -> Exposition {
+pub(crate) async fn scrape(b: &Berth) -> Exposition {
     scrape_url(&b.http, &b.url("/metrics"), None).await
 }
 

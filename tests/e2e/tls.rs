@@ -476,7 +476,7 @@ async fn web_ui_cookies_are_secure_over_https() {
     assert_eq!(form.version(), Version::HTTP_2);
     let pre = form.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert!(
-        pre.starts_with("berth_csrf=") && pre.ends_with("; Secure"),
+        pre.starts_with("__Host-berth_csrf=") && pre.ends_with("; Secure"),
         "{pre}"
     );
     let page = form.text().await.unwrap();
@@ -504,9 +504,25 @@ async fn web_ui_cookies_are_secure_over_https() {
     assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
     let session = signed_in.headers()["set-cookie"].to_str().unwrap();
     assert!(
-        session.starts_with("berth_session=")
+        session.starts_with("__Host-berth_session=")
             && session.contains("HttpOnly")
             && session.ends_with("; Secure"),
         "{session}"
     );
+    // Over HTTPS only the prefixed cookie counts: the same secret under the plain name (which
+    // a plain-HTTP page or a sibling subdomain could have planted) signs nobody in.
+    let pair = session.split(';').next().unwrap();
+    let secret = pair.split_once('=').unwrap().1;
+    let account = |cookie: String| {
+        b.http
+            .get(b.url("/ui/account"))
+            .header("cookie", cookie)
+            .send()
+    };
+    let signed_in = account(format!("__Host-berth_session={secret}"))
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), StatusCode::OK);
+    let planted = account(format!("berth_session={secret}")).await.unwrap();
+    assert_eq!(planted.status(), StatusCode::SEE_OTHER);
 }

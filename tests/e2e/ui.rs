@@ -537,7 +537,23 @@ async fn forms_without_the_session_token_are_refused() {
         .post_with("/ui/login", &f, &[("sec-fetch-site", "cross-site")])
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Browsers that send no Sec-Fetch-Site still send Origin: another site's, or "null" from
+    // a sandboxed frame, is refused even with a valid token.
+    for origin in [
+        "http://evil.example",
+        "null",
+        "http://127.0.0.1.evil.example",
+    ] {
+        let r = web.post_with("/ui/login", &f, &[("origin", origin)]).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "origin {origin}");
+    }
     assert!(!web.cookies.contains_key("berth_session"));
+    // This site's own origin is fine.
+    let own = format!("http://{}", hub.b.addr);
+    let r = web.post_with("/ui/login", &f, &[("origin", &own)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(web.cookies.contains_key("berth_session"));
+    web.cookies.remove("berth_session");
 
     web.sign_in("alice", ALICE_PASSWORD).await;
     let settings = web.get("/ui/r/acme/app/-/settings").await;

@@ -30,8 +30,7 @@ use super::auth::Gate;
 use crate::auth::{Actions, Principal, Role};
 use crate::meta::accounts::{AccountKind, AccountRecord, TokenRecord};
 use crate::meta::events::Origin;
-use crate::server::ConnInfo;
-use crate::service::accounts::{AdminError, AuthError, login_name};
+use crate::service::accounts::{AdminError, AuthError, Authority, login_name};
 
 /// The routes, over the gate's accounts service.
 pub fn router(gate: Arc<Gate>) -> Router {
@@ -43,6 +42,7 @@ pub fn router(gate: Arc<Gate>) -> Router {
             axum::routing::patch(update_user).delete(delete_user),
         )
         .route("/api/v1/orgs", get(list_orgs).post(create_org))
+        .route("/api/v1/namespaces", get(list_namespaces))
         .route("/api/v1/orgs/{org}", axum::routing::delete(delete_org))
         .route("/api/v1/orgs/{org}/members", get(list_members))
         .route(
@@ -102,6 +102,9 @@ fn admin_error(e: AdminError) -> Response {
     match e {
         AdminError::NotFound(_) => error(StatusCode::NOT_FOUND, "not_found", e.to_string()),
         AdminError::Exists(_) => error(StatusCode::CONFLICT, "exists", e.to_string()),
+        AdminError::NamespaceHeld { .. } => {
+            error(StatusCode::CONFLICT, "namespace_held", e.to_string())
+        }
         AdminError::Name(_)
         | AdminError::Repository(_)
         | AdminError::Scope(_)
@@ -159,10 +162,7 @@ async fn caller(gate: &Gate, parts: &Parts) -> Result<Caller, Response> {
     let Some((user, password)) = basic(&parts.headers) else {
         return Err(unauthorized());
     };
-    let client = parts
-        .extensions
-        .get::<ConnInfo>()
-        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.peer.ip());
+    let client = super::hub::request_parts(parts).client_addr(gate.trust_forwarded);
     match gate.accounts.login(&user, &password, client).await {
         Ok(principal @ Principal::User { .. }) => {
             let record = gate
@@ -276,6 +276,9 @@ struct NewUser {
     password: String,
     #[serde(default)]
     admin: bool,
+    /// Give the new account the ownerless namespace of its name, with what is in it.
+    #[serde(default)]
+    adopt_namespace: bool,
 }
 
 async fn create_user(State(g): State<Arc<Gate>>, parts: Parts, body: Body) -> ApiResult {
@@ -284,7 +287,15 @@ async fn create_user(State(g): State<Arc<Gate>>, parts: Parts, body: Body) -> Ap
     let new: NewUser = parse(&read(body).await?)?;
     let u = g
         .accounts
-        .create_user(&new.name, &new.password, new.admin, &c.origin)
+        .create_user(
+            &new.name,
+            &new.password,
+            new.admin,
+            Authority::Administrator {
+                adopt_namespace: new.adopt_namespace,
+            },
+            &c.origin,
+        )
         .await
         .map_err(admin_error)?;
     ok(StatusCode::CREATED, user_json(&u))
@@ -355,6 +366,18 @@ async fn delete_user(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+// ---- Namespaces ------------------------------------------------------------------------------
+
+async fn list_namespaces(State(g): State<Arc<Gate>>, parts: Parts) -> ApiResult {
+    caller(&g, &parts).await?.require_admin()?;
+    let namespaces = g.accounts.namespaces().await.map_err(admin_error)?;
+    let list: Vec<Value> = namespaces
+        .iter()
+        .map(|n| json!({"name": n.name, "owner": n.owner, "repositories": n.repositories}))
+        .collect();
+    ok(StatusCode::OK, json!({"namespaces": list}))
+}
+
 // ---- Organizations, members, teams ----------------------------------------------------------
 
 async fn list_orgs(State(g): State<Arc<Gate>>, parts: Parts) -> ApiResult {
@@ -381,13 +404,35 @@ struct Named {
     name: String,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewOrg {
+    name: String,
+    /// Administrators only: give the new organization the ownerless namespace of its name.
+    #[serde(default)]
+    adopt_namespace: bool,
+}
+
 async fn create_org(State(g): State<Arc<Gate>>, parts: Parts, body: Body) -> ApiResult {
     let c = caller(&g, &parts).await?;
-    let new: Named = parse(&read(body).await?)?;
-    // Any user may found an organization; they own it.
+    let new: NewOrg = parse(&read(body).await?)?;
+    // Any user may found an organization in a namespace nobody has used; they own it.
+    let authority = if c.admin() {
+        Authority::Administrator {
+            adopt_namespace: new.adopt_namespace,
+        }
+    } else if new.adopt_namespace {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only administrators may adopt a namespace",
+        ));
+    } else {
+        Authority::SelfService
+    };
     let o = g
         .accounts
-        .create_org(&new.name, Some(&c.record.name), &c.origin)
+        .create_org(&new.name, Some(&c.record.name), authority, &c.origin)
         .await
         .map_err(admin_error)?;
     ok(StatusCode::CREATED, json!({"name": o.name}))

@@ -108,13 +108,7 @@ impl Need {
             Need::Catalog => Some(ScopeRequest::Catalog.to_string()),
             Need::Repositories(list) => Some(
                 list.iter()
-                    .map(|(name, actions)| {
-                        ScopeRequest::Repository {
-                            name: name.clone(),
-                            actions: *actions,
-                        }
-                        .to_string()
-                    })
+                    .map(|(name, actions)| crate::auth::scope::repository_scope(name, *actions))
                     .collect::<Vec<_>>()
                     .join(" "),
             ),
@@ -305,7 +299,7 @@ impl Gate {
             Credentials::Basic(user, password) => {
                 match self
                     .accounts
-                    .login(&user, &password, parts.client_ip())
+                    .login(&user, &password, parts.client_addr(self.trust_forwarded))
                     .await
                 {
                     Ok(p) => Ok(Caller::Principal(p)),
@@ -568,7 +562,11 @@ async fn token_get(gate: &Gate, rp: &RequestParts<'_>, query: &Query) -> Respons
     let principal = match credentials(rp.headers) {
         Credentials::None => Principal::Anonymous,
         Credentials::Basic(user, password) => {
-            match gate.accounts.login(&user, &password, rp.client_ip()).await {
+            match gate
+                .accounts
+                .login(&user, &password, rp.client_addr(gate.trust_forwarded))
+                .await
+            {
                 Ok(p) => p,
                 Err(e) => return auth_error(e, || login_failed(gate, rp)),
             }
@@ -596,7 +594,11 @@ async fn token_post(gate: &Gate, rp: &RequestParts<'_>, form: &Query) -> Respons
                     "username and password are required",
                 );
             };
-            match gate.accounts.login(user, password, rp.client_ip()).await {
+            match gate
+                .accounts
+                .login(user, password, rp.client_addr(gate.trust_forwarded))
+                .await
+            {
                 Ok(p) => p,
                 Err(AuthError::Throttled(w)) => {
                     return auth_error(AuthError::Throttled(w), || login_failed(gate, rp));

@@ -33,6 +33,8 @@ pub struct Endpoint {
     pub token: Option<String>,
     /// Accounts whose administrators may read with HTTP Basic; `None`: nobody that way.
     pub admins: Option<Arc<Gate>>,
+    /// The accounts service whose login throttle is sampled, when authentication is on.
+    pub accounts: Option<Arc<crate::service::accounts::Accounts>>,
 }
 
 /// The `/metrics` route.
@@ -55,6 +57,9 @@ async fn scrape(State(endpoint): State<Arc<Endpoint>>, request: Request) -> Resp
 impl Endpoint {
     async fn exposition(&self) -> Response {
         self.metrics.sample_storage(&self.registry).await;
+        if let Some(accounts) = &self.accounts {
+            self.metrics.logins.set(accounts.throttle_sizes());
+        }
         match self.metrics.encode() {
             Ok(text) => (
                 StatusCode::OK,

@@ -105,6 +105,10 @@ pub struct Claims {
     /// The access token the subject logged in with, if any (berth's own claim).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tid: Option<i64>,
+    /// The subject's account id (berth's own claim): a name can be given to a new account
+    /// after the old one is deleted, an id never is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<i64>,
     /// What the token grants.
     #[serde(default)]
     pub access: Vec<AccessEntry>,
@@ -179,6 +183,7 @@ impl TokenIssuer {
     pub fn issue(
         &self,
         subject: &str,
+        uid: Option<i64>,
         tid: Option<i64>,
         access: Vec<AccessEntry>,
     ) -> Result<String, TokenError> {
@@ -192,6 +197,7 @@ impl TokenIssuer {
             iat: now,
             jti: uuid::Uuid::new_v4().simple().to_string(),
             tid,
+            uid,
             access,
         };
         self.sign(&claims)
@@ -306,7 +312,7 @@ mod tests {
     fn issued_tokens_verify_and_carry_their_access() {
         let i = issuer();
         let t = i
-            .issue("alice", None, vec![entry("alice/app", &["pull"])])
+            .issue("alice", None, None, vec![entry("alice/app", &["pull"])])
             .expect("token");
         let claims = i.verify(&t).expect("valid");
         assert_eq!(claims.sub, "alice");
@@ -334,7 +340,7 @@ mod tests {
             .public_key_pem();
         let i = TokenIssuer::new(key, "berth", "registry", 300, 3600);
         let good = i
-            .verify(&i.issue("alice", None, vec![]).expect("token"))
+            .verify(&i.issue("alice", None, None, vec![]).expect("token"))
             .expect("valid");
         let kid = i.key.kid.clone();
         // alg: none
@@ -356,7 +362,7 @@ mod tests {
         }
         // Another key, with and without our kid.
         let other = issuer();
-        let foreign = other.issue("alice", None, vec![]).expect("token");
+        let foreign = other.issue("alice", None, None, vec![]).expect("token");
         assert!(matches!(i.verify(&foreign), Err(TokenError::UnknownKey)));
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(kid.clone());
@@ -389,7 +395,7 @@ mod tests {
         let refresh = i.issue_refresh("alice", 1, None, 0).expect("refresh");
         assert!(i.verify(&refresh).is_err());
         assert!(
-            i.verify_refresh(&i.issue("alice", None, vec![]).expect("t"))
+            i.verify_refresh(&i.issue("alice", None, None, vec![]).expect("t"))
                 .is_err()
         );
         assert_eq!(i.verify_refresh(&refresh).expect("refresh").uid, 1);

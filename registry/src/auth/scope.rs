@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Actions;
 use super::access::namespace_of;
+use crate::domain::RepoName;
 
 /// One scope a client asked for, as Distribution's token specification writes it:
 /// `repository:NAME:ACTIONS` or `registry:catalog:*`.
@@ -12,8 +13,9 @@ use super::access::namespace_of;
 pub enum ScopeRequest {
     /// Actions on one repository.
     Repository {
-        /// The repository name (not validated here; unknown names simply get nothing).
-        name: String,
+        /// The repository name, with the grammar `/v2/` routes use: a name no route would
+        /// accept (`a/../b`, `a/b/`) never reaches a token.
+        name: RepoName,
         /// The actions asked for.
         actions: Actions,
     },
@@ -22,16 +24,17 @@ pub enum ScopeRequest {
 }
 
 impl ScopeRequest {
-    /// Parses one scope. Unknown resource types give `None` (and are left out of the
-    /// token), as the specification allows.
+    /// Parses one scope. Unknown resource types and invalid repository names give `None`
+    /// (and are left out of the token), as the specification allows for what a registry
+    /// does not know.
     pub fn parse(s: &str) -> Option<Self> {
         let (kind, rest) = s.split_once(':')?;
         let (name, actions) = rest.rsplit_once(':')?;
         // `repository(plugin):name:pull` carries a resource class; the class changes nothing.
         let kind = kind.split_once('(').map_or(kind, |(k, _)| k);
         match kind {
-            "repository" if !name.is_empty() => Some(ScopeRequest::Repository {
-                name: name.to_owned(),
+            "repository" => Some(ScopeRequest::Repository {
+                name: RepoName::parse(name).ok()?,
                 actions: Actions::parse_list(actions),
             }),
             "registry" if name == "catalog" => Some(ScopeRequest::Catalog),
@@ -54,11 +57,16 @@ impl std::fmt::Display for ScopeRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ScopeRequest::Repository { name, actions } => {
-                write!(f, "repository:{name}:{actions}")
+                f.write_str(&repository_scope(name.as_str(), *actions))
             }
             ScopeRequest::Catalog => f.write_str("registry:catalog:*"),
         }
     }
+}
+
+/// The scope of `actions` on repository `name`, as a challenge names it.
+pub fn repository_scope(name: &str, actions: Actions) -> String {
+    format!("repository:{name}:{actions}")
 }
 
 /// One entry of a registry token's `access` claim.
@@ -189,14 +197,14 @@ mod tests {
         assert_eq!(
             ScopeRequest::parse("repository:acme/app:pull,push"),
             Some(ScopeRequest::Repository {
-                name: "acme/app".into(),
+                name: RepoName::parse("acme/app").expect("name"),
                 actions: Actions::PULL_PUSH
             })
         );
         assert_eq!(
             ScopeRequest::parse("repository(plugin):a/b:pull"),
             Some(ScopeRequest::Repository {
-                name: "a/b".into(),
+                name: RepoName::parse("a/b").expect("name"),
                 actions: Actions::PULL
             })
         );
@@ -205,6 +213,15 @@ mod tests {
             Some(ScopeRequest::Catalog)
         );
         assert_eq!(ScopeRequest::parse("nonsense"), None);
+        // Names `/v2/` would refuse are never granted, whatever their first segment.
+        for bad in [
+            "repository:bob/../acme/app:pull",
+            "repository:bob/x/:push",
+            "repository:bob/x:acme/app:push",
+            "repository:Bob/app:pull",
+        ] {
+            assert_eq!(ScopeRequest::parse(bad), None, "{bad}");
+        }
         assert_eq!(ScopeRequest::parse("repository::pull"), None);
         let all = ScopeRequest::parse_all(["repository:a:pull repository:b:push", "x:y:z"]);
         assert_eq!(all.len(), 2);

@@ -5,8 +5,8 @@ macro_rules! account_queries {
     ($conn:ty) => {
         use $crate::auth::{Actions, Grants, Role};
         use $crate::meta::accounts::{
-            AccountChange, AccountKind, AccountRecord, MemberRecord, SessionRecord, TeamRecord,
-            TokenRecord,
+            AccountChange, AccountKind, AccountRecord, Created, MemberRecord, NamespaceClaim,
+            NamespaceRecord, SessionRecord, TeamRecord, TokenRecord,
         };
         use $crate::meta::{MetaError, MetaResult, now_ms};
 
@@ -42,15 +42,55 @@ macro_rules! account_queries {
             })
         }
 
+        /// Repositories in namespace `ns`: `ns` itself and `ns/...` (a range, not `LIKE`,
+        /// since `_` in a name is a `LIKE` wildcard).
+        const IN_NAMESPACE: &str = "(name = $1 OR (name >= $1 || '/' AND name < $1 || '0'))";
+
         pub(in $crate::meta) async fn create_account(
             c: &mut $conn, name: &str, kind: AccountKind, hash: Option<&str>, admin: bool,
-        ) -> MetaResult<Option<i64>> {
-            Ok(sqlx::query_scalar(
+            claim: NamespaceClaim,
+        ) -> MetaResult<Created> {
+            let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM accounts WHERE name = $1")
+                .bind(name).fetch_optional(&mut *c).await?;
+            if taken.is_some() {
+                return Ok(Created::NameTaken);
+            }
+            // Every account has its namespace row, so a row here belongs to nobody: repositories
+            // pushed before any account had the name, or left by a deleted account.
+            let held: Option<i64> = sqlx::query_scalar("SELECT created_at FROM namespaces WHERE name = $1")
+                .bind(name).fetch_optional(&mut *c).await?;
+            if held.is_some() && claim == NamespaceClaim::New {
+                let sql = format!("SELECT COUNT(*) FROM repositories WHERE {IN_NAMESPACE}");
+                let repositories: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .bind(name).fetch_one(&mut *c).await?;
+                return Ok(Created::NamespaceHeld { repositories });
+            }
+            let now = now_ms();
+            let id: i64 = sqlx::query_scalar(
                 "INSERT INTO accounts (name, kind, password_hash, is_admin, created_at)
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING RETURNING id",
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
             )
-            .bind(name).bind(kind.as_str()).bind(hash).bind(i64::from(admin)).bind(now_ms())
-            .fetch_optional(c).await?)
+            .bind(name).bind(kind.as_str()).bind(hash).bind(i64::from(admin)).bind(now)
+            .fetch_one(&mut *c).await?;
+            sqlx::query(
+                "INSERT INTO namespaces (name, owner_id, created_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO UPDATE SET owner_id = excluded.owner_id
+                 WHERE namespaces.owner_id IS NULL",
+            )
+            .bind(name).bind(id).bind(now).execute(c).await?;
+            Ok(Created::Account(id))
+        }
+
+        pub(in $crate::meta) async fn namespaces(c: &mut $conn) -> MetaResult<Vec<NamespaceRecord>> {
+            let rows: Vec<(String, Option<String>, i64, i64)> = sqlx::query_as(
+                "SELECT n.name, a.name, n.created_at,
+                        (SELECT COUNT(*) FROM repositories r
+                         WHERE r.name = n.name OR (r.name >= n.name || '/' AND r.name < n.name || '0'))
+                 FROM namespaces n LEFT JOIN accounts a ON a.id = n.owner_id ORDER BY n.name",
+            ).fetch_all(c).await?;
+            Ok(rows.into_iter().map(|(name, owner, created_at, repositories)| {
+                NamespaceRecord { name, owner, repositories, created_at }
+            }).collect())
         }
 
         pub(in $crate::meta) async fn account(c: &mut $conn, name: &str) -> MetaResult<Option<AccountRecord>> {
@@ -88,6 +128,24 @@ macro_rules! account_queries {
         }
 
         pub(in $crate::meta) async fn delete_account(c: &mut $conn, id: i64) -> MetaResult<bool> {
+            let owned: Vec<String> = sqlx::query_scalar("SELECT name FROM namespaces WHERE owner_id = $1")
+                .bind(id).fetch_all(&mut *c).await?;
+            for ns in owned {
+                let sql = format!("SELECT COUNT(*) FROM repositories WHERE {IN_NAMESPACE}");
+                let repositories: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .bind(&ns).fetch_one(&mut *c).await?;
+                if repositories == 0 {
+                    // Nothing to take over: the name is free again, and so is its visibility
+                    // set ahead of a first push.
+                    sqlx::query("DELETE FROM namespaces WHERE name = $1").bind(&ns).execute(&mut *c).await?;
+                    let sql = format!("DELETE FROM public_repositories WHERE {IN_NAMESPACE}");
+                    sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&ns).execute(&mut *c).await?;
+                } else {
+                    // Kept, owned by nobody: administrators alone reach what is in it.
+                    sqlx::query("UPDATE namespaces SET owner_id = NULL WHERE name = $1")
+                        .bind(&ns).execute(&mut *c).await?;
+                }
+            }
             Ok(sqlx::query("DELETE FROM accounts WHERE id = $1").bind(id).execute(c).await?.rows_affected() == 1)
         }
 
@@ -178,6 +236,9 @@ macro_rules! account_queries {
             Ok(Some(changed.rows_affected() == 1))
         }
 
+        /// What `account` may do, from records only: the namespaces it owns (never one that
+        /// merely bears its name), the namespaces of the organizations it owns, and its teams'
+        /// grants inside their organization's namespace.
         pub(in $crate::meta) async fn grants(c: &mut $conn, account: i64) -> MetaResult<Grants> {
             let mut g = Grants::default();
             let Some(me) = account_by_id(&mut *c, account).await? else { return Ok(g) };
@@ -185,29 +246,33 @@ macro_rules! account_queries {
                 return Ok(g);
             }
             g.admin = me.admin;
-            g.grant_namespace(&me.name, Actions::ALL);
+            let own: Vec<String> = sqlx::query_scalar("SELECT name FROM namespaces WHERE owner_id = $1")
+                .bind(account).fetch_all(&mut *c).await?;
+            for ns in own {
+                g.grant_namespace(&ns, Actions::ALL);
+            }
             if me.kind == AccountKind::Org {
                 return Ok(g);
             }
             let owned: Vec<String> = sqlx::query_scalar(
-                "SELECT a.name FROM org_members m JOIN accounts a ON a.id = m.org_id
+                "SELECT n.name FROM org_members m JOIN namespaces n ON n.owner_id = m.org_id
                  WHERE m.user_id = $1 AND m.is_owner <> 0",
             ).bind(account).fetch_all(&mut *c).await?;
-            for org in owned {
-                g.grant_namespace(&org, Actions::ALL);
+            for ns in owned {
+                g.grant_namespace(&ns, Actions::ALL);
             }
             let team_grants: Vec<(String, String, String)> = sqlx::query_as(
-                "SELECT a.name, g.repository, g.role FROM team_members tm
+                "SELECT n.name, g.repository, g.role FROM team_members tm
                  JOIN teams t ON t.id = tm.team_id
                  JOIN team_grants g ON g.team_id = t.id
-                 JOIN accounts a ON a.id = t.org_id
+                 JOIN namespaces n ON n.owner_id = t.org_id
                  WHERE tm.user_id = $1",
             ).bind(account).fetch_all(c).await?;
-            for (org, repository, r) in team_grants {
+            for (ns, repository, r) in team_grants {
                 let actions = role(&r)?.actions();
                 if repository.is_empty() {
-                    g.grant_namespace(&org, actions);
-                } else if $crate::auth::access::namespace_of(&repository) == org {
+                    g.grant_namespace(&ns, actions);
+                } else if $crate::auth::access::namespace_of(&repository) == ns {
                     // A grant only ever reaches into its own organization's namespace.
                     g.grant_repository(&repository, actions);
                 }
@@ -369,9 +434,12 @@ macro_rules! impl_account_store {
 
         #[async_trait::async_trait]
         impl $crate::meta::accounts::AccountStore for $store {
-            async fn create_account(&self, name: &str, kind: $crate::meta::accounts::AccountKind, password_hash: Option<&str>, admin: bool, event: &$crate::meta::events::Event) -> $crate::meta::MetaResult<Option<i64>> {
+            async fn create_account(&self, name: &str, kind: $crate::meta::accounts::AccountKind, password_hash: Option<&str>, admin: bool, claim: $crate::meta::accounts::NamespaceClaim, event: &$crate::meta::events::Event) -> $crate::meta::MetaResult<$crate::meta::accounts::Created> {
                 let hash = password_hash.map(str::to_owned);
-                $crate::meta::account_sql::run_owned!($conn; self.account_write, [name, hash, event], |c| $crate::meta::account_sql::audited!(c, event, aq::create_account(c, &name, kind, hash.as_deref(), admin)))
+                $crate::meta::account_sql::run_owned!($conn; self.account_write, [name, hash, event], |c| $crate::meta::account_sql::audited!(c, event, aq::create_account(c, &name, kind, hash.as_deref(), admin, claim)))
+            }
+            async fn namespaces(&self) -> $crate::meta::MetaResult<Vec<$crate::meta::accounts::NamespaceRecord>> {
+                $crate::meta::account_sql::run_owned!($conn; self.account_read, [], |c| aq::namespaces(c))
             }
             async fn account(&self, name: &str) -> $crate::meta::MetaResult<Option<$crate::meta::accounts::AccountRecord>> {
                 $crate::meta::account_sql::run_owned!($conn; self.account_read, [name], |c| aq::account(c, &name))
@@ -504,6 +572,12 @@ impl Changed for bool {
 impl Changed for Option<i64> {
     fn changed(&self) -> bool {
         self.is_some()
+    }
+}
+
+impl Changed for super::accounts::Created {
+    fn changed(&self) -> bool {
+        matches!(self, super::accounts::Created::Account(_))
     }
 }
 

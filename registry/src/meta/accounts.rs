@@ -119,19 +119,59 @@ pub struct SessionRecord {
     pub expires_at: i64,
 }
 
+/// How a new account comes by the namespace of its name (see
+/// migrations/sqlite/0011_namespaces.sql).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NamespaceClaim {
+    /// Only a namespace nobody has used: no repositories, not reserved by a deleted account.
+    New,
+    /// Also a namespace that belongs to nobody: the account takes over the repositories in it.
+    Adopt,
+}
+
+/// What creating an account did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// The account was created, with this id, and owns its namespace.
+    Account(i64),
+    /// An account of that name exists.
+    NameTaken,
+    /// The namespace of that name exists and belongs to nobody (and [`NamespaceClaim::New`]
+    /// was asked); nothing was written.
+    NamespaceHeld {
+        /// Repositories in the namespace.
+        repositories: i64,
+    },
+}
+
+/// A namespace as stored, with what is in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamespaceRecord {
+    /// The namespace (first segment of its repositories' names).
+    pub name: String,
+    /// The owning user or organization; `None`: administrators alone.
+    pub owner: Option<String>,
+    /// Repositories in it.
+    pub repositories: i64,
+    /// When it was first used (Unix ms).
+    pub created_at: i64,
+}
+
 /// Accounts and permissions in the metadata database. Each method is one transaction; each
 /// change records its `event` in the audit log in that transaction, if it changed anything.
 #[async_trait]
 pub trait AccountStore: Send + Sync + 'static {
-    /// Creates an account; `None` when the name is taken.
+    /// Creates an account owning the namespace of its name, if the name is free and the
+    /// namespace may be claimed as `claim` says; writes nothing otherwise.
     async fn create_account(
         &self,
         name: &str,
         kind: AccountKind,
         password_hash: Option<&str>,
         admin: bool,
+        claim: NamespaceClaim,
         event: &Event,
-    ) -> MetaResult<Option<i64>>;
+    ) -> MetaResult<Created>;
 
     /// An account by name.
     async fn account(&self, name: &str) -> MetaResult<Option<AccountRecord>>;
@@ -151,7 +191,12 @@ pub trait AccountStore: Send + Sync + 'static {
     ) -> MetaResult<bool>;
 
     /// Deletes an account with its memberships, teams and tokens; returns whether it existed.
+    /// Its namespace is released if it holds no repository, and otherwise stays, owned by
+    /// nobody, so that its name cannot be taken over with what is in it.
     async fn delete_account(&self, id: i64, event: &Event) -> MetaResult<bool>;
+
+    /// Every namespace, by name, with its owner and how many repositories it holds.
+    async fn namespaces(&self) -> MetaResult<Vec<NamespaceRecord>>;
 
     /// Adds a user to an organization (or changes whether they own it) with `Some`, removes
     /// them (and from its teams) with `None`. Returns whether anything changed.

@@ -157,14 +157,33 @@ macro_rules! queries {
             if let Some(id) = existing {
                 return Ok(id);
             }
-            sqlx::query_scalar(
+            let id = sqlx::query_scalar(
                 "INSERT INTO repositories (name, created_at) VALUES ($1, $2)
                  ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id",
             )
             .bind(name.as_str())
             .bind(now_ms())
-            .fetch_one(conn)
-            .await
+            .fetch_one(&mut *conn)
+            .await?;
+            // The first repository of a namespace no account owns makes it a namespace that
+            // belongs to nobody, so an account created later under that name cannot claim it
+            // (see migrations/sqlite/0011_namespaces.sql). Read first, as above.
+            let namespace = name.namespace();
+            let known: Option<i64> = sqlx::query_scalar("SELECT created_at FROM namespaces WHERE name = $1")
+                .bind(namespace)
+                .fetch_optional(&mut *conn)
+                .await?;
+            if known.is_none() {
+                sqlx::query(
+                    "INSERT INTO namespaces (name, owner_id, created_at) VALUES ($1, NULL, $2)
+                     ON CONFLICT (name) DO NOTHING",
+                )
+                .bind(namespace)
+                .bind(now_ms())
+                .execute(conn)
+                .await?;
+            }
+            Ok(id)
         }
 
         /// Queues a blob for a garbage-collection review: its newest event is now (see

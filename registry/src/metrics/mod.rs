@@ -12,6 +12,7 @@
 //!
 //! Depends on `service` (the reports of passes, the usage summary) and `prometheus-client`.
 
+mod logins;
 mod passes;
 mod storage;
 
@@ -130,6 +131,8 @@ pub struct Metrics {
     pub scrub: passes::ScrubMetrics,
     /// Scheduled retention runs.
     pub retention: passes::RetentionMetrics,
+    /// The login throttle's tables.
+    pub logins: logins::LoginGauges,
 }
 
 impl Metrics {
@@ -192,6 +195,7 @@ impl Metrics {
         let gc = passes::GcMetrics::register(&mut families);
         let scrub = passes::ScrubMetrics::register(&mut families);
         let retention = passes::RetentionMetrics::register(&mut families);
+        let logins = logins::LoginGauges::register(&mut families);
         Self {
             families,
             requests,
@@ -204,6 +208,7 @@ impl Metrics {
             gc,
             scrub,
             retention,
+            logins,
         }
     }
 

@@ -13,14 +13,15 @@ use sha2::{Digest as _, Sha256};
 use crate::auth::jwt::{Claims, KeyError, SigningKey, TokenError, TokenIssuer};
 use crate::auth::password::{self, PasswordError};
 use crate::auth::scope::InvalidScope;
-use crate::auth::throttle::Throttle;
+use crate::auth::throttle::{Allowances, Throttle};
 use crate::auth::{
     AccessEntry, AccountName, Actions, Grants, InvalidName, Principal, Role, ScopeRequest,
     TokenScope, access, secret,
 };
 use crate::domain::RepoName;
 use crate::meta::accounts::{
-    AccountChange, AccountKind, AccountRecord, MemberRecord, SessionRecord, TeamRecord, TokenRecord,
+    AccountChange, AccountKind, AccountRecord, Created, MemberRecord, NamespaceClaim,
+    NamespaceRecord, SessionRecord, TeamRecord, TokenRecord,
 };
 use crate::meta::events::{Action, Event, Origin};
 use crate::meta::{AccountStore, MetaError, now_ms};
@@ -38,14 +39,18 @@ pub struct AccountSettings {
     pub refresh_ttl_secs: u64,
     /// A PEM private key to sign with instead of the one stored in the database.
     pub signing_key_pem: Option<String>,
-    /// Failed logins allowed per account or address before throttling.
-    pub free_failures: u32,
+    /// Failed password logins allowed per account and address, per address, and per account
+    /// before throttling.
+    pub allowances: Allowances,
     /// Window over which failures count.
     pub failure_window: Duration,
     /// First lockout after too many failures (doubles with each further failure).
     pub lockout: Duration,
     /// Lifetime of a web UI session.
     pub session_ttl: Duration,
+    /// Namespaces the configuration gives a purpose (pull-through mirrors): no account may
+    /// be created with these names except by an administrator adopting them.
+    pub reserved_namespaces: Vec<String>,
 }
 
 /// Why a login or token failed.
@@ -89,6 +94,18 @@ pub enum AdminError {
     /// The request makes no sense (wrong kind of account, and so on).
     #[error("{0}")]
     Invalid(String),
+    /// The name's namespace holds repositories (or is reserved) and belongs to no account:
+    /// an account of that name would take over what is in it.
+    #[error("{}", namespace_held_message(.name, *.repositories, *.by_admin))]
+    NamespaceHeld {
+        /// The name asked for.
+        name: String,
+        /// Repositories in the namespace (0: reserved, from a deleted account or the
+        /// configuration).
+        repositories: i64,
+        /// Whether an administrator asked (who may adopt it explicitly).
+        by_admin: bool,
+    },
     /// No randomness for a secret.
     #[error(transparent)]
     Random(#[from] secret::NoRandomness),
@@ -99,6 +116,38 @@ pub enum AdminError {
 
 /// Result of administrative operations.
 pub type AdminResult<T> = Result<T, AdminError>;
+
+fn namespace_held_message(name: &str, repositories: i64, by_admin: bool) -> String {
+    let what = match repositories {
+        0 => format!("the name {name} is reserved (a deleted account or a mirror held it)"),
+        1 => format!("the namespace {name} holds a repository that belongs to no account"),
+        n => format!("the namespace {name} holds {n} repositories that belong to no account"),
+    };
+    if by_admin {
+        format!(
+            "{what}; to create the account and give it what is there, adopt the namespace explicitly (adopt_namespace: true, or --adopt-namespace)"
+        )
+    } else {
+        format!("{what}; only an administrator may create an account named {name}")
+    }
+}
+
+/// Who creates an account, which decides what the new account may claim. Every way an account
+/// comes to be (the API, the web UI, `berth admin`, single sign-on) says which this is, and
+/// [`Accounts`] alone applies the rule: an account never inherits repositories by its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Authority {
+    /// A user founding an organization, or an identity provisioned at sign-in: the namespace
+    /// must be one nobody has used.
+    SelfService,
+    /// A hub administrator. With `adopt_namespace`, an ownerless namespace (repositories
+    /// pushed before any account had the name, or left by a deleted account) goes to the new
+    /// account, explicitly; without it, such a name is refused as for anyone.
+    Administrator {
+        /// Take over an ownerless namespace of that name.
+        adopt_namespace: bool,
+    },
+}
 
 /// A newly created access token: its record and the secret, shown once.
 #[derive(Debug)]
@@ -124,6 +173,7 @@ const BASIC_CACHE_TTL: Duration = Duration::from_secs(30);
 pub struct Accounts {
     store: Arc<dyn AccountStore>,
     session_ttl: Duration,
+    reserved_namespaces: Vec<String>,
     issuer: TokenIssuer,
     throttle: Throttle,
     basic: BasicCache,
@@ -168,6 +218,7 @@ impl Accounts {
         Ok(Self {
             store,
             session_ttl: settings.session_ttl,
+            reserved_namespaces: settings.reserved_namespaces.clone(),
             issuer: TokenIssuer::new(
                 key,
                 &settings.issuer,
@@ -176,7 +227,7 @@ impl Accounts {
                 settings.refresh_ttl_secs,
             ),
             throttle: Throttle::new(
-                settings.free_failures,
+                settings.allowances,
                 settings.failure_window,
                 settings.lockout,
             ),
@@ -201,44 +252,63 @@ impl Accounts {
 
     // ---- Authentication -------------------------------------------------------------------
 
-    /// Checks a username and a password or access-token secret, throttled per account and
-    /// per client address.
+    /// Checks a username and a password or access-token secret. Passwords are throttled (see
+    /// [`crate::auth::throttle`]); token secrets are not, since nobody can guess them, so an
+    /// attack on a password never locks out its account's tokens and robots.
     pub async fn login(
         &self,
         username: &str,
         password: &str,
         client: IpAddr,
     ) -> Result<Principal, AuthError> {
-        let keys = [format!("user:{username}"), format!("addr:{client}")];
-        self.throttle.check(&keys).map_err(AuthError::Throttled)?;
+        // A name no account can have is refused before anything is looked up or kept, so
+        // what a client sends as a name never becomes server state.
+        if !is_login_name(username) {
+            return Err(AuthError::BadCredentials);
+        }
+        if secret::looks_like_secret(password) {
+            return match self.check_secret(username, password).await? {
+                Some(principal) => Ok(principal),
+                None => {
+                    tracing::info!(target: "berth::auth", user = %username, %client, "token login failed");
+                    Err(AuthError::BadCredentials)
+                }
+            };
+        }
+        let attempt = self.throttle.attempt(username, client);
+        self.throttle
+            .check(&attempt)
+            .map_err(AuthError::Throttled)?;
         let cache_key = self.basic_key(username, password);
         if let Some(p) = self.cached(&cache_key) {
             return Ok(p);
         }
-        match self.check_credentials(username, password).await? {
-            Some(principal) => {
-                self.throttle.succeeded(&keys[0]);
-                if matches!(principal, Principal::User { .. }) {
-                    self.remember(cache_key, principal.clone());
-                }
+        match self.check_password(username, password).await? {
+            Ok(principal) => {
+                self.throttle.succeeded(&attempt);
+                self.remember(cache_key, principal.clone());
                 Ok(principal)
             }
-            None => {
-                tracing::info!(target: "berth::auth", user = %truncate(username), %client, "login failed");
-                self.throttle.failed(&keys);
+            Err(exists) => {
+                tracing::info!(target: "berth::auth", user = %username, %client, "login failed");
+                self.throttle.failed(&attempt, exists);
                 Err(AuthError::BadCredentials)
             }
         }
     }
 
-    async fn check_credentials(
+    /// How many failed logins the throttle remembers, per table (for tests of its bounds).
+    pub fn throttle_sizes(&self) -> [usize; 4] {
+        self.throttle.sizes()
+    }
+
+    /// The user `username` if `password` is theirs; otherwise whether such a user exists
+    /// (enabled), which decides whether the failure counts against the account.
+    async fn check_password(
         &self,
         username: &str,
         password: &str,
-    ) -> Result<Option<Principal>, MetaError> {
-        if secret::looks_like_secret(password) {
-            return self.check_secret(username, password).await;
-        }
+    ) -> Result<Result<Principal, bool>, MetaError> {
         let account = match AccountName::parse(username) {
             Ok(name) => self.store.account(name.as_str()).await?,
             Err(_) => None,
@@ -250,8 +320,8 @@ impl Accounts {
             .await
             .unwrap_or(false);
         Ok(match account {
-            Some(a) if ok => Some(user_principal(&a)),
-            _ => None,
+            Some(a) if ok => Ok(user_principal(&a)),
+            found => Err(found.is_some()),
         })
     }
 
@@ -518,13 +588,13 @@ impl Accounts {
             match request {
                 ScopeRequest::Repository { name, actions } => {
                     let granted = self
-                        .allowed(principal, &grants, name)
+                        .allowed(principal, &grants, name.as_str())
                         .await?
                         .intersect(*actions);
                     if !granted.is_empty() {
                         access.push(AccessEntry {
                             kind: "repository".into(),
-                            name: name.clone(),
+                            name: name.to_string(),
                             actions: granted.names(),
                         });
                     }
@@ -537,13 +607,14 @@ impl Accounts {
                 }),
             }
         }
-        let tid = match principal {
-            Principal::Token { id, .. } => Some(*id),
-            _ => None,
+        let (uid, tid) = match principal {
+            Principal::Anonymous => (None, None),
+            Principal::User { id, .. } => (Some(*id), None),
+            Principal::Token { id, owner_id, .. } => (Some(*owner_id), Some(*id)),
         };
         let token = self
             .issuer
-            .issue(principal.subject(), tid, access.clone())?;
+            .issue(principal.subject(), uid, tid, access.clone())?;
         Ok((token, access))
     }
 
@@ -568,20 +639,29 @@ impl Accounts {
                 None => Principal::Anonymous,
             });
         }
-        Ok(match self.store.account(&claims.sub).await? {
-            Some(a) if !a.disabled && a.kind == AccountKind::User => user_principal(&a),
+        // By id: the name may belong to another account by now. Tokens without `uid` were
+        // issued before it existed and expire within one token lifetime.
+        let account = match claims.uid {
+            Some(uid) => self.store.account_by_id(uid).await?,
+            None => self.store.account(&claims.sub).await?,
+        };
+        Ok(match account {
+            Some(a) if !a.disabled && a.kind == AccountKind::User && a.name == claims.sub => {
+                user_principal(&a)
+            }
             _ => Principal::Anonymous,
         })
     }
 
     // ---- Administration -------------------------------------------------------------------
 
-    /// Creates a user.
+    /// Creates a user (see [`Authority`] for what the new account may claim).
     pub async fn create_user(
         &self,
         name: &str,
         password: &str,
         admin: bool,
+        authority: Authority,
         by: &Origin,
     ) -> AdminResult<AccountRecord> {
         let name = AccountName::parse(name)?;
@@ -589,18 +669,24 @@ impl Accounts {
         let event = Event::new(Action::UserCreate, by)
             .target(name.as_str())
             .detail(serde_json::json!({"admin": admin}));
-        self.store
-            .create_account(name.as_str(), AccountKind::User, Some(&hash), admin, &event)
-            .await?
-            .ok_or_else(|| AdminError::Exists(format!("an account named {name}")))?;
-        self.account(name.as_str(), Some(AccountKind::User)).await
+        self.create_account(
+            &name,
+            AccountKind::User,
+            Some(&hash),
+            admin,
+            authority,
+            event,
+        )
+        .await
     }
 
-    /// Creates an organization, owned by `owner` if given.
+    /// Creates an organization, owned by `owner` if given (see [`Authority`] for what the new
+    /// account may claim).
     pub async fn create_org(
         &self,
         name: &str,
         owner: Option<&str>,
+        authority: Authority,
         by: &Origin,
     ) -> AdminResult<AccountRecord> {
         let name = AccountName::parse(name)?;
@@ -608,24 +694,68 @@ impl Accounts {
             Some(o) => Some(self.account(o, Some(AccountKind::User)).await?),
             None => None,
         };
-        let id = self
-            .store
-            .create_account(
-                name.as_str(),
-                AccountKind::Org,
-                None,
-                false,
-                &Event::new(Action::OrgCreate, by).target(name.as_str()),
-            )
-            .await?
-            .ok_or_else(|| AdminError::Exists(format!("an account named {name}")))?;
+        let event = Event::new(Action::OrgCreate, by).target(name.as_str());
+        let org = self
+            .create_account(&name, AccountKind::Org, None, false, authority, event)
+            .await?;
         if let Some(owner) = owner {
             let event = member_event(by, name.as_str(), &owner.name, Some(true));
             self.store
-                .set_org_member(id, owner.id, Some(true), &event)
+                .set_org_member(org.id, owner.id, Some(true), &event)
                 .await?;
         }
-        self.account(name.as_str(), Some(AccountKind::Org)).await
+        Ok(org)
+    }
+
+    /// The one place an account comes to be: the name must be free, and its namespace one
+    /// nobody has used unless an administrator adopts it.
+    async fn create_account(
+        &self,
+        name: &AccountName,
+        kind: AccountKind,
+        password_hash: Option<&str>,
+        admin: bool,
+        authority: Authority,
+        event: Event,
+    ) -> AdminResult<AccountRecord> {
+        let by_admin = matches!(authority, Authority::Administrator { .. });
+        let claim = match authority {
+            Authority::Administrator {
+                adopt_namespace: true,
+            } => NamespaceClaim::Adopt,
+            _ => NamespaceClaim::New,
+        };
+        let held = |repositories| AdminError::NamespaceHeld {
+            name: name.to_string(),
+            repositories,
+            by_admin,
+        };
+        if claim == NamespaceClaim::New
+            && self.reserved_namespaces.iter().any(|r| r == name.as_str())
+        {
+            return Err(held(0));
+        }
+        let mut event = event;
+        if claim == NamespaceClaim::Adopt {
+            // The audit log says the account took over an ownerless namespace.
+            let mut detail = event.detail.take().unwrap_or_else(|| serde_json::json!({}));
+            detail["adopted_namespace"] = true.into();
+            event.detail = Some(detail);
+        }
+        match self
+            .store
+            .create_account(name.as_str(), kind, password_hash, admin, claim, &event)
+            .await?
+        {
+            Created::Account(_) => self.account(name.as_str(), Some(kind)).await,
+            Created::NameTaken => Err(AdminError::Exists(format!("an account named {name}"))),
+            Created::NamespaceHeld { repositories } => Err(held(repositories)),
+        }
+    }
+
+    /// Every namespace with its owner (none: administrators alone) and its repositories.
+    pub async fn namespaces(&self) -> AdminResult<Vec<NamespaceRecord>> {
+        Ok(self.store.namespaces().await?)
     }
 
     /// An account by name, of the given kind.
@@ -689,8 +819,9 @@ impl Accounts {
         Ok(())
     }
 
-    /// Deletes a user or organization with its memberships, teams and tokens (repositories
-    /// stay, reachable by administrators).
+    /// Deletes a user or organization with its memberships, teams and tokens. Its
+    /// repositories stay, owned by nobody (administrators alone reach them), and its name stays
+    /// reserved while they do; a namespace with no repository is released.
     pub async fn delete_account(&self, name: &str, by: &Origin) -> AdminResult<()> {
         let account = self.account(name, None).await?;
         let event = Event::new(Action::AccountDelete, by)
@@ -995,6 +1126,15 @@ async fn hash_password(password: &str) -> Result<String, PasswordError> {
     tokio::task::spawn_blocking(move || password::hash(&password))
         .await
         .map_err(|_| PasswordError::Hash)?
+}
+
+/// Whether `name` is one an account or robot can log in with: an account name, or
+/// `org+robot`. Anything else (too long, odd characters) cannot succeed.
+fn is_login_name(name: &str) -> bool {
+    match name.split_once('+') {
+        Some((org, robot)) => AccountName::parse(org).is_ok() && AccountName::parse(robot).is_ok(),
+        None => AccountName::parse(name).is_ok(),
+    }
 }
 
 /// A user-supplied name cut short for messages and logs.

@@ -48,9 +48,17 @@ pub struct PullLog {
     pending: Mutex<HashSet<(String, String)>>,
 }
 
+/// Distinct pulls noted between two flushes at most. Only reads of stored manifests are
+/// noted, so this bounds memory on a huge registry, not against a client: beyond it, further
+/// pulls until the next flush go unrecorded (a tag pulled only then may look unpulled for one
+/// flush interval longer).
+const MAX_PENDING_PULLS: usize = 100_000;
+
 impl PullLog {
     fn record(&self, repo: &RepoName, reference: &Reference) {
-        if let Ok(mut pending) = self.pending.lock() {
+        if let Ok(mut pending) = self.pending.lock()
+            && pending.len() < MAX_PENDING_PULLS
+        {
             pending.insert((repo.to_string(), reference.to_string()));
         }
     }

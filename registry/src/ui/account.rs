@@ -1,10 +1,8 @@
 //! Signing in and out, and the account page: password and personal access tokens.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -19,16 +17,11 @@ use super::{Ui, UiError, UiResult};
 use crate::api::auth::Gate;
 use crate::meta::events::Origin;
 use crate::meta::now_ms;
-use crate::server::ConnInfo;
 use crate::service::accounts::AuthError;
 
 fn gate(ui: &Ui) -> Result<&Arc<Gate>, UiError> {
     // Without authentication there are no accounts to sign in to.
     ui.gate.as_ref().ok_or(UiError::NotFound)
-}
-
-fn client(conn: Option<Extension<ConnInfo>>) -> IpAddr {
-    conn.map_or(IpAddr::from([0, 0, 0, 0]), |Extension(c)| c.peer.ip())
 }
 
 /// Where to go after signing in: only paths of this UI, never another site.
@@ -99,7 +92,6 @@ pub(super) async fn login(
     State(ui): State<Arc<Ui>>,
     viewer: Viewer,
     headers: HeaderMap,
-    conn: Option<Extension<ConnInfo>>,
     body: Body,
 ) -> UiResult {
     let gate = gate(&ui)?;
@@ -109,7 +101,7 @@ pub(super) async fn login(
     let user = form.get("username");
     match gate
         .accounts
-        .start_session(user, form.raw("password"), client(conn))
+        .start_session(user, form.raw("password"), viewer.client)
         .await
     {
         Ok((_, secret)) => {
@@ -276,7 +268,6 @@ pub(super) async fn account_post(
     viewer: Viewer,
     Path(action): Path<String>,
     headers: HeaderMap,
-    conn: Option<Extension<ConnInfo>>,
     body: Body,
 ) -> UiResult {
     let gate = gate(&ui)?;
@@ -297,7 +288,7 @@ pub(super) async fn account_post(
                 .map_err(UiError::from)
         }
         "password" => {
-            return change_password(&ui, gate, viewer, &form, client(conn)).await;
+            return change_password(&ui, gate, viewer, &form).await;
         }
         _ => return Err(UiError::NotFound),
     };
@@ -351,13 +342,7 @@ async fn create_token(
     })
 }
 
-async fn change_password(
-    ui: &Ui,
-    gate: &Gate,
-    viewer: Viewer,
-    form: &Form,
-    client: IpAddr,
-) -> UiResult {
+async fn change_password(ui: &Ui, gate: &Gate, viewer: Viewer, form: &Form) -> UiResult {
     let Some(user) = viewer.user() else {
         return Err(UiError::Forbidden);
     };
@@ -375,7 +360,7 @@ async fn change_password(
     }
     match gate
         .accounts
-        .login(&name, form.raw("current"), client)
+        .login(&name, form.raw("current"), viewer.client)
         .await
     {
         Ok(_) => {}
@@ -408,7 +393,7 @@ async fn change_password(
     // The change ended every session of the account, this one included: start a new one.
     let (_, secret) = gate
         .accounts
-        .start_session(&name, new, client)
+        .start_session(&name, new, viewer.client)
         .await
         .map_err(|e| UiError::Internal(e.to_string()))?;
     let ttl = gate.accounts.session_ttl().as_secs();

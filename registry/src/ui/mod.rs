@@ -219,7 +219,8 @@ impl From<crate::service::accounts::AdminError> for UiError {
             | A::Repository(_)
             | A::Scope(_)
             | A::Password(_)
-            | A::Invalid(_) => UiError::BadRequest(e.to_string()),
+            | A::Invalid(_)
+            | A::NamespaceHeld { .. } => UiError::BadRequest(e.to_string()),
             A::Random(_) | A::Meta(_) => UiError::Internal(error_chain(&e)),
         }
     }

@@ -1,12 +1,14 @@
 //! Who is looking at a page: their session, what they may read and do, and the anti-forgery
 //! token their forms carry.
 //!
-//! A sign-in sets the `berth_session` cookie (HttpOnly, SameSite=Lax, Secure over HTTPS)
-//! holding a random secret; the database keeps only its hash. Every form carries a CSRF
-//! token derived from that secret (SHA-256 with a label), which a page on another site can
-//! neither read nor compute; before sign-in, the sign-in form uses a random `berth_csrf`
-//! cookie the same way (double submit). POSTs marked cross-site by the browser
-//! (`Sec-Fetch-Site: cross-site`) are refused outright.
+//! A sign-in sets the `berth_session` cookie (HttpOnly, SameSite=Lax; over HTTPS it is
+//! `__Host-berth_session`, Secure, which browsers accept only from this exact origin, so
+//! neither a plain-HTTP page nor a sibling subdomain can plant one) holding a random secret;
+//! the database keeps only its hash. Every form carries a CSRF token derived from that secret
+//! (SHA-256 with a label), which a page on another site can neither read nor compute; before
+//! sign-in, the sign-in form uses a random `berth_csrf` cookie the same way (double submit).
+//! POSTs the browser marks as cross-site (`Sec-Fetch-Site: cross-site`) or that carry another
+//! site's `Origin` are refused outright.
 
 use std::sync::Arc;
 
@@ -53,6 +55,9 @@ pub struct Viewer {
     pub base_url: String,
     /// Who they are and where they browse from, for the audit log.
     pub origin: Origin,
+    /// Where they browse from (the proxy-added address behind a trusted proxy), which sign-in
+    /// throttling counts by.
+    pub client: std::net::IpAddr,
 }
 
 impl Viewer {
@@ -128,14 +133,26 @@ impl Viewer {
     }
 
     /// Refuses a form that lacks this viewer's anti-forgery token or that the browser marks
-    /// as sent from another site.
+    /// as sent from another site, by `Sec-Fetch-Site` or by an `Origin` other than this
+    /// server's host (`Origin: null`, from sandboxed frames and the like, included).
     pub fn check_form(&self, headers: &HeaderMap, form: &Form) -> Result<(), UiError> {
         let cross_site = headers
             .get("sec-fetch-site")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.eq_ignore_ascii_case("cross-site"));
+        // The host, not the scheme: behind a TLS proxy without forwarded headers the page
+        // was https while this server sees http, and no other site shares the host.
+        let foreign_origin = headers.get(header::ORIGIN).is_some_and(|origin| {
+            let host = origin
+                .to_str()
+                .ok()
+                .and_then(|o| o.split_once("://"))
+                .map(|(_, host)| host);
+            host.is_none_or(|h| !h.eq_ignore_ascii_case(self.registry_host()))
+        });
         let sent = form.get("csrf");
         if cross_site
+            || foreign_origin
             || self.csrf.is_empty()
             || !secret::constant_time_eq(sent.as_bytes(), self.csrf.as_bytes())
         {
@@ -166,9 +183,20 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-/// A `Set-Cookie` value: HttpOnly, SameSite=Lax, path `/`, Secure over HTTPS; `max_age = 0`
-/// deletes the cookie.
+/// The name a cookie goes by: over HTTPS with the `__Host-` prefix, which browsers accept only
+/// with `Secure`, `Path=/` and no `Domain`, so no other origin can set or overwrite it.
+pub fn cookie_name(name: &str, secure: bool) -> String {
+    if secure {
+        format!("__Host-{name}")
+    } else {
+        name.to_owned()
+    }
+}
+
+/// A `Set-Cookie` value: HttpOnly, SameSite=Lax, path `/`; over HTTPS `Secure` and the
+/// `__Host-` prefix ([`cookie_name`]). `max_age = 0` deletes the cookie.
 pub fn set_cookie(name: &str, value: &str, max_age_secs: u64, secure: bool) -> String {
+    let name = cookie_name(name, secure);
     let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}");
     if secure {
         c.push_str("; Secure");
@@ -186,8 +214,10 @@ impl FromRequestParts<Arc<Ui>> for Viewer {
             authority: parts.uri.authority().map(|a| a.as_str()),
         };
         let base_url = rp.base_url(ui.trust_forwarded);
+        // Over HTTPS only the prefixed names count: an unprefixed cookie may have been planted.
+        let secure = base_url.starts_with("https://");
         if let Some(gate) = &ui.gate
-            && let Some(session) = cookie(&parts.headers, SESSION_COOKIE)
+            && let Some(session) = cookie(&parts.headers, &cookie_name(SESSION_COOKIE, secure))
             && let Some(account) = gate.accounts.session(session).await?
         {
             let principal = user_principal(&account);
@@ -195,6 +225,7 @@ impl FromRequestParts<Arc<Ui>> for Viewer {
             let origin = rp.origin(account.name.clone(), ui.trust_forwarded);
             return Ok(Viewer {
                 origin,
+                client: rp.client_addr(ui.trust_forwarded),
                 who: Who::User(Box::new(account)),
                 principal,
                 grants,
@@ -206,11 +237,12 @@ impl FromRequestParts<Arc<Ui>> for Viewer {
         // Not signed in, or no accounts at all (authentication off). Forms still carry a
         // token, bound to the pre-sign-in cookie, so a page elsewhere cannot post through
         // this browser (with authentication off, say, delete tags).
-        let csrf = cookie(&parts.headers, CSRF_COOKIE)
+        let csrf = cookie(&parts.headers, &cookie_name(CSRF_COOKIE, secure))
             .map(csrf_token)
             .unwrap_or_default();
         Ok(Viewer {
             origin: rp.origin(String::new(), ui.trust_forwarded),
+            client: rp.client_addr(ui.trust_forwarded),
             who: if ui.gate.is_some() {
                 Who::Anonymous
             } else {
@@ -244,6 +276,8 @@ mod tests {
         assert_ne!(csrf_token("one"), csrf_token("two"));
         assert_eq!(csrf_token("one").len(), 40);
         let c = set_cookie("x", "v", 60, true);
+        assert!(c.starts_with("__Host-x=v; Path=/;"), "{c}");
         assert!(c.contains("HttpOnly") && c.contains("SameSite=Lax") && c.ends_with("Secure"));
+        assert!(set_cookie("x", "v", 60, false).starts_with("x=v; Path=/;"));
     }
 }
