@@ -3,7 +3,7 @@
 # touches the host's network or its other daemons). Everything lives under $work and is
 # removed on exit.
 
-log() { printf '[%s] %s\n' "${0##*/}" "$*" >&2; }
+log() { printf '[%s +%ss] %s\n' "${0##*/}" "$SECONDS" "$*" >&2; }
 
 # install_packages PKG...: installs what is missing (as root, with apt).
 install_packages() {
