@@ -12,8 +12,11 @@
 //!
 //! Depends on `service` (the reports of passes, the usage summary) and `prometheus-client`.
 
+mod connections;
 mod passes;
 mod storage;
+
+pub use connections::{ConnectionMetrics, Refused, TimedOut};
 
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -130,6 +133,8 @@ pub struct Metrics {
     pub scrub: passes::ScrubMetrics,
     /// Scheduled retention runs.
     pub retention: passes::RetentionMetrics,
+    /// Client connections: open, refused, timed out.
+    pub connections: ConnectionMetrics,
 }
 
 impl Metrics {
@@ -192,6 +197,7 @@ impl Metrics {
         let gc = passes::GcMetrics::register(&mut families);
         let scrub = passes::ScrubMetrics::register(&mut families);
         let retention = passes::RetentionMetrics::register(&mut families);
+        let connections = ConnectionMetrics::register(&mut families);
         Self {
             families,
             requests,
@@ -204,6 +210,7 @@ impl Metrics {
             gc,
             scrub,
             retention,
+            connections,
         }
     }
 
@@ -404,6 +411,9 @@ mod tests {
             r#"berth_scrub_findings_total{problem="corrupt"}"#,
             r#"berth_retention_passes_total{outcome="success"}"#,
             "berth_storage_blob_bytes",
+            "berth_connections_open",
+            r#"berth_connections_refused_total{reason="max_connections_per_address"}"#,
+            r#"berth_connections_timed_out_total{reason="idle"}"#,
         ] {
             assert_eq!(sample(&text, series), Some(0.0), "{series}: {text}");
         }
