@@ -13,6 +13,7 @@ mod auth;
 mod browser;
 mod cli;
 mod client;
+mod connections;
 mod crash;
 mod events;
 mod gc;
