@@ -279,7 +279,7 @@ async fn idle_http2_connections_and_unanswered_pings_are_closed() {
 
 /// A plain TCP connection to `addr` from the loopback address `from` (all of 127.0.0.0/8
 /// is this machine, so each is another client address to the server).
-async fn connect_from(from: [u8; 4], addr: SocketAddr) -> tokio::net::TcpStream {
+pub(crate) async fn connect_from(from: [u8; 4], addr: SocketAddr) -> tokio::net::TcpStream {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.bind(SocketAddr::from((from, 0))).unwrap();
     socket.connect(addr).await.unwrap()
