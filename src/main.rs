@@ -17,10 +17,11 @@ use berth_registry::config::Config;
 use berth_registry::server::{Server, shutdown_signal};
 use clap::{Parser, Subcommand};
 
-/// mimalloc instead of glibc's malloc: after a burst of connections glibc keeps the freed
-/// memory (in the middle of its heaps, which it trims only at the top), so a server that
-/// held 10,000 stalled uploads stayed at its peak resident memory when they were gone;
-/// mimalloc returns free pages to the system. Measured in the README's "Limits" section.
+/// jemalloc instead of glibc's malloc. After a burst of connections glibc keeps the freed
+/// memory (free chunks in the middle of its heaps are returned only by `malloc_trim`), so a
+/// server that held thousands of stalled uploads stayed at its peak resident memory once
+/// they were gone. jemalloc's background thread returns idle pages within about ten seconds,
+/// also when no request arrives to trigger it. Measured in the README's "Limits" section.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
