@@ -342,7 +342,8 @@ pub struct InProgress(Arc<watch::Sender<Progress>>);
 
 impl Drop for InProgress {
     fn drop(&mut self) {
-        self.0.send_modify(|p| p.in_progress = p.in_progress.saturating_sub(1));
+        self.0
+            .send_modify(|p| p.in_progress = p.in_progress.saturating_sub(1));
     }
 }
 
@@ -385,7 +386,10 @@ mod tests {
         drop((two, three));
         assert_eq!(sample(&m, "berth_connections_open"), Some(1.0));
         assert_eq!(sample(&m, "berth_connection_addresses"), Some(1.0));
-        for (reason, n) in [("max_connections", 1.0), ("max_connections_per_address", 1.0)] {
+        for (reason, n) in [
+            ("max_connections", 1.0),
+            ("max_connections_per_address", 1.0),
+        ] {
             let series = format!("berth_connections_refused_total{{reason=\"{reason}\"}}");
             assert_eq!(sample(&m, &series), Some(n), "{series}");
         }
@@ -410,7 +414,11 @@ mod tests {
         drop(held);
         let open = a.0.state.lock().unwrap();
         assert_eq!((open.total, open.per_address.len()), (0, 0));
-        assert!(open.per_address.capacity() <= 64, "{}", open.per_address.capacity());
+        assert!(
+            open.per_address.capacity() <= 64,
+            "{}",
+            open.per_address.capacity()
+        );
     }
 
     #[test]

@@ -627,12 +627,7 @@ struct Serving {
 /// when ALPN chose it, else HTTP/1.1 until the client closes the connection or a response
 /// says `Connection: close`. The connection counts against the limits until `_admitted`
 /// drops with it.
-async fn serve_connection(
-    tcp: TcpStream,
-    peer: SocketAddr,
-    serving: Serving,
-    _admitted: Admitted,
-) {
+async fn serve_connection(tcp: TcpStream, peer: SocketAddr, serving: Serving, _admitted: Admitted) {
     // Small responses (manifests, status codes) should not wait for Nagle's algorithm.
     if let Err(e) = tcp.set_nodelay(true) {
         tracing::debug!(error = %e, "could not set TCP_NODELAY");

@@ -210,7 +210,10 @@ async fn http2_clients_that_send_no_whole_request_are_closed() {
     assert!(!half.got(HEADERS, 1), "the half request was answered");
 
     let m = scrape_until(&b, "the timed-out connections", |m| {
-        m.get("berth_connections_timed_out_total", &[("reason", "request_head")]) == Some(3.0)
+        m.get(
+            "berth_connections_timed_out_total",
+            &[("reason", "request_head")],
+        ) == Some(3.0)
     })
     .await;
     assert_eq!(
@@ -242,7 +245,10 @@ async fn idle_http2_connections_and_unanswered_pings_are_closed() {
     );
     let mut idle = RawH2::connect(&ca, b.addr);
     idle.send(&opening(&get_v2(&b.host()), END_STREAM | END_HEADERS));
-    assert!(idle.closed_within(CLOSED_WITHIN), "an idle connection stayed open");
+    assert!(
+        idle.closed_within(CLOSED_WITHIN),
+        "an idle connection stayed open"
+    );
     assert!(idle.got(HEADERS, 1), "the request was not answered");
     assert!(idle.got(GOAWAY, 0), "closed without a GOAWAY");
     let m = scrape_until(&b, "the idle connection", |m| {
@@ -287,8 +293,7 @@ pub(crate) async fn connect_from(from: [u8; 4], addr: SocketAddr) -> tokio::net:
 
 /// Whether `GET /healthz` is answered `200` on `s`, which stays open (kept alive).
 async fn served(s: &mut tokio::net::TcpStream) -> bool {
-    if s
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: berth\r\n\r\n")
+    if s.write_all(b"GET /healthz HTTP/1.1\r\nHost: berth\r\n\r\n")
         .await
         .is_err()
     {

@@ -199,7 +199,10 @@ async fn stalled_uploads_hold_no_threads_and_their_memory_returns() {
     // (before: one of at most 512 blocking threads each, so 512 stalled clients stalled
     // every other upload and download).
     let threads = proc_status(pid, "Threads");
-    assert!(threads < 100, "{threads} threads for {UPLOADS} stalled uploads");
+    assert!(
+        threads < 100,
+        "{threads} threads for {UPLOADS} stalled uploads"
+    );
     let peak = proc_status(pid, "VmRSS");
     // Another upload goes through meanwhile.
     b.push_blob("other", &crate::harness::random_bytes(100_000, 8))
@@ -230,4 +233,65 @@ async fn stalled_uploads_hold_no_threads_and_their_memory_returns() {
         rss <= returned_below,
         "resident memory stayed at {rss} KiB after {UPLOADS} stalled uploads closed (start {baseline} KiB, peak {peak} KiB)"
     );
+}
+
+/// Clients that request a blob and then read nothing hold no thread either (before: each
+/// held one of the runtime's 512 blocking threads, so a few hundred of them stalled every
+/// disk operation), and what each holds is bounded (the chunk read ahead, hyper's buffer).
+#[tokio::test]
+async fn stalled_downloads_hold_no_threads() {
+    use tokio::io::AsyncWriteExt;
+    const DOWNLOADS: usize = 300;
+    let b = Berth::start();
+    let pid = b.pid().unwrap();
+    let blob = b
+        .push_blob("big", &crate::harness::random_bytes(32 << 20, 9))
+        .await;
+    let baseline = proc_status(pid, "VmRSS");
+    let mut held = Vec::with_capacity(DOWNLOADS);
+    for i in 0..DOWNLOADS {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        // A small window, so the server's side fills up soon.
+        socket.set_recv_buffer_size(4096).unwrap();
+        let from = [127, 0, 0, 1 + u8::try_from(i % 10).unwrap()];
+        socket.bind(std::net::SocketAddr::from((from, 0))).unwrap();
+        let mut s = socket.connect(b.addr).await.unwrap();
+        let get = format!(
+            "GET /v2/big/blobs/{} HTTP/1.1\r\nHost: {}\r\n\r\n",
+            blob.digest,
+            b.host()
+        );
+        s.write_all(get.as_bytes()).await.unwrap();
+        held.push(s);
+    }
+    // Every response under way (their heads are counted before the bodies stream)...
+    crate::metrics::scrape_until(&b, "every download started", |m| {
+        m.get(
+            "berth_http_requests_total",
+            &[("route", "blob_get"), ("method", "GET"), ("status", "200")],
+        ) == Some(DOWNLOADS as f64)
+    })
+    .await;
+    // ...and the blocking threads that read chunks meanwhile idle out after ten seconds.
+    let mut threads = proc_status(pid, "Threads");
+    for _ in 0..60 {
+        if threads < 100 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        threads = proc_status(pid, "Threads");
+    }
+    let rss = proc_status(pid, "VmRSS");
+    eprintln!(
+        "{DOWNLOADS} stalled downloads: {threads} threads, RSS {baseline} -> {rss} KiB ({} KiB each)",
+        rss.saturating_sub(baseline) / DOWNLOADS as u64
+    );
+    assert!(
+        threads < 100,
+        "{threads} threads for {DOWNLOADS} stalled downloads"
+    );
+    // The server still reads from disk for others.
+    let resp = b.get(&format!("/v2/big/blobs/{}", blob.digest)).await;
+    assert_eq!(resp.bytes().await.unwrap().len(), 32 << 20);
+    drop(held);
 }

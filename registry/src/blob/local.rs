@@ -18,7 +18,10 @@ use super::{AppendError, BlobError};
 use crate::domain::{Algorithm, Digest, UploadHasher};
 
 /// Bytes read from disk per chunk when serving a blob.
-const READ_CHUNK: usize = 256 * 1024;
+const READ_CHUNK: usize = 128 * 1024;
+/// Chunks read ahead of a download: one overlaps the disk with the network, more would only
+/// hold memory for a client that reads slowly or not at all.
+const READ_AHEAD: usize = 1;
 /// Chunks in flight between the network task and the disk thread; bounds memory per request.
 const QUEUE_DEPTH: usize = 8;
 
@@ -184,7 +187,7 @@ pub(super) fn read_file_range(
     file: File,
     range: Range<u64>,
 ) -> BoxStream<'static, Result<Bytes, BlobError>> {
-    let (tx, rx) = mpsc::channel::<Result<Bytes, BlobError>>(4);
+    let (tx, rx) = mpsc::channel::<Result<Bytes, BlobError>>(READ_AHEAD);
     let file = Arc::new(file);
     tokio::spawn(async move {
         let mut at = range.start;

@@ -97,7 +97,11 @@ impl ConnectionMetrics {
             refused.clone(),
         );
         let timed_out = Family::<ReasonLabel, Counter>::default();
-        for t in [TimedOut::TlsHandshake, TimedOut::RequestHead, TimedOut::Idle] {
+        for t in [
+            TimedOut::TlsHandshake,
+            TimedOut::RequestHead,
+            TimedOut::Idle,
+        ] {
             timed_out.get_or_create_owned(&ReasonLabel { reason: t.as_str() });
         }
         families.register(
