@@ -657,6 +657,23 @@ pub struct ServerConfig {
     /// Serve on a non-loopback address with authentication off, letting anyone who reaches
     /// the port push and delete. Off by default: berth refuses to start that way.
     pub allow_unauthenticated_network: bool,
+    /// Connections served at once; more are refused right after accept. Lowered at start to
+    /// what the open-file limit allows ([`crate::connections::fd_budget`]).
+    pub max_connections: u32,
+    /// Connections served at once from one client address (IPv6: one /64 network); 0 is no
+    /// per-address limit (behind a reverse proxy every connection comes from the proxy).
+    pub max_connections_per_address: u32,
+    /// Seconds a client has to send a complete request head: every request's on HTTP/1.1
+    /// (also the wait for the next request on a kept-alive connection), the first request's
+    /// on HTTP/2.
+    pub header_read_timeout_secs: u64,
+    /// Seconds an HTTP/2 connection may stay open with no request in progress.
+    pub idle_timeout_secs: u64,
+    /// Requests one HTTP/2 connection may have in progress at once.
+    pub http2_max_concurrent_streams: u32,
+    /// Seconds between HTTP/2 pings when the client sends nothing; a ping unanswered for as
+    /// long closes the connection. 0 sends no pings.
+    pub http2_keepalive_interval_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -674,7 +691,31 @@ impl Default for ServerConfig {
             upload_cleanup_interval_secs: 600,
             trust_forwarded_headers: false,
             allow_unauthenticated_network: false,
+            max_connections: 10_000,
+            max_connections_per_address: 256,
+            header_read_timeout_secs: 30,
+            idle_timeout_secs: 60,
+            http2_max_concurrent_streams: 100,
+            http2_keepalive_interval_secs: 20,
         }
+    }
+}
+
+impl ServerConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.max_connections == 0 {
+            return Err("server.max_connections must be at least 1".into());
+        }
+        if self.header_read_timeout_secs == 0 || self.idle_timeout_secs == 0 {
+            return Err(
+                "server.header_read_timeout_secs and server.idle_timeout_secs must be at least 1"
+                    .into(),
+            );
+        }
+        if self.http2_max_concurrent_streams == 0 {
+            return Err("server.http2_max_concurrent_streams must be at least 1".into());
+        }
+        Ok(())
     }
 }
 
@@ -870,6 +911,9 @@ pub struct TlsConfig {
     /// Seconds between checks of the files' modification times; a changed pair is loaded
     /// for new connections without a restart.
     pub reload_interval_secs: u64,
+    /// `max-age` of the `Strict-Transport-Security` header sent over HTTPS, seconds; 0 sends
+    /// no header.
+    pub hsts_max_age_secs: u64,
 }
 
 impl Default for TlsConfig {
@@ -878,6 +922,7 @@ impl Default for TlsConfig {
             cert_file: PathBuf::new(),
             key_file: PathBuf::new(),
             reload_interval_secs: 10,
+            hsts_max_age_secs: 365 * 24 * 60 * 60,
         }
     }
 }
@@ -944,8 +989,9 @@ impl Config {
                 message: e.message().to_owned(),
             })?;
         config
-            .retention
+            .server
             .validate()
+            .and_then(|()| config.retention.validate())
             .and_then(|()| config.policies.validate())
             .and_then(|()| config.metrics.listen_addr().map(drop))
             .and_then(|()| config.webhooks.validate())

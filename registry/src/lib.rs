@@ -13,12 +13,14 @@
 //! domain/    names, tags, digests, references, manifests; no I/O
 //! ```
 //!
-//! `config`, `telemetry`, `metrics`, `tls` and `server` assemble these into a running process.
+//! `config`, `telemetry`, `metrics`, `tls`, `connections` and `server` assemble these into a
+//! running process.
 
 pub mod api;
 pub mod auth;
 pub mod blob;
 pub mod config;
+pub mod connections;
 pub mod domain;
 pub mod meta;
 pub mod metrics;

@@ -1,11 +1,13 @@
 //! Assembles the registry from configuration and serves it.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use http_body_util::BodyExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_util::either::Either;
@@ -14,9 +16,10 @@ use crate::api::auth::Gate;
 use crate::api::ratelimit::RateLimits;
 use crate::blob::{BlobError, BlobStore};
 use crate::config::{Config, StorageBackend, redact_url};
+use crate::connections::{Activity, Admission, Admitted, GOAWAY_GRACE, Settings};
 use crate::meta::AccountStore;
 use crate::meta::{MetaError, MetaStore, PostgresStore, SqliteStore};
-use crate::metrics::Metrics;
+use crate::metrics::{ConnectionMetrics, Metrics, TimedOut};
 use crate::service::accounts::{AccountSettings, Accounts, AccountsError};
 use crate::service::webhooks::{WebhookSetupError, Webhooks};
 use crate::service::{Limits, PolicyRecord, Registry};
@@ -288,6 +291,10 @@ pub struct Server {
     metrics_listener: Option<TcpListener>,
     audit: crate::config::AuditConfig,
     webhook_poll: Duration,
+    /// The limits on open connections.
+    admission: Admission,
+    /// How each connection is served.
+    settings: Settings,
 }
 
 impl Server {
@@ -344,6 +351,8 @@ impl Server {
             Ok(_) => None,
         };
         let token = &config.metrics.token.0;
+        let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
+        let admission = admission(config, &metrics);
         Ok(Self {
             listener,
             tls,
@@ -357,7 +366,7 @@ impl Server {
             gc: config.gc.clone(),
             scrub: config.scrub.clone(),
             retention: config.retention.clone(),
-            metrics: Arc::new(Metrics::new(env!("CARGO_PKG_VERSION"))),
+            metrics,
             scrape: config.metrics.enabled,
             scrape_token: (!token.is_empty()).then(|| token.clone()),
             metrics_listener,
@@ -366,6 +375,8 @@ impl Server {
             cleanup_interval: Duration::from_secs(
                 config.server.upload_cleanup_interval_secs.max(1),
             ),
+            admission,
+            settings: Settings::from_config(&config.server, &config.tls),
         })
     }
 
@@ -487,6 +498,13 @@ impl Server {
             tracing::info!(drain_secs = drain.as_secs(), "draining before shutdown");
             tokio::time::sleep(drain).await;
         };
+        let serving = Serving {
+            tls: self.tls.clone(),
+            app,
+            closed,
+            settings: self.settings,
+            metrics: self.metrics.connections.clone(),
+        };
         let mut connections = tokio::task::JoinSet::new();
         tokio::pin!(stop_accepting);
         loop {
@@ -502,13 +520,17 @@ impl Server {
                             continue;
                         }
                     };
-                    connections.spawn(serve_connection(
-                        tcp,
-                        peer,
-                        self.tls.clone(),
-                        app.clone(),
-                        closed.clone(),
-                    ));
+                    match self.admission.admit(peer.ip()) {
+                        Ok(admitted) => {
+                            connections.spawn(serve_connection(
+                                tcp,
+                                peer,
+                                serving.clone(),
+                                admitted,
+                            ));
+                        }
+                        Err(_) => refuse(tcp, serving.tls.is_none()),
+                    }
                 }
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
             }
@@ -534,6 +556,66 @@ impl Server {
     }
 }
 
+/// The connection limits `[server]` sets, `max_connections` lowered to fit the open-file
+/// limit (which is raised to its maximum first).
+fn admission(config: &Config, metrics: &Metrics) -> Admission {
+    let s = &config.server;
+    let budget = crate::connections::fd_budget(s.max_connections);
+    let fmt = |limit: Option<u64>| limit.map_or_else(|| "unlimited".to_owned(), |l| l.to_string());
+    if budget.limit != budget.started_with {
+        tracing::info!(
+            from = %fmt(budget.started_with),
+            to = %fmt(budget.limit),
+            "raised the open-file limit"
+        );
+    }
+    if budget.max_connections < s.max_connections as usize {
+        tracing::warn!(
+            configured = s.max_connections,
+            max_connections = budget.max_connections,
+            open_file_limit = %fmt(budget.limit),
+            "server.max_connections lowered to fit the open-file limit (raise it with ulimit -n or LimitNOFILE)"
+        );
+    }
+    let per_address = s.max_connections_per_address as usize;
+    if s.trust_forwarded_headers && per_address > 0 && per_address < budget.max_connections {
+        tracing::warn!(
+            max_connections_per_address = per_address,
+            "behind a reverse proxy every connection comes from the proxy's address: \
+             server.max_connections_per_address caps the proxy (0 turns it off)"
+        );
+    }
+    tracing::info!(
+        max_connections = budget.max_connections,
+        max_connections_per_address = per_address,
+        "connection limits"
+    );
+    Admission::new(
+        budget.max_connections,
+        per_address,
+        metrics.connections.clone(),
+    )
+}
+
+/// Closes a connection beyond the limits. Plain HTTP first gets a bare `503` (written only
+/// if the socket takes it at once: the accept loop never waits on a refused client); TLS
+/// is just closed, as a response would need a handshake.
+fn refuse(tcp: TcpStream, plain: bool) {
+    if plain {
+        // Read what already arrived, so closing sends FIN rather than RST (which could
+        // discard the 503 before the client reads it).
+        let mut sink = [0u8; 4096];
+        for _ in 0..16 {
+            if !matches!(tcp.try_read(&mut sink), Ok(n) if n > 0) {
+                break;
+            }
+        }
+        let _ = tcp.try_write(
+            b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\nRetry-After: 1\r\n\r\n",
+        );
+    }
+}
+
 /// What the server knows about a request's connection, available to handlers as a request
 /// extension.
 #[derive(Debug, Clone, Copy)]
@@ -544,21 +626,27 @@ pub struct ConnInfo {
     pub tls: bool,
 }
 
-/// Serves one accepted connection: the TLS handshake first when HTTPS is on, then HTTP/2
-/// when ALPN chose it, else HTTP/1.1 until the client closes the connection or a response
-/// says `Connection: close`. `closed` turns true when the listener has closed.
-async fn serve_connection(
-    tcp: TcpStream,
-    peer: SocketAddr,
+/// What every connection is served with.
+#[derive(Clone)]
+struct Serving {
     tls: Option<Tls>,
     app: axum::Router,
+    /// Turns true when the listener has closed.
     closed: watch::Receiver<bool>,
-) {
+    settings: Settings,
+    metrics: ConnectionMetrics,
+}
+
+/// Serves one accepted connection: the TLS handshake first when HTTPS is on, then HTTP/2
+/// when ALPN chose it, else HTTP/1.1 until the client closes the connection or a response
+/// says `Connection: close`. The connection counts against the limits until `_admitted`
+/// drops with it.
+async fn serve_connection(tcp: TcpStream, peer: SocketAddr, serving: Serving, _admitted: Admitted) {
     // Small responses (manifests, status codes) should not wait for Nagle's algorithm.
     if let Err(e) = tcp.set_nodelay(true) {
         tracing::debug!(error = %e, "could not set TCP_NODELAY");
     }
-    let (io, h2) = match &tls {
+    let (io, h2) = match &serving.tls {
         None => (Either::Left(tcp), false),
         Some(tls) => match tls.accept(tcp).await {
             Ok(stream) => {
@@ -566,6 +654,9 @@ async fn serve_connection(
                 (Either::Right(stream), h2)
             }
             Err(e) => {
+                if e.kind() == std::io::ErrorKind::TimedOut {
+                    serving.metrics.timed_out(TimedOut::TlsHandshake);
+                }
                 // Scanners, plain-HTTP clients and clients that distrust the certificate.
                 tracing::debug!(%peer, error = %e, "TLS handshake failed");
                 return;
@@ -574,45 +665,91 @@ async fn serve_connection(
     };
     let info = ConnInfo {
         peer,
-        tls: tls.is_some(),
+        tls: serving.tls.is_some(),
     };
-    // Cheaper than `Router::layer`, which rebuilds the router for every connection.
-    let app = tower::ServiceExt::map_request(
-        app,
-        move |mut request: http::Request<hyper::body::Incoming>| {
+    // HTTP/2 requests are tracked for the header and idle timeouts hyper lacks there.
+    let activity = h2.then(Activity::default);
+    let service = {
+        let app = serving.app.clone();
+        let hsts = serving.settings.hsts.clone();
+        let activity = activity.clone();
+        // Cheaper than `Router::layer`, which rebuilds the router for every connection.
+        hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
             request.extensions_mut().insert(info);
-            request
-        },
-    );
-    let service = hyper_util::service::TowerToHyperService::new(app);
+            let in_progress = activity.as_ref().map(Activity::start);
+            let response = tower::ServiceExt::oneshot(app.clone(), request);
+            let hsts = hsts.clone();
+            async move {
+                let mut response = response.await?;
+                if let Some(hsts) = hsts {
+                    response
+                        .headers_mut()
+                        .insert(http::header::STRICT_TRANSPORT_SECURITY, hsts);
+                }
+                // The request stays in progress until its response body is sent or dropped.
+                Ok::<_, Infallible>(match in_progress {
+                    None => response,
+                    Some(in_progress) => response.map(|body| {
+                        axum::body::Body::new(body.map_frame(move |frame| {
+                            let _held = &in_progress;
+                            frame
+                        }))
+                    }),
+                })
+            }
+        })
+    };
     let io = hyper_util::rt::TokioIo::new(io);
-    let served = if h2 {
-        let conn = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
-            .timer(hyper_util::rt::TokioTimer::new())
-            // Grow flow-control windows with the measured bandwidth-delay product, so a blob
-            // upload is not throttled to the protocol's 64 KiB default window per round trip.
-            .adaptive_window(true)
-            .serve_connection(io, service);
-        tokio::pin!(conn);
-        tokio::select! {
-            served = conn.as_mut() => served,
-            () = listener_closed(closed) => {
-                // Requests in flight finish; the GOAWAY names the last one taken, so the client
-                // knows which it may safely send again on a new connection.
-                conn.as_mut().graceful_shutdown();
-                conn.await
+    let served = match activity {
+        Some(activity) => {
+            let conn = serving.settings.http2().serve_connection(io, service);
+            tokio::pin!(conn);
+            let settings = &serving.settings;
+            tokio::select! {
+                served = conn.as_mut() => served,
+                () = listener_closed(serving.closed.clone()) => {
+                    // Requests in flight finish; the GOAWAY names the last one taken, so the
+                    // client knows which it may safely send again on a new connection.
+                    conn.as_mut().graceful_shutdown();
+                    close_http2(conn, &activity).await
+                }
+                why = activity.expired(settings.header_read_timeout, settings.idle_timeout) => {
+                    serving.metrics.timed_out(why);
+                    tracing::debug!(%peer, reason = why.as_str(), "closing an HTTP/2 connection");
+                    conn.as_mut().graceful_shutdown();
+                    close_http2(conn, &activity).await
+                }
             }
         }
-    } else {
-        hyper::server::conn::http1::Builder::new()
-            .timer(hyper_util::rt::TokioTimer::new())
-            // A client must send its request head within this time (slowloris protection).
-            .header_read_timeout(Duration::from_secs(30))
-            .serve_connection(io, service)
-            .await
+        None => {
+            let served = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                // A client must send its request head within this time (slowloris
+                // protection); it also ends kept-alive connections left idle as long.
+                .header_read_timeout(serving.settings.header_read_timeout)
+                .serve_connection(io, service)
+                .await;
+            if served.as_ref().is_err_and(hyper::Error::is_timeout) {
+                serving.metrics.timed_out(TimedOut::RequestHead);
+            }
+            served
+        }
     };
     if let Err(e) = served {
         tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// Finishes an HTTP/2 connection after its GOAWAY: the requests in progress complete, then
+/// the client has [`GOAWAY_GRACE`] to close; one that stays silent (never answers the
+/// GOAWAY's ping, never finished its preface) is dropped.
+async fn close_http2<F>(conn: std::pin::Pin<&mut F>, activity: &Activity) -> hyper::Result<()>
+where
+    F: Future<Output = hyper::Result<()>>,
+{
+    tokio::select! {
+        served = conn => served,
+        () = activity.quiet_for(GOAWAY_GRACE) => Ok(()),
     }
 }
 

@@ -343,6 +343,7 @@ mod tests {
             cert_file: dir.join("cert.pem"),
             key_file: dir.join("key.pem"),
             reload_interval_secs: 1,
+            ..TlsConfig::default()
         }
     }
 

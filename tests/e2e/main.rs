@@ -14,6 +14,7 @@ mod browser;
 mod cli;
 mod client;
 mod clients_oci;
+mod connections;
 mod crash;
 mod events;
 mod gc;

@@ -18,14 +18,14 @@ use crate::harness::{Berth, random_bytes, sha256};
 use crate::real_clients::{Docker, busybox, docker_build, ok, push_multi_platform, run, skopeo};
 
 /// A certificate authority made for one test.
-struct TestCa {
+pub(crate) struct TestCa {
     /// Its certificate, PEM: what clients are told to trust.
-    pem: String,
+    pub(crate) pem: String,
     issuer: Issuer<'static, KeyPair>,
 }
 
 impl TestCa {
-    fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.distinguished_name.push(DnType::CommonName, name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -57,7 +57,7 @@ impl TestCa {
     }
 
     /// A client that trusts this CA and nothing else; it offers HTTP/2 and HTTP/1.1.
-    fn client(&self) -> reqwest::Client {
+    pub(crate) fn client(&self) -> reqwest::Client {
         self.builder().build().unwrap()
     }
 
@@ -72,14 +72,14 @@ impl TestCa {
 }
 
 /// The certificate and key files berth is configured with.
-struct TlsFiles {
+pub(crate) struct TlsFiles {
     _dir: tempfile::TempDir,
     cert: PathBuf,
     key: PathBuf,
 }
 
 impl TlsFiles {
-    fn new(ca: &TestCa) -> Self {
+    pub(crate) fn new(ca: &TestCa) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let files = Self {
             cert: dir.path().join("cert.pem"),
@@ -105,7 +105,7 @@ impl TlsFiles {
 }
 
 /// Starts berth serving HTTPS with a certificate from `ca`; its `http` client trusts `ca`.
-fn start_https(ca: &TestCa, files: &TlsFiles, extra: &[(&str, &str)]) -> Berth {
+pub(crate) fn start_https(ca: &TestCa, files: &TlsFiles, extra: &[(&str, &str)]) -> Berth {
     let env: Vec<(&str, &str)> = files
         .env()
         .into_iter()
@@ -174,6 +174,11 @@ async fn https_with_http2_through_alpn_and_http1_otherwise() {
         resp.headers()["docker-distribution-api-version"],
         "registry/2.0"
     );
+    // Browsers are told to come back over HTTPS only, for a year (the default).
+    assert_eq!(
+        resp.headers()["strict-transport-security"],
+        "max-age=31536000"
+    );
     push_and_pull(&b, "tls/h2", 1).await;
     // By name as well as by address: the certificate names both.
     let by_name = format!("https://localhost:{}/v2/", b.addr.port());
@@ -184,6 +189,10 @@ async fn https_with_http2_through_alpn_and_http1_otherwise() {
     let resp = b.get("/v2/").await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.version(), Version::HTTP_11);
+    assert_eq!(
+        resp.headers()["strict-transport-security"],
+        "max-age=31536000"
+    );
     push_and_pull(&b, "tls/h1", 2).await;
 
     // The port speaks only TLS: plain HTTP fails, and so does a client trusting another CA.
@@ -272,6 +281,23 @@ async fn a_renewed_certificate_is_used_without_a_restart() {
     // ...while the connection opened before goes on (a new one from this client would fail,
     // as the line above shows).
     assert!(answers(&kept, &url).await);
+}
+
+#[tokio::test]
+async fn hsts_max_age_is_configurable_and_zero_turns_it_off() {
+    let ca = TestCa::new("berth test CA");
+    let files = TlsFiles::new(&ca);
+    let b = start_https(&ca, &files, &[("BERTH_TLS_HSTS_MAX_AGE_SECS", "600")]);
+    let resp = b.get("/ui/login").await;
+    assert_eq!(resp.headers()["strict-transport-security"], "max-age=600");
+    let b = start_https(&ca, &files, &[("BERTH_TLS_HSTS_MAX_AGE_SECS", "0")]);
+    let resp = b.get("/v2/").await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers().get("strict-transport-security").is_none());
+    // Never over plain HTTP (RFC 6797 section 7.2: browsers ignore it there anyway).
+    let plain = Berth::start();
+    let resp = plain.get("/v2/").await;
+    assert!(resp.headers().get("strict-transport-security").is_none());
 }
 
 #[test]

@@ -13,8 +13,11 @@
 //! Depends on `service` (the reports of passes, the usage summary) and `prometheus-client`.
 
 mod logins;
+mod connections;
 mod passes;
 mod storage;
+
+pub use connections::{ConnectionMetrics, Refused, TimedOut};
 
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -133,6 +136,8 @@ pub struct Metrics {
     pub retention: passes::RetentionMetrics,
     /// The login throttle's tables.
     pub logins: logins::LoginGauges,
+    /// Client connections: open, refused, timed out.
+    pub connections: ConnectionMetrics,
 }
 
 impl Metrics {
@@ -196,6 +201,7 @@ impl Metrics {
         let scrub = passes::ScrubMetrics::register(&mut families);
         let retention = passes::RetentionMetrics::register(&mut families);
         let logins = logins::LoginGauges::register(&mut families);
+        let connections = ConnectionMetrics::register(&mut families);
         Self {
             families,
             requests,
@@ -209,6 +215,7 @@ impl Metrics {
             scrub,
             retention,
             logins,
+            connections,
         }
     }
 
@@ -409,6 +416,9 @@ mod tests {
             r#"berth_scrub_findings_total{problem="corrupt"}"#,
             r#"berth_retention_passes_total{outcome="success"}"#,
             "berth_storage_blob_bytes",
+            "berth_connections_open",
+            r#"berth_connections_refused_total{reason="max_connections_per_address"}"#,
+            r#"berth_connections_timed_out_total{reason="idle"}"#,
         ] {
             assert_eq!(sample(&text, series), Some(0.0), "{series}: {text}");
         }
