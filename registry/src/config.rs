@@ -691,7 +691,7 @@ impl Default for ServerConfig {
             upload_cleanup_interval_secs: 600,
             trust_forwarded_headers: false,
             allow_unauthenticated_network: false,
-            max_connections: 10_000,
+            max_connections: 4096,
             max_connections_per_address: 256,
             header_read_timeout_secs: 30,
             idle_timeout_secs: 60,

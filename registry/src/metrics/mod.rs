@@ -12,8 +12,8 @@
 //!
 //! Depends on `service` (the reports of passes, the usage summary) and `prometheus-client`.
 
-mod logins;
 mod connections;
+mod logins;
 mod passes;
 mod storage;
 
