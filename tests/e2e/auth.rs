@@ -38,6 +38,21 @@ pub(crate) fn start_with_auth(extra: &[(&str, &str)]) -> Berth {
     b
 }
 
+/// The secret `berth admin token create` printed (shown once, on its `password:` line).
+pub(crate) fn token_secret(created: &str) -> String {
+    created
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("password: "))
+        .unwrap_or_else(|| panic!("no secret in {created}"))
+        .to_owned()
+}
+
+/// Creates an access token of `owner` (a user, or an organization for a robot) with one scope
+/// rule; returns its secret.
+pub(crate) fn create_token(b: &Berth, owner: &str, name: &str, scope: &str) -> String {
+    token_secret(&b.admin_ok(&["token", "create", owner, name, "--scope", scope], ""))
+}
+
 pub(crate) fn basic_header(user: &str, password: &str) -> String {
     format!("Basic {}", STANDARD.encode(format!("{user}:{password}")))
 }
@@ -95,11 +110,7 @@ async fn hub() -> Hub {
         ],
         "",
     );
-    let robot_secret = created
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("password: "))
-        .unwrap()
-        .to_owned();
+    let robot_secret = token_secret(&created);
     assert!(created.contains("username: acme+ci"), "{created}");
     let app = b.push_image("acme/app", "v1", 1, 1).await;
     b.push_image("acme/pub", "v1", 2, 1).await;
@@ -631,11 +642,7 @@ async fn forged_and_misused_tokens_are_refused() {
         ],
         "",
     );
-    let secret = created
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("password: "))
-        .unwrap()
-        .to_owned();
+    let secret = token_secret(&created);
     let resp = bare()
         .get(b.url("/v2/acme/app/tags/list"))
         .basic_auth("bob", Some(secret))

@@ -5,7 +5,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::auth::{PASSWORD, start_with_auth};
+use crate::auth::{PASSWORD, create_token, start_with_auth};
 use crate::harness::Berth;
 
 /// The throttle's table sizes, from `/metrics`: account+address, address, account, signed-in.
@@ -103,34 +103,11 @@ fn frank_with_token(b: &Berth) -> String {
         &format!("{PASSWORD}\n"),
     );
     b.admin_ok(&["org", "add", "acme", "--owner", "frank"], "");
-    let personal = b.admin_ok(
-        &["token", "create", "frank", "laptop", "--scope", "*:pull"],
-        "",
-    );
-    personal
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("password: "))
-        .unwrap()
-        .to_owned()
+    create_token(b, "frank", "laptop", "*:pull")
 }
 
 fn robot(b: &Berth) -> String {
-    let created = b.admin_ok(
-        &[
-            "token",
-            "create",
-            "acme",
-            "ci",
-            "--scope",
-            "acme/*:pull,push",
-        ],
-        "",
-    );
-    created
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("password: "))
-        .unwrap()
-        .to_owned()
+    create_token(b, "acme", "ci", "acme/*:pull,push")
 }
 
 #[tokio::test]

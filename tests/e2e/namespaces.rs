@@ -6,7 +6,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::auth::{PASSWORD, basic_header, start_with_auth};
+use crate::auth::{PASSWORD, basic_header, create_token, start_with_auth};
 use crate::harness::Berth;
 
 /// A client that sends `user`'s password with every request.
@@ -216,22 +216,7 @@ async fn a_deleted_accounts_repositories_stay_out_of_reach_of_its_name() {
     assert_eq!(status, StatusCode::CREATED);
     b.push_image("acme/app", "v1", 5, 1).await;
     b.http = root;
-    let created = b.admin_ok(
-        &[
-            "token",
-            "create",
-            "acme",
-            "ci",
-            "--scope",
-            "acme/*:pull,push",
-        ],
-        "",
-    );
-    let robot_secret = created
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("password: "))
-        .unwrap()
-        .to_owned();
+    let robot_secret = create_token(&b, "acme", "ci", "acme/*:pull,push");
     let robot = reqwest::Client::new();
     let robot_tags = |client: reqwest::Client| {
         let url = b.url("/v2/acme/app/tags/list");
