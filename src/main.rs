@@ -22,7 +22,10 @@ use clap::{Parser, Subcommand};
 /// memory (free chunks in the middle of its heaps are returned only by `malloc_trim`), so a
 /// server that held thousands of stalled uploads stayed at its peak resident memory once
 /// they were gone. jemalloc's background thread returns idle pages within about ten seconds,
-/// also when no request arrives to trigger it. Measured in the README's "Limits" section.
+/// also when no request arrives to trigger it; `serve` starts it ([`purge_in_background`]),
+/// other commands stay single-threaded until they choose otherwise (`berth run` unshares a
+/// user namespace, which a process with threads cannot). Measured in the README's "Limits"
+/// section.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
@@ -371,6 +374,14 @@ fn migrate(args: ConfigArgs) -> anyhow::Result<()> {
     })
 }
 
+/// Starts jemalloc's background thread, which returns freed pages to the system while the
+/// server is idle. Without it memory still comes back, but only when something allocates.
+fn purge_in_background() {
+    if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
+        tracing::warn!(error = %e, "cannot start the allocator's background purging");
+    }
+}
+
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = Config::load(
         config_file(args.config.as_ref()).as_deref(),
@@ -383,6 +394,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.server.data_dir = dir;
     }
     berth_registry::telemetry::init(&config.log)?;
+    purge_in_background();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
