@@ -878,6 +878,9 @@ pub struct AuthConfig {
     pub login_lockout_secs: u64,
     /// Lifetime of a web UI sign-in, seconds.
     pub session_ttl_secs: u64,
+    /// Who may sign in with a password berth keeps: `everyone`, or `admins` (everyone else
+    /// signs in through the identity provider or with an access token).
+    pub local_passwords: crate::service::accounts::LocalPasswords,
 }
 
 impl Default for AuthConfig {
@@ -896,6 +899,7 @@ impl Default for AuthConfig {
             login_failure_window_secs: 300,
             login_lockout_secs: 30,
             session_ttl_secs: 12 * 60 * 60,
+            local_passwords: crate::service::accounts::LocalPasswords::Everyone,
         }
     }
 }

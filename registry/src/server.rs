@@ -263,6 +263,8 @@ pub async fn open_accounts(
             .iter()
             .map(|u| u.namespace.clone())
             .collect(),
+        group_mappings: Vec::new(),
+        local_passwords: a.local_passwords,
     };
     Ok(Accounts::open(store, &settings).await?)
 }

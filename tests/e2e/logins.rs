@@ -276,3 +276,53 @@ async fn token_scopes_with_names_v2_refuses_grant_nothing() {
     assert_eq!(ok[0]["name"], "bob/x");
     assert_eq!(ok[0]["actions"], serde_json::json!(["pull", "push"]));
 }
+
+#[tokio::test]
+async fn local_passwords_can_be_reserved_to_administrators() {
+    let b = start_with_auth(&[("BERTH_AUTH_LOCAL_PASSWORDS", "admins")]);
+    let token = frank_with_token(&b);
+    let client = reqwest::Client::new();
+    let token_for = |user: &'static str, password: String| {
+        client
+            .get(b.url("/token?service=berth"))
+            .basic_auth(user, Some(password))
+            .send()
+    };
+    assert_eq!(
+        token_for("frank", PASSWORD.into()).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED,
+        "a non-administrator's password no longer signs in"
+    );
+    assert_eq!(
+        token_for("frank", token).await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        token_for("root", "root-password-1".into())
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    // The web UI refuses the password too.
+    let mut web = crate::ui::Web::new(&b);
+    let form = web.get("/ui/login").await;
+    let csrf = form.csrf();
+    let r = web
+        .post(
+            "/ui/login",
+            &[
+                ("csrf", &csrf),
+                ("username", "frank"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    web.sign_in("root", "root-password-1").await;
+    let account = web.get("/ui/account").await;
+    assert!(
+        account.has("A local account"),
+        "the page says where the identity comes from"
+    );
+}

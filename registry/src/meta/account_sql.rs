@@ -5,8 +5,8 @@ macro_rules! account_queries {
     ($conn:ty) => {
         use $crate::auth::{Actions, Grants, Role};
         use $crate::meta::accounts::{
-            AccountChange, AccountKind, AccountRecord, Created, MemberRecord, NamespaceClaim,
-            NamespaceRecord, SessionRecord, TeamRecord, TokenRecord,
+            AccountChange, AccountKind, AccountRecord, Created, IdentityRecord, MemberRecord,
+            NamespaceClaim, NamespaceRecord, SessionRecord, TeamRecord, TokenRecord,
         };
         use $crate::meta::{MetaError, MetaResult, now_ms};
 
@@ -79,6 +79,46 @@ macro_rules! account_queries {
             )
             .bind(name).bind(id).bind(now).execute(c).await?;
             Ok(Created::Account(id))
+        }
+
+        pub(in $crate::meta) async fn create_external_user(
+            c: &mut $conn, name: &str, provider: &str, subject: &str,
+        ) -> MetaResult<Created> {
+            let created = create_account(&mut *c, name, AccountKind::User, None, false, NamespaceClaim::New).await?;
+            if let Created::Account(id) = created {
+                sqlx::query(
+                    "INSERT INTO external_identities (account_id, provider, subject, created_at, last_login_at)
+                     VALUES ($1, $2, $3, $4, $4)",
+                ).bind(id).bind(provider).bind(subject).bind(now_ms()).execute(c).await?;
+            }
+            Ok(created)
+        }
+
+        pub(in $crate::meta) async fn account_by_identity(
+            c: &mut $conn, provider: &str, subject: &str,
+        ) -> MetaResult<Option<AccountRecord>> {
+            let sql = format!(
+                "SELECT {} FROM accounts a JOIN external_identities i ON i.account_id = a.id
+                 WHERE i.provider = $1 AND i.subject = $2",
+                ACCOUNT_COLUMNS.split(", ").map(|col| format!("a.{col}")).collect::<Vec<_>>().join(", ")
+            );
+            let row: Option<AccountRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(provider).bind(subject).fetch_optional(c).await?;
+            row.map(account_record).transpose()
+        }
+
+        pub(in $crate::meta) async fn identity(c: &mut $conn, account: i64) -> MetaResult<Option<IdentityRecord>> {
+            let row: Option<(String, String, i64, Option<i64>)> = sqlx::query_as(
+                "SELECT provider, subject, created_at, last_login_at FROM external_identities WHERE account_id = $1",
+            ).bind(account).fetch_optional(c).await?;
+            Ok(row.map(|(provider, subject, created_at, last_login_at)| IdentityRecord {
+                provider, subject, created_at, last_login_at,
+            }))
+        }
+
+        pub(in $crate::meta) async fn touch_identity(c: &mut $conn, account: i64) -> MetaResult<bool> {
+            Ok(sqlx::query("UPDATE external_identities SET last_login_at = $2 WHERE account_id = $1")
+                .bind(account).bind(now_ms()).execute(c).await?.rows_affected() == 1)
         }
 
         pub(in $crate::meta) async fn namespaces(c: &mut $conn) -> MetaResult<Vec<NamespaceRecord>> {
@@ -437,6 +477,18 @@ macro_rules! impl_account_store {
             async fn create_account(&self, name: &str, kind: $crate::meta::accounts::AccountKind, password_hash: Option<&str>, admin: bool, claim: $crate::meta::accounts::NamespaceClaim, event: &$crate::meta::events::Event) -> $crate::meta::MetaResult<$crate::meta::accounts::Created> {
                 let hash = password_hash.map(str::to_owned);
                 $crate::meta::account_sql::run_owned!($conn; self.account_write, [name, hash, event], |c| $crate::meta::account_sql::audited!(c, event, aq::create_account(c, &name, kind, hash.as_deref(), admin, claim)))
+            }
+            async fn create_external_user(&self, name: &str, provider: &str, subject: &str, event: &$crate::meta::events::Event) -> $crate::meta::MetaResult<$crate::meta::accounts::Created> {
+                $crate::meta::account_sql::run_owned!($conn; self.account_write, [name, provider, subject, event], |c| $crate::meta::account_sql::audited!(c, event, aq::create_external_user(c, &name, &provider, &subject)))
+            }
+            async fn account_by_identity(&self, provider: &str, subject: &str) -> $crate::meta::MetaResult<Option<$crate::meta::accounts::AccountRecord>> {
+                $crate::meta::account_sql::run_owned!($conn; self.account_read, [provider, subject], |c| aq::account_by_identity(c, &provider, &subject))
+            }
+            async fn identity(&self, account: i64) -> $crate::meta::MetaResult<Option<$crate::meta::accounts::IdentityRecord>> {
+                $crate::meta::account_sql::run_owned!($conn; self.account_read, [], |c| aq::identity(c, account))
+            }
+            async fn touch_identity(&self, account: i64, event: &$crate::meta::events::Event) -> $crate::meta::MetaResult<bool> {
+                $crate::meta::account_sql::run_owned!($conn; self.account_write, [event], |c| $crate::meta::account_sql::audited!(c, event, aq::touch_identity(c, account)))
             }
             async fn namespaces(&self) -> $crate::meta::MetaResult<Vec<$crate::meta::accounts::NamespaceRecord>> {
                 $crate::meta::account_sql::run_owned!($conn; self.account_read, [], |c| aq::namespaces(c))

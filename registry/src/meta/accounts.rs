@@ -144,6 +144,20 @@ pub enum Created {
     },
 }
 
+/// The identity provider an account signs in through (see
+/// migrations/sqlite/0013_identities.sql).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityRecord {
+    /// `oidc` or `ldap`.
+    pub provider: String,
+    /// The provider's stable id for the person.
+    pub subject: String,
+    /// When the account was provisioned (Unix ms).
+    pub created_at: i64,
+    /// The last sign-in through the provider (Unix ms).
+    pub last_login_at: Option<i64>,
+}
+
 /// A namespace as stored, with what is in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NamespaceRecord {
@@ -172,6 +186,29 @@ pub trait AccountStore: Send + Sync + 'static {
         claim: NamespaceClaim,
         event: &Event,
     ) -> MetaResult<Created>;
+
+    /// Creates a user who signs in through `provider` as `subject`, in a namespace nobody has
+    /// used ([`NamespaceClaim::New`]); writes nothing when it cannot.
+    async fn create_external_user(
+        &self,
+        name: &str,
+        provider: &str,
+        subject: &str,
+        event: &Event,
+    ) -> MetaResult<Created>;
+
+    /// The account `provider` knows as `subject`, if one was provisioned.
+    async fn account_by_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> MetaResult<Option<AccountRecord>>;
+
+    /// The identity provider of an account, if it has one.
+    async fn identity(&self, account: i64) -> MetaResult<Option<IdentityRecord>>;
+
+    /// Records a sign-in through the account's identity provider, with its audit `event`.
+    async fn touch_identity(&self, account: i64, event: &Event) -> MetaResult<bool>;
 
     /// An account by name.
     async fn account(&self, name: &str) -> MetaResult<Option<AccountRecord>>;

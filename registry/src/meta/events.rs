@@ -44,6 +44,8 @@ pub enum Action {
     TagRestore,
     /// A user was created.
     UserCreate,
+    /// A user signed in through an identity provider (OpenID Connect, LDAP).
+    ExternalSignIn,
     /// A user's password was changed.
     UserPassword,
     /// A user was made an administrator, or no longer one.
@@ -95,12 +97,13 @@ pub enum HookEvent {
 
 impl Action {
     /// Every action, for parsing stored names.
-    pub const ALL: [Action; 23] = [
+    pub const ALL: [Action; 24] = [
         Action::ManifestPush,
         Action::ManifestDelete,
         Action::TagDelete,
         Action::TagRestore,
         Action::UserCreate,
+        Action::ExternalSignIn,
         Action::UserPassword,
         Action::UserAdmin,
         Action::AccountDisabled,
@@ -129,6 +132,7 @@ impl Action {
             Action::TagDelete => "tag.delete",
             Action::TagRestore => "tag.restore",
             Action::UserCreate => "user.create",
+            Action::ExternalSignIn => "user.signin.external",
             Action::UserPassword => "user.password",
             Action::UserAdmin => "user.admin",
             Action::AccountDisabled => "account.disabled",

@@ -25,6 +25,7 @@ use crate::meta::accounts::{
 };
 use crate::meta::events::{Action, Event, Origin};
 use crate::meta::{AccountStore, MetaError, now_ms};
+use crate::service::identity::{GroupMapping, Provider};
 
 /// Settings of the accounts service.
 #[derive(Debug, Clone)]
@@ -51,6 +52,22 @@ pub struct AccountSettings {
     /// Namespaces the configuration gives a purpose (pull-through mirrors): no account may
     /// be created with these names except by an administrator adopting them.
     pub reserved_namespaces: Vec<String>,
+    /// What identity providers' groups give (`[[auth.oidc.group]]`, `[[auth.ldap.group]]`).
+    pub group_mappings: Vec<(Provider, GroupMapping)>,
+    /// Who may sign in with a password berth keeps (others use tokens or a provider).
+    pub local_passwords: LocalPasswords,
+}
+
+/// Who may sign in with a password kept by berth (`auth.local_passwords`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LocalPasswords {
+    /// Every local user.
+    #[default]
+    Everyone,
+    /// Hub administrators only (everyone else signs in through the identity provider, or
+    /// with an access token).
+    Admins,
 }
 
 /// Why a login or token failed.
@@ -174,6 +191,8 @@ pub struct Accounts {
     store: Arc<dyn AccountStore>,
     session_ttl: Duration,
     reserved_namespaces: Vec<String>,
+    group_mappings: Vec<(Provider, GroupMapping)>,
+    local_passwords: LocalPasswords,
     issuer: TokenIssuer,
     throttle: Throttle,
     basic: BasicCache,
@@ -219,6 +238,8 @@ impl Accounts {
             store,
             session_ttl: settings.session_ttl,
             reserved_namespaces: settings.reserved_namespaces.clone(),
+            group_mappings: settings.group_mappings.clone(),
+            local_passwords: settings.local_passwords,
             issuer: TokenIssuer::new(
                 key,
                 &settings.issuer,
@@ -314,13 +335,18 @@ impl Accounts {
             Err(_) => None,
         };
         let account = account.filter(|a| a.kind == AccountKind::User && !a.disabled);
+        // With `local_passwords = "admins"` a non-administrator's password is checked all the
+        // same (the answer takes as long) but never accepted.
+        let allowed = account
+            .as_ref()
+            .is_some_and(|a| a.admin || self.local_passwords == LocalPasswords::Everyone);
         let hash = account.as_ref().and_then(|a| a.password_hash.clone());
         let password = password.to_owned();
         let ok = tokio::task::spawn_blocking(move || password::verify(&password, hash.as_deref()))
             .await
             .unwrap_or(false);
         Ok(match account {
-            Some(a) if ok => Ok(user_principal(&a)),
+            Some(a) if ok && allowed => Ok(user_principal(&a)),
             found => Err(found.is_some()),
         })
     }
@@ -444,25 +470,31 @@ impl Accounts {
         let Principal::User { id, .. } = &principal else {
             return Err(AuthError::BadCredentials);
         };
-        let epoch = self
+        let account = self
             .store
             .account_by_id(*id)
             .await?
-            .map(|a| a.credential_epoch)
             .ok_or(AuthError::BadCredentials)?;
+        let session_secret = self.open_session(&account).await?;
+        Ok((principal, session_secret))
+    }
+
+    /// Starts a browser session for `account`, whose identity was checked elsewhere (a
+    /// password above, or an identity provider). Returns the secret for the cookie.
+    pub async fn open_session(&self, account: &AccountRecord) -> Result<String, AuthError> {
         let session_secret = secret::generate().map_err(|_| AuthError::BadCredentials)?;
         let ttl = i64::try_from(self.session_ttl.as_millis()).unwrap_or(i64::MAX);
         self.store
             .create_session(
                 &secret::hash(&session_secret),
                 SessionRecord {
-                    account_id: *id,
-                    credential_epoch: epoch,
+                    account_id: account.id,
+                    credential_epoch: account.credential_epoch,
                     expires_at: now_ms().saturating_add(ttl),
                 },
             )
             .await?;
-        Ok((principal, session_secret))
+        Ok(session_secret)
     }
 
     /// The user a session secret stands for, while the session is unexpired, the account
@@ -730,11 +762,7 @@ impl Accounts {
             repositories,
             by_admin,
         };
-        if claim == NamespaceClaim::New
-            && self.reserved_namespaces.iter().any(|r| r == name.as_str())
-        {
-            return Err(held(0));
-        }
+        self.check_new_namespace(name, authority)?;
         let mut event = event;
         if claim == NamespaceClaim::Adopt {
             // The audit log says the account took over an ownerless namespace.
@@ -751,6 +779,35 @@ impl Accounts {
             Created::NameTaken => Err(AdminError::Exists(format!("an account named {name}"))),
             Created::NamespaceHeld { repositories } => Err(held(repositories)),
         }
+    }
+
+    /// Refuses, before any write, a name the configuration reserves (a mirror's namespace)
+    /// unless an administrator adopts it.
+    pub(super) fn check_new_namespace(
+        &self,
+        name: &AccountName,
+        authority: Authority,
+    ) -> AdminResult<()> {
+        let adopting = authority
+            == Authority::Administrator {
+                adopt_namespace: true,
+            };
+        if !adopting && self.reserved_namespaces.iter().any(|r| r == name.as_str()) {
+            return Err(AdminError::NamespaceHeld {
+                name: name.to_string(),
+                repositories: 0,
+                by_admin: matches!(authority, Authority::Administrator { .. }),
+            });
+        }
+        Ok(())
+    }
+
+    /// The group mappings of `provider`, in configuration order.
+    pub(super) fn group_mappings(&self, provider: Provider) -> impl Iterator<Item = &GroupMapping> {
+        self.group_mappings
+            .iter()
+            .filter(move |(p, _)| *p == provider)
+            .map(|(_, m)| m)
     }
 
     /// Every namespace with its owner (none: administrators alone) and its repositories.
@@ -1082,7 +1139,7 @@ impl Accounts {
 }
 
 /// The audit event of a change of `user`'s membership of `org` (`None`: removed).
-fn member_event(by: &Origin, org: &str, user: &str, owner: Option<bool>) -> Event {
+pub(super) fn member_event(by: &Origin, org: &str, user: &str, owner: Option<bool>) -> Event {
     let action = if owner.is_some() {
         Action::MemberSet
     } else {

@@ -20,6 +20,7 @@ mod blobs;
 pub mod browse;
 pub mod gc;
 pub mod history;
+pub mod identity;
 pub mod immutable;
 mod listing;
 mod manifests;

@@ -163,11 +163,18 @@ async fn render_account(
     let gate = gate(ui)?;
     let user = viewer.user().ok_or(UiError::Forbidden)?;
     let tokens = gate.accounts.tokens(Some(&user.name)).await?;
+    let provider = gate.accounts.identity_provider(user).await?;
     let now = now_ms();
     let host = viewer.registry_host();
     let body = html! {
         h1 { "Account " (user.name) }
         @if user.admin { p.meta { "Hub administrator" } }
+        p.meta #identity-source {
+            @match provider {
+                Some(p) => { "You sign in through " (p.title()) ". Your organizations and teams follow your groups there, at every sign-in. Use an access token for docker and other clients." },
+                None => { "A local account: berth keeps your password." },
+            }
+        }
         @match &notice {
             Some(Notice::Done(m)) => p.notice role="status" { (m) },
             Some(Notice::Failed(m)) => p.notice.error role="alert" { (m) },
@@ -234,7 +241,7 @@ async fn render_account(
                 button.primary type="submit" { "Create token" }
             }
         }
-        section aria-labelledby="password" {
+        @if provider.is_none() { section aria-labelledby="password" {
             h2 #password { "Change password" }
             form.stacked method="post" action="/ui/account/password" {
                 (csrf_field(viewer))
@@ -247,7 +254,7 @@ async fn render_account(
                 button.primary type="submit" { "Change password" }
             }
             p.meta { "Changing the password signs out every other browser and invalidates docker logins made with it." }
-        }
+        } }
     };
     let mut response = layout::html_response(
         page(
