@@ -10,6 +10,7 @@
 //! payload      cosign's "simple signing" payload: which manifest digest was signed
 //! cosign       signature manifests as cosign writes them: one layer per signature
 //! verify       a signature, its payload and the keys → a verdict naming the key
+//! policy       `[[trust.policy]]`: which keys a scope trusts, audit or enforce
 //! ```
 //!
 //! Depends on nothing else of berth's.
@@ -17,9 +18,11 @@
 pub mod cosign;
 pub mod key;
 pub mod payload;
+pub mod policy;
 pub mod verify;
 
 pub use cosign::{CosignSignature, SignatureManifestError, cosign_signature_tag};
 pub use key::{KeyError, KeyId, PublicKey};
 pub use payload::{PayloadError, SimpleSigning};
+pub use policy::{Mode, Policies, Policy, PolicyConfig, PolicyError};
 pub use verify::{Verdict, verify_cosign};
