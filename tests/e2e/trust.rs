@@ -445,3 +445,50 @@ async fn docker_pulls_signed_images_and_is_told_why_unsigned_ones_are_refused() 
     docker.ok(&["pull", &image]);
     docker.ok(&["rmi", &image]);
 }
+
+#[tokio::test]
+async fn robots_may_pull_unsigned_images_only_where_the_policy_exempts_them() {
+    if tool("openssl").is_none() {
+        return;
+    }
+    let keys = tempfile::tempdir().unwrap();
+    keypair(keys.path(), "team");
+    let key = keys.path().join("team.pub");
+    let config = keys.path().join("berth.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[trust.policy]]\nscope = \"acme/ci\"\nmode = \"enforce\"\nkeys = [{key:?}]\nexempt_robots = true\n\n\
+             [[trust.policy]]\nscope = \"acme/prod\"\nmode = \"enforce\"\nkeys = [{key:?}]\n"
+        ),
+    )
+    .unwrap();
+    let b = crate::auth::start_with_auth(&[("BERTH_CONFIG", config.to_str().unwrap())]);
+    b.admin_ok(&["org", "add", "acme"], "");
+    let secret = crate::auth::create_token(&b, "acme", "ci", "acme/*:pull,push");
+    b.push_image("acme/ci", "v1", 1, 1).await;
+    b.push_image("acme/prod", "v1", 2, 1).await;
+    let as_robot = |path: &str| {
+        reqwest::Client::new()
+            .get(b.url(path))
+            .header(
+                "authorization",
+                crate::auth::basic_header("acme+ci", &secret),
+            )
+            .send()
+    };
+    // The administrator is a person: refused in both.
+    assert_eq!(
+        pull_status(&b, "acme/ci", "v1").await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        pull_status(&b, "acme/prod", "v1").await,
+        StatusCode::FORBIDDEN
+    );
+    // The robot passes where its policy exempts robots, and only there.
+    let resp = as_robot("/v2/acme/ci/manifests/v1").await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = as_robot("/v2/acme/prod/manifests/v1").await.unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+}
