@@ -74,6 +74,27 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     /// Pull-through caches of upstream registries.
     pub proxy: ProxyConfig,
+    /// Image signature policies.
+    pub trust: TrustConfig,
+}
+
+/// `[trust]` and its `[[trust.policy]]` tables: which keys must sign the images of a namespace
+/// or repository, and whether unsigned pulls are refused (`enforce`) or only shown (`audit`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrustConfig {
+    /// The policies; the most specific scope covering a repository applies.
+    pub policy: Vec<berth_trust::PolicyConfig>,
+}
+
+impl TrustConfig {
+    fn validate(&self) -> Result<(), String> {
+        for (i, rule) in self.policy.iter().enumerate() {
+            crate::domain::RepoName::parse(rule.scope.trim_end_matches('/'))
+                .map_err(|e| format!("trust.policy[{i}]: invalid scope {:?}: {e}", rule.scope))?;
+        }
+        Ok(())
+    }
 }
 
 /// `[proxy]` and its `[[proxy.upstream]]` entries: namespaces that mirror another registry.
@@ -1000,6 +1021,7 @@ impl Config {
             .and_then(|()| config.metrics.listen_addr().map(drop))
             .and_then(|()| config.webhooks.validate())
             .and_then(|()| config.proxy.validate())
+            .and_then(|()| config.trust.validate())
             .map_err(|message| ConfigError::Invalid {
                 path: file.map(Path::to_owned),
                 message,

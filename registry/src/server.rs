@@ -60,6 +60,9 @@ pub enum StartError {
     /// The storage settings are inconsistent.
     #[error("invalid storage settings: {0}")]
     StorageConfig(String),
+    /// A trust policy or one of its key files is unusable.
+    #[error("invalid trust policy: {0}")]
+    Trust(String),
     /// The metrics settings are invalid.
     #[error("invalid metrics settings: {0}")]
     MetricsConfig(String),
@@ -118,6 +121,10 @@ pub async fn open_registry(config: &Config) -> Result<Registry, StartError> {
         immutable: crate::service::immutable::ImmutableTags::new(&config.policies.immutable),
         quotas: crate::service::quota::Quotas::new(&config.policies.quota),
         webhooks: Webhooks::new(&config.webhooks)?,
+        trust: crate::service::trust::TrustPolicies::new(
+            berth_trust::Policies::load(&config.trust.policy, std::path::Path::new(""))
+                .map_err(|e| StartError::Trust(e.to_string()))?,
+        ),
     };
     let mirrors = crate::service::proxy::Mirrors::open(&config.proxy)?;
     Ok(Registry::new(meta, blobs, limits).with_mirrors(mirrors))

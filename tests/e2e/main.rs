@@ -35,4 +35,5 @@ mod runtime_run;
 mod storage;
 mod tag_history;
 mod tls;
+mod trust;
 mod ui;

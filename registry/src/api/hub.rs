@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use super::auth::{Gate, Need, RequestParts};
 use crate::auth::Actions;
-use crate::domain::{Digest, RepoName, Tag};
+use crate::domain::{Digest, Reference, RepoName, Tag};
 use crate::meta::events::Origin;
 use crate::service::{Registry, RegistryError};
 
@@ -37,6 +37,7 @@ pub fn router(registry: Registry, gate: Option<Arc<Gate>>, trust_forwarded: bool
         .route("/api/v1/tag-restore/{*repository}", post(restore))
         .route("/api/v1/usage", get(usage_all))
         .route("/api/v1/usage/{*scope}", get(usage))
+        .route("/api/v1/trust/{*repository}", get(trust))
         .with_state(Arc::new(Hub {
             registry: registry.clone(),
             gate: gate.clone(),
@@ -137,6 +138,53 @@ async fn history(
         .await
     {
         Ok(events) => ok(json!({"repository": repo.as_str(), "history": events})),
+        Err(e) => registry_error(&e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrustParams {
+    reference: String,
+}
+
+/// `GET /api/v1/trust/REPO?reference=TAG|DIGEST`: what the repository's trust policy says
+/// about the manifest (`"trust": null` when no policy covers the repository).
+async fn trust(
+    State(hub): State<Arc<Hub>>,
+    Path(repository): Path<String>,
+    params: Result<Query<TrustParams>, axum::extract::rejection::QueryRejection>,
+    parts: Parts,
+) -> Response {
+    let Ok(Query(params)) = params else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "the query parameter is reference (a tag or a digest)",
+        );
+    };
+    let repo = match hub.authorize(&parts, &repository, Actions::PULL).await {
+        Ok((repo, _)) => repo,
+        Err(response) => return response,
+    };
+    let Ok(reference) = Reference::parse(&params.reference) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "reference must be a tag or a digest",
+        );
+    };
+    match hub.registry.trust_status_of(&repo, &reference).await {
+        Ok((digest, status)) => ok(json!({
+            "repository": repo.as_str(),
+            "digest": digest.to_string(),
+            "trust": status,
+        })),
+        Err(RegistryError::ManifestUnknown) => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such manifest in the repository",
+        ),
         Err(e) => registry_error(&e),
     }
 }

@@ -26,8 +26,9 @@ pub async fn get(
     name: RepoName,
     reference: Reference,
     head: bool,
+    by: &Origin,
 ) -> Result<Response, ApiError> {
-    let m = reg.pull_manifest(&name, &reference, !head).await?;
+    let m = reg.pull_manifest_as(&name, &reference, !head, by).await?;
     let headers = [
         (header::CONTENT_TYPE, hv(&m.media_type)),
         (header::CONTENT_LENGTH, hv(m.size.to_string())),

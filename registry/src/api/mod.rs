@@ -276,7 +276,7 @@ async fn dispatch(State(app): State<Arc<App>>, request: Request) -> Response {
             listing::referrers(reg, n, d, &query).await
         }
         (OciRoute::Manifest(n, r), Method::GET | Method::HEAD) => {
-            manifests::get(reg, n, r, head).await
+            manifests::get(reg, n, r, head, &origin).await
         }
         (OciRoute::Manifest(n, r), Method::PUT) => {
             manifests::put(reg, n, r, &query, &headers, body, &origin).await

@@ -21,6 +21,12 @@ pub struct Origin {
 }
 
 impl Origin {
+    /// Whether the actor is an organization's robot: only robot logins contain `+`, which
+    /// account names cannot.
+    pub fn is_robot(&self) -> bool {
+        self.actor.contains('+')
+    }
+
     /// A change berth makes by itself (`system:retention`).
     pub fn system(name: &str) -> Self {
         Self {

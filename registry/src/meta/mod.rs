@@ -26,6 +26,8 @@ pub mod scrub;
 mod scrub_sql;
 mod sql;
 mod sqlite;
+pub mod trust;
+mod trust_sql;
 pub mod usage;
 mod usage_sql;
 mod writer;
@@ -43,6 +45,7 @@ pub use postgres::PostgresStore;
 pub use retention::RetentionStore;
 pub use scrub::ScrubStore;
 pub use sqlite::SqliteStore;
+pub use trust::TrustStore;
 pub use usage::UsageStore;
 
 /// A failure of the metadata database.
@@ -229,6 +232,7 @@ pub trait MetaStore:
     + HistoryStore
     + RetentionStore
     + ScrubStore
+    + TrustStore
     + UsageStore
     + Send
     + Sync

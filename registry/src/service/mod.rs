@@ -28,6 +28,7 @@ pub mod proxy;
 pub mod quota;
 pub mod retention;
 pub mod scrub;
+pub mod trust;
 mod uploads;
 pub mod usage;
 pub mod webhooks;
@@ -69,6 +70,8 @@ pub struct Limits {
     pub quotas: quota::Quotas,
     /// The webhooks that hear of pushes and deletes.
     pub webhooks: webhooks::Webhooks,
+    /// Which keys must sign the images of each scope.
+    pub trust: trust::TrustPolicies,
 }
 
 impl Default for Limits {
@@ -82,6 +85,7 @@ impl Default for Limits {
             immutable: immutable::ImmutableTags::default(),
             quotas: quota::Quotas::default(),
             webhooks: webhooks::Webhooks::default(),
+            trust: trust::TrustPolicies::default(),
         }
     }
 }

@@ -18,6 +18,7 @@ use crate::domain::{Digest, RepoName, human_bytes};
 use crate::meta::browse::{RepoSummary, TagOrder};
 use crate::service::browse::{ImageView, TagList};
 use crate::service::quota::QuotaStatus;
+use crate::service::trust::{self, TrustStatus};
 
 /// Tags per page of a repository.
 const TAGS_PER_PAGE: u32 = 50;
@@ -236,6 +237,12 @@ async fn tags_page(ui: &Ui, viewer: &Viewer, name: &RepoName, q: TagsQuery) -> U
         .await?;
     let actions = viewer.actions_on(ui, name.as_str()).await?;
     let quotas = ui.registry.quota_status(Some(name)).await?;
+    let mut trust = Vec::new();
+    if ui.registry.limits().trust.for_repository(name).is_some() {
+        for t in &list.tags {
+            trust.push(ui.registry.trust_status(name, &t.digest).await?);
+        }
+    }
     let host = viewer.registry_host();
     let pages = list.total.div_ceil(u64::from(TAGS_PER_PAGE)).max(1);
     let link = |p: u64| {
@@ -270,7 +277,7 @@ async fn tags_page(ui: &Ui, viewer: &Viewer, name: &RepoName, q: TagsQuery) -> U
         }
         p.meta { (tag_count(list.total)) @if !filter.is_empty() { " matching “" (filter) "”" } }
         (quota_lines(&quotas))
-        (tag_table(name, &list, host))
+        (tag_table(name, &list, &trust, host))
         @if pages > 1 {
             nav.pager aria-label="Pages" {
                 @if page_no > 1 { a rel="prev" href=(link(page_no - 1)) { "← Previous" } }
@@ -304,7 +311,23 @@ fn quota_lines(quotas: &[QuotaStatus]) -> Markup {
     }
 }
 
-fn tag_table(name: &RepoName, list: &TagList, host: &str) -> Markup {
+/// A manifest's signature status as a chip; the detail says why.
+fn trust_chip(status: &TrustStatus) -> Markup {
+    let (label, class) = match status.status {
+        trust::Status::Verified => ("signed", "trust-verified"),
+        trust::Status::Unsigned => ("unsigned", "trust-unsigned"),
+        trust::Status::Untrusted => ("untrusted signature", "trust-untrusted"),
+        trust::Status::Invalid => ("invalid signature", "trust-invalid"),
+    };
+    let enforced = status.mode == berth_trust::Mode::Enforce;
+    html! {
+        span.chip.(class).enforced[enforced] title=(status.detail) { (label) }
+    }
+}
+
+/// `trust` holds each tag's signature status, in order, or nothing when no policy covers the
+/// repository.
+fn tag_table(name: &RepoName, list: &TagList, trust: &[Option<TrustStatus>], host: &str) -> Markup {
     html! {
         @if list.tags.is_empty() {
             p.empty { "No tags." }
@@ -316,12 +339,13 @@ fn tag_table(name: &RepoName, list: &TagList, host: &str) -> Markup {
                         th scope="col" { "Digest" }
                         th scope="col" { "Size" }
                         th scope="col" { "Platforms" }
+                        @if !trust.is_empty() { th scope="col" { "Signature" } }
                         th scope="col" { "Pushed" }
                         th scope="col" { span.visually-hidden { "Pull" } }
                     }
                 }
                 tbody {
-                    @for t in &list.tags {
+                    @for (i, t) in list.tags.iter().enumerate() {
                         tr {
                             th scope="row" {
                                 a href=(manifest_href(name.as_str(), &t.digest.to_string())) { (t.name) }
@@ -331,6 +355,9 @@ fn tag_table(name: &RepoName, list: &TagList, host: &str) -> Markup {
                             td {
                                 @if t.platforms.is_empty() { span.muted { "—" } }
                                 @for p in &t.platforms { span.chip { (p.to_string()) } " " }
+                            }
+                            @if let Some(status) = trust.get(i) {
+                                td.signature { @if let Some(s) = status { (trust_chip(s)) } }
                             }
                             td { (when(t.pushed_at)) }
                             td { (copy_box("pull command", &format!("docker pull {host}/{}:{}", name.as_str(), t.name))) }
@@ -344,6 +371,7 @@ fn tag_table(name: &RepoName, list: &TagList, host: &str) -> Markup {
 
 async fn manifest_page(ui: &Ui, viewer: &Viewer, name: &RepoName, digest: &Digest) -> UiResult {
     let image = ui.registry.image(name, digest).await?;
+    let trust = ui.registry.trust_status(name, digest).await?;
     let host = viewer.registry_host();
     let title = format!(
         "{}@{}",
@@ -366,6 +394,14 @@ async fn manifest_page(ui: &Ui, viewer: &Viewer, name: &RepoName, digest: &Diges
             dt { "Media type" } dd { code { (image.media_type) } }
             @if let Some(a) = &image.manifest.artifact_type { dt { "Artifact type" } dd { code { (a) } } }
             dt { "Pushed" } dd { (when(image.pushed_at)) }
+            @if let Some(t) = &trust {
+                dt { "Signature" }
+                dd.signature {
+                    (trust_chip(t)) " " (t.detail)
+                    " (policy " code { (t.policy) } ", "
+                    @if t.mode == berth_trust::Mode::Enforce { "enforced" } @else { "audit only" } ")"
+                }
+            }
             @if !image.manifest.is_index() {
                 dt { "Compressed size" } dd { (bytes(image.manifest.image_size())) }
             }
