@@ -93,6 +93,8 @@ pub struct RunArgs {
     /// Pull the image first if it is not in the store (default) or never.
     #[arg(long, value_name = "missing|never", default_value = "missing")]
     pull: String,
+    #[command(flatten)]
+    trust: crate::runtime_cli::TrustArgs,
     /// The image.
     image: String,
     /// The command and its arguments (default: the image's Cmd).
@@ -447,7 +449,8 @@ fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
     berth_runtime::cgroup_prearm::prearm();
     let options = run_options(&args)?;
     let store = open_store(&args.root)?;
-    let name = ensure_image(&store, &args.image, args.pull == "missing")?;
+    let trust = args.trust.load()?;
+    let name = ensure_image(&store, &args.image, args.pull == "missing", &trust)?;
     let containers = containers(&args.root)?;
     let record = run::create(&store, &containers, &LinuxHost, &name, &options)?;
     if !args.detach {

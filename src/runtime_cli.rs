@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use berth_runtime::credentials;
 use berth_runtime::pull::{self, Platform};
 use berth_runtime::store::Store;
+use berth_runtime::verify::TrustCheck;
 use berth_runtime::{Reference, RegistryAuth};
 use clap::Subcommand;
 
@@ -27,6 +28,28 @@ pub struct RootArgs {
     pub root: PathBuf,
 }
 
+/// The signature checks `pull` and `run` make.
+#[derive(Debug, clap::Args)]
+pub struct TrustArgs {
+    /// The trust policy file (`[[trust.policy]]` tables whose scopes name registries);
+    /// default: /etc/berth/policy.toml when it exists.
+    #[arg(long, env = "BERTH_POLICY", value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Use images an enforcing policy refuses (said on standard error).
+    #[arg(long)]
+    insecure_skip_verify: bool,
+}
+
+impl TrustArgs {
+    /// The policies these flags select.
+    pub fn load(&self) -> anyhow::Result<TrustCheck> {
+        Ok(TrustCheck::load(
+            self.policy.as_deref(),
+            self.insecure_skip_verify,
+        )?)
+    }
+}
+
 /// Runtime commands.
 #[derive(Debug, Subcommand)]
 pub enum RuntimeCommand {
@@ -37,6 +60,8 @@ pub enum RuntimeCommand {
         /// Choose this platform from a multi-platform image (os/arch[/variant]).
         #[arg(long)]
         platform: Option<String>,
+        #[command(flatten)]
+        trust: TrustArgs,
         /// The image, like registry.example.com/team/app:1.0 or HOST/NAME@sha256:...
         reference: String,
     },
@@ -150,33 +175,82 @@ async fn pull_image(
     store: &Store,
     reference: &Reference,
     platform: &Platform,
+    trust: &TrustCheck,
 ) -> anyhow::Result<pull::Pulled> {
     let auth = auth_for(reference)?;
     let progress = crate::progress::for_stderr();
-    pull::pull(store, reference, &auth, platform, progress.as_ref())
+    pull::pull(store, reference, &auth, platform, trust, progress.as_ref())
         .await
         .with_context(|| format!("cannot pull {}", reference.whole()))
 }
 
 /// The store name of `image`, pulling it for this host's platform first when it is missing
-/// and `pull` allows.
-pub fn ensure_image(store: &Store, image: &str, pull: bool) -> anyhow::Result<String> {
+/// and `pull` allows; an image in the store that a policy covers but that was not verified
+/// under its current keys is verified at its registry first.
+pub fn ensure_image(
+    store: &Store,
+    image: &str,
+    pull: bool,
+    trust: &TrustCheck,
+) -> anyhow::Result<String> {
     // A name given in full is found without parsing it: the reference grammar is a large
     // regex whose compilation costs more than the rest of `berth run`.
-    if store.image(image)?.is_some() {
+    if let Some(record) = store.image(image)? {
+        admit_stored(store, image, record, trust)?;
         return Ok(image.to_owned());
     }
     let reference = reference(image)?;
     let name = reference.whole();
-    if store.image(&name)?.is_some() {
+    if let Some(record) = store.image(&name)? {
+        admit_stored(store, &name, record, trust)?;
         return Ok(name);
     }
     if !pull {
         bail!("no such image: {name}");
     }
     eprintln!("{name} is not in the store: pulling it");
-    block_on(pull_image(store, &reference, &Platform::host()))?;
+    block_on(pull_image(store, &reference, &Platform::host(), trust))?;
     Ok(name)
+}
+
+/// Checks a stored image against the trust policy, at its registry when its record does not
+/// settle it (it was pulled before the policy or its keys changed).
+fn admit_stored(
+    store: &Store,
+    name: &str,
+    mut record: berth_runtime::store::ImageRecord,
+    trust: &TrustCheck,
+) -> anyhow::Result<()> {
+    if trust.admits(&record) {
+        return Ok(());
+    }
+    let source = record.source.clone().unwrap_or_default();
+    let (registry, repository) = source
+        .split_once('/')
+        .with_context(|| format!("{name} has no registry of origin to verify it against"))?;
+    let signed = record
+        .index
+        .clone()
+        .unwrap_or_else(|| record.manifest.clone());
+    let reference = Reference::with_digest(registry.to_owned(), repository.to_owned(), signed);
+    let auth = auth_for(&reference)?;
+    let verified = block_on(async {
+        // Inside block_on, which installs the TLS provider the client needs.
+        let client = pull::client_for(&reference);
+        Ok(trust
+            .check(
+                &client,
+                &reference,
+                &auth,
+                reference.digest().unwrap_or_default(),
+            )
+            .await?)
+    })?;
+    if verified.is_some() {
+        record.verified = verified;
+        store.set_image(name, record)?;
+    }
+    Ok(())
 }
 
 /// Runs a runtime command.
@@ -187,8 +261,10 @@ pub fn run(command: RuntimeCommand) -> anyhow::Result<()> {
             RuntimeCommand::Pull {
                 root,
                 platform,
+                trust,
                 reference: r,
             } => {
+                let trust = trust.load()?;
                 let store = open_store(&root)?;
                 let reference = reference(&r)?;
                 let platform = match platform {
@@ -196,7 +272,7 @@ pub fn run(command: RuntimeCommand) -> anyhow::Result<()> {
                         .with_context(|| format!("{p:?} is not a platform (os/arch[/variant])"))?,
                     None => Platform::host(),
                 };
-                let pulled = block_on(pull_image(&store, &reference, &platform))?;
+                let pulled = block_on(pull_image(&store, &reference, &platform, &trust))?;
                 writeln!(out, "{} {}", pulled.name, pulled.record.manifest)?;
             }
             RuntimeCommand::Push { root, reference: r } => {

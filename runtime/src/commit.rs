@@ -485,6 +485,10 @@ pub fn commit(
                 .sum::<u64>(),
         stored_at: crate::containers::now(),
         source: base.source.clone(),
+        // Made here, not served by a registry: trust policies do not cover it until it is
+        // pushed, signed and pulled back.
+        verified: None,
+        local: true,
     };
     store.set_image(target, new.clone())?;
     Ok(new)

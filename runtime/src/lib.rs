@@ -51,6 +51,7 @@ pub mod supervise;
 pub mod terminal;
 pub mod unpack;
 pub mod user;
+pub mod verify;
 
 pub use oci_client::Reference;
 pub use oci_client::secrets::RegistryAuth;

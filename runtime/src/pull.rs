@@ -20,6 +20,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::store::{ImageRecord, Store, StoreError, digest_hex};
 use crate::unpack::{self, Compression, UnpackError};
+use crate::verify::TrustCheck;
 
 /// Layers downloaded at once.
 const PARALLEL_LAYERS: usize = 4;
@@ -74,6 +75,9 @@ pub enum PullError {
     /// A local file operation failed.
     #[error("a file operation failed")]
     Io(#[from] std::io::Error),
+    /// The trust policy refuses the image.
+    #[error(transparent)]
+    Untrusted(#[from] crate::verify::VerifyError),
 }
 
 /// A platform to choose from an index: `os/architecture[/variant]`.
@@ -253,18 +257,23 @@ fn check(what: &'static str, expected: &str, bytes: &[u8]) -> Result<(), PullErr
     }
 }
 
-/// Pulls `reference` for `platform` into `store` and names it `reference.whole()`.
+/// Pulls `reference` for `platform` into `store` and names it `reference.whole()`, after
+/// `trust` accepted its signatures (before anything is unpacked).
 pub async fn pull(
     store: &Store,
     reference: &Reference,
     auth: &RegistryAuth,
     platform: &Platform,
+    trust: &TrustCheck,
     progress: &dyn Progress,
 ) -> Result<Pulled, PullError> {
     let client = client_for(reference);
     let (bytes, digest) = client.pull_manifest_raw(reference, auth, ACCEPT).await?;
     let digest = reference.digest().map_or(digest, str::to_owned);
     check("manifest", &digest, &bytes)?;
+    // The signed manifest is the one the reference names (the index, for a multi-platform
+    // image), checked before any layer is fetched.
+    let verified = trust.check(&client, reference, auth, &digest).await?;
     let top: Manifest = serde_json::from_slice(&bytes)
         .map_err(|e| PullError::Invalid(format!("the manifest is not valid JSON: {e}")))?;
     let (index, manifest_digest, manifest_bytes, manifest) = if top.config.is_none() {
@@ -343,6 +352,8 @@ pub async fn pull(
             reference.resolve_registry(),
             reference.repository()
         )),
+        verified,
+        local: false,
     };
     let name = reference.whole();
     store.set_image(&name, record.clone())?;

@@ -77,6 +77,13 @@ pub struct ImageRecord {
     /// repository of the same registry can mount them instead of uploading.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// The trust policy verification it passed at its pull, if a policy covered it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<crate::verify::Verified>,
+    /// Made on this machine (`berth commit`) rather than pulled: trust policies, which cover
+    /// what registries serve, do not apply to it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub local: bool,
 }
 
 /// `images.json`.

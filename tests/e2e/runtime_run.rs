@@ -28,7 +28,7 @@ const APPLETS: &[&str] = &[
 
 /// Pushes a busybox image of two layers (the second deletes `/etc/doomed`) with an
 /// entrypoint-less config; returns its name.
-async fn push_busybox(b: &Berth, repo: &str, busybox: &Path) -> String {
+pub(crate) async fn push_busybox(b: &Berth, repo: &str, busybox: &Path) -> String {
     let bin = std::fs::read(busybox).expect("busybox");
     let mut entries = vec![
         E::Dir("bin/", 0o755),

@@ -492,3 +492,101 @@ async fn robots_may_pull_unsigned_images_only_where_the_policy_exempts_them() {
     let resp = as_robot("/v2/acme/prod/manifests/v1").await.unwrap();
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
 }
+
+/// Signs `repo:1` (pushed by `push_busybox`) with key `NAME` in `keys`, as cosign would.
+async fn sign_tag(b: &Berth, repo: &str, tag: &str, keys: &Path, name: &str) {
+    let digest = b
+        .head(&format!("/v2/{repo}/manifests/{tag}"))
+        .await
+        .headers()["docker-content-digest"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let subject = Pushed {
+        digest: digest.clone(),
+        size: 0,
+        media_type: OCI_MANIFEST,
+        bytes: Vec::new(),
+    };
+    let p = payload(&digest, repo);
+    let sig = sign(keys, name, &p);
+    push_signature(b, repo, &subject, &p, &sig, false).await;
+}
+
+#[tokio::test]
+async fn berth_pull_and_run_check_the_local_policy_before_unpacking_or_running() {
+    if !crate::runtime_pull::is_root() || tool("openssl").is_none() {
+        return;
+    }
+    let Some(busybox) = busybox() else { return };
+    let b = Berth::start();
+    let keys = tempfile::tempdir().unwrap();
+    keypair(keys.path(), "team");
+    let policy = keys.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "[[trust.policy]]\nscope = \"{}/signed\"\nmode = \"enforce\"\nkeys = [\"team.pub\"]\n",
+            b.host()
+        ),
+    )
+    .unwrap();
+    let unsigned = crate::runtime_run::push_busybox(&b, "signed/unsigned", &busybox).await;
+    let signed = crate::runtime_run::push_busybox(&b, "signed/app", &busybox).await;
+    sign_tag(&b, "signed/app", "1", keys.path(), "team").await;
+    let free = crate::runtime_run::push_busybox(&b, "free/app", &busybox).await;
+
+    let mut rt = crate::runtime_pull::Runtime::new();
+    rt.env
+        .push(("BERTH_POLICY".into(), policy.display().to_string()));
+    // Refused before a single layer is unpacked, with the policy and the way out named.
+    let (ok, _, err) = rt.run(&["pull", &unsigned]);
+    assert!(!ok);
+    assert!(
+        err.contains("refused by trust policy")
+            && err.contains("no signature")
+            && err.contains("--insecure-skip-verify"),
+        "{err}"
+    );
+    let layers = rt.store().join("layers/sha256");
+    assert_eq!(
+        std::fs::read_dir(&layers).map(|d| d.count()).unwrap_or(0),
+        0
+    );
+    let (ok, _, err) = rt.run(&["run", "--rm", &unsigned, "true"]);
+    assert!(!ok && err.contains("refused by trust policy"), "{err}");
+    // Signed: pulled and run. Outside the policy's scope: nothing is asked.
+    rt.ok(&["pull", &signed]);
+    let out = rt.ok(&["run", "--rm", &signed, "echo", "signed-runs"]);
+    assert_eq!(out, "signed-runs\n");
+    rt.ok(&["run", "--rm", &free, "true"]);
+    // --insecure-skip-verify uses it anyway, and says so.
+    let (ok, _, err) = rt.run(&["pull", "--insecure-skip-verify", &unsigned]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("WARNING") && err.contains("--insecure-skip-verify"),
+        "{err}"
+    );
+    // An image pulled before the policy existed is checked at its registry before it runs.
+    let before = crate::runtime_pull::Runtime::new();
+    before.ok(&["pull", &unsigned]);
+    before.ok(&["pull", &signed]);
+    let mut after = before;
+    after
+        .env
+        .push(("BERTH_POLICY".into(), policy.display().to_string()));
+    let (ok, _, err) = after.run(&["run", "--rm", &unsigned, "true"]);
+    assert!(!ok && err.contains("refused by trust policy"), "{err}");
+    let out = after.ok(&["run", "--rm", &signed, "echo", "checked"]);
+    assert_eq!(out, "checked\n");
+    let inspect = after.ok(&["inspect", &signed]);
+    assert!(inspect.contains(&key_id(keys.path(), "team")), "{inspect}");
+    // A bad policy file stops the command with a reason.
+    std::fs::write(
+        &policy,
+        "[[trust.policy]]\nscope = \"x\"\nmode = \"enforce\"\n",
+    )
+    .unwrap();
+    let (ok, _, err) = after.run(&["run", "--rm", &signed, "true"]);
+    assert!(!ok && err.contains("needs at least one key"), "{err}");
+}

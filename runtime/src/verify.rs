@@ -1,0 +1,326 @@
+//! Signature checks on the machine that runs containers: `berth pull` and `berth run` verify
+//! an image against the local trust policy file (`/etc/berth/policy.toml`, the
+//! `[[trust.policy]]` tables of the hub's configuration, with scopes that name a registry:
+//! `registry.example.com/team`) before any layer is unpacked and before anything runs.
+//!
+//! Signatures are found as cosign stores them (the `sha256-<hex>.sig` tag and OCI 1.1
+//! referrers of cosign's artifact type) and verified by [`berth_trust`]. A pull records the
+//! key set it verified under in the image's record, so `berth run` of an image already in the
+//! store verifies nothing again unless the policy's keys changed; an image that came from an
+//! enforcing scope without a verification under the current keys is checked again at the
+//! registry before it runs.
+
+use std::path::{Path, PathBuf};
+
+use berth_trust::cosign::{MAX_PAYLOAD_BYTES, MAX_SIGNATURES, SIGNATURE_ARTIFACT_TYPE};
+use berth_trust::{CosignSignature, Mode, Policies, Policy, PolicyConfig, Verdict};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+use serde::{Deserialize, Serialize};
+
+use crate::store::ImageRecord;
+use sha2::{Digest as _, Sha256};
+
+/// The policy file read when none is named.
+pub const DEFAULT_POLICY_FILE: &str = "/etc/berth/policy.toml";
+
+/// Signature manifests fetched per image at most.
+const MAX_SIGNATURE_MANIFESTS: usize = 16;
+
+/// Media types a signature manifest is fetched as.
+const SIGNATURE_ACCEPT: &[&str] = &[
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
+
+/// Why an image may not be used, or the policy could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The policy file is unreadable or invalid.
+    #[error("trust policy file {path}: {reason}")]
+    Policy {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An enforcing policy covers the image and no trusted key signed it.
+    #[error(
+        "{image} is refused by trust policy {scope:?}: {why} (--insecure-skip-verify uses it anyway)"
+    )]
+    Refused {
+        /// The image.
+        image: String,
+        /// The policy's scope.
+        scope: String,
+        /// Why.
+        why: String,
+    },
+}
+
+/// A verification as the store records it with an image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verified {
+    /// The policy key set it holds for.
+    pub keyset: String,
+    /// The key that signed the image.
+    pub key: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    #[serde(default)]
+    trust: TrustSection,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrustSection {
+    #[serde(default)]
+    policy: Vec<PolicyConfig>,
+}
+
+/// The local trust policies, or none.
+#[derive(Debug, Clone, Default)]
+pub struct TrustCheck {
+    policies: Policies,
+    skip: bool,
+}
+
+impl TrustCheck {
+    /// Reads the policy file `path`, or [`DEFAULT_POLICY_FILE`] if it exists when `path` is
+    /// `None`. With `skip` (`--insecure-skip-verify`) nothing is refused, and every image a
+    /// policy would have checked is reported on standard error.
+    pub fn load(path: Option<&Path>, skip: bool) -> Result<Self, VerifyError> {
+        let path = match path {
+            Some(p) => p.to_owned(),
+            None if Path::new(DEFAULT_POLICY_FILE).exists() => PathBuf::from(DEFAULT_POLICY_FILE),
+            None => {
+                return Ok(Self {
+                    policies: Policies::default(),
+                    skip,
+                });
+            }
+        };
+        let bad = |reason: String| VerifyError::Policy {
+            path: path.clone(),
+            reason,
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
+        let file: PolicyFile = toml::from_str(&text).map_err(|e| bad(e.message().to_owned()))?;
+        let base = path.parent().unwrap_or(Path::new("/"));
+        let policies = Policies::load(&file.trust.policy, base).map_err(|e| bad(e.to_string()))?;
+        Ok(Self { policies, skip })
+    }
+
+    /// The policy covering images from `source` (`registry/repository`).
+    fn policy(&self, source: &str) -> Option<&Policy> {
+        self.policies.for_name(source)
+    }
+
+    /// Whether a stored image may run as it is: it was made here, no policy enforces where it
+    /// came from, or it was verified under the policy's current keys.
+    pub fn admits(&self, record: &ImageRecord) -> bool {
+        if record.local {
+            return true;
+        }
+        self.admits_stored(record.source.as_deref(), record.verified.as_ref())
+    }
+
+    /// Whether an image pulled from `source` with `verified` may run as it is.
+    fn admits_stored(&self, source: Option<&str>, verified: Option<&Verified>) -> bool {
+        let Some(policy) = source.and_then(|s| self.policy(s)) else {
+            return true;
+        };
+        policy.mode == Mode::Audit
+            || self.skip
+            || verified.is_some_and(|v| v.keyset == policy.keyset())
+    }
+
+    /// Checks manifest `digest` of `reference` at its registry. `Ok(None)`: no policy covers
+    /// it, or it is unverified where a policy only audits or `--insecure-skip-verify` was
+    /// given (said on standard error).
+    pub async fn check(
+        &self,
+        client: &Client,
+        reference: &Reference,
+        auth: &RegistryAuth,
+        digest: &str,
+    ) -> Result<Option<Verified>, VerifyError> {
+        let source = format!("{}/{}", reference.registry(), reference.repository());
+        let Some(policy) = self.policy(&source) else {
+            return Ok(None);
+        };
+        let outcome = verify(client, reference, auth, digest, policy).await;
+        let why = match outcome {
+            Ok(key) => {
+                return Ok(Some(Verified {
+                    keyset: policy.keyset().to_owned(),
+                    key,
+                }));
+            }
+            Err(why) => why,
+        };
+        let image = format!("{source}@{digest}");
+        if policy.mode == Mode::Audit {
+            eprintln!(
+                "warning: {image} is not verified ({why}); trust policy {:?} only audits",
+                policy.scope
+            );
+            return Ok(None);
+        }
+        if self.skip {
+            eprintln!(
+                "WARNING: {image} is not verified ({why}); trust policy {:?} enforces, but --insecure-skip-verify was given",
+                policy.scope
+            );
+            return Ok(None);
+        }
+        Err(VerifyError::Refused {
+            image,
+            scope: policy.scope.clone(),
+            why,
+        })
+    }
+}
+
+/// Finds and verifies the signatures of `digest`; returns the trusted key, or why none.
+async fn verify(
+    client: &Client,
+    reference: &Reference,
+    auth: &RegistryAuth,
+    digest: &str,
+    policy: &Policy,
+) -> Result<String, String> {
+    let registry = reference.registry().to_owned();
+    let repository = reference.repository().to_owned();
+    let mut manifests = Vec::new();
+    let tag = Reference::with_tag(
+        registry.clone(),
+        repository.clone(),
+        berth_trust::cosign_signature_tag(digest),
+    );
+    if let Ok((bytes, _)) = client.pull_manifest_raw(&tag, auth, SIGNATURE_ACCEPT).await {
+        manifests.push(bytes.to_vec());
+    }
+    let subject = Reference::with_digest(registry.clone(), repository.clone(), digest.to_owned());
+    if let Ok(index) = client
+        .pull_referrers(&subject, Some(SIGNATURE_ARTIFACT_TYPE))
+        .await
+    {
+        for entry in index.manifests.iter().take(MAX_SIGNATURE_MANIFESTS) {
+            let by_digest =
+                Reference::with_digest(registry.clone(), repository.clone(), entry.digest.clone());
+            if let Ok((bytes, _)) = client
+                .pull_manifest_raw(&by_digest, auth, SIGNATURE_ACCEPT)
+                .await
+                && sha256(&bytes) == entry.digest
+            {
+                manifests.push(bytes.to_vec());
+            }
+        }
+    }
+    if manifests.is_empty() {
+        return Err("the image has no signature".into());
+    }
+    let mut invalid = None;
+    for manifest in &manifests {
+        let Ok(signatures) = CosignSignature::from_manifest(manifest) else {
+            continue;
+        };
+        for signature in signatures.iter().take(MAX_SIGNATURES) {
+            if signature.payload_size > MAX_PAYLOAD_BYTES {
+                continue;
+            }
+            let mut payload = Vec::new();
+            let fetched = client
+                .pull_blob(&subject, signature.payload_digest.as_str(), &mut payload)
+                .await;
+            if fetched.is_err() || payload.len() as u64 > MAX_PAYLOAD_BYTES {
+                continue;
+            }
+            match berth_trust::verify_cosign(signature, &payload, digest, &policy.keys) {
+                Verdict::Verified { key } => return Ok(key.to_string()),
+                Verdict::Invalid { reason } => {
+                    invalid.get_or_insert(reason);
+                }
+                Verdict::Untrusted => {}
+            }
+        }
+    }
+    Err(invalid.unwrap_or_else(|| "no signature was made by a key the policy trusts".into()))
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_file_means_no_policy_and_bad_files_say_where() {
+        let dir = tempfile::tempdir().expect("dir");
+        let check = TrustCheck::load(None, false);
+        assert!(check.is_ok() || Path::new(DEFAULT_POLICY_FILE).exists());
+        let missing = dir.path().join("policy.toml");
+        let err = TrustCheck::load(Some(&missing), false).expect_err("a named file must exist");
+        assert!(err.to_string().contains("policy.toml"), "{err}");
+        std::fs::write(
+            &missing,
+            "[[trust.policy]]\nscope = \"r.example/team\"\nmode = \"enforce\"\n",
+        )
+        .expect("write");
+        let err = TrustCheck::load(Some(&missing), false).expect_err("enforce needs keys");
+        assert!(err.to_string().contains("needs at least one key"), "{err}");
+        std::fs::write(&missing, "[trust]\nunknown = 1\n").expect("write");
+        assert!(TrustCheck::load(Some(&missing), false).is_err());
+    }
+
+    /// A P-256 public key (any will do: nothing is signed here).
+    const KEY: &str = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEnwBoc1a9gXASZkzi1A8oSKW9XPuR
+C9PybqpSkfBW/SxwCYxKtx4qa02/K6MBTF200bmZ46x0QqyX5zDEa2Z3lQ==
+-----END PUBLIC KEY-----
+";
+
+    #[test]
+    fn stored_images_run_when_verified_under_the_current_keys() {
+        let dir = tempfile::tempdir().expect("dir");
+        std::fs::write(dir.path().join("team.pub"), KEY).expect("key");
+        let file = dir.path().join("policy.toml");
+        std::fs::write(
+            &file,
+            "[[trust.policy]]\nscope = \"r.example/team\"\nmode = \"enforce\"\nkeys = [\"team.pub\"]\n\n\
+             [[trust.policy]]\nscope = \"r.example/team/sandbox\"\nmode = \"audit\"\nkeys = [\"team.pub\"]\n",
+        )
+        .expect("write");
+        let check =
+            TrustCheck::load(Some(&file), false).expect("policy (key path relative to the file)");
+        let keyset = check
+            .policy("r.example/team/app")
+            .expect("policy")
+            .keyset()
+            .to_owned();
+        let current = Verified {
+            keyset,
+            key: "k".into(),
+        };
+        let stale = Verified {
+            keyset: "sha256:old".into(),
+            key: "k".into(),
+        };
+        assert!(check.admits_stored(Some("r.example/team/app"), Some(&current)));
+        assert!(!check.admits_stored(Some("r.example/team/app"), Some(&stale)));
+        assert!(!check.admits_stored(Some("r.example/team/app"), None));
+        // Audit-only scopes, other registries and images made here are not held back.
+        assert!(check.admits_stored(Some("r.example/team/sandbox/app"), None));
+        assert!(check.admits_stored(Some("other.example/team/app"), None));
+        assert!(check.admits_stored(None, None));
+        // --insecure-skip-verify admits anything.
+        let skip = TrustCheck::load(Some(&file), true).expect("policy");
+        assert!(skip.admits_stored(Some("r.example/team/app"), None));
+    }
+}
