@@ -1,11 +1,12 @@
-//! `berth admin`: manage users, organizations, teams, grants, visibility and access tokens
-//! directly in the configured database (SQLite or PostgreSQL), without the web UI or API.
+//! `berth admin`: manage users, organizations, teams, grants, visibility, access tokens and
+//! token signing keys directly in the configured database (SQLite or PostgreSQL), without the web UI or API.
 
 use std::io::Read;
 use std::time::Duration;
 
 use anyhow::Context;
 use berth_registry::auth::Role;
+use berth_registry::auth::jwt::format_time;
 use berth_registry::config::Config;
 use berth_registry::meta::accounts::{AccountKind, AccountRecord};
 use berth_registry::meta::events::Origin;
@@ -34,6 +35,21 @@ pub enum AdminCommand {
     /// Namespaces: who owns each (by record, never by a matching name).
     #[command(subcommand)]
     Namespace(NamespaceCommand),
+    /// The keys that sign registry tokens (kept in the database unless
+    /// `auth.signing_key_file` is set).
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+/// `berth admin key ...`
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Add a new signing key. Every replica publishes it at once and signs with it after
+    /// `auth.key_activation_delay_secs`; the keys it replaces stay accepted for one token
+    /// lifetime after that (their refresh tokens until those expire), then are deleted.
+    Rotate,
+    /// List the signing keys with their state and times.
+    List,
 }
 
 /// `berth admin namespace ...`
@@ -496,6 +512,47 @@ async fn execute(a: &Accounts, command: AdminCommand, by: &Origin) -> anyhow::Re
             a.revoke_token(&owner, &name, by).await?;
             format!("revoked token {name} of {owner}\n")
         }
+        C::Key(KeyCommand::Rotate) => {
+            let r = a.keys().rotate(by).await?;
+            let mut out = format!(
+                "added key {}: published now, signs from {}\n",
+                r.kid,
+                format_time(r.signs_from)
+            );
+            for old in &r.replaced {
+                out.push_str(&format!(
+                    "key {old} retires: access tokens accepted until {}, refresh tokens until {}\n",
+                    format_time(r.access_until),
+                    format_time(r.refresh_until)
+                ));
+            }
+            out
+        }
+        C::Key(KeyCommand::List) => table(
+            &[
+                "KID",
+                "CREATED",
+                "STATE",
+                "SIGNS FROM",
+                "ACCESS UNTIL",
+                "REFRESH UNTIL",
+            ],
+            a.keys().list().await?.into_iter().map(|k| {
+                let at = |ms: Option<i64>| ms.map_or("-".into(), format_time);
+                vec![
+                    k.kid,
+                    if k.created_at == 0 {
+                        "(key file)".into()
+                    } else {
+                        format_time(k.created_at)
+                    },
+                    k.state.as_str().into(),
+                    at(Some(k.signs_from).filter(|&t| t > 0)),
+                    at(k.access_until),
+                    at(k.refresh_until),
+                ]
+            }),
+        ),
     })
 }
 

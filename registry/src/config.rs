@@ -884,6 +884,12 @@ pub struct AuthConfig {
     /// PEM file with the ECDSA P-256 (PKCS#8) key that signs tokens; empty means a key
     /// generated at first start and kept in the database, shared by every replica.
     pub signing_key_file: String,
+    /// Seconds between re-reads of the signing keys in the database, so a rotation by
+    /// `berth admin key rotate` reaches every replica without a restart.
+    pub key_reload_secs: u64,
+    /// Seconds after a rotation before the new key signs: every replica and every reader of
+    /// the JWKS must have it by then. At least twice `key_reload_secs`.
+    pub key_activation_delay_secs: u64,
     /// Failed password logins allowed per account from one client address before that
     /// address is throttled for that account.
     pub login_free_failures: u32,
@@ -914,6 +920,8 @@ impl Default for AuthConfig {
             token_ttl_secs: 300,
             refresh_token_ttl_secs: 30 * 24 * 60 * 60,
             signing_key_file: String::new(),
+            key_reload_secs: 10,
+            key_activation_delay_secs: 60,
             login_free_failures: 5,
             login_address_free_failures: 20,
             login_account_free_failures: 100,
@@ -922,6 +930,22 @@ impl Default for AuthConfig {
             session_ttl_secs: 12 * 60 * 60,
             local_passwords: crate::service::accounts::LocalPasswords::Everyone,
         }
+    }
+}
+
+impl AuthConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.key_reload_secs == 0 {
+            return Err("auth.key_reload_secs must be at least 1".into());
+        }
+        if self.key_activation_delay_secs < self.key_reload_secs.saturating_mul(2) {
+            return Err(format!(
+                "auth.key_activation_delay_secs ({}) must be at least twice auth.key_reload_secs \
+                 ({}): every replica must know a new key before any signs with it",
+                self.key_activation_delay_secs, self.key_reload_secs
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -1022,6 +1046,7 @@ impl Config {
             .and_then(|()| config.webhooks.validate())
             .and_then(|()| config.proxy.validate())
             .and_then(|()| config.trust.validate())
+            .and_then(|()| config.auth.validate())
             .map_err(|message| ConfigError::Invalid {
                 path: file.map(Path::to_owned),
                 message,

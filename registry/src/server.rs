@@ -256,6 +256,7 @@ pub async fn open_accounts(
         token_ttl_secs: a.token_ttl_secs,
         refresh_ttl_secs: a.refresh_token_ttl_secs,
         signing_key_pem,
+        key_activation_delay: Duration::from_secs(a.key_activation_delay_secs),
         allowances: crate::auth::throttle::Allowances {
             per_account_address: a.login_free_failures,
             per_address: a.login_address_free_failures,
@@ -300,6 +301,8 @@ pub struct Server {
     metrics_listener: Option<TcpListener>,
     audit: crate::config::AuditConfig,
     webhook_poll: Duration,
+    /// How often the token signing keys are re-read.
+    key_reload: Duration,
     /// The limits on open connections.
     admission: Admission,
     /// How each connection is served.
@@ -343,6 +346,7 @@ impl Server {
                 realm: config.auth.realm.clone(),
                 trust_forwarded: config.server.trust_forwarded_headers,
                 rate_limits: rate_limits.clone(),
+                jwks_max_age_secs: config.auth.key_reload_secs,
             }))
         } else {
             None
@@ -381,6 +385,7 @@ impl Server {
             metrics_listener,
             audit: config.audit.clone(),
             webhook_poll: Duration::from_millis(config.webhooks.poll_interval_ms),
+            key_reload: Duration::from_secs(config.auth.key_reload_secs.max(1)),
             cleanup_interval: Duration::from_secs(
                 config.server.upload_cleanup_interval_secs.max(1),
             ),
@@ -488,6 +493,12 @@ impl Server {
             AbortOnDrop(tokio::spawn(prune_audit_forever(
                 self.registry.clone(),
                 Duration::from_secs(self.audit.retention_days.saturating_mul(86_400)),
+            )))
+        });
+        let _keys = self.gate.as_ref().map(|gate| {
+            AbortOnDrop(tokio::spawn(reload_keys_forever(
+                gate.accounts.clone(),
+                self.key_reload,
             )))
         });
         let _janitor = AbortOnDrop(tokio::spawn(expire_uploads_forever(
@@ -867,6 +878,22 @@ async fn prune_audit_forever(registry: Registry, keep: Duration) {
             Ok(0) => {}
             Ok(n) => tracing::info!(pruned = n, "pruned old audit entries"),
             Err(e) => tracing::warn!(error = %e, "could not prune the audit log"),
+        }
+    }
+}
+
+/// Re-reads the token signing keys every `interval`, so a rotation made in the database
+/// (`berth admin key rotate`) reaches this replica without a restart.
+async fn reload_keys_forever(
+    accounts: Arc<crate::service::accounts::Accounts>,
+    interval: Duration,
+) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = accounts.keys().reload().await {
+            tracing::warn!(error = %e, "cannot re-read the token signing keys");
         }
     }
 }

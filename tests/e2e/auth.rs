@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::client::expect_error;
 use crate::harness::{Berth, tool};
 
-const ADMIN_PASSWORD: &str = "root-password-1";
+pub(crate) const ADMIN_PASSWORD: &str = "root-password-1";
 pub(crate) const PASSWORD: &str = "password-of-a-user";
 
 /// Starts berth with authentication on and an administrator `root`, whose Basic credentials

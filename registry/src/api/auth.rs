@@ -42,6 +42,8 @@ pub struct Gate {
     pub trust_forwarded: bool,
     /// Per-account request limits, if any.
     pub rate_limits: Option<Arc<RateLimits>>,
+    /// How long the JWKS may be cached (the key reload interval), seconds.
+    pub jwks_max_age_secs: u64,
 }
 
 /// What a request needs.
@@ -289,7 +291,7 @@ impl Gate {
     async fn caller(&self, parts: &RequestParts<'_>) -> Result<Caller, Response> {
         match credentials(parts.headers) {
             Credentials::None => Ok(Caller::Principal(Principal::Anonymous)),
-            Credentials::Bearer(token) => match self.accounts.verify(&token) {
+            Credentials::Bearer(token) => match self.accounts.verify(&token).await {
                 Ok(claims) => Ok(Caller::Token(claims)),
                 Err(e) => {
                     tracing::debug!(target: "berth::auth", error = %e, "registry token refused");

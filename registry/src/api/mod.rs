@@ -12,6 +12,7 @@ pub mod error;
 mod events;
 mod hub;
 mod json;
+mod jwks;
 mod listing;
 mod manifests;
 pub mod metrics;
@@ -90,6 +91,7 @@ pub fn router(parts: RouterParts) -> Router {
     let token = match &gate {
         Some(gate) => Router::new()
             .route("/token", axum::routing::any(auth::token))
+            .route("/.well-known/jwks.json", axum::routing::get(jwks::jwks))
             .with_state(gate.clone())
             .merge(admin::router(gate.clone())),
         None => Router::new(),

@@ -2,12 +2,14 @@
 //!
 //! Pure rules and cryptography, no I/O: `access` computes what a principal may do on a
 //! repository from the grants `meta` stores; `password` and `secret` check credentials;
-//! `jwt` issues and verifies Docker registry tokens; `scope` parses the token protocol's
+//! `jwt` issues and verifies Docker registry tokens with the keys `keys` says are in use
+//! (and publishes as a JWKS); `scope` parses the token protocol's
 //! scopes; `throttle` slows down password guessing. `service::accounts` ties them to the
 //! database and `api::auth` to HTTP.
 
 pub mod access;
 pub mod jwt;
+pub mod keys;
 pub mod password;
 pub mod scope;
 pub mod secret;

@@ -5,8 +5,9 @@ macro_rules! account_queries {
     ($conn:ty) => {
         use $crate::auth::{Actions, Grants, Role};
         use $crate::meta::accounts::{
-            AccountChange, AccountKind, AccountRecord, Created, IdentityRecord, MemberRecord,
-            NamespaceClaim, NamespaceRecord, SessionRecord, TeamRecord, TokenRecord,
+            AccountChange, AccountKind, AccountRecord, Created, IdentityRecord, KeyRotation,
+            MemberRecord, NamespaceClaim, NamespaceRecord, Rotated, SessionRecord,
+            SigningKeyRecord, TeamRecord, TokenRecord,
         };
         use $crate::meta::{MetaError, MetaResult, now_ms};
 
@@ -454,12 +455,60 @@ macro_rules! account_queries {
             Ok(sqlx::query("DELETE FROM ui_sessions WHERE secret_hash = $1").bind(hash).execute(c).await?.rows_affected() == 1)
         }
 
-        pub(in $crate::meta) async fn signing_key(c: &mut $conn, kid: &str, pem: &str) -> MetaResult<(String, String)> {
+        type KeyRow = (i64, String, String, i64, i64, Option<i64>, Option<i64>);
+
+        pub(in $crate::meta) async fn ensure_signing_key(c: &mut $conn, kid: &str, pem: &str) -> MetaResult<()> {
+            let any: Option<i64> = sqlx::query_scalar("SELECT slot FROM signing_keys LIMIT 1")
+                .fetch_optional(&mut *c).await?;
+            if any.is_none() {
+                // Replicas starting together race here: slot 1 lets exactly one key in.
+                sqlx::query(
+                    "INSERT INTO signing_keys (slot, kid, private_pem, created_at, signs_from)
+                     VALUES (1, $1, $2, $3, 0) ON CONFLICT (slot) DO NOTHING",
+                ).bind(kid).bind(pem).bind(now_ms()).execute(c).await?;
+            }
+            Ok(())
+        }
+
+        pub(in $crate::meta) async fn signing_keys(c: &mut $conn) -> MetaResult<Vec<SigningKeyRecord>> {
+            let rows: Vec<KeyRow> = sqlx::query_as(
+                "SELECT slot, kid, private_pem, created_at, signs_from, access_until, refresh_until
+                 FROM signing_keys ORDER BY slot",
+            ).fetch_all(c).await?;
+            Ok(rows.into_iter().map(|r| SigningKeyRecord {
+                slot: r.0, kid: r.1, private_pem: r.2, created_at: r.3, signs_from: r.4,
+                access_until: r.5, refresh_until: r.6,
+            }).collect())
+        }
+
+        pub(in $crate::meta) async fn rotate_signing_key(c: &mut $conn, r: &KeyRotation) -> MetaResult<Rotated> {
+            let pending: Option<(String, i64)> = sqlx::query_as(
+                "SELECT kid, signs_from FROM signing_keys WHERE signs_from > $1
+                 ORDER BY signs_from DESC, slot DESC LIMIT 1",
+            ).bind(now_ms()).fetch_optional(&mut *c).await?;
+            if let Some((kid, signs_from)) = pending {
+                return Ok(Rotated::Pending { kid, signs_from });
+            }
+            let replaced: Vec<String> = sqlx::query_scalar(
+                "SELECT kid FROM signing_keys WHERE access_until IS NULL ORDER BY slot",
+            ).fetch_all(&mut *c).await?;
             sqlx::query(
-                "INSERT INTO signing_keys (slot, kid, private_pem, created_at) VALUES (1, $1, $2, $3)
-                 ON CONFLICT (slot) DO NOTHING",
-            ).bind(kid).bind(pem).bind(now_ms()).execute(&mut *c).await?;
-            Ok(sqlx::query_as("SELECT kid, private_pem FROM signing_keys WHERE slot = 1").fetch_one(c).await?)
+                "UPDATE signing_keys SET access_until = $1, refresh_until = $2 WHERE access_until IS NULL",
+            ).bind(r.access_until).bind(r.refresh_until).execute(&mut *c).await?;
+            let slot: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(slot), 0) + 1 FROM signing_keys")
+                .fetch_one(&mut *c).await?;
+            sqlx::query(
+                "INSERT INTO signing_keys (slot, kid, private_pem, created_at, signs_from)
+                 VALUES ($1, $2, $3, $4, $5)",
+            ).bind(slot).bind(&r.kid).bind(&r.private_pem).bind(now_ms()).bind(r.signs_from)
+            .execute(c).await?;
+            Ok(Rotated::Rotated { replaced })
+        }
+
+        pub(in $crate::meta) async fn delete_retired_keys(c: &mut $conn, now: i64) -> MetaResult<u64> {
+            // A key not yet replaced has NULL times and stays; so does the newest key always.
+            Ok(sqlx::query("DELETE FROM signing_keys WHERE access_until <= $1 AND refresh_until <= $1")
+                .bind(now).execute(c).await?.rows_affected())
         }
     };
 }
@@ -572,9 +621,18 @@ macro_rules! impl_account_store {
             async fn delete_session(&self, secret_hash: &[u8]) -> $crate::meta::MetaResult<bool> {
                 $crate::meta::account_sql::run_owned!($conn; self.account_write, [secret_hash], |c| aq::delete_session(c, &secret_hash))
             }
-            async fn signing_key(&self, candidate: (String, String)) -> $crate::meta::MetaResult<(String, String)> {
+            async fn ensure_signing_key(&self, candidate: (String, String)) -> $crate::meta::MetaResult<()> {
                 let (kid, pem) = candidate;
-                $crate::meta::account_sql::run_owned!($conn; self.account_write, [kid, pem], |c| aq::signing_key(c, &kid, &pem))
+                $crate::meta::account_sql::run_owned!($conn; self.account_write, [kid, pem], |c| aq::ensure_signing_key(c, &kid, &pem))
+            }
+            async fn signing_keys(&self) -> $crate::meta::MetaResult<Vec<$crate::meta::accounts::SigningKeyRecord>> {
+                $crate::meta::account_sql::run_owned!($conn; self.account_read, [], |c| aq::signing_keys(c))
+            }
+            async fn rotate_signing_key(&self, rotation: $crate::meta::accounts::KeyRotation, event: &$crate::meta::events::Event) -> $crate::meta::MetaResult<$crate::meta::accounts::Rotated> {
+                $crate::meta::account_sql::run_owned!($conn; self.account_write, [rotation, event], |c| $crate::meta::account_sql::audited!(c, event, aq::rotate_signing_key(c, &rotation)))
+            }
+            async fn delete_retired_keys(&self, now: i64) -> $crate::meta::MetaResult<u64> {
+                $crate::meta::account_sql::run_owned!($conn; self.account_write, [], |c| aq::delete_retired_keys(c, now))
             }
         }
     };
@@ -624,6 +682,12 @@ impl Changed for bool {
 impl Changed for Option<i64> {
     fn changed(&self) -> bool {
         self.is_some()
+    }
+}
+
+impl Changed for super::accounts::Rotated {
+    fn changed(&self) -> bool {
+        matches!(self, super::accounts::Rotated::Rotated { .. })
     }
 }
 

@@ -1,4 +1,4 @@
-//! Accounts, organizations, teams, grants, visibility, access tokens and the signing key in
+//! Accounts, organizations, teams, grants, visibility, access tokens and the signing keys in
 //! SQL: the [`AccountStore`] half of the metadata seam.
 //!
 //! The statements are written once in [`account_queries!`] for both databases, and
@@ -171,6 +171,70 @@ pub struct NamespaceRecord {
     pub created_at: i64,
 }
 
+/// A token signing key as stored (see `auth::keys` for what its times mean).
+#[derive(Clone)]
+pub struct SigningKeyRecord {
+    /// Its row: 1 for the first key, then increasing.
+    pub slot: i64,
+    /// Key id.
+    pub kid: String,
+    /// PKCS#8 PEM private key.
+    pub private_pem: String,
+    /// When it was added (Unix ms).
+    pub created_at: i64,
+    /// When it starts signing (Unix ms).
+    pub signs_from: i64,
+    /// When access tokens it signed stop being accepted (Unix ms); `None` until replaced.
+    pub access_until: Option<i64>,
+    /// When refresh tokens it signed stop being accepted (Unix ms); `None` until replaced.
+    pub refresh_until: Option<i64>,
+}
+
+impl std::fmt::Debug for SigningKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeyRecord")
+            .field("slot", &self.slot)
+            .field("kid", &self.kid)
+            .field("signs_from", &self.signs_from)
+            .field("access_until", &self.access_until)
+            .field("refresh_until", &self.refresh_until)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A key rotation: the new key, when it starts signing, and until when the keys it replaces
+/// stay accepted.
+#[derive(Clone)]
+pub struct KeyRotation {
+    /// The new key's id.
+    pub kid: String,
+    /// The new key (PKCS#8 PEM).
+    pub private_pem: String,
+    /// When it starts signing (Unix ms).
+    pub signs_from: i64,
+    /// Until when access tokens of the replaced keys are accepted (Unix ms).
+    pub access_until: i64,
+    /// Until when refresh tokens of the replaced keys are accepted (Unix ms).
+    pub refresh_until: i64,
+}
+
+/// What a rotation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotated {
+    /// The new key is stored, and the keys signing now retire at the given times.
+    Rotated {
+        /// The keys it replaces.
+        replaced: Vec<String>,
+    },
+    /// Nothing: a key added by an earlier rotation has not started signing yet.
+    Pending {
+        /// That key's id.
+        kid: String,
+        /// When it starts signing (Unix ms).
+        signs_from: i64,
+    },
+}
+
 /// Accounts and permissions in the metadata database. Each method is one transaction; each
 /// change records its `event` in the audit log in that transaction, if it changed anything.
 #[async_trait]
@@ -330,7 +394,19 @@ pub trait AccountStore: Send + Sync + 'static {
     /// Ends a session; returns whether it existed.
     async fn delete_session(&self, secret_hash: &[u8]) -> MetaResult<bool>;
 
-    /// The stored signing key (kid, PEM), storing `candidate` first if there is none. Every
-    /// replica calls this at start; the first one's key wins.
-    async fn signing_key(&self, candidate: (String, String)) -> MetaResult<(String, String)>;
+    /// Stores `candidate` (kid, PEM) as the first signing key if there is no key at all.
+    /// Every replica calls this at start; the first one's key wins.
+    async fn ensure_signing_key(&self, candidate: (String, String)) -> MetaResult<()>;
+
+    /// Every stored signing key, by slot.
+    async fn signing_keys(&self) -> MetaResult<Vec<SigningKeyRecord>>;
+
+    /// Adds a key that signs from `rotation.signs_from`, and sets the retirement times of the
+    /// keys it replaces (those already signing and not yet replaced), unless a key added
+    /// earlier has not started signing yet (then nothing changes).
+    async fn rotate_signing_key(&self, rotation: KeyRotation, event: &Event)
+    -> MetaResult<Rotated>;
+
+    /// Deletes the keys accepted for nothing at `now` (Unix ms); returns how many.
+    async fn delete_retired_keys(&self, now: i64) -> MetaResult<u64>;
 }

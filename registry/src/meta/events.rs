@@ -89,6 +89,9 @@ pub enum Action {
     /// The hub policies in force (immutable tags, quotas, retention, rate limits) changed:
     /// a server started with other ones than the last recorded.
     PolicyChange,
+    /// A new token signing key was added (`berth admin key rotate`); the keys signing until
+    /// then retire.
+    KeyRotate,
 }
 
 /// The events webhooks subscribe to.
@@ -103,7 +106,7 @@ pub enum HookEvent {
 
 impl Action {
     /// Every action, for parsing stored names.
-    pub const ALL: [Action; 24] = [
+    pub const ALL: [Action; 25] = [
         Action::ManifestPush,
         Action::ManifestDelete,
         Action::TagDelete,
@@ -128,6 +131,7 @@ impl Action {
         Action::TokenRevoke,
         Action::WebhookTest,
         Action::PolicyChange,
+        Action::KeyRotate,
     ];
 
     /// The stored name.
@@ -157,6 +161,7 @@ impl Action {
             Action::TokenRevoke => "token.revoke",
             Action::WebhookTest => "webhook.test",
             Action::PolicyChange => "policy.change",
+            Action::KeyRotate => "key.rotate",
         }
     }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
 
-use crate::auth::jwt::{Claims, KeyError, SigningKey, TokenError, TokenIssuer};
+use crate::auth::jwt::{Claims, KeyError, TokenError, TokenIssuer};
 use crate::auth::password::{self, PasswordError};
 use crate::auth::scope::InvalidScope;
 use crate::auth::throttle::{Allowances, Throttle};
@@ -27,6 +27,8 @@ use crate::meta::events::{Action, Event, Origin};
 use crate::meta::{AccountStore, MetaError, now_ms};
 use crate::service::identity::{GroupMapping, Provider};
 
+use super::keys::TokenKeys;
+
 /// Settings of the accounts service.
 #[derive(Debug, Clone)]
 pub struct AccountSettings {
@@ -38,8 +40,10 @@ pub struct AccountSettings {
     pub token_ttl_secs: u64,
     /// Refresh token lifetime.
     pub refresh_ttl_secs: u64,
-    /// A PEM private key to sign with instead of the one stored in the database.
+    /// A PEM private key to sign with instead of the ones stored in the database.
     pub signing_key_pem: Option<String>,
+    /// How long after a rotation the new key starts signing (see [`super::keys`]).
+    pub key_activation_delay: Duration,
     /// Failed password logins allowed per account and address, per address, and per account
     /// before throttling.
     pub allowances: Allowances,
@@ -193,7 +197,7 @@ pub struct Accounts {
     reserved_namespaces: Vec<String>,
     group_mappings: Vec<(Provider, GroupMapping)>,
     local_passwords: LocalPasswords,
-    issuer: TokenIssuer,
+    keys: TokenKeys,
     throttle: Throttle,
     basic: BasicCache,
 }
@@ -201,7 +205,7 @@ pub struct Accounts {
 impl std::fmt::Debug for Accounts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Accounts")
-            .field("issuer", &self.issuer)
+            .field("keys", &self.keys)
             .finish_non_exhaustive()
     }
 }
@@ -218,20 +222,13 @@ pub enum AccountsError {
 }
 
 impl Accounts {
-    /// Opens the service: loads the configured signing key, or the one in the database
-    /// (generating and storing it if this is the first replica ever to start).
+    /// Opens the service: loads the configured signing key, or the ones in the database
+    /// (generating and storing one if this is the first replica ever to start).
     pub async fn open(
         store: Arc<dyn AccountStore>,
         settings: &AccountSettings,
     ) -> Result<Self, AccountsError> {
-        let key = match &settings.signing_key_pem {
-            Some(pem) => SigningKey::from_pem(pem)?,
-            None => {
-                let (key, pem) = SigningKey::generate()?;
-                let (_, stored) = store.signing_key((key.kid().to_owned(), pem)).await?;
-                SigningKey::from_pem(&stored)?
-            }
-        };
+        let keys = TokenKeys::open(store.clone(), settings).await?;
         let mut salt = [0u8; 32];
         getrandom::fill(&mut salt).map_err(|_| KeyError::Generate)?;
         Ok(Self {
@@ -240,13 +237,7 @@ impl Accounts {
             reserved_namespaces: settings.reserved_namespaces.clone(),
             group_mappings: settings.group_mappings.clone(),
             local_passwords: settings.local_passwords,
-            issuer: TokenIssuer::new(
-                key,
-                &settings.issuer,
-                &settings.service,
-                settings.token_ttl_secs,
-                settings.refresh_ttl_secs,
-            ),
+            keys,
             throttle: Throttle::new(
                 settings.allowances,
                 settings.failure_window,
@@ -263,7 +254,12 @@ impl Accounts {
 
     /// The token issuer.
     pub fn issuer(&self) -> &TokenIssuer {
-        &self.issuer
+        self.keys.issuer()
+    }
+
+    /// The token signing keys.
+    pub fn keys(&self) -> &TokenKeys {
+        &self.keys
     }
 
     /// The account store.
@@ -406,7 +402,7 @@ impl Accounts {
     /// The principal a refresh token stands for, if its account (and token) are still valid
     /// and no password change or disabling happened since it was issued.
     pub async fn refresh(&self, refresh_token: &str) -> Result<Principal, AuthError> {
-        let claims = self.issuer.verify_refresh(refresh_token)?;
+        let claims = self.keys.verify_refresh(refresh_token).await?;
         let account = self
             .store
             .account_by_id(claims.uid)
@@ -445,7 +441,7 @@ impl Accounts {
             .await?
             .map(|a| a.credential_epoch)
             .ok_or(AuthError::BadCredentials)?;
-        Ok(Some(self.issuer.issue_refresh(
+        Ok(Some(self.issuer().issue_refresh(
             principal.subject(),
             uid,
             tid,
@@ -645,14 +641,14 @@ impl Accounts {
             Principal::Token { id, owner_id, .. } => (Some(*owner_id), Some(*id)),
         };
         let token = self
-            .issuer
+            .issuer()
             .issue(principal.subject(), uid, tid, access.clone())?;
         Ok((token, access))
     }
 
     /// Verifies a registry token.
-    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        self.issuer.verify(token)
+    pub async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        self.keys.verify(token).await
     }
 
     /// The principal a verified token's subject is now (to tell a client whose token is too

@@ -22,6 +22,7 @@ pub mod gc;
 pub mod history;
 pub mod identity;
 pub mod immutable;
+pub mod keys;
 mod listing;
 mod manifests;
 pub mod proxy;
