@@ -60,6 +60,9 @@ pub enum StartError {
     /// The storage settings are inconsistent.
     #[error("invalid storage settings: {0}")]
     StorageConfig(String),
+    /// Single sign-on could not be set up (`[auth.oidc]`).
+    #[error("cannot set up single sign-on")]
+    Oidc(#[source] crate::oidc::OidcError),
     /// The metrics settings are invalid.
     #[error("invalid metrics settings: {0}")]
     MetricsConfig(String),
@@ -263,7 +266,12 @@ pub async fn open_accounts(
             .iter()
             .map(|u| u.namespace.clone())
             .collect(),
-        group_mappings: Vec::new(),
+        group_mappings: a
+            .oidc
+            .iter()
+            .flat_map(|o| o.group.iter())
+            .map(|g| (crate::service::identity::Provider::Oidc, g.clone()))
+            .collect(),
         local_passwords: a.local_passwords,
     };
     Ok(Accounts::open(store, &settings).await?)
@@ -336,6 +344,12 @@ impl Server {
                 realm: config.auth.realm.clone(),
                 trust_forwarded: config.server.trust_forwarded_headers,
                 rate_limits: rate_limits.clone(),
+                oidc: match &config.auth.oidc {
+                    Some(o) => Some(Arc::new(
+                        crate::oidc::Oidc::new(o).map_err(StartError::Oidc)?,
+                    )),
+                    None => None,
+                },
             }))
         } else {
             None

@@ -42,6 +42,8 @@ pub struct Gate {
     pub trust_forwarded: bool,
     /// Per-account request limits, if any.
     pub rate_limits: Option<Arc<RateLimits>>,
+    /// Single sign-on for the web UI (`[auth.oidc]`), if configured.
+    pub oidc: Option<Arc<crate::oidc::Oidc>>,
 }
 
 /// What a request needs.
