@@ -949,7 +949,10 @@ pub const OIDC_CLIENT_SECRET_ENV: &str = "BERTH_AUTH_OIDC_CLIENT_SECRET";
 impl OidcConfig {
     fn validate(&self) -> Result<(), String> {
         if !self.issuer.starts_with("https://") && !self.issuer.starts_with("http://") {
-            return Err(format!("[auth.oidc] issuer must be an http(s) URL, got {:?}", self.issuer));
+            return Err(format!(
+                "[auth.oidc] issuer must be an http(s) URL, got {:?}",
+                self.issuer
+            ));
         }
         if self.client_id.is_empty() {
             return Err("[auth.oidc] client_id is required".into());
@@ -975,7 +978,14 @@ impl std::fmt::Debug for OidcConfig {
         f.debug_struct("OidcConfig")
             .field("issuer", &self.issuer)
             .field("client_id", &self.client_id)
-            .field("client_secret", &if self.client_secret.is_empty() { "" } else { "<redacted>" })
+            .field(
+                "client_secret",
+                &if self.client_secret.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
             .field("client_secret_file", &self.client_secret_file)
             .field("display_name", &self.display_name)
             .field("scopes", &self.scopes)
@@ -1108,7 +1118,13 @@ impl Config {
             .and_then(|()| config.metrics.listen_addr().map(drop))
             .and_then(|()| config.webhooks.validate())
             .and_then(|()| config.proxy.validate())
-            .and_then(|()| config.auth.oidc.as_ref().map_or(Ok(()), OidcConfig::validate))
+            .and_then(|()| {
+                config
+                    .auth
+                    .oidc
+                    .as_ref()
+                    .map_or(Ok(()), OidcConfig::validate)
+            })
             .map_err(|message| ConfigError::Invalid {
                 path: file.map(Path::to_owned),
                 message,

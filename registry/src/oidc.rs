@@ -24,13 +24,13 @@
 use std::time::{Duration, Instant};
 
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreGenderClaim,
-    CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
+    CoreAuthenticationFlow, CoreClient, CoreGenderClaim, CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
 };
 use openidconnect::{
     AdditionalClaims, AsyncHttpClient, AuthorizationCode, ClaimsVerificationError, ClientId,
-    ClientSecret, CsrfToken, HttpRequest, HttpResponse, IdToken, IdTokenClaims, IssuerUrl,
-    Nonce, PkceCodeChallenge, PkceCodeVerifier, ProviderMetadataWithLogout, RedirectUrl, Scope,
+    ClientSecret, CsrfToken, HttpRequest, HttpResponse, IdToken, IdTokenClaims, IssuerUrl, Nonce,
+    PkceCodeChallenge, PkceCodeVerifier, ProviderMetadataWithLogout, RedirectUrl, Scope,
     SignatureVerificationError, TokenResponse as _,
 };
 use serde::{Deserialize, Serialize};
@@ -61,7 +61,8 @@ struct Extra {
 }
 impl AdditionalClaims for Extra {}
 
-type Token = IdToken<Extra, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>;
+type Token =
+    IdToken<Extra, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>;
 type Claims = IdTokenClaims<Extra, CoreGenderClaim>;
 
 /// Why single sign-on failed.
@@ -98,7 +99,9 @@ pub struct Oidc {
 impl std::fmt::Debug for Oidc {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Through the configuration's own Debug, which redacts the client secret.
-        f.debug_struct("Oidc").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Oidc")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -158,7 +161,10 @@ impl Oidc {
     pub fn new(config: &OidcConfig) -> Result<Self, OidcError> {
         let secret = if !config.client_secret_file.is_empty() {
             let s = std::fs::read_to_string(&config.client_secret_file).map_err(|e| {
-                OidcError::Config(format!("client_secret_file {}: {e}", config.client_secret_file))
+                OidcError::Config(format!(
+                    "client_secret_file {}: {e}",
+                    config.client_secret_file
+                ))
             })?;
             Some(s.trim_end().to_owned())
         } else if let Ok(s) = std::env::var(OIDC_CLIENT_SECRET_ENV) {
@@ -372,8 +378,14 @@ impl Oidc {
             "preferred_username" => claims.preferred_username().map(|n| n.to_string()),
             "email" => claims.email().map(|e| e.to_string()),
             "sub" => Some(claims.subject().to_string()),
-            "nickname" => claims.nickname().and_then(|n| n.get(None)).map(|n| n.to_string()),
-            "name" => claims.name().and_then(|n| n.get(None)).map(|n| n.to_string()),
+            "nickname" => claims
+                .nickname()
+                .and_then(|n| n.get(None))
+                .map(|n| n.to_string()),
+            "name" => claims
+                .name()
+                .and_then(|n| n.get(None))
+                .map(|n| n.to_string()),
             other => extra.get(other).and_then(|v| v.as_str()).map(String::from),
         }
         .ok_or_else(|| OidcError::NoName(want.to_owned()))?;
@@ -400,7 +412,10 @@ impl Oidc {
             return None;
         }
         let metadata = self.metadata(false).await.ok()?;
-        let end = metadata.additional_metadata().end_session_endpoint.clone()?;
+        let end = metadata
+            .additional_metadata()
+            .end_session_endpoint
+            .clone()?;
         let mut url = end.url().clone();
         url.query_pairs_mut()
             .append_pair("client_id", &self.config.client_id)
@@ -483,7 +498,10 @@ mod tests {
             next: "/ui/r/a/b?x=1;y".into(),
         };
         let v = p.encode();
-        assert!(v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)));
+        assert!(
+            v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        );
         assert_eq!(Pending::decode(&v), Some(p));
         assert_eq!(Pending::decode("a.b.c"), None);
         assert_eq!(Pending::decode(&format!("{v}.eA")), None);

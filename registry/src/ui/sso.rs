@@ -72,8 +72,8 @@ pub(super) async fn callback(
 ) -> UiResult {
     let oidc = oidc(&ui)?;
     let gate = ui.gate.as_ref().ok_or(UiError::NotFound)?;
-    let pending = cookie(&headers, &cookie_name(PENDING_COOKIE, viewer.secure()))
-        .and_then(Pending::decode);
+    let pending =
+        cookie(&headers, &cookie_name(PENDING_COOKIE, viewer.secure())).and_then(Pending::decode);
     // The sign-in in progress is used once, whatever happens next.
     let clear = set_cookie(PENDING_COOKIE, "", 0, viewer.secure());
     let result = async {
@@ -131,10 +131,22 @@ fn failed(viewer: &Viewer, e: &OidcError) -> Response {
             StatusCode::SERVICE_UNAVAILABLE,
             "Single sign-on is unavailable: the identity provider does not answer. Try again later; administrators can sign in with their password.",
         ),
-        OidcError::State => (StatusCode::BAD_REQUEST, "This sign-in was not started here, was already used or has expired. Start again."),
-        OidcError::Token(_) => (StatusCode::FORBIDDEN, "The identity provider's answer failed berth's checks; you are not signed in."),
-        OidcError::NoName(_) => (StatusCode::FORBIDDEN, "The identity provider did not say which user name you have."),
-        OidcError::Exchange(_) | OidcError::Config(_) => (StatusCode::BAD_GATEWAY, "The identity provider did not complete the sign-in."),
+        OidcError::State => (
+            StatusCode::BAD_REQUEST,
+            "This sign-in was not started here, was already used or has expired. Start again.",
+        ),
+        OidcError::Token(_) => (
+            StatusCode::FORBIDDEN,
+            "The identity provider's answer failed berth's checks; you are not signed in.",
+        ),
+        OidcError::NoName(_) => (
+            StatusCode::FORBIDDEN,
+            "The identity provider did not say which user name you have.",
+        ),
+        OidcError::Exchange(_) | OidcError::Config(_) => (
+            StatusCode::BAD_GATEWAY,
+            "The identity provider did not complete the sign-in.",
+        ),
     };
     page(viewer, status, message)
 }
