@@ -123,16 +123,25 @@ pub struct Pending {
     pub verifier: String,
     /// Where to go after signing in.
     pub next: String,
+    /// The `redirect_uri` of the authorization request, which the token request must repeat
+    /// (replicas behind different addresses would derive different ones).
+    pub redirect: String,
 }
 
 impl Pending {
-    /// The cookie value: four base64url parts separated by `.`.
+    /// The cookie value: five base64url parts separated by `.`.
     pub fn encode(&self) -> String {
         use base64::Engine as _;
         let b = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        [&self.state, &self.nonce, &self.verifier, &self.next]
-            .map(|p| b.encode(p))
-            .join(".")
+        [
+            &self.state,
+            &self.nonce,
+            &self.verifier,
+            &self.next,
+            &self.redirect,
+        ]
+        .map(|p| b.encode(p))
+        .join(".")
     }
 
     /// Reads a cookie value made by [`Pending::encode`].
@@ -150,6 +159,7 @@ impl Pending {
             nonce: parts.next()??,
             verifier: parts.next()??,
             next: parts.next()??,
+            redirect: parts.next()??,
         };
         parts.next().is_none().then_some(pending)
     }
@@ -204,6 +214,18 @@ impl Oidc {
     /// The button's label.
     pub fn display_name(&self) -> &str {
         &self.config.display_name
+    }
+
+    /// The redirect URL a sign-in in progress recorded, if it is one this server would have
+    /// chosen: the configured one, or a callback path on some address of this server.
+    pub fn pending_redirect<'a>(&'a self, pending: &'a Pending) -> Option<&'a str> {
+        if !self.config.redirect_url.is_empty() {
+            return Some(&self.config.redirect_url);
+        }
+        let r = pending.redirect.as_str();
+        ((r.starts_with("http://") || r.starts_with("https://"))
+            && r.ends_with("/ui/login/oidc/callback"))
+        .then_some(r)
     }
 
     /// The callback URL for a browser that reached berth at `base_url`.
@@ -292,6 +314,7 @@ impl Oidc {
             nonce: nonce.secret().clone(),
             verifier: verifier.secret().clone(),
             next: next.to_owned(),
+            redirect: redirect.to_owned(),
         };
         Ok((url.to_string(), pending))
     }
@@ -496,6 +519,7 @@ mod tests {
             nonce: "n".into(),
             verifier: "v~.-_".into(),
             next: "/ui/r/a/b?x=1;y".into(),
+            redirect: "http://127.0.0.1:5000/ui/login/oidc/callback".into(),
         };
         let v = p.encode();
         assert!(
@@ -503,7 +527,7 @@ mod tests {
                 .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
         );
         assert_eq!(Pending::decode(&v), Some(p));
-        assert_eq!(Pending::decode("a.b.c"), None);
+        assert_eq!(Pending::decode("a.b.c.d"), None);
         assert_eq!(Pending::decode(&format!("{v}.eA")), None);
     }
 }

@@ -14,6 +14,9 @@ use crate::auth::{basic_header, create_token};
 use crate::harness::{Backend, Berth, backend, tool};
 use crate::ui::Web;
 
+/// Makes the ID token a test case answers with, from the nonce it must carry.
+type Crafter = Box<dyn Fn(&str) -> double::Craft>;
+
 const ROOT_PASSWORD: &str = "root-password-1";
 
 /// A running `oidc-provider-mock`, stopped on drop.
@@ -524,7 +527,7 @@ async fn sso_refuses_forged_expired_misaddressed_and_unsigned_id_tokens() {
         "a good token signs in"
     );
     let issuer = p.issuer.clone();
-    let cases: Vec<(&str, Box<dyn Fn(&str) -> Craft>)> = vec![
+    let cases: Vec<(&str, Crafter)> = vec![
         (
             "forged",
             Box::new({

@@ -84,8 +84,8 @@ pub(super) async fn callback(
         let (Some(pending), Some(state), Some(code)) = (&pending, &q.state, &q.code) else {
             return Err(OidcError::State);
         };
-        let redirect = oidc.redirect_url(&viewer.base_url);
-        oidc.finish(&redirect, pending, state, code).await
+        let redirect = oidc.pending_redirect(pending).ok_or(OidcError::State)?;
+        oidc.finish(redirect, pending, state, code).await
     }
     .await;
     let mut response = match result {
