@@ -908,6 +908,123 @@ pub struct AuthConfig {
     /// Who may sign in with a password berth keeps: `everyone`, or `admins` (everyone else
     /// signs in through the identity provider or with an access token).
     pub local_passwords: crate::service::accounts::LocalPasswords,
+    /// `[auth.oidc]`: single sign-on through an OpenID Connect provider; absent means none.
+    pub oidc: Option<OidcConfig>,
+}
+
+/// `[auth.oidc]`: the web UI signs people in through an OpenID Connect provider
+/// (authorization code flow with PKCE); see [`crate::auth::oidc`].
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OidcConfig {
+    /// The issuer URL; discovery reads `<issuer>/.well-known/openid-configuration`.
+    pub issuer: String,
+    /// The client id registered with the provider.
+    pub client_id: String,
+    /// The client secret (prefer `client_secret_file` or `BERTH_AUTH_OIDC_CLIENT_SECRET`);
+    /// empty means a public client (PKCE only).
+    pub client_secret: String,
+    /// A file holding the client secret (trailing whitespace ignored).
+    pub client_secret_file: String,
+    /// The button's label: "Sign in with <display_name>".
+    pub display_name: String,
+    /// Scopes to ask for; empty means `openid profile email` (and `groups` when mappings are
+    /// configured).
+    pub scopes: Vec<String>,
+    /// The claim whose value becomes the berth user name.
+    pub username_claim: String,
+    /// The claim listing the person's groups.
+    pub groups_claim: String,
+    /// The callback URL registered with the provider; empty means
+    /// `<the URL the browser used>/ui/login/oidc/callback`.
+    pub redirect_url: String,
+    /// PEM file of extra CA certificates to trust for the issuer (private issuers).
+    pub ca_file: String,
+    /// Signing out of berth also signs out at the provider (RP-initiated logout through the
+    /// discovery document's `end_session_endpoint`).
+    pub logout: bool,
+    /// Seconds of clock difference tolerated when checking an ID token's times.
+    pub clock_skew_secs: u64,
+    /// `[[auth.oidc.group]]`: provider groups to organizations, teams, roles and
+    /// administrators, synced at every sign-in.
+    pub group: Vec<crate::service::identity::GroupMapping>,
+}
+
+impl Default for OidcConfig {
+    fn default() -> Self {
+        Self {
+            issuer: String::new(),
+            client_id: String::new(),
+            client_secret: String::new(),
+            client_secret_file: String::new(),
+            display_name: "single sign-on".into(),
+            scopes: Vec::new(),
+            username_claim: "preferred_username".into(),
+            groups_claim: "groups".into(),
+            redirect_url: String::new(),
+            ca_file: String::new(),
+            logout: false,
+            clock_skew_secs: 60,
+            group: Vec::new(),
+        }
+    }
+}
+
+/// The environment variable that may carry the OIDC client secret.
+pub const OIDC_CLIENT_SECRET_ENV: &str = "BERTH_AUTH_OIDC_CLIENT_SECRET";
+
+impl OidcConfig {
+    fn validate(&self) -> Result<(), String> {
+        if !self.issuer.starts_with("https://") && !self.issuer.starts_with("http://") {
+            return Err(format!(
+                "[auth.oidc] issuer must be an http(s) URL, got {:?}",
+                self.issuer
+            ));
+        }
+        if self.client_id.is_empty() {
+            return Err("[auth.oidc] client_id is required".into());
+        }
+        if !self.client_secret.is_empty() && !self.client_secret_file.is_empty() {
+            return Err("[auth.oidc] set client_secret or client_secret_file, not both".into());
+        }
+        if self.username_claim.is_empty() || self.groups_claim.is_empty() {
+            return Err("[auth.oidc] username_claim and groups_claim cannot be empty".into());
+        }
+        if self.clock_skew_secs > 600 {
+            return Err("[auth.oidc] clock_skew_secs is at most 600".into());
+        }
+        self.group
+            .iter()
+            .try_for_each(|g| g.validate().map_err(|e| format!("[[auth.oidc.group]] {e}")))
+    }
+}
+
+impl std::fmt::Debug for OidcConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The client secret never reaches logs.
+        f.debug_struct("OidcConfig")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &if self.client_secret.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
+            .field("client_secret_file", &self.client_secret_file)
+            .field("display_name", &self.display_name)
+            .field("scopes", &self.scopes)
+            .field("username_claim", &self.username_claim)
+            .field("groups_claim", &self.groups_claim)
+            .field("redirect_url", &self.redirect_url)
+            .field("ca_file", &self.ca_file)
+            .field("logout", &self.logout)
+            .field("clock_skew_secs", &self.clock_skew_secs)
+            .field("group", &self.group)
+            .finish()
+    }
 }
 
 impl Default for AuthConfig {
@@ -929,6 +1046,7 @@ impl Default for AuthConfig {
             login_lockout_secs: 30,
             session_ttl_secs: 12 * 60 * 60,
             local_passwords: crate::service::accounts::LocalPasswords::Everyone,
+            oidc: None,
         }
     }
 }
@@ -1047,6 +1165,13 @@ impl Config {
             .and_then(|()| config.proxy.validate())
             .and_then(|()| config.trust.validate())
             .and_then(|()| config.auth.validate())
+            .and_then(|()| {
+                config
+                    .auth
+                    .oidc
+                    .as_ref()
+                    .map_or(Ok(()), OidcConfig::validate)
+            })
             .map_err(|message| ConfigError::Invalid {
                 path: file.map(Path::to_owned),
                 message,
@@ -1090,7 +1215,8 @@ fn apply_env(
     })?;
     let vars: BTreeMap<String, String> = env
         .into_iter()
-        .filter(|(k, _)| k.starts_with("BERTH_"))
+        // The OIDC client secret is read where it is used, never into the configuration.
+        .filter(|(k, _)| k.starts_with("BERTH_") && k != OIDC_CLIENT_SECRET_ENV)
         .collect();
     for (var, value) in vars {
         let Some((section, key)) = var["BERTH_".len()..].split_once('_') else {

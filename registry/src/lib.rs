@@ -24,6 +24,7 @@ pub mod connections;
 pub mod domain;
 pub mod meta;
 pub mod metrics;
+pub mod oidc;
 pub mod server;
 pub mod service;
 pub mod telemetry;

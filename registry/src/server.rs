@@ -63,6 +63,9 @@ pub enum StartError {
     /// A trust policy or one of its key files is unusable.
     #[error("invalid trust policy: {0}")]
     Trust(String),
+    /// Single sign-on could not be set up (`[auth.oidc]`).
+    #[error("cannot set up single sign-on")]
+    Oidc(#[source] crate::oidc::OidcError),
     /// The metrics settings are invalid.
     #[error("invalid metrics settings: {0}")]
     MetricsConfig(String),
@@ -271,7 +274,12 @@ pub async fn open_accounts(
             .iter()
             .map(|u| u.namespace.clone())
             .collect(),
-        group_mappings: Vec::new(),
+        group_mappings: a
+            .oidc
+            .iter()
+            .flat_map(|o| o.group.iter())
+            .map(|g| (crate::service::identity::Provider::Oidc, g.clone()))
+            .collect(),
         local_passwords: a.local_passwords,
     };
     Ok(Accounts::open(store, &settings).await?)
@@ -347,6 +355,12 @@ impl Server {
                 trust_forwarded: config.server.trust_forwarded_headers,
                 rate_limits: rate_limits.clone(),
                 jwks_max_age_secs: config.auth.key_reload_secs,
+                oidc: match &config.auth.oidc {
+                    Some(o) => Some(Arc::new(
+                        crate::oidc::Oidc::new(o).map_err(StartError::Oidc)?,
+                    )),
+                    None => None,
+                },
             }))
         } else {
             None

@@ -33,6 +33,7 @@ mod real_clients;
 mod replicas;
 mod runtime_pull;
 mod runtime_run;
+mod sso;
 mod storage;
 mod tag_history;
 mod tls;

@@ -44,6 +44,8 @@ pub struct Gate {
     pub rate_limits: Option<Arc<RateLimits>>,
     /// How long the JWKS may be cached (the key reload interval), seconds.
     pub jwks_max_age_secs: u64,
+    /// Single sign-on for the web UI (`[auth.oidc]`), if configured.
+    pub oidc: Option<Arc<crate::oidc::Oidc>>,
 }
 
 /// What a request needs.

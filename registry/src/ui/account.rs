@@ -25,7 +25,7 @@ fn gate(ui: &Ui) -> Result<&Arc<Gate>, UiError> {
 }
 
 /// Where to go after signing in: only paths of this UI, never another site.
-fn safe_next(next: &str) -> &str {
+pub(super) fn safe_next(next: &str) -> &str {
     let ok = next.starts_with("/ui/")
         && !next.starts_with("//")
         && !next.contains('\\')
@@ -46,7 +46,7 @@ fn redirect_setting_session(to: &str, secret: &str, max_age: u64, secure: bool) 
 /// Query of the sign-in page.
 #[derive(Deserialize)]
 pub(super) struct NextQuery {
-    next: Option<String>,
+    pub(super) next: Option<String>,
 }
 
 /// `GET /ui/login`.
@@ -61,17 +61,31 @@ pub(super) async fn login_page(
         return Ok(Redirect::to(&next).into_response());
     }
     let cookie = viewer.prepare_forms()?;
+    let sso = sso_button(&ui, &next).await;
     Ok(layout::html_response(
-        login_form(&viewer, &next, None),
+        login_form(&viewer, &next, None, sso),
         cookie,
     ))
 }
 
-fn login_form(viewer: &Viewer, next: &str, error: Option<&str>) -> Markup {
+/// The single sign-on button, or a notice that the provider is down; nothing without
+/// `[auth.oidc]`.
+async fn sso_button(ui: &Ui, next: &str) -> Option<Markup> {
+    let oidc = ui.gate.as_ref()?.oidc.as_ref()?;
+    let href = format!("/ui/login/oidc?next={}", super::form::encode(next));
+    Some(if oidc.available().await {
+        html! { p #sso { a.button.primary href=(href) { "Sign in with " (oidc.display_name()) } } }
+    } else {
+        html! { p #sso .notice.error role="alert" { "Single sign-on (" (oidc.display_name()) ") is unavailable: the identity provider does not answer. Administrators can sign in with their password below." } }
+    })
+}
+
+fn login_form(viewer: &Viewer, next: &str, error: Option<&str>, sso: Option<Markup>) -> Markup {
     let body = html! {
         section.narrow {
             h1 { "Sign in" }
             @if let Some(e) = error { p.notice.error role="alert" { (e) } }
+            @if let Some(sso) = sso { (sso) }
             form.stacked method="post" action="/ui/login" {
                 (csrf_field(viewer))
                 input type="hidden" name="next" value=(next);
@@ -116,7 +130,8 @@ pub(super) async fn login(
         Err(AuthError::Throttled(wait)) => Err(UiError::Throttled(wait.as_secs().max(1))),
         Err(AuthError::Meta(e)) => Err(e.into()),
         Err(_) => {
-            let page = login_form(&viewer, &next, Some("Wrong username or password."));
+            let sso = sso_button(&ui, &next).await;
+            let page = login_form(&viewer, &next, Some("Wrong username or password."), sso);
             Ok((StatusCode::UNAUTHORIZED, layout::html_response(page, None)).into_response())
         }
     }
@@ -135,7 +150,17 @@ pub(super) async fn logout(
     if let Some(secret) = viewer.session_secret() {
         gate.accounts.end_session(secret).await?;
     }
-    Ok(redirect_setting_session("/ui/", "", 0, viewer.secure()))
+    // RP-initiated logout: an account of the provider signs out there too, if configured.
+    let mut to = "/ui/".to_owned();
+    if let Some(oidc) = &gate.oidc
+        && let Some(user) = viewer.user()
+        && gate.accounts.identity_provider(user).await?
+            == Some(crate::service::identity::Provider::Oidc)
+        && let Some(url) = oidc.logout_url(&viewer.base_url).await
+    {
+        to = url;
+    }
+    Ok(redirect_setting_session(&to, "", 0, viewer.secure()))
 }
 
 /// `GET /ui/account`.

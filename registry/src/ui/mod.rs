@@ -17,6 +17,7 @@
 //! GET  /ui/r/{name}/-/settings       visibility, deleting tags and manifests
 //! POST /ui/r/{name}/-/{action}       visibility | delete-tag | delete-manifest
 //! GET  /ui/login, POST /ui/login, POST /ui/logout
+//! GET  /ui/login/oidc, GET /ui/login/oidc/callback    single sign-on
 //! GET  /ui/account, POST /ui/account/{password|tokens|revoke}
 //! GET  /ui/orgs/{org}, POST /ui/orgs/{org}   members, teams and grants
 //! GET  /ui/static/{file}
@@ -27,6 +28,7 @@ mod browse;
 mod form;
 mod layout;
 mod manage;
+mod sso;
 mod viewer;
 
 use std::sync::Arc;
@@ -70,6 +72,8 @@ pub fn router(registry: Registry, gate: Option<Arc<Gate>>, trust_forwarded: bool
             get(browse::repository_get).post(manage::repository_post),
         )
         .route("/ui/login", get(account::login_page).post(account::login))
+        .route("/ui/login/oidc", get(sso::start))
+        .route("/ui/login/oidc/callback", get(sso::callback))
         .route("/ui/logout", post(account::logout))
         .route("/ui/account", get(account::account_page))
         .route("/ui/account/{action}", post(account::account_post))
