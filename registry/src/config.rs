@@ -881,6 +881,9 @@ pub struct AuthConfig {
     /// Who may sign in with a password berth keeps: `everyone`, or `admins` (everyone else
     /// signs in through the identity provider or with an access token).
     pub local_passwords: crate::service::accounts::LocalPasswords,
+    /// `[auth.ldap]`: passwords checked by an LDAP directory or Active Directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ldap: Option<crate::ldap::LdapConfig>,
 }
 
 impl Default for AuthConfig {
@@ -900,6 +903,7 @@ impl Default for AuthConfig {
             login_lockout_secs: 30,
             session_ttl_secs: 12 * 60 * 60,
             local_passwords: crate::service::accounts::LocalPasswords::Everyone,
+            ldap: None,
         }
     }
 }
@@ -1000,6 +1004,7 @@ impl Config {
             .and_then(|()| config.metrics.listen_addr().map(drop))
             .and_then(|()| config.webhooks.validate())
             .and_then(|()| config.proxy.validate())
+            .and_then(|()| config.auth.ldap.as_ref().map_or(Ok(()), |l| l.validate()))
             .map_err(|message| ConfigError::Invalid {
                 path: file.map(Path::to_owned),
                 message,
@@ -1046,6 +1051,17 @@ fn apply_env(
         .filter(|(k, _)| k.starts_with("BERTH_"))
         .collect();
     for (var, value) in vars {
+        if var == crate::ldap::BIND_PASSWORD_ENV {
+            // A secret of a subsection: kept out of the file, set only if the section is.
+            if let Some(toml::Value::Table(ldap)) = table
+                .get_mut("auth")
+                .and_then(|a| a.as_table_mut())
+                .and_then(|a| a.get_mut("ldap"))
+            {
+                ldap.insert("bind_password".into(), toml::Value::String(value));
+            }
+            continue;
+        }
         let Some((section, key)) = var["BERTH_".len()..].split_once('_') else {
             continue;
         };

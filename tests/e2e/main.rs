@@ -19,6 +19,7 @@ mod crash;
 mod events;
 mod gc;
 mod harness;
+mod ldap;
 mod linkage;
 mod logins;
 mod memory;
