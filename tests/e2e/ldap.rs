@@ -26,7 +26,6 @@ struct Slapd {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
-    ca: TestCa,
 }
 
 impl Slapd {
@@ -116,7 +115,6 @@ impl Slapd {
             child: Some(child),
             port,
             dir,
-            ca,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -242,13 +240,11 @@ fn actions(body: &Value) -> Value {
 async fn refresh(b: &Berth, refresh_token: &str, scope: &str) -> (StatusCode, Value) {
     let r = reqwest::Client::new()
         .post(b.url("/token"))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("service", "berth"),
-            ("client_id", "test"),
-            ("scope", scope),
-            ("refresh_token", refresh_token),
-        ])
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "grant_type=refresh_token&service=berth&client_id=test&scope={}&refresh_token={refresh_token}",
+            scope.replace(':', "%3A").replace(',', "%2C").replace('/', "%2F")
+        ))
         .send()
         .await
         .unwrap();
@@ -309,11 +305,7 @@ async fn directory_users_sign_in_and_groups_locks_and_deletions_apply_at_the_nex
     assert_eq!(actions(&now), serde_json::json!(["pull", "push"]));
     let (ok, audit, err) = b.cli(&["audit", "--json"], &[]);
     assert!(ok, "{err}");
-    for action in [
-        "user.signin.external",
-        "team.member.add",
-        "team.member.remove",
-    ] {
+    for action in ["user.signin.external", "team.member.add", "member.remove"] {
         assert!(audit.contains(action), "{action} not in {audit}");
     }
 
