@@ -910,6 +910,9 @@ pub struct AuthConfig {
     pub local_passwords: crate::service::accounts::LocalPasswords,
     /// `[auth.oidc]`: single sign-on through an OpenID Connect provider; absent means none.
     pub oidc: Option<OidcConfig>,
+    /// `[auth.ldap]`: passwords checked by an LDAP directory or Active Directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ldap: Option<crate::ldap::LdapConfig>,
 }
 
 /// `[auth.oidc]`: the web UI signs people in through an OpenID Connect provider
@@ -1047,6 +1050,7 @@ impl Default for AuthConfig {
             session_ttl_secs: 12 * 60 * 60,
             local_passwords: crate::service::accounts::LocalPasswords::Everyone,
             oidc: None,
+            ldap: None,
         }
     }
 }
@@ -1172,6 +1176,7 @@ impl Config {
                     .as_ref()
                     .map_or(Ok(()), OidcConfig::validate)
             })
+            .and_then(|()| config.auth.ldap.as_ref().map_or(Ok(()), |l| l.validate()))
             .map_err(|message| ConfigError::Invalid {
                 path: file.map(Path::to_owned),
                 message,
@@ -1219,6 +1224,17 @@ fn apply_env(
         .filter(|(k, _)| k.starts_with("BERTH_") && k != OIDC_CLIENT_SECRET_ENV)
         .collect();
     for (var, value) in vars {
+        if var == crate::ldap::BIND_PASSWORD_ENV {
+            // A secret of a subsection: kept out of the file, set only if the section is.
+            if let Some(toml::Value::Table(ldap)) = table
+                .get_mut("auth")
+                .and_then(|a| a.as_table_mut())
+                .and_then(|a| a.get_mut("ldap"))
+            {
+                ldap.insert("bind_password".into(), toml::Value::String(value));
+            }
+            continue;
+        }
         let Some((section, key)) = var["BERTH_".len()..].split_once('_') else {
             continue;
         };

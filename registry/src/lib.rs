@@ -22,6 +22,7 @@ pub mod blob;
 pub mod config;
 pub mod connections;
 pub mod domain;
+pub mod ldap;
 pub mod meta;
 pub mod metrics;
 pub mod oidc;

@@ -31,6 +31,9 @@ use object_store::gcp::GoogleCloudStorageBuilder;
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// `[auth.ldap]` could not be set up.
+    #[error(transparent)]
+    Ldap(crate::ldap::SetupError),
     /// The data directory could not be created.
     #[error("cannot create data directory {path}")]
     DataDir {
@@ -282,7 +285,19 @@ pub async fn open_accounts(
             .collect(),
         local_passwords: a.local_passwords,
     };
-    Ok(Accounts::open(store, &settings).await?)
+    let mut settings = settings;
+    let directory = match &a.ldap {
+        Some(ldap) => Some(Arc::new(
+            crate::ldap::Directory::new(ldap.clone()).map_err(StartError::Ldap)?,
+        )),
+        None => None,
+    };
+    settings
+        .group_mappings
+        .extend(directory.iter().flat_map(|d| d.group_mappings()));
+    Ok(Accounts::open(store, &settings)
+        .await?
+        .with_directory(directory))
 }
 
 /// A bound, ready-to-run server.

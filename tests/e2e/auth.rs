@@ -162,7 +162,7 @@ fn urlencode(s: &str) -> String {
 }
 
 /// The claims of a JWT, unverified.
-fn claims(jwt: &str) -> Value {
+pub(crate) fn claims(jwt: &str) -> Value {
     let payload = jwt.split('.').nth(1).unwrap();
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }

@@ -20,6 +20,7 @@ mod events;
 mod gc;
 mod harness;
 mod keys;
+mod ldap;
 mod linkage;
 mod logins;
 mod memory;

@@ -44,7 +44,7 @@ impl TestCa {
 
     /// A server certificate for `127.0.0.1` and `localhost`: (chain PEM, key PEM). The chain
     /// carries the CA after the server certificate, as a real chain carries intermediates.
-    fn issue(&self) -> (String, String) {
+    pub(crate) fn issue(&self) -> (String, String) {
         let mut params =
             CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
         params

@@ -469,7 +469,19 @@ fn auth_error(e: AuthError, unauthorized: impl FnOnce() -> Response) -> Response
         .into_response(),
         AuthError::BadCredentials | AuthError::Token(_) => unauthorized(),
         AuthError::Meta(e) => ApiError::internal(&e).into_response(),
+        AuthError::Directory(_) => directory_down(),
     }
+}
+
+/// The directory that decides a user's password or token did not answer: 503, and nobody is
+/// let in (the cause is logged where it happened).
+fn directory_down() -> Response {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::Unknown,
+        "the sign-in directory (LDAP) is unavailable; try again later",
+    )
+    .into_response()
 }
 
 /// What a request's `Authorization` header holds.
@@ -608,6 +620,7 @@ async fn token_post(gate: &Gate, rp: &RequestParts<'_>, form: &Query) -> Respons
                     return auth_error(AuthError::Throttled(w), || login_failed(gate, rp));
                 }
                 Err(AuthError::Meta(e)) => return ApiError::internal(&e).into_response(),
+                Err(AuthError::Directory(_)) => return directory_down(),
                 Err(_) => {
                     return oauth_error(
                         StatusCode::UNAUTHORIZED,
@@ -628,6 +641,7 @@ async fn token_post(gate: &Gate, rp: &RequestParts<'_>, form: &Query) -> Respons
             match gate.accounts.refresh(refresh).await {
                 Ok(p) => p,
                 Err(AuthError::Meta(e)) => return ApiError::internal(&e).into_response(),
+                Err(AuthError::Directory(_)) => return directory_down(),
                 Err(_) => {
                     return oauth_error(
                         StatusCode::UNAUTHORIZED,

@@ -89,6 +89,10 @@ pub enum AuthError {
     /// The database failed.
     #[error(transparent)]
     Meta(#[from] MetaError),
+    /// The LDAP directory that decides this user's password or tokens did not answer: they
+    /// are refused (nothing falls back).
+    #[error(transparent)]
+    Directory(#[from] crate::ldap::DirectoryError),
 }
 
 /// Why an administrative operation failed.
@@ -200,6 +204,8 @@ pub struct Accounts {
     keys: TokenKeys,
     throttle: Throttle,
     basic: BasicCache,
+    /// `[auth.ldap]`, when on.
+    directory: Option<Arc<crate::ldap::Directory>>,
 }
 
 impl std::fmt::Debug for Accounts {
@@ -249,7 +255,15 @@ impl Accounts {
                     std::num::NonZeroUsize::new(4096).unwrap_or(std::num::NonZeroUsize::MIN),
                 )),
             },
+            directory: None,
         })
+    }
+
+    /// Lets an LDAP directory check the passwords of users without a local one (see
+    /// [`crate::ldap`] and [`Accounts::login`]).
+    pub fn with_directory(mut self, directory: Option<Arc<crate::ldap::Directory>>) -> Self {
+        self.directory = directory;
+        self
     }
 
     /// The token issuer.
@@ -300,6 +314,27 @@ impl Accounts {
         if let Some(p) = self.cached(&cache_key) {
             return Ok(p);
         }
+        if let Some(directory) = self.directory_decides(username).await? {
+            // Not kept in the Basic-auth cache: the directory keeps its own, for its TTL.
+            return match self
+                .check_directory(directory, username, password, client)
+                .await
+            {
+                Ok(Some(principal)) => {
+                    self.throttle.succeeded(&attempt);
+                    Ok(principal)
+                }
+                Ok(None) => {
+                    tracing::info!(target: "berth::auth", user = %username, %client, "directory login failed");
+                    self.throttle.failed(&attempt, true);
+                    Err(AuthError::BadCredentials)
+                }
+                Err(e) => {
+                    tracing::warn!(target: "berth::auth", user = %username, %client, error = %e, "directory login refused");
+                    Err(e)
+                }
+            };
+        }
         match self.check_password(username, password).await? {
             Ok(principal) => {
                 self.throttle.succeeded(&attempt);
@@ -312,6 +347,97 @@ impl Accounts {
                 Err(AuthError::BadCredentials)
             }
         }
+    }
+
+    /// The directory, if it decides `username`'s password: with `[auth.ldap]` on, for every
+    /// name except local accounts (those without an external identity) and other providers'.
+    async fn directory_decides(
+        &self,
+        username: &str,
+    ) -> Result<Option<&crate::ldap::Directory>, MetaError> {
+        let Some(directory) = self.directory.as_deref() else {
+            return Ok(None);
+        };
+        let Ok(name) = AccountName::parse(username) else {
+            return Ok(None);
+        };
+        let Some(account) = self.store.account(name.as_str()).await? else {
+            return Ok(Some(directory));
+        };
+        Ok(match self.store.identity(account.id).await? {
+            Some(i) if i.provider == Provider::Ldap.as_str() => Some(directory),
+            _ => None,
+        })
+    }
+
+    /// Search, then bind: the directory user's principal, or `None` for a wrong password, an
+    /// unknown or disabled user, or a directory name that cannot become this account.
+    async fn check_directory(
+        &self,
+        directory: &crate::ldap::Directory,
+        username: &str,
+        password: &str,
+        client: IpAddr,
+    ) -> Result<Option<Principal>, AuthError> {
+        let Some(found) = directory.authenticate(username, password).await? else {
+            return Ok(None);
+        };
+        if found.identity.name != username {
+            // The filter matched an entry whose name attribute says otherwise.
+            return Ok(None);
+        }
+        self.directory_account(&found, client).await
+    }
+
+    /// The account of a user the directory vouched for: signed in (groups synced, audited)
+    /// when the directory was asked just now, else looked up.
+    async fn directory_account(
+        &self,
+        found: &crate::ldap::Found,
+        client: IpAddr,
+    ) -> Result<Option<Principal>, AuthError> {
+        let account = if found.fresh {
+            let from = Origin {
+                actor: found.identity.name.clone(),
+                address: Some(client.to_string()),
+            };
+            match self.sign_in_external(&found.identity, &from).await {
+                Ok(account) => Some(account),
+                Err(super::identity::SignInError::Meta(e)) => return Err(e.into()),
+                Err(e) => {
+                    tracing::warn!(target: "berth::auth", user = %found.identity.name, error = %e, "directory user refused");
+                    None
+                }
+            }
+        } else {
+            self.store
+                .account_by_identity(Provider::Ldap.as_str(), &found.identity.subject)
+                .await?
+        };
+        Ok(account
+            .filter(|a| a.kind == AccountKind::User && !a.disabled)
+            .map(|a| user_principal(&a)))
+    }
+
+    /// For a token (refresh or access) of `owner`: a directory user must still be in the
+    /// directory, enabled (checked behind its cache, groups synced when asked afresh).
+    async fn recheck_directory(&self, owner: &AccountRecord) -> Result<bool, AuthError> {
+        let Some(identity) = self.store.identity(owner.id).await? else {
+            return Ok(true);
+        };
+        if identity.provider != Provider::Ldap.as_str() {
+            return Ok(true);
+        }
+        let Some(directory) = self.directory.as_deref() else {
+            // `[auth.ldap]` was turned off: nobody vouches for this user any more.
+            return Ok(false);
+        };
+        let Some(found) = directory.lookup(&identity.subject).await? else {
+            tracing::info!(target: "berth::auth", user = %owner.name, "directory user gone or disabled; token refused");
+            return Ok(false);
+        };
+        let client = IpAddr::from([0, 0, 0, 0]);
+        Ok(self.directory_account(&found, client).await?.is_some())
     }
 
     /// How many failed logins the throttle remembers, per table (for tests of its bounds).
@@ -353,7 +479,7 @@ impl Accounts {
         &self,
         username: &str,
         secret_text: &str,
-    ) -> Result<Option<Principal>, MetaError> {
+    ) -> Result<Option<Principal>, AuthError> {
         let hash = secret::hash(secret_text);
         let Some(token) = self.store.token_by_hash(&hash).await? else {
             return Ok(None);
@@ -363,7 +489,17 @@ impl Accounts {
         if !secret::constant_time_eq(login.as_bytes(), username.as_bytes()) {
             return Ok(None);
         }
-        let principal = self.token_principal(&token).await?;
+        let mut principal = self.token_principal(&token).await?;
+        if principal.is_some() {
+            let owner = self.store.account_by_id(token.owner_id).await?;
+            let current = match &owner {
+                Some(o) => self.recheck_directory(o).await?,
+                None => false,
+            };
+            if !current {
+                principal = None;
+            }
+        }
         if principal.is_some() {
             // Best effort: a failed bookkeeping write must not fail the login.
             if let Err(e) = self.store.touch_token(token.id).await {
@@ -409,6 +545,9 @@ impl Accounts {
             .await?
             .filter(|a| !a.disabled && a.credential_epoch == claims.epoch)
             .ok_or(AuthError::BadCredentials)?;
+        if !self.recheck_directory(&account).await? {
+            return Err(AuthError::BadCredentials);
+        }
         match claims.tid {
             None if account.kind == AccountKind::User => Ok(user_principal(&account)),
             None => Err(AuthError::BadCredentials),
