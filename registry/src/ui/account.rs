@@ -130,10 +130,12 @@ pub(super) async fn login(
         Err(AuthError::Throttled(wait)) => Err(UiError::Throttled(wait.as_secs().max(1))),
         Err(AuthError::Meta(e)) => Err(e.into()),
         Err(AuthError::Directory(_)) => {
+            let sso = sso_button(&ui, &next).await;
             let page = login_form(
                 &viewer,
                 &next,
                 Some("The sign-in directory (LDAP) is unavailable; try again later."),
+                sso,
             );
             Ok((
                 StatusCode::SERVICE_UNAVAILABLE,
