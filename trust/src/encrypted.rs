@@ -114,7 +114,8 @@ pub fn decrypt(sealed: &[u8], password: &[u8]) -> Result<Zeroizing<Vec<u8>>, Enc
         )));
     }
     let ScryptParams { n, r, p } = sealed.kdf.params;
-    if !n.is_power_of_two() || n < 2 || n > 1 << MAX_LOG_N || r == 0 || r > 8 || p != 1 {
+    if !n.is_power_of_two() || !(2..=1 << MAX_LOG_N).contains(&n) || !(1..=8).contains(&r) || p != 1
+    {
         return Err(EncryptedKeyError::Unsupported(format!(
             "scrypt N={n}, r={r}, p={p} (at most N=2^{MAX_LOG_N}, r=8, p=1)"
         )));
