@@ -7,6 +7,7 @@ mod progress;
 mod runtime_cli;
 mod store_cli;
 mod table;
+mod trust_cli;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -131,6 +132,8 @@ enum Command {
     #[command(flatten)]
     Runtime(runtime_cli::RuntimeCommand),
     #[command(flatten)]
+    Trust(trust_cli::TrustCommand),
+    #[command(flatten)]
     Container(container_cli::ContainerCommand),
 }
 
@@ -233,6 +236,17 @@ fn main() -> ExitCode {
         Command::Runtime(command) => {
             runtime_log();
             runtime_cli::run(command)
+        }
+        Command::Trust(command) => {
+            runtime_log();
+            return match trust_cli::run(command) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(e) => {
+                    let _ = writeln!(std::io::stderr(), "berth: {e:#}");
+                    ExitCode::from(1)
+                }
+            };
         }
         Command::Container(command) => {
             runtime_log();

@@ -149,7 +149,9 @@ pub fn open_store(root: &RootArgs) -> anyhow::Result<Store> {
 
 /// A runtime for the registry client, on this thread only (a container is started by
 /// forking, which is safest from a process with no other threads).
-fn block_on<T>(f: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+pub(crate) fn block_on<T>(
+    f: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
     // The registry client speaks TLS through rustls with ring, as the server does.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -162,7 +164,7 @@ fn block_on<T>(f: impl std::future::Future<Output = anyhow::Result<T>>) -> anyho
 }
 
 /// The saved credentials for a reference's registry.
-fn auth_for(reference: &Reference) -> anyhow::Result<RegistryAuth> {
+pub(crate) fn auth_for(reference: &Reference) -> anyhow::Result<RegistryAuth> {
     Ok(
         match credentials::lookup(&credentials::default_path(), reference.resolve_registry())? {
             Some((user, password)) => RegistryAuth::Basic(user, password),

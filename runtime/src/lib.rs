@@ -45,6 +45,7 @@ pub mod seccomp_bpf;
 pub mod seccomp_filter;
 #[cfg(all(test, target_arch = "x86_64"))]
 mod seccomp_processes;
+pub mod sign;
 pub mod spec;
 pub mod store;
 pub mod supervise;

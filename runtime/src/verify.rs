@@ -185,6 +185,25 @@ impl TrustCheck {
     }
 }
 
+impl TrustCheck {
+    /// The policy covering images from `source` (`registry/repository`), for `berth verify`.
+    pub fn policy_for(&self, source: &str) -> Option<&Policy> {
+        self.policy(source)
+    }
+}
+
+/// `berth verify`: finds the signatures of manifest `digest` of `reference` and verifies them
+/// against `policy`'s keys, whatever its mode; the id of the key that verified, or why none.
+pub async fn verify_image(
+    client: &Client,
+    reference: &Reference,
+    auth: &RegistryAuth,
+    digest: &str,
+    policy: &Policy,
+) -> Result<String, String> {
+    verify(client, reference, auth, digest, policy).await
+}
+
 /// Finds and verifies the signatures of `digest`; returns the trusted key, or why none.
 async fn verify(
     client: &Client,

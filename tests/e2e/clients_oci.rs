@@ -344,12 +344,12 @@ async fn umoci_unpacks_and_repacks_images_copied_through_oci_layouts() {
 }
 
 /// The oras Python client, called through `oras_call.py`.
-struct Oras {
+pub(crate) struct Oras {
     python: PathBuf,
 }
 
 impl Oras {
-    fn get() -> Option<Self> {
+    pub(crate) fn get() -> Option<Self> {
         let python = tool("python3")?;
         let (found, _, err) =
             crate::real_clients::run(Command::new(&python).args(["-c", "import oras"]));
@@ -365,7 +365,7 @@ impl Oras {
     }
 
     /// Calls `OrasClient.method(**kwargs)` in `dir` (oras pushes files relative to it).
-    fn call(&self, dir: &Path, method: &str, kwargs: &Value) -> Value {
+    pub(crate) fn call(&self, dir: &Path, method: &str, kwargs: &Value) -> Value {
         let out = ok(Command::new(&self.python)
             .arg(concat!(
                 env!("CARGO_MANIFEST_DIR"),

@@ -39,4 +39,5 @@ mod storage;
 mod tag_history;
 mod tls;
 mod trust;
+mod trust_cli;
 mod ui;

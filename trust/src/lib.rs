@@ -11,18 +11,25 @@
 //! cosign       signature manifests as cosign writes them: one layer per signature
 //! verify       a signature, its payload and the keys → a verdict naming the key
 //! policy       `[[trust.policy]]`: which keys a scope trusts, audit or enforce
+//! sign         private keys that sign (cosign's encrypted keys, PKCS#8) and new key pairs
+//! encrypted    cosign's encrypted private key format (scrypt + NaCl secretbox)
+//! attach       payloads and signature manifests as cosign writes them, for `berth sign`
 //! ```
 //!
 //! Depends on nothing else of berth's.
 
+pub mod attach;
 pub mod cosign;
+pub mod encrypted;
 pub mod key;
 pub mod payload;
 pub mod policy;
+pub mod sign;
 pub mod verify;
 
 pub use cosign::{CosignSignature, SignatureManifestError, cosign_signature_tag};
 pub use key::{KeyError, KeyId, PublicKey};
 pub use payload::{PayloadError, SimpleSigning};
 pub use policy::{Mode, Policies, Policy, PolicyConfig, PolicyError};
+pub use sign::{SignKeyError, SigningKey};
 pub use verify::{Verdict, verify_cosign};

@@ -41,6 +41,11 @@ pub struct PolicyConfig {
     /// Robot accounts may pull unsigned images (CI that pushes, tests, then signs).
     #[serde(default)]
     pub exempt_robots: bool,
+    /// Registry only, with `mode = "enforce"`: refuse pushes of tags onto manifests no
+    /// trusted key signed (push by digest, sign, then tag). Robots are exempt where
+    /// `exempt_robots` is set.
+    #[serde(default)]
+    pub require_signature_for_tags: bool,
 }
 
 /// Why policies could not be loaded.
@@ -62,6 +67,9 @@ pub enum PolicyError {
     /// An enforcing policy names no key, so it would refuse everything.
     #[error("trust.policy[{0}]: mode = \"enforce\" needs at least one key")]
     NoKeys(usize),
+    /// `require_signature_for_tags` in a policy that only audits.
+    #[error("trust.policy[{0}]: require_signature_for_tags needs mode = \"enforce\"")]
+    TagsNeedEnforce(usize),
     /// A key file could not be read.
     #[error("trust.policy[{index}]: cannot read key file {path}: {source}")]
     Read {
@@ -97,6 +105,8 @@ pub struct Policy {
     pub keys: Vec<PublicKey>,
     /// Whether robots may pull unsigned images.
     pub exempt_robots: bool,
+    /// Whether tags may only be pushed onto verified manifests (enforce mode only).
+    pub require_signature_for_tags: bool,
     keyset: String,
 }
 
@@ -131,6 +141,9 @@ impl Policies {
             if config.mode == Mode::Enforce && config.keys.is_empty() {
                 return Err(PolicyError::NoKeys(index));
             }
+            if config.require_signature_for_tags && config.mode != Mode::Enforce {
+                return Err(PolicyError::TagsNeedEnforce(index));
+            }
             let mut keys = Vec::with_capacity(config.keys.len());
             for path in &config.keys {
                 let path = base.join(path);
@@ -158,6 +171,7 @@ impl Policies {
                 mode: config.mode,
                 keys,
                 exempt_robots: config.exempt_robots,
+                require_signature_for_tags: config.require_signature_for_tags,
                 keyset,
             });
         }
@@ -219,6 +233,7 @@ mod tests {
             mode,
             keys: Vec::new(),
             exempt_robots: false,
+            require_signature_for_tags: false,
         }
     }
 
@@ -269,6 +284,13 @@ mod tests {
             (
                 vec![config("team", Mode::Enforce)],
                 "needs at least one key",
+            ),
+            (
+                vec![PolicyConfig {
+                    require_signature_for_tags: true,
+                    ..config("team", Mode::Audit)
+                }],
+                "require_signature_for_tags needs mode = \"enforce\"",
             ),
         ] {
             let err = Policies::load(&bad, Path::new("/")).expect_err("refused");

@@ -92,6 +92,9 @@ pub enum Action {
     /// A new token signing key was added (`berth admin key rotate`); the keys signing until
     /// then retire.
     KeyRotate,
+    /// A manifest's signature verdict under its trust policy was reached for the first time,
+    /// or changed (a signature added, a key trusted or no longer trusted).
+    TrustVerdict,
 }
 
 /// The events webhooks subscribe to.
@@ -102,11 +105,13 @@ pub enum HookEvent {
     Push,
     /// Manifests and tags deleted.
     Delete,
+    /// Signature verdicts reached or changed (`trust.verdict`).
+    Trust,
 }
 
 impl Action {
     /// Every action, for parsing stored names.
-    pub const ALL: [Action; 25] = [
+    pub const ALL: [Action; 26] = [
         Action::ManifestPush,
         Action::ManifestDelete,
         Action::TagDelete,
@@ -132,6 +137,7 @@ impl Action {
         Action::WebhookTest,
         Action::PolicyChange,
         Action::KeyRotate,
+        Action::TrustVerdict,
     ];
 
     /// The stored name.
@@ -162,6 +168,7 @@ impl Action {
             Action::WebhookTest => "webhook.test",
             Action::PolicyChange => "policy.change",
             Action::KeyRotate => "key.rotate",
+            Action::TrustVerdict => "trust.verdict",
         }
     }
 
@@ -175,6 +182,7 @@ impl Action {
         match self {
             Action::ManifestPush | Action::TagRestore => Some(HookEvent::Push),
             Action::ManifestDelete | Action::TagDelete => Some(HookEvent::Delete),
+            Action::TrustVerdict => Some(HookEvent::Trust),
             _ => None,
         }
     }
@@ -187,6 +195,7 @@ impl Action {
             Action::TagDelete => "dev.berth.tag.deleted",
             Action::TagRestore => "dev.berth.tag.restored",
             Action::WebhookTest => "dev.berth.webhook.test",
+            Action::TrustVerdict => "dev.berth.trust.verdict",
             // Account changes reach no webhook; a stable name all the same.
             _ => "dev.berth.audit",
         }

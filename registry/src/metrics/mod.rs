@@ -16,6 +16,7 @@ mod connections;
 mod logins;
 mod passes;
 mod storage;
+mod trust;
 
 pub use connections::{ConnectionMetrics, Refused, TimedOut};
 
@@ -138,6 +139,8 @@ pub struct Metrics {
     pub logins: logins::LoginGauges,
     /// Client connections: open, refused, timed out.
     pub connections: ConnectionMetrics,
+    /// Signature verdicts and trust policy refusals.
+    pub trust: trust::TrustMetrics,
 }
 
 impl Metrics {
@@ -202,6 +205,7 @@ impl Metrics {
         let retention = passes::RetentionMetrics::register(&mut families);
         let logins = logins::LoginGauges::register(&mut families);
         let connections = ConnectionMetrics::register(&mut families);
+        let trust = trust::TrustMetrics::register(&mut families);
         Self {
             families,
             requests,
@@ -216,6 +220,7 @@ impl Metrics {
             retention,
             logins,
             connections,
+            trust,
         }
     }
 
@@ -281,6 +286,7 @@ impl Metrics {
     /// their own; a failed query keeps the previous values (and counts the failure).
     pub async fn sample_storage(&self, registry: &crate::service::Registry) {
         self.storage.refresh(registry).await;
+        self.trust.set(&registry.trust_counts());
     }
 
     /// The exposition: every family, then `# EOF`.

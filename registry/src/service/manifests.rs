@@ -52,6 +52,10 @@ impl Registry {
         by: &Origin,
     ) -> RegistryResult<ManifestPushed> {
         self.mirrors.refuse_push(repo)?;
+        let tagging = matches!(reference, Reference::Tag(_)) || !extra_tags.is_empty();
+        if tagging {
+            self.admit_tag_push(repo, &content, by).await?;
+        }
         self.store_manifest(
             repo,
             reference,

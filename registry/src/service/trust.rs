@@ -15,6 +15,7 @@
 //! not refused either: without a manifest nobody can run them.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use berth_trust::cosign::{MAX_PAYLOAD_BYTES, SIGNATURE_ARTIFACT_TYPE};
 use berth_trust::{CosignSignature, Mode, Policies, Policy, Verdict, cosign_signature_tag};
@@ -23,7 +24,7 @@ use serde::Serialize;
 
 use super::{Registry, RegistryError, RegistryResult, StoredManifest};
 use crate::domain::{Digest, Reference, RepoName};
-use crate::meta::events::Origin;
+use crate::meta::events::{Action, HookEvent, Origin};
 use crate::meta::now_ms;
 use crate::meta::trust::StoredVerdict;
 
@@ -34,12 +35,52 @@ const MAX_PARENTS: u32 = 8;
 
 /// The registry's trust policies.
 #[derive(Debug, Clone, Default)]
-pub struct TrustPolicies(Arc<Policies>);
+pub struct TrustPolicies(Arc<Policies>, Arc<TrustCounters>);
+
+/// What this process decided since it started, for `/metrics`
+/// (`berth_trust_verdicts_total`, `berth_trust_refusals_total`).
+#[derive(Debug, Default)]
+pub struct TrustCounters {
+    verdicts: [AtomicU64; 4],
+    refused_pulls: AtomicU64,
+    refused_tag_pushes: AtomicU64,
+}
+
+/// A reading of [`TrustCounters`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TrustCounts {
+    /// Verdicts reached (not read from the cache), by status, in [`Status::ALL`] order.
+    pub verdicts: [u64; 4],
+    /// Pulls an enforcing policy refused.
+    pub refused_pulls: u64,
+    /// Tag pushes an enforcing policy refused.
+    pub refused_tag_pushes: u64,
+}
+
+impl TrustCounters {
+    fn verdict(&self, status: Status) {
+        let i = Status::ALL.iter().position(|s| *s == status).unwrap_or(0);
+        self.verdicts[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn read(&self) -> TrustCounts {
+        TrustCounts {
+            verdicts: self.verdicts.each_ref().map(|c| c.load(Ordering::Relaxed)),
+            refused_pulls: self.refused_pulls.load(Ordering::Relaxed),
+            refused_tag_pushes: self.refused_tag_pushes.load(Ordering::Relaxed),
+        }
+    }
+}
 
 impl TrustPolicies {
     /// Policies read from `[[trust.policy]]`.
     pub fn new(policies: Policies) -> Self {
-        Self(Arc::new(policies))
+        Self(Arc::new(policies), Arc::default())
+    }
+
+    /// What this process decided since it started.
+    pub fn counts(&self) -> TrustCounts {
+        self.1.read()
     }
 
     /// The policy covering `repo`.
@@ -63,7 +104,16 @@ pub enum Status {
 }
 
 impl Status {
-    fn as_str(self) -> &'static str {
+    /// Every status, in a fixed order (the metrics' label values).
+    pub const ALL: [Status; 4] = [
+        Status::Verified,
+        Status::Unsigned,
+        Status::Untrusted,
+        Status::Invalid,
+    ];
+
+    /// The name shown and stored.
+    pub fn as_str(self) -> &'static str {
         match self {
             Status::Verified => "verified",
             Status::Unsigned => "unsigned",
@@ -101,6 +151,11 @@ pub struct TrustStatus {
 }
 
 impl Registry {
+    /// The verdicts this process reached and the requests it refused, for `/metrics`.
+    pub fn trust_counts(&self) -> TrustCounts {
+        self.limits.trust.counts()
+    }
+
     /// What the policy covering `repo` says about manifest `digest`; `None` when no policy
     /// covers the repository.
     pub async fn trust_status(
@@ -166,6 +221,55 @@ impl Registry {
         Ok(m)
     }
 
+    /// Refuses a push of tags onto `content` where the policy covering `repo` enforces
+    /// signatures with `require_signature_for_tags` and no trusted key signed the manifest
+    /// (issue 19, item 4: sign before tagging). The manifest must already be in the
+    /// repository (pushed by digest) with its signature; artifacts (signatures themselves,
+    /// charts, SBOMs) are tagged freely, as they are pulled freely.
+    pub(super) async fn admit_tag_push(
+        &self,
+        repo: &RepoName,
+        content: &[u8],
+        by: &Origin,
+    ) -> RegistryResult<()> {
+        let policy = self.limits.trust.for_repository(repo).filter(|p| {
+            p.mode == Mode::Enforce
+                && p.require_signature_for_tags
+                && !(p.exempt_robots && by.is_robot())
+        });
+        let Some(policy) = policy else {
+            return Ok(());
+        };
+        if !is_runnable(content) {
+            return Ok(());
+        }
+        let digest = Digest::sha256_of(content);
+        let refused = |why: &str| {
+            self.limits
+                .trust
+                .1
+                .refused_tag_pushes
+                .fetch_add(1, Ordering::Relaxed);
+            RegistryError::Denied(format!(
+                "tag push refused by trust policy {:?}: {why}; push the manifest by digest, sign it, then tag it",
+                policy.scope
+            ))
+        };
+        if self
+            .meta
+            .manifest(repo, &Reference::Digest(digest.clone()), false)
+            .await?
+            .is_none()
+        {
+            return Err(refused(&format!("manifest {digest} is not signed")));
+        }
+        let verdict = self.verdict(repo, &digest, policy).await?;
+        if verdict.status == Status::Verified.as_str() {
+            return Ok(());
+        }
+        Err(refused(&verdict.detail))
+    }
+
     async fn admit(&self, repo: &RepoName, digest: &Digest, policy: &Policy) -> RegistryResult<()> {
         let own = self.verdict(repo, digest, policy).await?;
         if own.status == Status::Verified.as_str() {
@@ -176,6 +280,11 @@ impl Registry {
                 return Ok(());
             }
         }
+        self.limits
+            .trust
+            .1
+            .refused_pulls
+            .fetch_add(1, Ordering::Relaxed);
         Err(RegistryError::Denied(format!(
             "pull refused by trust policy {:?}: {}",
             policy.scope, own.detail
@@ -205,15 +314,16 @@ impl Registry {
             .map(Digest::to_string)
             .collect::<Vec<_>>()
             .join(",");
-        if let Some(cached) = self
+        let previous = match self
             .meta
             .trust_verdict(repo, digest, policy.keyset())
             .await?
-            && cached.signatures == fingerprint
         {
-            return Ok(cached);
-        }
+            Some(cached) if cached.signatures == fingerprint => return Ok(cached),
+            other => other.map(|c| c.status),
+        };
         let (status, key_id, detail) = self.check(repo, digest, &signatures, policy).await?;
+        self.limits.trust.1.verdict(status);
         let verdict = StoredVerdict {
             signatures: fingerprint,
             status: status.as_str().to_owned(),
@@ -225,7 +335,42 @@ impl Registry {
         self.meta
             .trust_save_verdict(repo, digest, policy.keyset(), &verdict)
             .await?;
+        if previous.as_deref() != Some(verdict.status.as_str()) {
+            self.announce_verdict(repo, digest, policy, previous, &verdict)
+                .await?;
+        }
         Ok(verdict)
+    }
+
+    /// Records a `trust.verdict` event (audit log, and the webhooks subscribed to `trust`):
+    /// a manifest's verdict under a policy's key set was reached for the first time, or
+    /// changed. Replicas reaching the same verdict at the same instant may both announce it
+    /// (webhook receivers get events at least once anyway).
+    async fn announce_verdict(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        policy: &Policy,
+        previous: Option<String>,
+        verdict: &StoredVerdict,
+    ) -> RegistryResult<()> {
+        let mut event = self.event(
+            Action::TrustVerdict,
+            &Origin::system("trust"),
+            repo,
+            Some(HookEvent::Trust),
+        );
+        event.digest = Some(digest.to_string());
+        event.detail = Some(serde_json::json!({
+            "policy": policy.scope,
+            "mode": policy.mode,
+            "status": verdict.status,
+            "previous": previous,
+            "key": verdict.key_id,
+            "detail": verdict.detail,
+        }));
+        self.meta.record_event(&event, 0).await?;
+        Ok(())
     }
 
     /// Verifies every signature of `digest` found in `signatures` against the policy's keys.
