@@ -119,6 +119,23 @@ pub struct SessionRecord {
     pub expires_at: i64,
 }
 
+/// A single sign-on in progress, between the redirect to the provider and the callback
+/// (see migrations/sqlite/0017_oidc_logins.sql).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingLogin {
+    /// The `state` sent to the provider.
+    pub state: String,
+    /// The `nonce` the ID token must carry.
+    pub nonce: String,
+    /// The PKCE code verifier.
+    pub verifier: String,
+    /// Where to go after signing in.
+    pub next: String,
+    /// The `redirect_uri` of the authorization request, which the token request must repeat
+    /// (replicas behind different addresses would derive different ones).
+    pub redirect: String,
+}
+
 /// How a new account comes by the namespace of its name (see
 /// migrations/sqlite/0011_namespaces.sql).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -393,6 +410,23 @@ pub trait AccountStore: Send + Sync + 'static {
 
     /// Ends a session; returns whether it existed.
     async fn delete_session(&self, secret_hash: &[u8]) -> MetaResult<bool>;
+
+    /// How many single sign-ons in progress are unexpired at `now` (Unix ms).
+    async fn pending_logins(&self, now: i64) -> MetaResult<u64>;
+
+    /// Stores a single sign-on in progress under the hash of its id until `expires_at`
+    /// (Unix ms), and drops expired ones.
+    async fn create_pending_login(
+        &self,
+        id_hash: &[u8],
+        login: PendingLogin,
+        expires_at: i64,
+    ) -> MetaResult<()>;
+
+    /// Deletes the sign-in in progress whose id hashes to `id_hash` and returns it if it
+    /// had not expired: one statement, so of two callbacks with the same id (on any
+    /// replicas) at most one gets it.
+    async fn take_pending_login(&self, id_hash: &[u8]) -> MetaResult<Option<PendingLogin>>;
 
     /// Stores `candidate` (kid, PEM) as the first signing key if there is no key at all.
     /// Every replica calls this at start; the first one's key wins.
