@@ -5,7 +5,7 @@ macro_rules! account_queries {
     ($conn:ty) => {
         use $crate::auth::{Actions, Grants, Role};
         use $crate::meta::accounts::{
-            AccountChange, AccountKind, AccountRecord, Created, IdentityRecord, KeyRotation,
+            AccountChange, AccountKind, AccountRecord, Created, IdentityRecord, KeyRetired, KeyRotation,
             MemberRecord, NamespaceClaim, NamespaceRecord, PendingLogin, Rotated, SessionRecord,
             SigningKeyRecord, TeamRecord, TokenRecord,
         };
@@ -533,6 +533,26 @@ macro_rules! account_queries {
             Ok(Rotated::Rotated { replaced })
         }
 
+        pub(in $crate::meta) async fn retire_signing_key(c: &mut $conn, kid: &str) -> MetaResult<KeyRetired> {
+            let keys: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT kid, signs_from FROM signing_keys ORDER BY signs_from, slot",
+            ).fetch_all(&mut *c).await?;
+            let now = now_ms();
+            let Some(&(_, signs_from)) = keys.iter().find(|(k, _)| k == kid) else {
+                return Ok(KeyRetired::Unknown);
+            };
+            if signs_from > now {
+                return Ok(KeyRetired::Next { signs_from });
+            }
+            // The key that signs: of those whose time has come, the one that came last (as
+            // auth::keys::KeyRing::signing chooses).
+            if keys.iter().rev().find(|(_, from)| *from <= now).is_some_and(|(k, _)| k == kid) {
+                return Ok(KeyRetired::Signing);
+            }
+            sqlx::query("DELETE FROM signing_keys WHERE kid = $1").bind(kid).execute(c).await?;
+            Ok(KeyRetired::Retired)
+        }
+
         pub(in $crate::meta) async fn delete_retired_keys(c: &mut $conn, now: i64) -> MetaResult<u64> {
             // A key not yet replaced has NULL times and stays; so does the newest key always.
             Ok(sqlx::query("DELETE FROM signing_keys WHERE access_until <= $1 AND refresh_until <= $1")
@@ -668,6 +688,9 @@ macro_rules! impl_account_store {
             async fn rotate_signing_key(&self, rotation: $crate::meta::accounts::KeyRotation, event: &$crate::meta::events::Event) -> $crate::meta::MetaResult<$crate::meta::accounts::Rotated> {
                 $crate::meta::account_sql::run_owned!($conn; self.account_write, [rotation, event], |c| $crate::meta::account_sql::audited!(c, event, aq::rotate_signing_key(c, &rotation)))
             }
+            async fn retire_signing_key(&self, kid: &str, event: &$crate::meta::events::Event) -> $crate::meta::MetaResult<$crate::meta::accounts::KeyRetired> {
+                $crate::meta::account_sql::run_owned!($conn; self.account_write, [kid, event], |c| $crate::meta::account_sql::audited!(c, event, aq::retire_signing_key(c, &kid)))
+            }
             async fn delete_retired_keys(&self, now: i64) -> $crate::meta::MetaResult<u64> {
                 $crate::meta::account_sql::run_owned!($conn; self.account_write, [], |c| aq::delete_retired_keys(c, now))
             }
@@ -725,6 +748,12 @@ impl Changed for Option<i64> {
 impl Changed for super::accounts::Rotated {
     fn changed(&self) -> bool {
         matches!(self, super::accounts::Rotated::Rotated { .. })
+    }
+}
+
+impl Changed for super::accounts::KeyRetired {
+    fn changed(&self) -> bool {
+        *self == super::accounts::KeyRetired::Retired
     }
 }
 

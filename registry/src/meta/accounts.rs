@@ -252,6 +252,23 @@ pub enum Rotated {
     },
 }
 
+/// What retiring a key at once did (`berth admin key retire`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyRetired {
+    /// The key is deleted: accepted for nothing, gone from every replica's set at its next
+    /// reload.
+    Retired,
+    /// No key has that id.
+    Unknown,
+    /// It is the key that signs now: nothing changed (another key must sign first).
+    Signing,
+    /// It has not started signing yet: nothing changed.
+    Next {
+        /// When it starts signing (Unix ms).
+        signs_from: i64,
+    },
+}
+
 /// Accounts and permissions in the metadata database. Each method is one transaction; each
 /// change records its `event` in the audit log in that transaction, if it changed anything.
 #[async_trait]
@@ -440,6 +457,10 @@ pub trait AccountStore: Send + Sync + 'static {
     /// earlier has not started signing yet (then nothing changes).
     async fn rotate_signing_key(&self, rotation: KeyRotation, event: &Event)
     -> MetaResult<Rotated>;
+
+    /// Deletes key `kid` at once (a leaked key), unless it is the key that signs now or has
+    /// not started signing yet.
+    async fn retire_signing_key(&self, kid: &str, event: &Event) -> MetaResult<KeyRetired>;
 
     /// Deletes the keys accepted for nothing at `now` (Unix ms); returns how many.
     async fn delete_retired_keys(&self, now: i64) -> MetaResult<u64>;

@@ -92,6 +92,8 @@ pub enum Action {
     /// A new token signing key was added (`berth admin key rotate`); the keys signing until
     /// then retire.
     KeyRotate,
+    /// A token signing key was deleted at once (`berth admin key retire`, for a leaked key).
+    KeyRetire,
 }
 
 /// The events webhooks subscribe to.
@@ -106,7 +108,7 @@ pub enum HookEvent {
 
 impl Action {
     /// Every action, for parsing stored names.
-    pub const ALL: [Action; 25] = [
+    pub const ALL: [Action; 26] = [
         Action::ManifestPush,
         Action::ManifestDelete,
         Action::TagDelete,
@@ -132,6 +134,7 @@ impl Action {
         Action::WebhookTest,
         Action::PolicyChange,
         Action::KeyRotate,
+        Action::KeyRetire,
     ];
 
     /// The stored name.
@@ -162,6 +165,7 @@ impl Action {
             Action::WebhookTest => "webhook.test",
             Action::PolicyChange => "policy.change",
             Action::KeyRotate => "key.rotate",
+            Action::KeyRetire => "key.retire",
         }
     }
 
