@@ -47,7 +47,19 @@ pub enum KeyCommand {
     /// Add a new signing key. Every replica publishes it at once and signs with it after
     /// `auth.key_activation_delay_secs`; the keys it replaces stay accepted for one token
     /// lifetime after that (their refresh tokens until those expire), then are deleted.
-    Rotate,
+    Rotate {
+        /// Sign with the new key at once (a leaked key): replicas switch at their next key
+        /// reload, and accept the new key's tokens at once. Then `retire` the old key.
+        #[arg(long)]
+        now: bool,
+    },
+    /// Delete a key at once (a leaked one): tokens it signed are refused, and it leaves the
+    /// JWKS, on every replica at its next key reload (`auth.key_reload_secs`). The key that
+    /// signs now cannot be retired; `rotate --now` first.
+    Retire {
+        /// The key's id (`berth admin key list`).
+        kid: String,
+    },
     /// List the signing keys with their state and times.
     List,
 }
@@ -512,8 +524,14 @@ async fn execute(a: &Accounts, command: AdminCommand, by: &Origin) -> anyhow::Re
             a.revoke_token(&owner, &name, by).await?;
             format!("revoked token {name} of {owner}\n")
         }
-        C::Key(KeyCommand::Rotate) => {
-            let r = a.keys().rotate(by).await?;
+        C::Key(KeyCommand::Retire { kid }) => {
+            a.keys().retire(&kid, by).await?;
+            format!(
+                "retired key {kid}: every replica refuses its tokens and drops it from the JWKS at its next key reload\n"
+            )
+        }
+        C::Key(KeyCommand::Rotate { now }) => {
+            let r = a.keys().rotate(by, now).await?;
             let mut out = format!(
                 "added key {}: published now, signs from {}\n",
                 r.kid,

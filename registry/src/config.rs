@@ -936,6 +936,9 @@ pub struct OidcConfig {
     pub scopes: Vec<String>,
     /// The claim whose value becomes the berth user name.
     pub username_claim: String,
+    /// What is done to that claim's value before berth's name rules check it (e-mail style
+    /// names: `localpart` keeps what comes before the `@`).
+    pub username_transform: crate::oidc::UsernameTransform,
     /// The claim listing the person's groups.
     pub groups_claim: String,
     /// The callback URL registered with the provider; empty means
@@ -948,6 +951,9 @@ pub struct OidcConfig {
     pub logout: bool,
     /// Seconds of clock difference tolerated when checking an ID token's times.
     pub clock_skew_secs: u64,
+    /// Sign-ins in progress (started, not yet back from the provider) kept at most; past it
+    /// a new sign-in is refused until some finish or expire (after ten minutes).
+    pub max_pending_logins: u64,
     /// `[[auth.oidc.group]]`: provider groups to organizations, teams, roles and
     /// administrators, synced at every sign-in.
     pub group: Vec<crate::service::identity::GroupMapping>,
@@ -963,11 +969,13 @@ impl Default for OidcConfig {
             display_name: "single sign-on".into(),
             scopes: Vec::new(),
             username_claim: "preferred_username".into(),
+            username_transform: crate::oidc::UsernameTransform::None,
             groups_claim: "groups".into(),
             redirect_url: String::new(),
             ca_file: String::new(),
             logout: false,
             clock_skew_secs: 60,
+            max_pending_logins: 10_000,
             group: Vec::new(),
         }
     }
@@ -996,6 +1004,9 @@ impl OidcConfig {
         if self.clock_skew_secs > 600 {
             return Err("[auth.oidc] clock_skew_secs is at most 600".into());
         }
+        if self.max_pending_logins == 0 {
+            return Err("[auth.oidc] max_pending_logins must be at least 1".into());
+        }
         self.group
             .iter()
             .try_for_each(|g| g.validate().map_err(|e| format!("[[auth.oidc.group]] {e}")))
@@ -1020,11 +1031,13 @@ impl std::fmt::Debug for OidcConfig {
             .field("display_name", &self.display_name)
             .field("scopes", &self.scopes)
             .field("username_claim", &self.username_claim)
+            .field("username_transform", &self.username_transform)
             .field("groups_claim", &self.groups_claim)
             .field("redirect_url", &self.redirect_url)
             .field("ca_file", &self.ca_file)
             .field("logout", &self.logout)
             .field("clock_skew_secs", &self.clock_skew_secs)
+            .field("max_pending_logins", &self.max_pending_logins)
             .field("group", &self.group)
             .finish()
     }

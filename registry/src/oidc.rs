@@ -36,6 +36,7 @@ use openidconnect::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
+use crate::auth::InvalidName;
 use crate::config::{OIDC_CLIENT_SECRET_ENV, OidcConfig};
 use crate::service::identity::{ExternalIdentity, Provider};
 
@@ -43,8 +44,6 @@ use crate::service::identity::{ExternalIdentity, Provider};
 pub const REFRESH: Duration = Duration::from_secs(60 * 60);
 /// The least time between two fetches after a failure or an unknown key id.
 pub const RETRY: Duration = Duration::from_secs(5);
-/// How long a sign-in may take at the provider.
-pub const PENDING_TTL_SECS: u64 = 10 * 60;
 /// Time limit of one request to the provider.
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest response read from the provider.
@@ -60,6 +59,46 @@ struct Extra {
     claims: serde_json::Map<String, serde_json::Value>,
 }
 impl AdditionalClaims for Extra {}
+
+/// What is done to the user name claim before berth's name rules check it
+/// (`username_transform`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UsernameTransform {
+    /// The claim as it is.
+    #[default]
+    None,
+    /// ASCII letters lowercased.
+    Lowercase,
+    /// The part before the last `@` (e-mail style names); a name without `@` stays whole.
+    Localpart,
+    /// `Localpart`, then `Lowercase`.
+    LocalpartLowercase,
+}
+
+impl UsernameTransform {
+    /// The transformed name.
+    pub fn apply(self, name: &str) -> String {
+        let local = |n: &str| n.rsplit_once('@').map_or(n, |(l, _)| l).to_owned();
+        match self {
+            UsernameTransform::None => name.to_owned(),
+            UsernameTransform::Lowercase => name.to_ascii_lowercase(),
+            UsernameTransform::Localpart => local(name),
+            UsernameTransform::LocalpartLowercase => local(name).to_ascii_lowercase(),
+        }
+    }
+}
+
+impl std::fmt::Display for UsernameTransform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            UsernameTransform::None => "none",
+            UsernameTransform::Lowercase => "lowercase",
+            UsernameTransform::Localpart => "localpart",
+            UsernameTransform::LocalpartLowercase => "localpart_lowercase",
+        })
+    }
+}
 
 type Token =
     IdToken<Extra, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>;
@@ -111,59 +150,9 @@ struct Cache {
     last_attempt: Option<Instant>,
 }
 
-/// A sign-in in progress, kept in the browser's cookie between the redirect to the provider
-/// and the callback.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pending {
-    /// The `state` sent to the provider.
-    pub state: String,
-    /// The `nonce` the ID token must carry.
-    pub nonce: String,
-    /// The PKCE code verifier.
-    pub verifier: String,
-    /// Where to go after signing in.
-    pub next: String,
-    /// The `redirect_uri` of the authorization request, which the token request must repeat
-    /// (replicas behind different addresses would derive different ones).
-    pub redirect: String,
-}
-
-impl Pending {
-    /// The cookie value: five base64url parts separated by `.`.
-    pub fn encode(&self) -> String {
-        use base64::Engine as _;
-        let b = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        [
-            &self.state,
-            &self.nonce,
-            &self.verifier,
-            &self.next,
-            &self.redirect,
-        ]
-        .map(|p| b.encode(p))
-        .join(".")
-    }
-
-    /// Reads a cookie value made by [`Pending::encode`].
-    pub fn decode(value: &str) -> Option<Self> {
-        use base64::Engine as _;
-        let b = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let mut parts = value.split('.').map(|p| {
-            b.decode(p)
-                .ok()
-                .and_then(|v| String::from_utf8(v).ok())
-                .filter(|s| s.len() <= 2048)
-        });
-        let pending = Pending {
-            state: parts.next()??,
-            nonce: parts.next()??,
-            verifier: parts.next()??,
-            next: parts.next()??,
-            redirect: parts.next()??,
-        };
-        parts.next().is_none().then_some(pending)
-    }
-}
+/// A sign-in in progress, kept in the database between the redirect to the provider and
+/// the callback (see [`crate::service::sign_ins`]).
+pub use crate::meta::accounts::PendingLogin as Pending;
 
 impl Oidc {
     /// Sets up the provider from `[auth.oidc]`: reads the client secret (file, environment
@@ -214,6 +203,23 @@ impl Oidc {
     /// The button's label.
     pub fn display_name(&self) -> &str {
         &self.config.display_name
+    }
+
+    /// Why a new person's name was refused, for them: the claim it came from, the transform
+    /// and the rule it breaks.
+    pub fn bad_name_message(&self, invalid: &InvalidName) -> String {
+        format!(
+            "Your user name at the identity provider cannot be a berth user name. The ID token's \
+             {:?} claim, after username_transform = \"{}\", gives {:?}, and berth's rule is: names \
+             are 1 to 64 lowercase letters and digits, separated by single '.', '_' or '-'. An \
+             administrator can choose another username_claim or username_transform.",
+            self.config.username_claim, self.config.username_transform, invalid.0
+        )
+    }
+
+    /// The most sign-ins kept in progress (`max_pending_logins`).
+    pub fn max_pending(&self) -> u64 {
+        self.config.max_pending_logins
     }
 
     /// The redirect URL a sign-in in progress recorded, if it is one this server would have
@@ -412,6 +418,9 @@ impl Oidc {
             other => extra.get(other).and_then(|v| v.as_str()).map(String::from),
         }
         .ok_or_else(|| OidcError::NoName(want.to_owned()))?;
+        // Checked against the name rules when an account is made of it (a returning person
+        // is found by subject, whatever the name).
+        let name = self.config.username_transform.apply(&name);
         let groups = match extra.get(&self.config.groups_claim) {
             Some(serde_json::Value::Array(items)) => items
                 .iter()
@@ -510,24 +519,21 @@ impl<'c> AsyncHttpClient<'c> for Http {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::UsernameTransform as T;
 
     #[test]
-    fn pending_round_trips_through_its_cookie_value() {
-        let p = Pending {
-            state: "s-1_x".into(),
-            nonce: "n".into(),
-            verifier: "v~.-_".into(),
-            next: "/ui/r/a/b?x=1;y".into(),
-            redirect: "http://127.0.0.1:5000/ui/login/oidc/callback".into(),
-        };
-        let v = p.encode();
-        assert!(
-            v.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    fn username_transforms() {
+        let upn = "Alice.Smith@Contoso.onmicrosoft.com";
+        assert_eq!(T::None.apply(upn), upn);
+        assert_eq!(
+            T::Lowercase.apply(upn),
+            "alice.smith@contoso.onmicrosoft.com"
         );
-        assert_eq!(Pending::decode(&v), Some(p));
-        assert_eq!(Pending::decode("a.b.c.d"), None);
-        assert_eq!(Pending::decode(&format!("{v}.eA")), None);
+        assert_eq!(T::Localpart.apply(upn), "Alice.Smith");
+        assert_eq!(T::LocalpartLowercase.apply(upn), "alice.smith");
+        // The last "@" separates the domain; a name without one stays whole.
+        assert_eq!(T::Localpart.apply("\"a@b\"@example.com"), "\"a@b\"");
+        assert_eq!(T::Localpart.apply("bob"), "bob");
+        assert_eq!(T::Localpart.apply("@example.com"), "");
     }
 }

@@ -17,7 +17,7 @@ use crate::harness::tool;
 use crate::ui::{ALICE_PASSWORD, Hub, basic};
 
 /// A running chromedriver, stopped on drop.
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     port: u16,
 }
@@ -38,7 +38,7 @@ fn free_port() -> u16 {
 
 /// Starts chromedriver and a headless Chromium session, or `None` (a skip, outside CI) when
 /// they are not installed.
-async fn browser() -> Option<(Driver, Client, tempfile::TempDir)> {
+pub(crate) async fn browser() -> Option<(Driver, Client, tempfile::TempDir)> {
     let driver = tool("chromedriver")?;
     let chromium = tool("chromium")?;
     let port = free_port();
@@ -94,13 +94,13 @@ fn artifacts() -> PathBuf {
     dir
 }
 
-async fn screenshot(c: &Client, name: &str) {
+pub(crate) async fn screenshot(c: &Client, name: &str) {
     let png = c.screenshot().await.expect("screenshot");
     assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
     std::fs::write(artifacts().join(format!("{name}.png")), png).expect("save screenshot");
 }
 
-async fn text(c: &Client) -> String {
+pub(crate) async fn text(c: &Client) -> String {
     c.find(Locator::Css("body"))
         .await
         .expect("body")
@@ -110,7 +110,7 @@ async fn text(c: &Client) -> String {
 }
 
 /// Waits (up to 15 s) for an element, as pages load after clicks.
-async fn wait_for(
+pub(crate) async fn wait_for(
     c: &Client,
     locator: Locator<'_>,
 ) -> Result<fantoccini::elements::Element, fantoccini::error::CmdError> {
@@ -120,13 +120,13 @@ async fn wait_for(
         .await
 }
 
-async fn fill(c: &Client, css: &str, value: &str) {
+pub(crate) async fn fill(c: &Client, css: &str, value: &str) {
     let e = c.find(Locator::Css(css)).await.expect(css);
     e.clear().await.expect("clear");
     e.send_keys(value).await.expect("type");
 }
 
-async fn click(c: &Client, css: &str) {
+pub(crate) async fn click(c: &Client, css: &str) {
     c.find(Locator::Css(css))
         .await
         .expect(css)

@@ -350,3 +350,50 @@ async fn a_rotation_reaches_every_replica_before_any_signs_with_it() {
     }
     assert_eq!(key_states(&r[0]), [(new.clone(), "active".to_owned())]);
 }
+
+/// A leaked key: `rotate --now` makes another key sign at once and `retire` deletes the
+/// leaked one; every replica then refuses the tokens it signed (access and refresh) and
+/// leaves it out of the JWKS at its next reload (1 s here). The key that signs now cannot be
+/// retired.
+#[tokio::test]
+async fn a_leaked_key_is_retired_at_once_on_every_replica() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = servers(&tmp.path().join("shared"));
+    let old = jwks_kids(&r[0]).await[0].clone();
+    let (leaked, leaked_refresh) = login(&r[0], "erin", true).await;
+    let leaked_refresh = leaked_refresh.expect("refresh token");
+    assert_eq!(kid(&leaked), old);
+
+    let (ok, _, err) = r[0].admin(&["key", "retire", &old], "");
+    assert!(!ok, "the only signing key was retired");
+    assert!(err.contains("rotate --now first"), "{err}");
+    let (ok, _, err) = r[0].admin(&["key", "retire", "0123456789abcdef01234567"], "");
+    assert!(!ok && err.contains("not found"), "{err}");
+    for b in &r {
+        assert!(accepts(b, &leaked).await);
+    }
+
+    let out = r[0].admin_ok(&["key", "rotate", "--now"], "");
+    let new = out
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .trim_end_matches(':')
+        .to_owned();
+    assert_ne!(new, old);
+    let out = r[0].admin_ok(&["key", "retire", &old], "");
+    assert!(out.contains(&format!("retired key {old}")), "{out}");
+    assert_eq!(key_states(&r[0]), [(new.clone(), "active".to_owned())]);
+    // Every replica's next reload.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for b in &r {
+        assert_eq!(jwks_kids(b).await, [new.as_str()]);
+        assert!(!accepts(b, &leaked).await, "a token of the retired key");
+        assert!(refresh(b, &leaked_refresh).await.is_none());
+        let (fresh, _) = login(b, "erin", false).await;
+        assert_eq!(kid(&fresh), new);
+        assert!(accepts(b, &fresh).await);
+    }
+    let audit = r[0].cli(&["audit", "--action", "key", "--json"], &[]).1;
+    assert!(audit.contains("key.retire"), "{audit}");
+}

@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::auth::{basic_header, claims};
-use crate::harness::{Berth, tool};
+use crate::harness::{Backend, Berth, backend, tool};
 use crate::real_clients::{Docker, busybox, docker_build};
 use crate::tls::TestCa;
 
@@ -217,6 +217,33 @@ fn berth(slapd: &Slapd) -> (Berth, tempfile::TempDir) {
     (b, dir)
 }
 
+/// One berth, or two on one database on PostgreSQL + S3 (replicas), set up as [`berth`].
+fn replicas(slapd: &Slapd) -> (Vec<Berth>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("berth.toml");
+    std::fs::write(&file, slapd.config()).expect("config");
+    let env = [
+        ("BERTH_CONFIG", file.to_str().expect("path")),
+        ("BERTH_AUTH_ENABLED", "true"),
+    ];
+    let n = if backend() == Backend::PostgresS3 {
+        2
+    } else {
+        1
+    };
+    let shared = dir.path().join("shared");
+    let all: Vec<Berth> = (0..n).map(|_| Berth::start_in(&shared, &env)).collect();
+    let b = &all[0];
+    b.admin_ok(
+        &["user", "add", "root", "--admin", "--password-stdin"],
+        "root-password-1\n",
+    );
+    b.admin_ok(&["org", "add", "acme", "--owner", "root"], "");
+    b.admin_ok(&["team", "add", "acme", "devs"], "");
+    b.admin_ok(&["team", "grant", "acme", "devs", "write"], "");
+    (all, dir)
+}
+
 /// `GET /token` for `scope` with Basic credentials: (status, body).
 async fn token(b: &Berth, user: &str, password: &str, scope: &str) -> (StatusCode, Value) {
     let r = reqwest::Client::new()
@@ -385,4 +412,114 @@ fn docker_logs_in_pushes_and_pulls_with_a_directory_password() {
     docker.login(&b.host(), "bob", BOB_PASSWORD);
     let (pushed, _, err) = docker.run(&["push", &image]);
     assert!(!pushed, "bob pushed to acme: {err}");
+}
+
+/// Several replicas, each with its own directory cache: `docker login` on one, a group
+/// change in the directory, and the next token on the other follows it once that replica's
+/// cache (1 s here) has let go; a locked account is refused on both.
+#[tokio::test]
+async fn directory_changes_reach_every_replica() {
+    let Some(docker) = Docker::get() else { return };
+    let Some(busybox) = busybox() else { return };
+    let Some(slapd) = Slapd::start() else { return };
+    let (all, _dir) = replicas(&slapd);
+    let (a, b) = (&all[0], &all[all.len() - 1]);
+    let image = format!("{}/acme/app:v1", a.host());
+    docker_build(&docker, &busybox, "hello from replica A", &image);
+    docker.login(&a.host(), "alice", ALICE_PASSWORD);
+    docker.ok(&["push", &image]);
+    // Replica B has asked the directory about alice too: its cache holds her groups.
+    let (status, body) = token(b, "alice", ALICE_PASSWORD, PUSH).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(actions(&body), serde_json::json!(["pull", "push"]));
+
+    slapd.modify(&format!(
+        "dn: cn=devs,ou=groups,{SUFFIX}\nchangetype: modify\nadd: member\nmember: cn=berth,{SUFFIX}\n-\ndelete: member\nmember: uid=alice,ou=people,{SUFFIX}\n"
+    ));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (status, body) = token(b, "alice", ALICE_PASSWORD, PUSH).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_ne!(
+        actions(&body),
+        serde_json::json!(["pull", "push"]),
+        "replica B"
+    );
+    let (_, body) = token(a, "alice", ALICE_PASSWORD, PUSH).await;
+    assert_ne!(
+        actions(&body),
+        serde_json::json!(["pull", "push"]),
+        "replica A"
+    );
+    docker.ok(&["rmi", &image]);
+
+    // Locked in the directory: refused on both, password and refresh token alike.
+    let (_, body) = token(a, "bob", BOB_PASSWORD, PUSH).await;
+    let bob_refresh = body["refresh_token"].as_str().expect("refresh").to_owned();
+    slapd.modify(&format!(
+        "dn: uid=bob,ou=people,{SUFFIX}\nchangetype: modify\nadd: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n"
+    ));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for r in [a, b] {
+        assert_eq!(
+            token(r, "bob", BOB_PASSWORD, PUSH).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            refresh(r, &bob_refresh, PUSH).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let (logged_in, _, _) = docker.run(&[
+        "login",
+        &b.host(),
+        "--username",
+        "bob",
+        "--password",
+        BOB_PASSWORD,
+    ]);
+    assert!(!logged_in, "a locked directory user logged in");
+}
+
+/// An open web UI session of a directory user ends at the next request once the directory
+/// says the user is disabled or gone (after the cache's 1 s here), as tokens do.
+#[tokio::test]
+async fn web_sessions_of_disabled_or_deleted_directory_users_end() {
+    let Some(slapd) = Slapd::start() else { return };
+    let (all, _dir) = replicas(&slapd);
+    let b = &all[all.len() - 1];
+    let mut alice = crate::ui::Web::new(b);
+    alice.sign_in("alice", ALICE_PASSWORD).await;
+    let mut bob = crate::ui::Web::new(b);
+    bob.sign_in("bob", BOB_PASSWORD).await;
+    for (web, name) in [(&mut alice, "alice"), (&mut bob, "bob")] {
+        let page = web.get("/ui/account").await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(page.has(&format!("Account {name}")), "{}", page.body);
+    }
+    slapd.modify(&format!(
+        "dn: uid=alice,ou=people,{SUFFIX}\nchangetype: modify\nadd: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n"
+    ));
+    slapd.modify(&format!(
+        "dn: uid=bob,ou=people,{SUFFIX}\nchangetype: delete\n"
+    ));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let kept = alice.cookies.clone();
+    for web in [&mut alice, &mut bob] {
+        let page = web.get("/ui/account").await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+        assert!(
+            page.location().starts_with("/ui/login"),
+            "{}",
+            page.location()
+        );
+    }
+    // Ended, not only refused for a while: unlocked again, alice must sign in again.
+    slapd.modify(&format!(
+        "dn: uid=alice,ou=people,{SUFFIX}\nchangetype: modify\ndelete: pwdAccountLockedTime\n"
+    ));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    alice.cookies = kept;
+    let page = alice.get("/ui/account").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    alice.sign_in("alice", ALICE_PASSWORD).await;
 }

@@ -7,6 +7,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt as _;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -79,8 +80,9 @@ impl Provider {
 }
 
 /// The configuration file of a berth that signs in through `issuer`: members of provider
-/// group `devs` are in team `acme/devs`, members of `hub-admins` administer the hub.
-fn config(dir: &std::path::Path, issuer: &str) -> String {
+/// group `devs` are in team `acme/devs`, members of `hub-admins` administer the hub. `extra`
+/// adds lines to `[auth.oidc]`.
+fn config(dir: &std::path::Path, issuer: &str, extra: &str) -> String {
     let path = dir.join("berth.toml");
     std::fs::write(
         &path,
@@ -95,6 +97,7 @@ client_id = "berth"
 client_secret = "berth-client-secret"
 display_name = "Mock IdP"
 logout = true
+{extra}
 
 [[auth.oidc.group]]
 group = "devs"
@@ -114,7 +117,12 @@ role = "admin"
 /// One or two berths on one database (two on PostgreSQL + S3, where the callback goes to
 /// the second), with administrator `root` and organization `acme` whose team `devs` may push.
 fn hub(dir: &std::path::Path, issuer: &str) -> Vec<Berth> {
-    let cfg = config(dir, issuer);
+    hub_with(dir, issuer, "")
+}
+
+/// [`hub`] with lines added to `[auth.oidc]`.
+fn hub_with(dir: &std::path::Path, issuer: &str, extra: &str) -> Vec<Berth> {
+    let cfg = config(dir, issuer, extra);
     let env = [("BERTH_CONFIG", cfg.as_str())];
     let shared = dir.join("shared");
     let n = if backend() == Backend::PostgresS3 {
@@ -264,13 +272,17 @@ async fn sso_provisions_syncs_groups_and_finishes_on_another_replica() {
     // Signing out also signs out at the provider (RP-initiated logout).
     let page = web.get("/ui/account").await;
     let out = web.post("/ui/logout", &[("csrf", &page.csrf())]).await;
-    assert_eq!(out.status, StatusCode::SEE_OTHER);
-    let to = location(&out.headers);
+    // A page that moves on by itself, not a redirect (which the form-action policy blocks).
+    assert_eq!(out.status, StatusCode::OK, "{}", out.body);
+    assert!(!web.cookies.contains_key("berth_session"));
+    let to = format!("{}/oauth2/end_session?", p.issuer);
     assert!(
-        to.starts_with(&format!("{}/oauth2/end_session?", p.issuer)),
-        "{to}"
+        out.has(&format!("http-equiv=\"refresh\" content=\"0; url={to}")),
+        "{}",
+        out.body
     );
-    assert!(to.contains("client_id=berth"), "{to}");
+    assert!(out.has(&format!("href=\"{to}")), "{}", out.body);
+    assert!(out.has("client_id=berth"), "{}", out.body);
 
     // A provider's user named like a local account does not take it over.
     p.set_user("u-2", json!({"preferred_username": "root"}))
@@ -279,6 +291,146 @@ async fn sso_provisions_syncs_groups_and_finishes_on_another_replica() {
     let callback = to_callback(&mut web, &p, "u-2").await;
     let r = web.get(&callback).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert!(!web.cookies.contains_key("berth_session"));
+}
+
+/// Chromium runs the whole sign-in: berth's sign-in page, the single sign-on button, the
+/// provider's authorize form, back to berth signed in, the account page naming where the
+/// identity comes from, and signing out at berth and then at the provider.
+#[tokio::test]
+async fn chromium_signs_in_through_the_provider_and_out_again() {
+    let Some(p) = provider().await else { return };
+    let Some((_driver, c, _profile)) = crate::browser::browser().await else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let all = hub(tmp.path(), &p.issuer);
+    p.set_user(
+        "u-77",
+        json!({"preferred_username": "carol", "groups": ["devs"]}),
+    )
+    .await;
+    // Close the browser session even when a step fails, so no Chromium is left behind.
+    let outcome = std::panic::AssertUnwindSafe(sign_in_with_chromium(&c, &p, &all[all.len() - 1]))
+        .catch_unwind()
+        .await;
+    c.close().await.expect("close session");
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+async fn sign_in_with_chromium(c: &fantoccini::Client, p: &Provider, b: &Berth) {
+    use crate::browser::{click, fill, screenshot, text, wait_for};
+    use fantoccini::Locator;
+
+    let base = b.url("");
+    c.goto(&format!("{base}/ui/login")).await.expect("goto");
+    screenshot(c, "sso-sign-in").await;
+    c.find(Locator::LinkText("Sign in with Mock IdP"))
+        .await
+        .expect("the single sign-on button")
+        .click()
+        .await
+        .expect("click");
+    // The provider's page: who to sign in as.
+    wait_for(c, Locator::Css("input[name=sub]"))
+        .await
+        .expect("the provider's authorize form");
+    let at = c.current_url().await.expect("url");
+    assert!(at.as_str().starts_with(&p.issuer), "{at}");
+    fill(c, "input[name=sub]", "u-77").await;
+    screenshot(c, "sso-provider").await;
+    click(c, "button[type=submit]:not([name])").await;
+    // Back at berth, signed in, on the page the sign-in started from.
+    wait_for(c, Locator::Css("form[action='/ui/logout']"))
+        .await
+        .expect("signed in");
+    let at = c.current_url().await.expect("url");
+    assert!(at.as_str().starts_with(&base), "{at}");
+    c.goto(&format!("{base}/ui/account")).await.expect("goto");
+    let account = text(c).await;
+    assert!(account.contains("Account carol"), "{account}");
+    assert!(
+        account.contains("You sign in through single sign-on (OpenID Connect)"),
+        "{account}"
+    );
+    screenshot(c, "sso-account").await;
+
+    // Signing out ends the berth session, then the provider's (RP-initiated logout), which
+    // sends the browser back to berth.
+    click(c, "form[action='/ui/logout'] button").await;
+    let end = wait_for(
+        c,
+        Locator::XPath("//button[normalize-space()='End session']"),
+    )
+    .await
+    .expect("the provider's end-session page");
+    let at = c.current_url().await.expect("url");
+    assert!(at.as_str().starts_with(&p.issuer), "{at}");
+    end.click().await.expect("click");
+    wait_for(c, Locator::LinkText("Sign in"))
+        .await
+        .expect("back at berth, signed out");
+    let at = c.current_url().await.expect("url");
+    assert!(at.as_str().starts_with(&base), "{at}");
+    c.goto(&format!("{base}/ui/account")).await.expect("goto");
+    assert!(!text(c).await.contains("Account carol"), "signed out");
+}
+
+/// Signs in as `sub` at the provider; returns the callback's page.
+async fn sign_in_as(b: &Berth, p: &Provider, sub: &str) -> (Web, crate::ui::Page) {
+    let mut web = Web::new(b);
+    let callback = to_callback(&mut web, p, sub).await;
+    let page = web.get(&callback).await;
+    (web, page)
+}
+
+/// E-mail style names (Entra ID's UPN, Google's email) with `username_transform`: the local
+/// part, lowercased, becomes the user name; a second person with the same local part is
+/// refused, never merged; a name that still breaks the rules is refused with a page naming
+/// the claim and the rule.
+#[tokio::test]
+async fn sso_email_names_take_their_local_part_and_never_merge() {
+    let Some(p) = provider().await else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let all = hub_with(
+        tmp.path(),
+        &p.issuer,
+        "username_claim = \"email\"\nusername_transform = \"localpart_lowercase\"",
+    );
+    let b = &all[0];
+    p.set_user(
+        "u-dana",
+        json!({"email": "Dana.Scully@Example.com", "groups": ["devs"]}),
+    )
+    .await;
+    let (mut web, done) = sign_in_as(b, &p, "u-dana").await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let account = web.get("/ui/account").await;
+    assert!(account.has("Account dana.scully"), "{}", account.body);
+
+    // Another person whose address has the same local part.
+    p.set_user("u-other", json!({"email": "dana.scully@other.example"}))
+        .await;
+    let (web, r) = sign_in_as(b, &p, "u-other").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert!(r.has("already exists and is someone else"), "{}", r.body);
+    assert!(!web.cookies.contains_key("berth_session"));
+    // The first one still signs in as herself, with her memberships.
+    let (_, again) = sign_in_as(b, &p, "u-dana").await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER, "{}", again.body);
+    let out = b.admin_ok(&["user", "list"], "");
+    assert_eq!(out.matches("dana.scully").count(), 1, "{out}");
+
+    // Still no valid name after the transform: refused, naming the claim and the rule.
+    p.set_user("u-bad", json!({"email": "Bad Name!@example.com"}))
+        .await;
+    let (web, r) = sign_in_as(b, &p, "u-bad").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert!(r.has("&quot;email&quot; claim"), "{}", r.body);
+    assert!(r.has("localpart_lowercase"), "{}", r.body);
+    assert!(r.has("lowercase letters and digits"), "{}", r.body);
     assert!(!web.cookies.contains_key("berth_session"));
 }
 
@@ -613,6 +765,104 @@ async fn sso_refuses_forged_expired_misaddressed_and_unsigned_id_tokens() {
         attempt(Box::new(move |n: &str| good_craft(&issuer, n))).await,
         "the rotated key is fetched"
     );
+}
+
+/// A sign-in completes once: its record is taken out of the database by the first callback,
+/// so the same callback (same cookie, state and a code the provider would accept again) is
+/// refused afterwards, on this replica and on the other one.
+#[tokio::test]
+async fn sso_callback_is_single_use_on_every_replica() {
+    use double::Double;
+
+    let p = Double::start().await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let all = hub(tmp.path(), &p.issuer);
+    let (first, last) = (&all[0], &all[all.len() - 1]);
+    let mut web = Web::new(first);
+    let (state, nonce) = begin(&mut web).await;
+    let id = web
+        .cookies
+        .get("berth_oidc")
+        .expect("the sign-in cookie")
+        .clone();
+    // The cookie is a random id and nothing else: no state, nonce or verifier.
+    assert_eq!(id.len(), 43, "{id}");
+    assert!(!id.contains(&state) && !id.contains(&nonce), "{id}");
+    p.answer(&good_craft(&p.issuer, &nonce));
+    let callback = format!("/ui/login/oidc/callback?state={state}&code=c");
+    let pending = web.cookies.clone();
+
+    // The browser comes back to the other replica (on PostgreSQL + S3) and is signed in.
+    let mut back = Web::new(last);
+    back.cookies = pending.clone();
+    let done = back.get(&callback).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert!(back.cookies.contains_key("berth_session"));
+
+    // The same answer again, with the cookie kept, on either replica: refused.
+    for b in [first, last] {
+        let mut replay = Web::new(b);
+        replay.cookies = pending.clone();
+        let r = replay.get(&callback).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+        assert!(r.has("already used"), "{}", r.body);
+        assert!(!replay.cookies.contains_key("berth_session"));
+    }
+
+    // A wrong state uses the sign-in up too: the right one after it is refused.
+    let mut web = Web::new(first);
+    let (state, nonce) = begin(&mut web).await;
+    p.answer(&good_craft(&p.issuer, &nonce));
+    let pending = web.cookies.clone();
+    let r = web
+        .get("/ui/login/oidc/callback?state=made-up&code=c")
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    let mut again = Web::new(last);
+    again.cookies = pending;
+    let r = again
+        .get(&format!("/ui/login/oidc/callback?state={state}&code=c"))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(!again.cookies.contains_key("berth_session"));
+}
+
+/// Sign-ins in progress are bounded: past `max_pending_logins` a new one is refused with a
+/// page saying why, and a finished one makes room.
+#[tokio::test]
+async fn sso_sign_ins_in_progress_are_bounded() {
+    use double::Double;
+
+    let p = Double::start().await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let all = hub_with(tmp.path(), &p.issuer, "max_pending_logins = 3");
+    let (first, last) = (&all[0], &all[all.len() - 1]);
+    let mut started = Vec::new();
+    for _ in 0..3 {
+        let mut web = Web::new(first);
+        let flow = begin(&mut web).await;
+        started.push((web, flow));
+    }
+    for b in [first, last] {
+        let mut web = Web::new(b);
+        let r = web.get("/ui/login/oidc").await;
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+        assert!(
+            r.has("Too many single sign-ons are in progress"),
+            "{}",
+            r.body
+        );
+        assert!(!web.cookies.contains_key("berth_oidc"));
+    }
+    // One finishes; a new sign-in may start.
+    let (mut web, (state, nonce)) = started.pop().expect("a sign-in");
+    p.answer(&good_craft(&p.issuer, &nonce));
+    let done = web
+        .get(&format!("/ui/login/oidc/callback?state={state}&code=c"))
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let mut web = Web::new(last);
+    begin(&mut web).await;
 }
 
 fn good_craft(issuer: &str, nonce: &str) -> double::Craft {

@@ -5,8 +5,8 @@ macro_rules! account_queries {
     ($conn:ty) => {
         use $crate::auth::{Actions, Grants, Role};
         use $crate::meta::accounts::{
-            AccountChange, AccountKind, AccountRecord, Created, IdentityRecord, KeyRotation,
-            MemberRecord, NamespaceClaim, NamespaceRecord, Rotated, SessionRecord,
+            AccountChange, AccountKind, AccountRecord, Created, IdentityRecord, KeyRetired, KeyRotation,
+            MemberRecord, NamespaceClaim, NamespaceRecord, PendingLogin, Rotated, SessionRecord,
             SigningKeyRecord, TeamRecord, TokenRecord,
         };
         use $crate::meta::{MetaError, MetaResult, now_ms};
@@ -455,6 +455,34 @@ macro_rules! account_queries {
             Ok(sqlx::query("DELETE FROM ui_sessions WHERE secret_hash = $1").bind(hash).execute(c).await?.rows_affected() == 1)
         }
 
+        pub(in $crate::meta) async fn pending_logins(c: &mut $conn, now: i64) -> MetaResult<u64> {
+            let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM oidc_logins WHERE expires_at > $1")
+                .bind(now).fetch_one(c).await?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        }
+
+        pub(in $crate::meta) async fn create_pending_login(c: &mut $conn, hash: &[u8], l: &PendingLogin, expires_at: i64) -> MetaResult<()> {
+            let now = now_ms();
+            sqlx::query("DELETE FROM oidc_logins WHERE expires_at <= $1").bind(now).execute(&mut *c).await?;
+            sqlx::query(
+                "INSERT INTO oidc_logins (id_hash, state, nonce, verifier, next, redirect, created_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            ).bind(hash).bind(&l.state).bind(&l.nonce).bind(&l.verifier).bind(&l.next).bind(&l.redirect)
+                .bind(now).bind(expires_at).execute(c).await?;
+            Ok(())
+        }
+
+        pub(in $crate::meta) async fn take_pending_login(c: &mut $conn, hash: &[u8]) -> MetaResult<Option<PendingLogin>> {
+            let row: Option<(String, String, String, String, String, i64)> = sqlx::query_as(
+                "DELETE FROM oidc_logins WHERE id_hash = $1
+                 RETURNING state, nonce, verifier, next, redirect, expires_at",
+            ).bind(hash).fetch_optional(c).await?;
+            let now = now_ms();
+            Ok(row.filter(|r| r.5 > now).map(|(state, nonce, verifier, next, redirect, _)| PendingLogin {
+                state, nonce, verifier, next, redirect,
+            }))
+        }
+
         type KeyRow = (i64, String, String, i64, i64, Option<i64>, Option<i64>);
 
         pub(in $crate::meta) async fn ensure_signing_key(c: &mut $conn, kid: &str, pem: &str) -> MetaResult<()> {
@@ -503,6 +531,26 @@ macro_rules! account_queries {
             ).bind(slot).bind(&r.kid).bind(&r.private_pem).bind(now_ms()).bind(r.signs_from)
             .execute(c).await?;
             Ok(Rotated::Rotated { replaced })
+        }
+
+        pub(in $crate::meta) async fn retire_signing_key(c: &mut $conn, kid: &str) -> MetaResult<KeyRetired> {
+            let keys: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT kid, signs_from FROM signing_keys ORDER BY signs_from, slot",
+            ).fetch_all(&mut *c).await?;
+            let now = now_ms();
+            let Some(&(_, signs_from)) = keys.iter().find(|(k, _)| k == kid) else {
+                return Ok(KeyRetired::Unknown);
+            };
+            if signs_from > now {
+                return Ok(KeyRetired::Next { signs_from });
+            }
+            // The key that signs: of those whose time has come, the one that came last (as
+            // auth::keys::KeyRing::signing chooses).
+            if keys.iter().rev().find(|(_, from)| *from <= now).is_some_and(|(k, _)| k == kid) {
+                return Ok(KeyRetired::Signing);
+            }
+            sqlx::query("DELETE FROM signing_keys WHERE kid = $1").bind(kid).execute(c).await?;
+            Ok(KeyRetired::Retired)
         }
 
         pub(in $crate::meta) async fn delete_retired_keys(c: &mut $conn, now: i64) -> MetaResult<u64> {
@@ -621,6 +669,15 @@ macro_rules! impl_account_store {
             async fn delete_session(&self, secret_hash: &[u8]) -> $crate::meta::MetaResult<bool> {
                 $crate::meta::account_sql::run_owned!($conn; self.account_write, [secret_hash], |c| aq::delete_session(c, &secret_hash))
             }
+            async fn pending_logins(&self, now: i64) -> $crate::meta::MetaResult<u64> {
+                $crate::meta::account_sql::run_owned!($conn; self.account_read, [], |c| aq::pending_logins(c, now))
+            }
+            async fn create_pending_login(&self, id_hash: &[u8], login: $crate::meta::accounts::PendingLogin, expires_at: i64) -> $crate::meta::MetaResult<()> {
+                $crate::meta::account_sql::run_owned!($conn; self.account_write, [id_hash, login], |c| aq::create_pending_login(c, &id_hash, &login, expires_at))
+            }
+            async fn take_pending_login(&self, id_hash: &[u8]) -> $crate::meta::MetaResult<Option<$crate::meta::accounts::PendingLogin>> {
+                $crate::meta::account_sql::run_owned!($conn; self.account_write, [id_hash], |c| aq::take_pending_login(c, &id_hash))
+            }
             async fn ensure_signing_key(&self, candidate: (String, String)) -> $crate::meta::MetaResult<()> {
                 let (kid, pem) = candidate;
                 $crate::meta::account_sql::run_owned!($conn; self.account_write, [kid, pem], |c| aq::ensure_signing_key(c, &kid, &pem))
@@ -630,6 +687,9 @@ macro_rules! impl_account_store {
             }
             async fn rotate_signing_key(&self, rotation: $crate::meta::accounts::KeyRotation, event: &$crate::meta::events::Event) -> $crate::meta::MetaResult<$crate::meta::accounts::Rotated> {
                 $crate::meta::account_sql::run_owned!($conn; self.account_write, [rotation, event], |c| $crate::meta::account_sql::audited!(c, event, aq::rotate_signing_key(c, &rotation)))
+            }
+            async fn retire_signing_key(&self, kid: &str, event: &$crate::meta::events::Event) -> $crate::meta::MetaResult<$crate::meta::accounts::KeyRetired> {
+                $crate::meta::account_sql::run_owned!($conn; self.account_write, [kid, event], |c| $crate::meta::account_sql::audited!(c, event, aq::retire_signing_key(c, &kid)))
             }
             async fn delete_retired_keys(&self, now: i64) -> $crate::meta::MetaResult<u64> {
                 $crate::meta::account_sql::run_owned!($conn; self.account_write, [], |c| aq::delete_retired_keys(c, now))
@@ -688,6 +748,12 @@ impl Changed for Option<i64> {
 impl Changed for super::accounts::Rotated {
     fn changed(&self) -> bool {
         matches!(self, super::accounts::Rotated::Rotated { .. })
+    }
+}
+
+impl Changed for super::accounts::KeyRetired {
+    fn changed(&self) -> bool {
+        *self == super::accounts::KeyRetired::Retired
     }
 }
 

@@ -119,6 +119,23 @@ pub struct SessionRecord {
     pub expires_at: i64,
 }
 
+/// A single sign-on in progress, between the redirect to the provider and the callback
+/// (see migrations/sqlite/0017_oidc_logins.sql).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingLogin {
+    /// The `state` sent to the provider.
+    pub state: String,
+    /// The `nonce` the ID token must carry.
+    pub nonce: String,
+    /// The PKCE code verifier.
+    pub verifier: String,
+    /// Where to go after signing in.
+    pub next: String,
+    /// The `redirect_uri` of the authorization request, which the token request must repeat
+    /// (replicas behind different addresses would derive different ones).
+    pub redirect: String,
+}
+
 /// How a new account comes by the namespace of its name (see
 /// migrations/sqlite/0011_namespaces.sql).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,6 +247,23 @@ pub enum Rotated {
     Pending {
         /// That key's id.
         kid: String,
+        /// When it starts signing (Unix ms).
+        signs_from: i64,
+    },
+}
+
+/// What retiring a key at once did (`berth admin key retire`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyRetired {
+    /// The key is deleted: accepted for nothing, gone from every replica's set at its next
+    /// reload.
+    Retired,
+    /// No key has that id.
+    Unknown,
+    /// It is the key that signs now: nothing changed (another key must sign first).
+    Signing,
+    /// It has not started signing yet: nothing changed.
+    Next {
         /// When it starts signing (Unix ms).
         signs_from: i64,
     },
@@ -394,6 +428,23 @@ pub trait AccountStore: Send + Sync + 'static {
     /// Ends a session; returns whether it existed.
     async fn delete_session(&self, secret_hash: &[u8]) -> MetaResult<bool>;
 
+    /// How many single sign-ons in progress are unexpired at `now` (Unix ms).
+    async fn pending_logins(&self, now: i64) -> MetaResult<u64>;
+
+    /// Stores a single sign-on in progress under the hash of its id until `expires_at`
+    /// (Unix ms), and drops expired ones.
+    async fn create_pending_login(
+        &self,
+        id_hash: &[u8],
+        login: PendingLogin,
+        expires_at: i64,
+    ) -> MetaResult<()>;
+
+    /// Deletes the sign-in in progress whose id hashes to `id_hash` and returns it if it
+    /// had not expired: one statement, so of two callbacks with the same id (on any
+    /// replicas) at most one gets it.
+    async fn take_pending_login(&self, id_hash: &[u8]) -> MetaResult<Option<PendingLogin>>;
+
     /// Stores `candidate` (kid, PEM) as the first signing key if there is no key at all.
     /// Every replica calls this at start; the first one's key wins.
     async fn ensure_signing_key(&self, candidate: (String, String)) -> MetaResult<()>;
@@ -406,6 +457,10 @@ pub trait AccountStore: Send + Sync + 'static {
     /// earlier has not started signing yet (then nothing changes).
     async fn rotate_signing_key(&self, rotation: KeyRotation, event: &Event)
     -> MetaResult<Rotated>;
+
+    /// Deletes key `kid` at once (a leaked key), unless it is the key that signs now or has
+    /// not started signing yet.
+    async fn retire_signing_key(&self, kid: &str, event: &Event) -> MetaResult<KeyRetired>;
 
     /// Deletes the keys accepted for nothing at `now` (Unix ms); returns how many.
     async fn delete_retired_keys(&self, now: i64) -> MetaResult<u64>;

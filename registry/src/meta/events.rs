@@ -95,6 +95,8 @@ pub enum Action {
     /// A manifest's signature verdict under its trust policy was reached for the first time,
     /// or changed (a signature added, a key trusted or no longer trusted).
     TrustVerdict,
+    /// A token signing key was deleted at once (`berth admin key retire`, for a leaked key).
+    KeyRetire,
 }
 
 /// The events webhooks subscribe to.
@@ -111,7 +113,7 @@ pub enum HookEvent {
 
 impl Action {
     /// Every action, for parsing stored names.
-    pub const ALL: [Action; 26] = [
+    pub const ALL: [Action; 27] = [
         Action::ManifestPush,
         Action::ManifestDelete,
         Action::TagDelete,
@@ -138,6 +140,7 @@ impl Action {
         Action::PolicyChange,
         Action::KeyRotate,
         Action::TrustVerdict,
+        Action::KeyRetire,
     ];
 
     /// The stored name.
@@ -169,6 +172,7 @@ impl Action {
             Action::PolicyChange => "policy.change",
             Action::KeyRotate => "key.rotate",
             Action::TrustVerdict => "trust.verdict",
+            Action::KeyRetire => "key.retire",
         }
     }
 

@@ -633,12 +633,16 @@ impl Accounts {
     }
 
     /// The user a session secret stands for, while the session is unexpired, the account
-    /// enabled and its password unchanged since the sign-in.
+    /// enabled and its password unchanged since the sign-in. A directory user must also
+    /// still be in the directory and enabled (asked again once its cache has let go, as for
+    /// tokens): a session whose user is gone or disabled there is ended, and while the
+    /// directory does not answer the session is not honoured.
     pub async fn session(&self, session_secret: &str) -> Result<Option<AccountRecord>, MetaError> {
-        let Some(session) = self.store.session(&secret::hash(session_secret)).await? else {
+        let hash = secret::hash(session_secret);
+        let Some(session) = self.store.session(&hash).await? else {
             return Ok(None);
         };
-        Ok(self
+        let Some(account) = self
             .store
             .account_by_id(session.account_id)
             .await?
@@ -646,7 +650,23 @@ impl Accounts {
                 a.kind == AccountKind::User
                     && !a.disabled
                     && a.credential_epoch == session.credential_epoch
-            }))
+            })
+        else {
+            return Ok(None);
+        };
+        match self.recheck_directory(&account).await {
+            Ok(true) => Ok(Some(account)),
+            Ok(false) => {
+                tracing::info!(target: "berth::auth", user = %account.name, "directory user gone or disabled; web session ended");
+                self.store.delete_session(&hash).await?;
+                Ok(None)
+            }
+            Err(AuthError::Meta(e)) => Err(e),
+            Err(e) => {
+                tracing::warn!(target: "berth::auth", user = %account.name, error = %e, "web session not honoured");
+                Ok(None)
+            }
+        }
     }
 
     /// How long a new session lasts.

@@ -161,7 +161,7 @@ pub enum SignInError {
     /// An account of that name exists and is not this identity (a local account, or another
     /// provider's): it is never taken over.
     #[error(
-        "an account named {0} already exists and does not sign in through this provider; an administrator must rename or remove one of them"
+        "an account named {0} already exists and is someone else (a local account, or another identity at a provider, such as a second e-mail address with the same local part); an administrator must rename or remove one of them"
     )]
     NameTaken(String),
     /// The name's namespace holds repositories that belong to no account.

@@ -15,7 +15,7 @@ use crate::auth::jwt::{
     Claims, KeyError, LEEWAY_SECS, RefreshClaims, SigningKey, TokenError, TokenIssuer,
 };
 use crate::auth::keys::{Jwks, KeyRing, KeyState, RingKey};
-use crate::meta::accounts::{KeyRotation, Rotated, SigningKeyRecord};
+use crate::meta::accounts::{KeyRetired, KeyRotation, Rotated, SigningKeyRecord};
 use crate::meta::events::{Action, Event, Origin};
 use crate::meta::{AccountStore, MetaError, now_ms};
 
@@ -221,10 +221,12 @@ impl TokenKeys {
         }
     }
 
-    /// Adds a new signing key that starts signing after the activation delay; the keys
+    /// Adds a new signing key that starts signing after the activation delay (at once with
+    /// `now`, for a leaked key: replicas that have not re-read the set meanwhile still sign
+    /// with the old key until their next reload, and verify the new one at once); the keys
     /// signing until then stay accepted for one access-token lifetime after that (and for
     /// the refresh tokens they signed until those expire), then are deleted.
-    pub async fn rotate(&self, by: &Origin) -> AdminResult<RotatedKey> {
+    pub async fn rotate(&self, by: &Origin, now: bool) -> AdminResult<RotatedKey> {
         if self.from_file {
             return Err(AdminError::Invalid(
                 "auth.signing_key_file is set: that key is yours to rotate (replace the file on \
@@ -236,7 +238,12 @@ impl TokenKeys {
         let (key, pem) = SigningKey::generate()
             .map_err(|_| AdminError::Invalid("cannot generate a signing key".into()))?;
         let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
-        let signs_from = now_ms().saturating_add(ms(self.activation_delay));
+        let delay = if now {
+            Duration::ZERO
+        } else {
+            self.activation_delay
+        };
+        let signs_from = now_ms().saturating_add(ms(delay));
         // A token signed by an old key just before `signs_from` (or a little after, by a
         // replica whose clock is behind) is accepted until its expiry plus the leeway.
         let leeway = Duration::from_secs(LEEWAY_SECS);
@@ -283,6 +290,34 @@ impl TokenKeys {
             }
             Rotated::Pending { kid, signs_from } => Err(AdminError::Invalid(format!(
                 "key {kid} from the last rotation starts signing at {}; rotate again after that",
+                crate::auth::jwt::format_time(signs_from)
+            ))),
+        }
+    }
+
+    /// Deletes a key at once (a leaked one): every replica stops accepting tokens it signed
+    /// and drops it from the JWKS at its next reload (`auth.key_reload_secs`). The key that
+    /// signs now cannot be retired: `rotate --now` first, so that another one signs.
+    pub async fn retire(&self, kid: &str, by: &Origin) -> AdminResult<()> {
+        if self.from_file {
+            return Err(AdminError::Invalid(
+                "auth.signing_key_file is set: replace the file on every replica instead".into(),
+            ));
+        }
+        let event = Event::new(Action::KeyRetire, by).target(kid);
+        match self.store.retire_signing_key(kid, &event).await? {
+            KeyRetired::Retired => {
+                self.reload().await?;
+                Ok(())
+            }
+            KeyRetired::Unknown => Err(AdminError::NotFound(format!("key {kid}"))),
+            KeyRetired::Signing => Err(AdminError::Invalid(format!(
+                "key {kid} signs tokens now and is the only key that does; run berth admin key \
+                 rotate --now first (another key then signs), then retire {kid}"
+            ))),
+            KeyRetired::Next { signs_from } => Err(AdminError::Invalid(format!(
+                "key {kid} has signed nothing yet (it starts at {}); retire it after that, once \
+                 a rotation has replaced it",
                 crate::auth::jwt::format_time(signs_from)
             ))),
         }
@@ -380,7 +415,7 @@ mod tests {
             .expect("token");
         let rotated = a
             .keys()
-            .rotate(&Origin::system("test"))
+            .rotate(&Origin::system("test"), false)
             .await
             .expect("rotate");
         let after = a

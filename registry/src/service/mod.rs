@@ -29,6 +29,7 @@ pub mod proxy;
 pub mod quota;
 pub mod retention;
 pub mod scrub;
+pub mod sign_ins;
 pub mod trust;
 mod uploads;
 pub mod usage;

@@ -165,16 +165,40 @@ pub(super) async fn logout(
         gate.accounts.end_session(secret).await?;
     }
     // RP-initiated logout: an account of the provider signs out there too, if configured.
-    let mut to = "/ui/".to_owned();
     if let Some(oidc) = &gate.oidc
         && let Some(user) = viewer.user()
         && gate.accounts.identity_provider(user).await?
             == Some(crate::service::identity::Provider::Oidc)
         && let Some(url) = oidc.logout_url(&viewer.base_url).await
     {
-        to = url;
+        return Ok(to_provider_logout(&url, viewer.secure()));
     }
-    Ok(redirect_setting_session(&to, "", 0, viewer.secure()))
+    Ok(redirect_setting_session("/ui/", "", 0, viewer.secure()))
+}
+
+/// Signed out of berth, on to the provider's end-session page. Not a redirect: this answers
+/// a form, and browsers hold the whole navigation of a form to its `form-action` policy
+/// (`'self'`), so a redirect to the provider would be blocked. A refresh is not a form
+/// navigation; the link is for browsers that do not follow it.
+fn to_provider_logout(url: &str, secure: bool) -> Response {
+    let markup = html! {
+        (maud::DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta http-equiv="refresh" content=(format!("0; url={url}"));
+                title { "Signed out" }
+            }
+            body {
+                p {
+                    "You are signed out of berth. "
+                    a #provider-logout href=(url) { "Sign out at the identity provider too" }
+                    "."
+                }
+            }
+        }
+    };
+    layout::html_response(markup, Some(set_cookie(SESSION_COOKIE, "", 0, secure)))
 }
 
 /// `GET /ui/account`.

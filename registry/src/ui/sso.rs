@@ -12,11 +12,12 @@ use super::account::{NextQuery, safe_next};
 use super::layout;
 use super::viewer::{SESSION_COOKIE, Viewer, cookie, cookie_name, set_cookie};
 use super::{Ui, UiError, UiResult};
-use crate::oidc::{Oidc, OidcError, PENDING_TTL_SECS, Pending};
+use crate::oidc::{Oidc, OidcError};
 use crate::service::accounts::AuthError;
 use crate::service::identity::SignInError;
+use crate::service::sign_ins::{HoldError, PENDING_TTL};
 
-/// The cookie that carries a sign-in in progress ([`Pending`]).
+/// The cookie that carries the id of a sign-in in progress (the rest is in the database).
 const PENDING_COOKIE: &str = "berth_oidc";
 
 fn oidc(ui: &Ui) -> Result<&Arc<Oidc>, UiError> {
@@ -35,15 +36,28 @@ pub(super) async fn start(
     let oidc = oidc(&ui)?;
     let next = safe_next(q.next.as_deref().unwrap_or("/ui/"));
     let redirect = oidc.redirect_url(&viewer.base_url);
+    let gate = ui.gate.as_ref().ok_or(UiError::NotFound)?;
     match oidc.begin(&redirect, next).await {
         Ok((url, pending)) => {
+            let id = match gate
+                .accounts
+                .hold_sign_in(pending, oidc.max_pending())
+                .await
+            {
+                Ok(id) => id,
+                Err(HoldError::Meta(e)) => return Err(e.into()),
+                Err(e @ HoldError::Full(_)) => {
+                    tracing::warn!(target: "berth::oidc", error = %e, "single sign-on refused: auth.oidc.max_pending_logins reached");
+                    return Ok(page(
+                        &viewer,
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "Too many single sign-ons are in progress right now. Try again in a few minutes; administrators can sign in with their password.",
+                    ));
+                }
+                Err(e @ HoldError::NoRandomness) => return Err(UiError::Internal(e.to_string())),
+            };
             let mut response = Redirect::to(&url).into_response();
-            let c = set_cookie(
-                PENDING_COOKIE,
-                &pending.encode(),
-                PENDING_TTL_SECS,
-                viewer.secure(),
-            );
+            let c = set_cookie(PENDING_COOKIE, &id, PENDING_TTL.as_secs(), viewer.secure());
             if let Ok(v) = c.parse() {
                 response.headers_mut().append(header::SET_COOKIE, v);
             }
@@ -72,9 +86,12 @@ pub(super) async fn callback(
 ) -> UiResult {
     let oidc = oidc(&ui)?;
     let gate = ui.gate.as_ref().ok_or(UiError::NotFound)?;
-    let pending =
-        cookie(&headers, &cookie_name(PENDING_COOKIE, viewer.secure())).and_then(Pending::decode);
-    // The sign-in in progress is used once, whatever happens next.
+    // The sign-in in progress is taken out of the database: used once, whatever happens next
+    // and on whichever replica.
+    let pending = match cookie(&headers, &cookie_name(PENDING_COOKIE, viewer.secure())) {
+        Some(id) => gate.accounts.take_sign_in(id).await?,
+        None => None,
+    };
     let clear = set_cookie(PENDING_COOKIE, "", 0, viewer.secure());
     let result = async {
         if let Some(error) = &q.error {
@@ -96,6 +113,14 @@ pub(super) async fn callback(
             .await
         {
             Err(SignInError::Meta(e)) => return Err(e.into()),
+            Err(SignInError::Name(invalid)) => {
+                tracing::info!(target: "berth::oidc", subject = %identity.subject, error = %invalid, "single sign-on refused: no valid user name");
+                page(
+                    &viewer,
+                    StatusCode::FORBIDDEN,
+                    &oidc.bad_name_message(&invalid),
+                )
+            }
             Err(e) => {
                 tracing::info!(target: "berth::oidc", subject = %identity.subject, error = %e, "single sign-on refused");
                 page(&viewer, StatusCode::FORBIDDEN, &e.to_string())
