@@ -270,10 +270,9 @@ async fn a_rotation_reaches_every_replica_before_any_signs_with_it() {
     let mut last_old_token = None;
     let mut last_old_refresh = None;
     let mut switched = vec![false; r.len()];
-    let mut rounds = 0;
     while !switched.iter().all(|s| *s) {
         assert!(
-            rotated_at.elapsed() < Duration::from_secs(15),
+            rotated_at.elapsed() < Duration::from_secs(60),
             "not every replica switched: {switched:?}"
         );
         for (i, b) in r.iter().enumerate() {
@@ -296,11 +295,11 @@ async fn a_rotation_reaches_every_replica_before_any_signs_with_it() {
                 switched[i] = true;
             }
         }
-        rounds += 1;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // The activation delay (3 s) left time for several rounds with the old key.
-    assert!(rounds > 3, "switched after {rounds} rounds");
+    // The switch waited for the activation delay (3 s, less one reload interval). How many
+    // rounds fit before it depends on the machine's load, so only the lower bound is checked;
+    // that tokens of the old key were still issued is checked below.
     let switched_after = rotated_at.elapsed();
     assert!(
         switched_after >= Duration::from_secs(2),
