@@ -255,6 +255,44 @@ fn statement_subjects(payload_type: &str, payload: &[u8]) -> Result<Vec<String>,
         .collect())
 }
 
+/// A layer of a referrer manifest that holds a bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleLayer {
+    /// The blob's digest, as declared.
+    pub digest: String,
+    /// The blob's declared size.
+    pub size: u64,
+}
+
+/// The bundle layers of a manifest as cosign `--new-bundle-format` pushes it (at most
+/// [`MAX_ENTRIES`]); empty when the manifest holds none.
+pub fn bundle_layers(manifest: &[u8]) -> Vec<BundleLayer> {
+    #[derive(Deserialize)]
+    struct Manifest {
+        #[serde(default)]
+        layers: Vec<Layer>,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Layer {
+        media_type: String,
+        digest: String,
+        size: u64,
+    }
+    let Ok(m) = serde_json::from_slice::<Manifest>(manifest) else {
+        return Vec::new();
+    };
+    m.layers
+        .into_iter()
+        .filter(|l| l.media_type == BUNDLE_MEDIA_TYPE)
+        .take(MAX_ENTRIES)
+        .map(|l| BundleLayer {
+            digest: l.digest,
+            size: l.size,
+        })
+        .collect()
+}
+
 /// Checks the sigstore bundle `bytes` for manifest `subject` against the policy's `keys` and,
 /// if it has keyless trust, `keyless`.
 pub fn verify_bundle(
@@ -427,6 +465,22 @@ fn check_entry(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bundle_layers_are_found_by_media_type() {
+        let manifest = serde_json::json!({"layers": [
+            {"mediaType": BUNDLE_MEDIA_TYPE, "digest": "sha256:01", "size": 10},
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": "sha256:02", "size": 9},
+        ]});
+        assert_eq!(
+            bundle_layers(manifest.to_string().as_bytes()),
+            vec![BundleLayer {
+                digest: "sha256:01".into(),
+                size: 10
+            }]
+        );
+        assert!(bundle_layers(b"[").is_empty());
+    }
 
     #[test]
     fn pae_is_dsse_v1() {

@@ -354,6 +354,35 @@ mod tests {
     }
 
     #[test]
+    fn keyless_trust_needs_a_usable_root_and_identities() {
+        let dir = tempfile::tempdir().expect("dir");
+        std::fs::write(dir.path().join("empty.json"), "{}").expect("write");
+        let identity = IdentityConfig {
+            issuer: "https://issuer.example".into(),
+            subject: Some("dev@example.com".into()),
+            subject_regex: None,
+        };
+        let mut root_only = config("team", Mode::Enforce);
+        root_only.trusted_root = Some("empty.json".into());
+        let mut identity_only = config("team", Mode::Enforce);
+        identity_only.identity.push(identity.clone());
+        let mut missing = root_only.clone();
+        missing.identity.push(identity.clone());
+        missing.trusted_root = Some("missing.json".into());
+        let mut empty = root_only.clone();
+        empty.identity.push(identity);
+        for (bad, expect) in [
+            (root_only, "needs both trusted_root"),
+            (identity_only, "needs at least one key or a trusted_root"),
+            (missing, "missing.json"),
+            (empty, "names no certificate authority"),
+        ] {
+            let err = Policies::load(&[bad], dir.path()).expect_err("refused");
+            assert!(err.to_string().contains(expect), "{err}");
+        }
+    }
+
+    #[test]
     fn bad_policies_are_refused_with_their_index() {
         for (bad, expect) in [
             (vec![config("", Mode::Audit)], "invalid scope"),
