@@ -3,8 +3,9 @@
 //! `[[trust.policy]]` tables of the hub's configuration, with scopes that name a registry:
 //! `registry.example.com/team`) before any layer is unpacked and before anything runs.
 //!
-//! Signatures are found as cosign stores them (the `sha256-<hex>.sig` tag and OCI 1.1
-//! referrers of cosign's artifact type) and verified by [`berth_trust`]. A pull records the
+//! Signatures are found as cosign stores them (the `sha256-<hex>.sig` tag, OCI 1.1 referrers
+//! of cosign's artifact type, and referrers holding a sigstore bundle) and verified by
+//! [`berth_trust`], keyless ones offline against the policy's trusted root. A pull records the
 //! key set it verified under in the image's record, so `berth run` of an image already in the
 //! store verifies nothing again unless the policy's keys changed; an image that came from an
 //! enforcing scope without a verification under the current keys is checked again at the
@@ -12,6 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
+use berth_trust::bundle::{BUNDLE_MEDIA_TYPE, MAX_BUNDLE_BYTES, bundle_layers};
 use berth_trust::cosign::{MAX_PAYLOAD_BYTES, MAX_SIGNATURES, SIGNATURE_ARTIFACT_TYPE};
 use berth_trust::{CosignSignature, Mode, Policies, Policy, PolicyConfig, Verdict};
 use oci_client::secrets::RegistryAuth;
@@ -224,10 +226,10 @@ async fn verify(
         manifests.push(bytes.to_vec());
     }
     let subject = Reference::with_digest(registry.clone(), repository.clone(), digest.to_owned());
-    if let Ok(index) = client
-        .pull_referrers(&subject, Some(SIGNATURE_ARTIFACT_TYPE))
-        .await
-    {
+    for artifact_type in [SIGNATURE_ARTIFACT_TYPE, BUNDLE_MEDIA_TYPE] {
+        let Ok(index) = client.pull_referrers(&subject, Some(artifact_type)).await else {
+            continue;
+        };
         for entry in index.manifests.iter().take(MAX_SIGNATURE_MANIFESTS) {
             let by_digest =
                 Reference::with_digest(registry.clone(), repository.clone(), entry.digest.clone());
@@ -245,6 +247,27 @@ async fn verify(
     }
     let mut invalid = None;
     for manifest in &manifests {
+        for layer in bundle_layers(manifest) {
+            let mut bytes = Vec::new();
+            if layer.size > MAX_BUNDLE_BYTES
+                || client
+                    .pull_blob(&subject, layer.digest.as_str(), &mut bytes)
+                    .await
+                    .is_err()
+                || bytes.len() as u64 > MAX_BUNDLE_BYTES
+                || sha256(&bytes) != layer.digest
+            {
+                continue;
+            }
+            match berth_trust::verify_bundle(&bytes, digest, &policy.keys, policy.keyless.as_ref())
+            {
+                Verdict::Verified { key } => return Ok(key.to_string()),
+                Verdict::Invalid { reason } => {
+                    invalid.get_or_insert(reason);
+                }
+                Verdict::Untrusted => {}
+            }
+        }
         let Ok(signatures) = CosignSignature::from_manifest(manifest) else {
             continue;
         };
@@ -259,7 +282,7 @@ async fn verify(
             if fetched.is_err() || payload.len() as u64 > MAX_PAYLOAD_BYTES {
                 continue;
             }
-            match berth_trust::verify_cosign(signature, &payload, digest, &policy.keys) {
+            match berth_trust::verify_for_policy(signature, &payload, digest, policy) {
                 Verdict::Verified { key } => return Ok(key.to_string()),
                 Verdict::Invalid { reason } => {
                     invalid.get_or_insert(reason);

@@ -41,6 +41,11 @@ pub enum KeyError {
 pub struct KeyId(String);
 
 impl KeyId {
+    /// An id that is not a key's digest (keyless signers, see [`crate::keyless`]).
+    pub(crate) fn from_text(text: String) -> Self {
+        Self(text)
+    }
+
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -123,6 +128,20 @@ impl PublicKey {
             Kind::EcdsaP256(_) => "ecdsa-p256",
             Kind::Ed25519(_) => "ed25519",
             Kind::Rsa(_) => "rsa",
+        }
+    }
+
+    /// Whether `signature` is this key's signature of a message whose SHA-256 is `digest`
+    /// (a sigstore bundle's message signature carries only the digest). Ed25519 signs the
+    /// message itself, so it never verifies a digest.
+    pub fn verifies_digest(&self, digest: &[u8; 32], signature: &[u8]) -> bool {
+        use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
+        match &self.kind {
+            Kind::EcdsaP256(key) => p256::ecdsa::Signature::from_der(signature)
+                .is_ok_and(|sig| key.verify_prehash(digest, &sig).is_ok()),
+            Kind::Ed25519(_) => false,
+            Kind::Rsa(key) => rsa::pkcs1v15::Signature::try_from(signature)
+                .is_ok_and(|sig| key.verify_prehash(digest, &sig).is_ok()),
         }
     }
 

@@ -14,22 +14,38 @@
 //! sign         private keys that sign (cosign's encrypted keys, PKCS#8) and new key pairs
 //! encrypted    cosign's encrypted private key format (scrypt + NaCl secretbox)
 //! attach       payloads and signature manifests as cosign writes them, for `berth sign`
+//!
+//! x509         certificate chains: links, validity at a time, CA and code-signing checks
+//! trusted_root sigstore's trusted_root.json: Fulcio CAs and Rekor keys, with their windows
+//! identity     `[[trust.policy.identity]]`: OIDC issuer and subject of a Fulcio certificate
+//! rekor        transparency-log evidence: signed entry timestamps, inclusion proofs, bodies
+//! keyless      keyless cosign signatures (certificate + Rekor bundle annotations)
+//! bundle       sigstore bundles v0.3 (message signatures and DSSE), keyed or keyless
 //! ```
 //!
 //! Depends on nothing else of berth's.
 
 pub mod attach;
+pub mod bundle;
 pub mod cosign;
 pub mod encrypted;
+pub mod identity;
 pub mod key;
+pub mod keyless;
 pub mod payload;
 pub mod policy;
 pub mod sign;
+pub mod rekor;
+pub mod trusted_root;
 pub mod verify;
+pub mod x509;
 
+pub use bundle::{BUNDLE_MEDIA_TYPE, verify_bundle};
 pub use cosign::{CosignSignature, SignatureManifestError, cosign_signature_tag};
 pub use key::{KeyError, KeyId, PublicKey};
+pub use keyless::{Keyless, verify_for_policy, verify_keyless};
 pub use payload::{PayloadError, SimpleSigning};
 pub use policy::{Mode, Policies, Policy, PolicyConfig, PolicyError};
 pub use sign::{SignKeyError, SigningKey};
+pub use trusted_root::TrustedRoot;
 pub use verify::{Verdict, verify_cosign};

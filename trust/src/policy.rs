@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use crate::identity::{Identity, IdentityConfig, IdentityError};
 use crate::key::{KeyError, PublicKey};
+use crate::keyless::Keyless;
+use crate::trusted_root::{MAX_TRUSTED_ROOT_BYTES, TrustedRoot, TrustedRootError};
 
 /// What a policy does with an image its keys did not sign.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -46,6 +49,13 @@ pub struct PolicyConfig {
     /// `exempt_robots` is set.
     #[serde(default)]
     pub require_signature_for_tags: bool,
+    /// Keyless signatures: sigstore's `trusted_root.json` (Fulcio CAs, Rekor keys), read
+    /// once at start. Needs at least one `identity`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_root: Option<PathBuf>,
+    /// Who may sign keylessly (`[[trust.policy.identity]]`): OIDC issuer and subject.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identity: Vec<IdentityConfig>,
 }
 
 /// Why policies could not be loaded.
@@ -65,11 +75,39 @@ pub enum PolicyError {
     #[error("trust.policy: scope {0:?} appears twice")]
     Duplicate(String),
     /// An enforcing policy names no key, so it would refuse everything.
-    #[error("trust.policy[{0}]: mode = \"enforce\" needs at least one key")]
+    #[error(
+        "trust.policy[{0}]: mode = \"enforce\" needs at least one key or a trusted_root with identities"
+    )]
     NoKeys(usize),
     /// `require_signature_for_tags` in a policy that only audits.
     #[error("trust.policy[{0}]: require_signature_for_tags needs mode = \"enforce\"")]
     TagsNeedEnforce(usize),
+    /// `trusted_root` without `identity`, or the other way round.
+    #[error(
+        "trust.policy[{0}]: keyless signing needs both trusted_root and at least one [[trust.policy.identity]]"
+    )]
+    Keyless(usize),
+    /// The trusted root file is unreadable or invalid.
+    #[error("trust.policy[{index}]: trusted root {path}: {reason}")]
+    TrustedRoot {
+        /// Which table.
+        index: usize,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// An identity is invalid.
+    #[error("trust.policy[{index}].identity[{identity}]: {source}")]
+    Identity {
+        /// Which table.
+        index: usize,
+        /// Which identity.
+        identity: usize,
+        /// Why.
+        #[source]
+        source: IdentityError,
+    },
     /// A key file could not be read.
     #[error("trust.policy[{index}]: cannot read key file {path}: {source}")]
     Read {
@@ -107,6 +145,8 @@ pub struct Policy {
     pub exempt_robots: bool,
     /// Whether tags may only be pushed onto verified manifests (enforce mode only).
     pub require_signature_for_tags: bool,
+    /// Keyless trust (trusted root and identities), if configured.
+    pub keyless: Option<Keyless>,
     keyset: String,
 }
 
@@ -138,12 +178,16 @@ impl Policies {
             if policies.iter().any(|p: &Policy| p.scope == scope) {
                 return Err(PolicyError::Duplicate(scope.to_owned()));
             }
-            if config.mode == Mode::Enforce && config.keys.is_empty() {
+            if config.mode == Mode::Enforce
+                && config.keys.is_empty()
+                && config.trusted_root.is_none()
+            {
                 return Err(PolicyError::NoKeys(index));
             }
             if config.require_signature_for_tags && config.mode != Mode::Enforce {
                 return Err(PolicyError::TagsNeedEnforce(index));
             }
+            let keyless = load_keyless(index, config, base)?;
             let mut keys = Vec::with_capacity(config.keys.len());
             for path in &config.keys {
                 let path = base.join(path);
@@ -159,7 +203,16 @@ impl Policies {
                 })?;
                 keys.push(key);
             }
-            let mut ids: Vec<&str> = keys.iter().map(|k| k.id().as_str()).collect();
+            let mut ids: Vec<String> = keys.iter().map(|k| k.id().to_string()).collect();
+            // Keyless trust counts as keys: a new trusted root or identity list re-verifies.
+            if let Some(k) = &keyless {
+                ids.push(format!("trusted-root:{}", k.root.digest));
+                ids.extend(
+                    k.identities
+                        .iter()
+                        .map(|i| format!("identity:{}", i.describe())),
+                );
+            }
             ids.sort_unstable();
             ids.dedup();
             let keyset = format!(
@@ -172,6 +225,7 @@ impl Policies {
                 keys,
                 exempt_robots: config.exempt_robots,
                 require_signature_for_tags: config.require_signature_for_tags,
+                keyless,
                 keyset,
             });
         }
@@ -196,6 +250,47 @@ impl Policies {
     pub fn iter(&self) -> impl Iterator<Item = &Policy> {
         self.policies.iter()
     }
+}
+
+/// Reads a policy's trusted root and compiles its identities.
+fn load_keyless(
+    index: usize,
+    config: &PolicyConfig,
+    base: &Path,
+) -> Result<Option<Keyless>, PolicyError> {
+    let path = match (&config.trusted_root, config.identity.is_empty()) {
+        (None, true) => return Ok(None),
+        (Some(path), false) => base.join(path),
+        _ => return Err(PolicyError::Keyless(index)),
+    };
+    let bad = |reason: String| PolicyError::TrustedRoot {
+        index,
+        path: path.clone(),
+        reason,
+    };
+    let bytes = std::fs::read(&path).map_err(|e| bad(e.to_string()))?;
+    if bytes.len() > MAX_TRUSTED_ROOT_BYTES {
+        return Err(bad(format!("larger than {MAX_TRUSTED_ROOT_BYTES} bytes")));
+    }
+    let root = TrustedRoot::from_json(&bytes).map_err(|e: TrustedRootError| bad(e.to_string()))?;
+    if root.certificate_authorities.is_empty() || root.tlogs.is_empty() {
+        return Err(bad(
+            "names no certificate authority or no transparency log".into()
+        ));
+    }
+    let identities = config
+        .identity
+        .iter()
+        .enumerate()
+        .map(|(identity, c)| {
+            Identity::new(c).map_err(|source| PolicyError::Identity {
+                index,
+                identity,
+                source,
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Some(Keyless { root, identities }))
 }
 
 fn check_scope(scope: &str) -> Result<(), &'static str> {
@@ -234,6 +329,8 @@ mod tests {
             keys: Vec::new(),
             exempt_robots: false,
             require_signature_for_tags: false,
+            trusted_root: None,
+            identity: Vec::new(),
         }
     }
 
@@ -269,6 +366,35 @@ mod tests {
         .expect("policies");
         assert!(p.for_name("registry.example.com:5000/team/app").is_some());
         assert!(p.for_name("registry.example.com/team/app").is_none());
+    }
+
+    #[test]
+    fn keyless_trust_needs_a_usable_root_and_identities() {
+        let dir = tempfile::tempdir().expect("dir");
+        std::fs::write(dir.path().join("empty.json"), "{}").expect("write");
+        let identity = IdentityConfig {
+            issuer: "https://issuer.example".into(),
+            subject: Some("dev@example.com".into()),
+            subject_regex: None,
+        };
+        let mut root_only = config("team", Mode::Enforce);
+        root_only.trusted_root = Some("empty.json".into());
+        let mut identity_only = config("team", Mode::Enforce);
+        identity_only.identity.push(identity.clone());
+        let mut missing = root_only.clone();
+        missing.identity.push(identity.clone());
+        missing.trusted_root = Some("missing.json".into());
+        let mut empty = root_only.clone();
+        empty.identity.push(identity);
+        for (bad, expect) in [
+            (root_only, "needs both trusted_root"),
+            (identity_only, "needs at least one key or a trusted_root"),
+            (missing, "missing.json"),
+            (empty, "names no certificate authority"),
+        ] {
+            let err = Policies::load(&[bad], dir.path()).expect_err("refused");
+            assert!(err.to_string().contains(expect), "{err}");
+        }
     }
 
     #[test]

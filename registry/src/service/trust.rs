@@ -2,7 +2,10 @@
 //! and refusing pulls an enforcing policy forbids.
 //!
 //! Signatures are found as cosign writes them (see [`berth_trust::cosign`]): referrers of the
-//! manifest with cosign's signature artifact type, and the manifest tagged `sha256-<hex>.sig`.
+//! manifest with cosign's signature artifact type, the manifest tagged `sha256-<hex>.sig`, and
+//! referrers holding a sigstore bundle (`cosign sign --new-bundle-format`, see
+//! [`berth_trust::bundle`]). Keyless signatures are checked offline against the policy's
+//! trusted root and identities.
 //! The verdict is cached in SQL per manifest and key set, together with the signatures it was
 //! reached with; a pull reads two rows and verifies nothing unless a key or a signature
 //! changed since (see migrations/*/0016_trust.sql).
@@ -17,6 +20,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use berth_trust::bundle::{BUNDLE_MEDIA_TYPE, MAX_BUNDLE_BYTES, bundle_layers};
 use berth_trust::cosign::{MAX_PAYLOAD_BYTES, SIGNATURE_ARTIFACT_TYPE};
 use berth_trust::{CosignSignature, Mode, Policies, Policy, Verdict, cosign_signature_tag};
 use futures_util::TryStreamExt as _;
@@ -299,7 +303,7 @@ impl Registry {
         policy: &Policy,
     ) -> RegistryResult<StoredVerdict> {
         let tag = cosign_signature_tag(&digest.to_string());
-        let signatures = self
+        let mut signatures = self
             .meta
             .trust_signatures(
                 repo,
@@ -309,6 +313,20 @@ impl Registry {
                 MAX_SIGNATURE_MANIFESTS,
             )
             .await?;
+        // Sigstore bundles are referrers of their own artifact type.
+        let bundles = self
+            .meta
+            .trust_signatures(
+                repo,
+                digest,
+                BUNDLE_MEDIA_TYPE,
+                &tag,
+                MAX_SIGNATURE_MANIFESTS,
+            )
+            .await?;
+        signatures.extend(bundles);
+        signatures.sort();
+        signatures.dedup();
         let fingerprint = signatures
             .iter()
             .map(Digest::to_string)
@@ -398,8 +416,31 @@ impl Registry {
             else {
                 continue;
             };
+            let layers = bundle_layers(&record.content);
+            for layer in &layers {
+                let verdict = match self
+                    .read_small(repo, &layer.digest, layer.size, MAX_BUNDLE_BYTES)
+                    .await
+                {
+                    Ok(bytes) => berth_trust::verify_bundle(
+                        &bytes,
+                        &subject,
+                        &policy.keys,
+                        policy.keyless.as_ref(),
+                    ),
+                    Err(why) => Verdict::Invalid { reason: why },
+                };
+                match verdict {
+                    Verdict::Verified { key } => return Ok(verified(&key)),
+                    Verdict::Invalid { reason } => {
+                        invalid.get_or_insert(reason);
+                    }
+                    Verdict::Untrusted => {}
+                }
+            }
             let found = match CosignSignature::from_manifest(&record.content) {
                 Ok(found) => found,
+                Err(_) if !layers.is_empty() => continue,
                 Err(e) => {
                     invalid
                         .get_or_insert_with(|| format!("signature manifest {sig_manifest}: {e}"));
@@ -414,14 +455,8 @@ impl Registry {
                         continue;
                     }
                 };
-                match berth_trust::verify_cosign(&signature, &payload, &subject, &policy.keys) {
-                    Verdict::Verified { key } => {
-                        return Ok((
-                            Status::Verified,
-                            Some(key.to_string()),
-                            format!("signed with trusted key {key}"),
-                        ));
-                    }
+                match berth_trust::verify_for_policy(&signature, &payload, &subject, policy) {
+                    Verdict::Verified { key } => return Ok(verified(&key)),
                     Verdict::Invalid { reason } => {
                         invalid.get_or_insert(reason);
                     }
@@ -445,13 +480,27 @@ impl Registry {
         repo: &RepoName,
         signature: &CosignSignature,
     ) -> Result<Vec<u8>, String> {
-        let digest = Digest::parse(&signature.payload_digest)
-            .map_err(|e| format!("signature payload digest: {e}"))?;
-        if signature.payload_size > MAX_PAYLOAD_BYTES {
-            return Err(format!(
-                "signature payload of {} bytes exceeds {MAX_PAYLOAD_BYTES}",
-                signature.payload_size
-            ));
+        self.read_small(
+            repo,
+            &signature.payload_digest,
+            signature.payload_size,
+            MAX_PAYLOAD_BYTES,
+        )
+        .await
+    }
+
+    /// A signature blob (payload or bundle) of declared `size`, if it is in the repository and
+    /// at most `max` bytes.
+    async fn read_small(
+        &self,
+        repo: &RepoName,
+        digest: &str,
+        size: u64,
+        max: u64,
+    ) -> Result<Vec<u8>, String> {
+        let digest = Digest::parse(digest).map_err(|e| format!("signature blob digest: {e}"))?;
+        if size > max {
+            return Err(format!("signature blob of {size} bytes exceeds {max}"));
         }
         let content = match self.read_blob(repo, &digest, None).await {
             Ok(content) => content,
@@ -465,9 +514,9 @@ impl Registry {
                 return Err(format!("signature payload {digest} could not be read"));
             }
         };
-        if content.size > MAX_PAYLOAD_BYTES {
+        if content.size > max {
             return Err(format!(
-                "signature payload of {} bytes exceeds {MAX_PAYLOAD_BYTES}",
+                "signature blob of {} bytes exceeds {max}",
                 content.size
             ));
         }
@@ -484,6 +533,15 @@ impl Registry {
                 format!("signature payload {digest} could not be read")
             })
     }
+}
+
+/// The verdict of a verified signature: by a key (`sha256:...`) or a keyless identity.
+fn verified(key: &berth_trust::KeyId) -> (Status, Option<String>, String) {
+    let detail = match key.as_str().strip_prefix("keyless:") {
+        Some(identity) => format!("signed keylessly by trusted identity {identity}"),
+        None => format!("signed with trusted key {key}"),
+    };
+    (Status::Verified, Some(key.to_string()), detail)
 }
 
 /// Whether a manifest is something a runtime runs: an index, or an image manifest with at
