@@ -11,18 +11,25 @@
 //! cosign       signature manifests as cosign writes them: one layer per signature
 //! verify       a signature, its payload and the keys → a verdict naming the key
 //! policy       `[[trust.policy]]`: which keys a scope trusts, audit or enforce
+//! x509         certificate chains up to trusted roots, at a given time
+//! notation     notation (Notary Project) signatures: manifests, X.509 trust stores, identities
+//! jws          notation's JWS envelope
 //! ```
 //!
 //! Depends on nothing else of berth's.
 
 pub mod cosign;
+pub mod jws;
 pub mod key;
+pub mod notation;
 pub mod payload;
 pub mod policy;
 pub mod verify;
+pub mod x509;
 
 pub use cosign::{CosignSignature, SignatureManifestError, cosign_signature_tag};
 pub use key::{KeyError, KeyId, PublicKey};
+pub use notation::{NotationSignature, NotationTrust, NotationVerdict, verify_notation};
 pub use payload::{PayloadError, SimpleSigning};
 pub use policy::{Mode, Policies, Policy, PolicyConfig, PolicyError};
 pub use verify::{Verdict, verify_cosign};

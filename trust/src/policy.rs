@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::key::{KeyError, PublicKey};
+use crate::notation::{NotationTrust, NotationTrustError};
 
 /// What a policy does with an image its keys did not sign.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -41,6 +42,15 @@ pub struct PolicyConfig {
     /// Robot accounts may pull unsigned images (CI that pushes, tests, then signs).
     #[serde(default)]
     pub exempt_robots: bool,
+    /// notation signatures: a PEM file or a directory of PEM files of the CA certificates
+    /// (the notation trust store) a signing certificate must chain to.
+    #[serde(default)]
+    pub notation_trust_store: Option<PathBuf>,
+    /// notation signatures: the identities trusted, `x509.subject: C=US, O=Acme, CN=release`
+    /// (the leaf's subject must hold every attribute listed), or `*` for any certificate the
+    /// trust store's CAs issued.
+    #[serde(default)]
+    pub notation_identities: Vec<String>,
 }
 
 /// Why policies could not be loaded.
@@ -60,8 +70,19 @@ pub enum PolicyError {
     #[error("trust.policy: scope {0:?} appears twice")]
     Duplicate(String),
     /// An enforcing policy names no key, so it would refuse everything.
-    #[error("trust.policy[{0}]: mode = \"enforce\" needs at least one key")]
+    #[error(
+        "trust.policy[{0}]: mode = \"enforce\" needs at least one key or a notation trust store"
+    )]
     NoKeys(usize),
+    /// The notation trust store or identities are unusable.
+    #[error("trust.policy[{index}]: {source}")]
+    Notation {
+        /// Which table.
+        index: usize,
+        /// Why.
+        #[source]
+        source: NotationTrustError,
+    },
     /// A key file could not be read.
     #[error("trust.policy[{index}]: cannot read key file {path}: {source}")]
     Read {
@@ -97,6 +118,8 @@ pub struct Policy {
     pub keys: Vec<PublicKey>,
     /// Whether robots may pull unsigned images.
     pub exempt_robots: bool,
+    /// The notation trust store and identities, if any.
+    pub notation: Option<NotationTrust>,
     keyset: String,
 }
 
@@ -128,7 +151,10 @@ impl Policies {
             if policies.iter().any(|p: &Policy| p.scope == scope) {
                 return Err(PolicyError::Duplicate(scope.to_owned()));
             }
-            if config.mode == Mode::Enforce && config.keys.is_empty() {
+            if config.mode == Mode::Enforce
+                && config.keys.is_empty()
+                && config.notation_trust_store.is_none()
+            {
                 return Err(PolicyError::NoKeys(index));
             }
             let mut keys = Vec::with_capacity(config.keys.len());
@@ -146,9 +172,13 @@ impl Policies {
                 })?;
                 keys.push(key);
             }
+            let notation = notation_trust(config, base)
+                .map_err(|source| PolicyError::Notation { index, source })?;
             let mut ids: Vec<&str> = keys.iter().map(|k| k.id().as_str()).collect();
             ids.sort_unstable();
             ids.dedup();
+            let notation_id = notation.as_ref().map(|n| format!("notation:{}", n.id()));
+            ids.extend(notation_id.as_deref());
             let keyset = format!(
                 "sha256:{}",
                 hex::encode(Sha256::digest(ids.join(",").as_bytes()))
@@ -158,6 +188,7 @@ impl Policies {
                 mode: config.mode,
                 keys,
                 exempt_robots: config.exempt_robots,
+                notation,
                 keyset,
             });
         }
@@ -181,6 +212,23 @@ impl Policies {
     /// Every policy, in configuration order.
     pub fn iter(&self) -> impl Iterator<Item = &Policy> {
         self.policies.iter()
+    }
+}
+
+/// The notation trust of `config`: its store with its identities, both or neither.
+fn notation_trust(
+    config: &PolicyConfig,
+    base: &Path,
+) -> Result<Option<NotationTrust>, NotationTrustError> {
+    match &config.notation_trust_store {
+        Some(store) => {
+            NotationTrust::load(&base.join(store), &config.notation_identities).map(Some)
+        }
+        None if config.notation_identities.is_empty() => Ok(None),
+        None => Err(NotationTrustError::Identity {
+            identity: config.notation_identities[0].clone(),
+            reason: "notation_identities need a notation_trust_store".into(),
+        }),
     }
 }
 
@@ -219,6 +267,8 @@ mod tests {
             mode,
             keys: Vec::new(),
             exempt_robots: false,
+            notation_trust_store: None,
+            notation_identities: Vec::new(),
         }
     }
 
@@ -274,6 +324,10 @@ mod tests {
             let err = Policies::load(&bad, Path::new("/")).expect_err("refused");
             assert!(err.to_string().contains(expect), "{err}");
         }
+        let mut identities_alone = config("team", Mode::Audit);
+        identities_alone.notation_identities = vec!["*".into()];
+        let err = Policies::load(&[identities_alone], Path::new("/")).expect_err("refused");
+        assert!(err.to_string().contains("need a notation_trust_store"), "{err}");
         let mut missing = config("team", Mode::Enforce);
         missing.keys.push("does-not-exist.pub".into());
         let err = Policies::load(&[missing], Path::new("/nowhere")).expect_err("refused");
