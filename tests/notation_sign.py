@@ -15,6 +15,8 @@ signed manifest. Standard library only.
     notation_sign.py sign DIR NAME --digest D --media-type M --size N [--alg ES256]
                      [--expiry RFC3339] [--signing-time RFC3339] [--set NAME=JSON]... [--crit NAME]...
         The JWS envelope on standard output, signed by NAME.key, x5c = NAME, intermediate.
+        With --cose, the COSE_Sign1_Tagged envelope (signature-envelope-cose.md) instead:
+        --expiry and --signing-time are then Unix seconds, --set values JSON as well.
 """
 
 import argparse
@@ -24,6 +26,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 CA_CONFIG = """
 [ ca ]
@@ -155,8 +158,94 @@ def der_ecdsa_to_raw(der, size):
     return as_int(r).to_bytes(size, "big") + as_int(s).to_bytes(size, "big")
 
 
+def cbor(value):
+    """A tiny CBOR encoder (RFC 8949, definite lengths, shortest heads): enough for COSE."""
+
+    def head(major, n):
+        if n < 24:
+            return bytes([major << 5 | n])
+        for extra, size in ((24, 1), (25, 2), (26, 4), (27, 8)):
+            if n < 1 << (8 * size):
+                return bytes([major << 5 | extra]) + n.to_bytes(size, "big")
+        raise ValueError(n)
+
+    if isinstance(value, Tag):
+        return head(6, value.tag) + cbor(value.value)
+    if isinstance(value, bool):
+        return b"\xf5" if value else b"\xf4"
+    if isinstance(value, int):
+        return head(0, value) if value >= 0 else head(1, -1 - value)
+    if isinstance(value, bytes):
+        return head(2, len(value)) + value
+    if isinstance(value, str):
+        data = value.encode()
+        return head(3, len(data)) + data
+    if isinstance(value, list):
+        return head(4, len(value)) + b"".join(cbor(v) for v in value)
+    if isinstance(value, dict):
+        return head(5, len(value)) + b"".join(cbor(k) + cbor(v) for k, v in value.items())
+    raise TypeError(type(value))
+
+
+class Tag:
+    def __init__(self, tag, value):
+        self.tag, self.value = tag, value
+
+
+COSE_ALGS = {"PS256": -37, "PS384": -38, "PS512": -39, "ES256": -7, "ES384": -35, "ES512": -36}
+
+
+def openssl_sign(d, name, alg, data):
+    with open(os.path.join(d, "signing-input"), "wb") as f:
+        f.write(data)
+    digest, size = ALGS[alg]
+    extra = []
+    if size is None:
+        extra = ["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:digest"]
+    openssl("dgst", digest, "-sign", f"{name}.key", *extra, "-out", "signature",
+            "signing-input", cwd=d)
+    signature = open(os.path.join(d, "signature"), "rb").read()
+    if size is not None:
+        signature = der_ecdsa_to_raw(signature, size)
+    return signature
+
+
+def sign_cose(args, d, payload, chain):
+    header = {
+        1: COSE_ALGS[args.alg],
+        2: ["io.cncf.notary.signingScheme"],
+        3: "application/vnd.cncf.notary.payload.v1+json",
+        "io.cncf.notary.signingScheme": "notary.x509",
+        "io.cncf.notary.signingTime": Tag(1, int(args.signing_time or time.time())),
+    }
+    if args.expiry:
+        header[2].append("io.cncf.notary.expiry")
+        header["io.cncf.notary.expiry"] = Tag(1, int(args.expiry))
+    for item in args.set or []:
+        name, value = item.split("=", 1)
+        header[name] = json.loads(value)
+    for name in args.crit or []:
+        header[2].append(name)
+    protected = cbor(header)
+    body = json.dumps(payload).encode()
+    to_sign = cbor(["Signature1", protected, b"", body])
+    signature = openssl_sign(d, args.name, args.alg, to_sign)
+    unprotected = {33: chain, "io.cncf.notary.signingAgent": "notation-go/1.3.0"}
+    sys.stdout.buffer.write(cbor(Tag(18, [protected, unprotected, body, signature])))
+
+
 def sign(args):
     d = os.path.abspath(args.dir)
+    payload = {
+        "targetArtifact": {
+            "mediaType": args.media_type,
+            "digest": args.digest,
+            "size": int(args.size),
+        }
+    }
+    chain = [der_pem(os.path.join(d, f"{args.name}.pem")), der_pem(os.path.join(d, "inter.pem"))]
+    if args.cose:
+        return sign_cose(args, d, payload, chain)
     tz = datetime.timezone(datetime.timedelta(hours=5, minutes=30))
     signing_time = args.signing_time or datetime.datetime.now(tz).isoformat()
     header = {
@@ -174,28 +263,9 @@ def sign(args):
         header[name] = json.loads(value)
     for name in args.crit or []:
         header["crit"].append(name)
-    payload = {
-        "targetArtifact": {
-            "mediaType": args.media_type,
-            "digest": args.digest,
-            "size": int(args.size),
-        }
-    }
     protected = b64url(json.dumps(header).encode())
     body = b64url(json.dumps(payload).encode())
-    signing_input = os.path.join(d, "signing-input")
-    with open(signing_input, "wb") as f:
-        f.write(f"{protected}.{body}".encode())
-    digest, size = ALGS[args.alg]
-    extra = []
-    if size is None:
-        extra = ["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:digest"]
-    openssl("dgst", digest, "-sign", f"{args.name}.key", *extra, "-out", "signature",
-            "signing-input", cwd=d)
-    signature = open(os.path.join(d, "signature"), "rb").read()
-    if size is not None:
-        signature = der_ecdsa_to_raw(signature, size)
-    chain = [der_pem(os.path.join(d, f"{args.name}.pem")), der_pem(os.path.join(d, "inter.pem"))]
+    signature = openssl_sign(d, args.name, args.alg, f"{protected}.{body}".encode())
     envelope = {
         "payload": body,
         "protected": protected,
@@ -235,6 +305,7 @@ def main():
     c.add_argument("--signing-time")
     c.add_argument("--set", action="append")
     c.add_argument("--crit", action="append")
+    c.add_argument("--cose", action="store_true")
     c.set_defaults(run=sign)
     args = p.parse_args()
     args.run(args)

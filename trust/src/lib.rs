@@ -13,11 +13,12 @@
 //! policy       `[[trust.policy]]`: which keys a scope trusts, audit or enforce
 //! x509         certificate chains up to trusted roots, at a given time
 //! notation     notation (Notary Project) signatures: manifests, X.509 trust stores, identities
-//! jws          notation's JWS envelope
+//! jws, cose    notation's JWS and COSE envelopes
 //! ```
 //!
 //! Depends on nothing else of berth's.
 
+pub mod cose;
 pub mod cosign;
 pub mod jws;
 pub mod key;

@@ -4,7 +4,8 @@
 //!
 //! A notation signature is an OCI manifest whose `artifactType` (or config media type) is
 //! [`SIGNATURE_ARTIFACT_TYPE`], pushed as a referrer of the signed manifest, with one layer:
-//! the envelope, JWS ([`JWS_MEDIA_TYPE`], see [`crate::jws`]). The envelope carries the
+//! the envelope, JWS ([`JWS_MEDIA_TYPE`], see [`crate::jws`]) or COSE ([`COSE_MEDIA_TYPE`],
+//! see [`crate::cose`]). The envelope carries the
 //! payload (the signed manifest's descriptor), the signing certificate chain (leaf first) and
 //! signed attributes (signing scheme, signing time, expiry).
 //!
@@ -535,6 +536,7 @@ pub fn verify_notation(
     }
     let envelope = match signature.media_type.as_str() {
         JWS_MEDIA_TYPE => crate::jws::parse(bytes),
+        COSE_MEDIA_TYPE => crate::cose::parse(bytes),
         other => Err(format!(
             "notation envelopes of type {other} are not supported"
         )),

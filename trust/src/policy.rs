@@ -327,7 +327,10 @@ mod tests {
         let mut identities_alone = config("team", Mode::Audit);
         identities_alone.notation_identities = vec!["*".into()];
         let err = Policies::load(&[identities_alone], Path::new("/")).expect_err("refused");
-        assert!(err.to_string().contains("need a notation_trust_store"), "{err}");
+        assert!(
+            err.to_string().contains("need a notation_trust_store"),
+            "{err}"
+        );
         let mut missing = config("team", Mode::Enforce);
         missing.keys.push("does-not-exist.pub".into());
         let err = Policies::load(&[missing], Path::new("/nowhere")).expect_err("refused");

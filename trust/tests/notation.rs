@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use berth_trust::notation::{
-    JWS_MEDIA_TYPE, NotationSignature, NotationTrust, NotationVerdict, Target, verify_notation,
+    COSE_MEDIA_TYPE, JWS_MEDIA_TYPE, NotationSignature, NotationTrust, NotationVerdict, Target,
+    verify_notation,
 };
 use sha2::{Digest as _, Sha256};
 
@@ -106,8 +107,17 @@ fn now() -> u64 {
 }
 
 fn check(envelope: &[u8], target: Target<'_>, trust: &NotationTrust) -> NotationVerdict {
+    check_as(JWS_MEDIA_TYPE, envelope, target, trust)
+}
+
+fn check_as(
+    media_type: &str,
+    envelope: &[u8],
+    target: Target<'_>,
+    trust: &NotationTrust,
+) -> NotationVerdict {
     let signature = NotationSignature {
-        media_type: JWS_MEDIA_TYPE.into(),
+        media_type: media_type.into(),
         digest: format!("sha256:{}", hex::encode(Sha256::digest(envelope))),
         size: envelope.len() as u64,
     };
@@ -450,4 +460,119 @@ fn malformed_envelopes_fail_fast_and_vouch_for_nothing() {
         v["header"]["x5c"] = serde_json::json!([]);
     });
     invalid(check(&padded, TARGET, &trust), "x5c holds 0");
+}
+
+/// The same checks over COSE envelopes, built by the helper's own CBOR encoder.
+#[test]
+fn cose_envelopes_verify_and_are_refused_for_the_same_reasons() {
+    if !tools() {
+        return;
+    }
+    let pki = Pki::new();
+    let trust = pki.trust(&[IDENTITY]);
+    let cose = |name: &str, target: Target<'_>, extra: &[&str]| {
+        let mut args = vec!["--cose"];
+        args.extend_from_slice(extra);
+        pki.sign(name, target, &args)
+    };
+    let check =
+        |envelope: &[u8], target: Target<'_>| check_as(COSE_MEDIA_TYPE, envelope, target, &trust);
+    for (key, alg) in [
+        ("ec256", "ES256"),
+        ("ec384", "ES384"),
+        ("ec521", "ES512"),
+        ("rsa2048", "PS256"),
+    ] {
+        pki.leaf(key, RELEASE, &["--key", key]);
+        let envelope = cose(key, TARGET, &["--alg", alg, "--expiry", "4000000000"]);
+        assert_eq!(
+            check(&envelope, TARGET),
+            NotationVerdict::Verified {
+                identity: "x509.subject: CN=release,O=Acme,ST=WA,C=US".into(),
+                trusted_as: IDENTITY.into(),
+            },
+            "{alg}"
+        );
+    }
+    let envelope = cose("ec256", TARGET, &["--alg", "ES384"]);
+    invalid(check(&envelope, TARGET), "does not fit");
+
+    // Another manifest; a tampered payload (one digit of the size).
+    let elsewhere = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    let envelope = cose(
+        "ec256",
+        Target {
+            digest: elsewhere,
+            ..TARGET
+        },
+        &[],
+    );
+    invalid(check(&envelope, TARGET), elsewhere);
+    let envelope = cose(
+        "ec256",
+        Target {
+            size: 1235,
+            ..TARGET
+        },
+        &[],
+    );
+    let at = envelope
+        .windows(4)
+        .position(|w| w == b"1235")
+        .expect("the size in the payload");
+    let mut tampered = envelope.clone();
+    tampered[at + 3] = b'4';
+    invalid(check(&tampered, TARGET), "does not verify");
+
+    // Expired signature, expired certificate, no codeSigning, another identity, another root.
+    let envelope = cose("ec256", TARGET, &["--expiry", "1600000000"]);
+    invalid(check(&envelope, TARGET), "expired");
+    pki.leaf(
+        "old",
+        RELEASE,
+        &["--start", "20200101000000Z", "--end", "20210101000000Z"],
+    );
+    let envelope = cose("old", TARGET, &["--signing-time", "1590969600"]);
+    invalid(check(&envelope, TARGET), "is not valid at");
+    pki.leaf("server", RELEASE, &["--ext", "nocodesign"]);
+    invalid(
+        check(&cose("server", TARGET, &[]), TARGET),
+        "not a code-signing",
+    );
+    pki.leaf("dev", "/C=US/O=Acme/CN=dev", &[]);
+    untrusted(check(&cose("dev", TARGET, &[]), TARGET), "identities");
+    let stranger = Pki::new();
+    stranger.leaf("release", RELEASE, &[]);
+    let envelope = stranger.sign("release", TARGET, &["--cose"]);
+    untrusted(check(&envelope, TARGET), "trust store");
+
+    // Headers: an unknown critical label, the signingAuthority scheme.
+    let envelope = cose(
+        "ec256",
+        TARGET,
+        &[
+            "--set",
+            "io.example.policy=\"x\"",
+            "--crit",
+            "io.example.policy",
+        ],
+    );
+    invalid(check(&envelope, TARGET), "unknown critical header");
+    let envelope = cose(
+        "ec256",
+        TARGET,
+        &[
+            "--set",
+            "io.cncf.notary.signingScheme=\"notary.x509.signingAuthority\"",
+        ],
+    );
+    invalid(check(&envelope, TARGET), "signingAuthority");
+    // A JWS envelope declared as COSE, and the other way round, is malformed, not a crash.
+    let jws = pki.sign("ec256", TARGET, &[]);
+    invalid(check(&jws, TARGET), "not CBOR");
+    let envelope = cose("ec256", TARGET, &[]);
+    invalid(
+        check_as(JWS_MEDIA_TYPE, &envelope, TARGET, &trust),
+        "not a JWS",
+    );
 }
