@@ -1,5 +1,5 @@
 //! notation signatures made by an implementation independent of berth's (openssl and
-//! tests/notation_sign.py, laid out as notation writes them), verified by berth-trust: what
+//! tests/e2e/notation_sign.py, laid out as notation writes them), verified by berth-trust: what
 //! verifies, and each way a signature is refused.
 
 use std::path::{Path, PathBuf};
@@ -39,7 +39,7 @@ fn tools() -> bool {
 }
 
 fn helper() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/notation_sign.py")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/notation_sign.py")
 }
 
 /// A root and an intermediate CA in a temporary directory, and leaves issued by them.

@@ -2,7 +2,11 @@
 //! and refusing pulls an enforcing policy forbids.
 //!
 //! Signatures are found as cosign writes them (see [`berth_trust::cosign`]): referrers of the
-//! manifest with cosign's signature artifact type, and the manifest tagged `sha256-<hex>.sig`.
+//! manifest with cosign's signature artifact type, and the manifest tagged `sha256-<hex>.sig`;
+//! and, where the policy has a notation trust store, as notation writes them (see
+//! [`berth_trust::notation`]): referrers with notation's artifact type, JWS or COSE envelopes.
+//! notation certificates and signatures expire, so a verdict reached with notation signatures
+//! is reached again after [`NOTATION_RECHECK_SECS`].
 //! The verdict is cached in SQL per manifest and key set, together with the signatures it was
 //! reached with; a pull reads two rows and verifies nothing unless a key or a signature
 //! changed since (see migrations/*/0016_trust.sql).
@@ -17,6 +21,7 @@
 use std::sync::Arc;
 
 use berth_trust::cosign::{MAX_PAYLOAD_BYTES, SIGNATURE_ARTIFACT_TYPE};
+use berth_trust::notation::{self, NotationSignature, NotationVerdict};
 use berth_trust::{CosignSignature, Mode, Policies, Policy, Verdict, cosign_signature_tag};
 use futures_util::TryStreamExt as _;
 use serde::Serialize;
@@ -31,6 +36,9 @@ use crate::meta::trust::StoredVerdict;
 const MAX_SIGNATURE_MANIFESTS: u32 = 16;
 /// Indexes looked at when a platform manifest is pulled by digest.
 const MAX_PARENTS: u32 = 8;
+/// How long a verdict reached with notation signatures is reused: their certificates must be
+/// valid at verification time, and their expiry passes.
+pub const NOTATION_RECHECK_SECS: u64 = 3600;
 
 /// The registry's trust policies.
 #[derive(Debug, Clone, Default)]
@@ -92,8 +100,10 @@ pub struct TrustStatus {
     pub mode: Mode,
     /// The verdict.
     pub status: Status,
-    /// The trusted key that signed it (`sha256:` of the public key), when verified.
+    /// The trusted key that signed it (`sha256:` of the public key), when verified by a key.
     pub key: Option<String>,
+    /// The notation identity that signed it (`x509.subject: CN=...`), when verified by one.
+    pub identity: Option<String>,
     /// Why, for people.
     pub detail: String,
     /// When the verdict was reached (Unix ms).
@@ -112,11 +122,16 @@ impl Registry {
             return Ok(None);
         };
         let v = self.verdict(repo, digest, policy).await?;
+        let (key, identity) = match v.key_id {
+            Some(id) if id.starts_with(NOTATION_IDENTITY) => (None, Some(id)),
+            other => (other, None),
+        };
         Ok(Some(TrustStatus {
             policy: policy.scope.clone(),
             mode: policy.mode,
             status: Status::parse(&v.status),
-            key: v.key_id,
+            key,
+            identity,
             detail: v.detail,
             checked_at: v.checked_at,
         }))
@@ -200,11 +215,30 @@ impl Registry {
                 MAX_SIGNATURE_MANIFESTS,
             )
             .await?;
-        let fingerprint = signatures
+        let notation_signatures = match policy.notation {
+            // No tag holds notation signatures: the empty name matches none.
+            Some(_) => {
+                self.meta
+                    .trust_signatures(
+                        repo,
+                        digest,
+                        notation::SIGNATURE_ARTIFACT_TYPE,
+                        "",
+                        MAX_SIGNATURE_MANIFESTS,
+                    )
+                    .await?
+            }
+            None => Vec::new(),
+        };
+        let mut fingerprint = signatures
             .iter()
+            .chain(&notation_signatures)
             .map(Digest::to_string)
             .collect::<Vec<_>>()
             .join(",");
+        if !notation_signatures.is_empty() {
+            fingerprint.push_str(&format!(";t={}", unix_now() / NOTATION_RECHECK_SECS));
+        }
         if let Some(cached) = self
             .meta
             .trust_verdict(repo, digest, policy.keyset())
@@ -213,7 +247,9 @@ impl Registry {
         {
             return Ok(cached);
         }
-        let (status, key_id, detail) = self.check(repo, digest, &signatures, policy).await?;
+        let (status, key_id, detail) = self
+            .check(repo, digest, &signatures, &notation_signatures, policy)
+            .await?;
         let verdict = StoredVerdict {
             signatures: fingerprint,
             status: status.as_str().to_owned(),
@@ -228,15 +264,17 @@ impl Registry {
         Ok(verdict)
     }
 
-    /// Verifies every signature of `digest` found in `signatures` against the policy's keys.
+    /// Verifies every signature of `digest` found in `signatures` against the policy's keys,
+    /// and those in `notation_signatures` against its notation trust store.
     async fn check(
         &self,
         repo: &RepoName,
         digest: &Digest,
         signatures: &[Digest],
+        notation_signatures: &[Digest],
         policy: &Policy,
     ) -> RegistryResult<(Status, Option<String>, String)> {
-        if signatures.is_empty() {
+        if signatures.is_empty() && notation_signatures.is_empty() {
             return Ok((
                 Status::Unsigned,
                 None,
@@ -284,14 +322,115 @@ impl Registry {
                 }
             }
         }
+        let mut untrusted = None;
+        if let Some(verified) = self
+            .check_notation(
+                repo,
+                digest,
+                notation_signatures,
+                policy,
+                &mut invalid,
+                &mut untrusted,
+            )
+            .await?
+        {
+            return Ok(verified);
+        }
         Ok(match invalid {
             Some(reason) => (Status::Invalid, None, reason),
             None => (
                 Status::Untrusted,
                 None,
-                "no signature was made by a key the policy trusts".into(),
+                untrusted
+                    .unwrap_or_else(|| "no signature was made by a key the policy trusts".into()),
             ),
         })
+    }
+
+    /// Verifies the notation signatures of `digest`; the verdict when one verifies, else the
+    /// first reason one is invalid or untrusted.
+    async fn check_notation(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        signatures: &[Digest],
+        policy: &Policy,
+        invalid: &mut Option<String>,
+        untrusted: &mut Option<String>,
+    ) -> RegistryResult<Option<(Status, Option<String>, String)>> {
+        let Some(trust) = &policy.notation else {
+            return Ok(None);
+        };
+        if signatures.is_empty() {
+            return Ok(None);
+        }
+        let Some(subject) = self
+            .meta
+            .manifest(repo, &Reference::Digest(digest.clone()), false)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let subject_digest = digest.to_string();
+        let target = notation::Target {
+            digest: &subject_digest,
+            media_type: &subject.media_type,
+            size: subject.size,
+        };
+        let now = unix_now();
+        for sig_manifest in signatures {
+            let Some(record) = self
+                .meta
+                .manifest(repo, &Reference::Digest(sig_manifest.clone()), true)
+                .await?
+            else {
+                continue;
+            };
+            let envelopes = match NotationSignature::from_manifest(&record.content) {
+                Ok(found) => found,
+                Err(e) => {
+                    invalid
+                        .get_or_insert_with(|| format!("signature manifest {sig_manifest}: {e}"));
+                    continue;
+                }
+            };
+            for envelope in envelopes {
+                let bytes = match self
+                    .read_limited(
+                        repo,
+                        &envelope.digest,
+                        envelope.size,
+                        notation::MAX_ENVELOPE_BYTES,
+                        "notation envelope",
+                    )
+                    .await
+                {
+                    Ok(bytes) => bytes,
+                    Err(why) => {
+                        invalid.get_or_insert(why);
+                        continue;
+                    }
+                };
+                match berth_trust::verify_notation(&envelope, &bytes, target, trust, now) {
+                    NotationVerdict::Verified {
+                        identity,
+                        trusted_as,
+                    } => {
+                        let detail = format!(
+                            "signed by notation identity {identity:?} (trusted as {trusted_as:?})"
+                        );
+                        return Ok(Some((Status::Verified, Some(identity), detail)));
+                    }
+                    NotationVerdict::Invalid { reason } => {
+                        invalid.get_or_insert(reason);
+                    }
+                    NotationVerdict::Untrusted { reason } => {
+                        untrusted.get_or_insert(reason);
+                    }
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// The payload blob a signature covers, if it is in the repository and of a sane size.
@@ -300,31 +439,42 @@ impl Registry {
         repo: &RepoName,
         signature: &CosignSignature,
     ) -> Result<Vec<u8>, String> {
-        let digest = Digest::parse(&signature.payload_digest)
-            .map_err(|e| format!("signature payload digest: {e}"))?;
-        if signature.payload_size > MAX_PAYLOAD_BYTES {
-            return Err(format!(
-                "signature payload of {} bytes exceeds {MAX_PAYLOAD_BYTES}",
-                signature.payload_size
-            ));
+        self.read_limited(
+            repo,
+            &signature.payload_digest,
+            signature.payload_size,
+            MAX_PAYLOAD_BYTES,
+            "signature payload",
+        )
+        .await
+    }
+
+    /// The blob `digest` (declared `size` bytes), if it is in the repository and at most `max`
+    /// bytes; `what` names it in reasons.
+    async fn read_limited(
+        &self,
+        repo: &RepoName,
+        digest: &str,
+        size: u64,
+        max: u64,
+        what: &str,
+    ) -> Result<Vec<u8>, String> {
+        let digest = Digest::parse(digest).map_err(|e| format!("{what} digest: {e}"))?;
+        if size > max {
+            return Err(format!("{what} of {size} bytes exceeds {max}"));
         }
         let content = match self.read_blob(repo, &digest, None).await {
             Ok(content) => content,
             Err(RegistryError::BlobUnknown(_) | RegistryError::NameUnknown(_)) => {
-                return Err(format!(
-                    "signature payload {digest} is not in the repository"
-                ));
+                return Err(format!("{what} {digest} is not in the repository"));
             }
             Err(e) => {
-                tracing::warn!(%digest, error = %e, "signature payload unreadable");
-                return Err(format!("signature payload {digest} could not be read"));
+                tracing::warn!(%digest, error = %e, "signature blob unreadable");
+                return Err(format!("{what} {digest} could not be read"));
             }
         };
-        if content.size > MAX_PAYLOAD_BYTES {
-            return Err(format!(
-                "signature payload of {} bytes exceeds {MAX_PAYLOAD_BYTES}",
-                content.size
-            ));
+        if content.size > max {
+            return Err(format!("{what} of {} bytes exceeds {max}", content.size));
         }
         content
             .read
@@ -335,10 +485,19 @@ impl Registry {
             })
             .await
             .map_err(|e| {
-                tracing::warn!(%digest, error = %e, "signature payload unreadable");
-                format!("signature payload {digest} could not be read")
+                tracing::warn!(%digest, error = %e, "signature blob unreadable");
+                format!("{what} {digest} could not be read")
             })
     }
+}
+
+/// How a notation identity starts, as stored in place of a key id.
+const NOTATION_IDENTITY: &str = "x509.subject:";
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Whether a manifest is something a runtime runs: an index, or an image manifest with at
