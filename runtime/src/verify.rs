@@ -4,8 +4,10 @@
 //! `registry.example.com/team`) before any layer is unpacked and before anything runs.
 //!
 //! Signatures are found as cosign stores them (the `sha256-<hex>.sig` tag, OCI 1.1 referrers
-//! of cosign's artifact type, and referrers holding a sigstore bundle) and verified by
-//! [`berth_trust`], keyless ones offline against the policy's trusted root. A pull records the
+//! of cosign's artifact type, and referrers holding a sigstore bundle) and, where the policy
+//! has a notation trust store, as notation stores them (referrers of notation's artifact
+//! type), and verified by [`berth_trust`], keyless ones offline against the policy's trusted
+//! root. A pull records the
 //! key set it verified under in the image's record, so `berth run` of an image already in the
 //! store verifies nothing again unless the policy's keys changed; an image that came from an
 //! enforcing scope without a verification under the current keys is checked again at the
@@ -15,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use berth_trust::bundle::{BUNDLE_MEDIA_TYPE, MAX_BUNDLE_BYTES, bundle_layers};
 use berth_trust::cosign::{MAX_PAYLOAD_BYTES, MAX_SIGNATURES, SIGNATURE_ARTIFACT_TYPE};
+use berth_trust::notation::{self, NotationSignature, NotationVerdict};
 use berth_trust::{CosignSignature, Mode, Policies, Policy, PolicyConfig, Verdict};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
@@ -33,6 +36,14 @@ const MAX_SIGNATURE_MANIFESTS: usize = 16;
 const SIGNATURE_ACCEPT: &[&str] = &[
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.v2+json",
+];
+
+/// Media types the signed manifest is fetched as, to compare with a notation payload.
+const SUBJECT_ACCEPT: &[&str] = &[
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
 ];
 
 /// Why an image may not be used, or the policy could not be read.
@@ -65,7 +76,8 @@ pub enum VerifyError {
 pub struct Verified {
     /// The policy key set it holds for.
     pub keyset: String,
-    /// The key that signed the image.
+    /// The key that signed the image (`sha256:...`), or the notation identity
+    /// (`x509.subject: ...`).
     pub key: String,
 }
 
@@ -227,22 +239,13 @@ async fn verify(
     }
     let subject = Reference::with_digest(registry.clone(), repository.clone(), digest.to_owned());
     for artifact_type in [SIGNATURE_ARTIFACT_TYPE, BUNDLE_MEDIA_TYPE] {
-        let Ok(index) = client.pull_referrers(&subject, Some(artifact_type)).await else {
-            continue;
-        };
-        for entry in index.manifests.iter().take(MAX_SIGNATURE_MANIFESTS) {
-            let by_digest =
-                Reference::with_digest(registry.clone(), repository.clone(), entry.digest.clone());
-            if let Ok((bytes, _)) = client
-                .pull_manifest_raw(&by_digest, auth, SIGNATURE_ACCEPT)
-                .await
-                && sha256(&bytes) == entry.digest
-            {
-                manifests.push(bytes.to_vec());
-            }
-        }
+        manifests.extend(referrers(client, &subject, auth, artifact_type).await);
     }
-    if manifests.is_empty() {
+    let notation_manifests = match policy.notation {
+        Some(_) => referrers(client, &subject, auth, notation::SIGNATURE_ARTIFACT_TYPE).await,
+        None => Vec::new(),
+    };
+    if manifests.is_empty() && notation_manifests.is_empty() {
         return Err("the image has no signature".into());
     }
     let mut invalid = None;
@@ -291,7 +294,83 @@ async fn verify(
             }
         }
     }
-    Err(invalid.unwrap_or_else(|| "no signature was made by a key the policy trusts".into()))
+    let mut untrusted = None;
+    if let Some(trust) = &policy.notation
+        && !notation_manifests.is_empty()
+    {
+        let (bytes, _) = client
+            .pull_manifest_raw(&subject, auth, SUBJECT_ACCEPT)
+            .await
+            .map_err(|e| format!("the image manifest could not be read again: {e}"))?;
+        let media_type = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|m| m["mediaType"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let target = notation::Target {
+            digest,
+            media_type: &media_type,
+            size: bytes.len() as u64,
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        for manifest in &notation_manifests {
+            let envelopes = NotationSignature::from_manifest(manifest).unwrap_or_default();
+            for envelope in envelopes {
+                if envelope.size > notation::MAX_ENVELOPE_BYTES {
+                    continue;
+                }
+                let mut bytes = Vec::new();
+                let fetched = client
+                    .pull_blob(&subject, envelope.digest.as_str(), &mut bytes)
+                    .await;
+                if fetched.is_err() || bytes.len() as u64 > notation::MAX_ENVELOPE_BYTES {
+                    continue;
+                }
+                match berth_trust::verify_notation(&envelope, &bytes, target, trust, now) {
+                    NotationVerdict::Verified { identity, .. } => return Ok(identity),
+                    NotationVerdict::Invalid { reason } => {
+                        invalid.get_or_insert(reason);
+                    }
+                    NotationVerdict::Untrusted { reason } => {
+                        untrusted.get_or_insert(reason);
+                    }
+                }
+            }
+        }
+    }
+    Err(invalid
+        .or(untrusted)
+        .unwrap_or_else(|| "no signature was made by a key the policy trusts".into()))
+}
+
+/// The signature manifests among the referrers of `subject` with `artifact_type`, each
+/// checked against its digest.
+async fn referrers(
+    client: &Client,
+    subject: &Reference,
+    auth: &RegistryAuth,
+    artifact_type: &str,
+) -> Vec<Vec<u8>> {
+    let mut manifests = Vec::new();
+    let Ok(index) = client.pull_referrers(subject, Some(artifact_type)).await else {
+        return manifests;
+    };
+    for entry in index.manifests.iter().take(MAX_SIGNATURE_MANIFESTS) {
+        let by_digest = Reference::with_digest(
+            subject.registry().to_owned(),
+            subject.repository().to_owned(),
+            entry.digest.clone(),
+        );
+        if let Ok((bytes, _)) = client
+            .pull_manifest_raw(&by_digest, auth, SIGNATURE_ACCEPT)
+            .await
+            && sha256(&bytes) == entry.digest
+        {
+            manifests.push(bytes.to_vec());
+        }
+    }
+    manifests
 }
 
 fn sha256(bytes: &[u8]) -> String {

@@ -28,6 +28,7 @@ mod memory;
 mod metrics;
 mod namespaces;
 mod nginx;
+mod notation;
 mod policies;
 mod proxy;
 mod ratelimit;

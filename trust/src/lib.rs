@@ -21,21 +21,26 @@
 //! rekor        transparency-log evidence: signed entry timestamps, inclusion proofs, bodies
 //! keyless      keyless cosign signatures (certificate + Rekor bundle annotations)
 //! bundle       sigstore bundles v0.3 (message signatures and DSSE), keyed or keyless
+//! notation     notation (Notary Project) signatures: manifests, X.509 trust stores, identities
+//! jws, cose    notation's JWS and COSE envelopes
 //! ```
 //!
 //! Depends on nothing else of berth's.
 
 pub mod attach;
 pub mod bundle;
+pub mod cose;
 pub mod cosign;
 pub mod encrypted;
 pub mod identity;
+pub mod jws;
 pub mod key;
 pub mod keyless;
+pub mod notation;
 pub mod payload;
 pub mod policy;
-pub mod sign;
 pub mod rekor;
+pub mod sign;
 pub mod trusted_root;
 pub mod verify;
 pub mod x509;
@@ -44,6 +49,7 @@ pub use bundle::{BUNDLE_MEDIA_TYPE, verify_bundle};
 pub use cosign::{CosignSignature, SignatureManifestError, cosign_signature_tag};
 pub use key::{KeyError, KeyId, PublicKey};
 pub use keyless::{Keyless, verify_for_policy, verify_keyless};
+pub use notation::{NotationSignature, NotationTrust, NotationVerdict, verify_notation};
 pub use payload::{PayloadError, SimpleSigning};
 pub use policy::{Mode, Policies, Policy, PolicyConfig, PolicyError};
 pub use sign::{SignKeyError, SigningKey};

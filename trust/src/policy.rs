@@ -16,6 +16,7 @@ use crate::identity::{Identity, IdentityConfig, IdentityError};
 use crate::key::{KeyError, PublicKey};
 use crate::keyless::Keyless;
 use crate::trusted_root::{MAX_TRUSTED_ROOT_BYTES, TrustedRoot, TrustedRootError};
+use crate::notation::{NotationTrust, NotationTrustError};
 
 /// What a policy does with an image its keys did not sign.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -56,6 +57,15 @@ pub struct PolicyConfig {
     /// Who may sign keylessly (`[[trust.policy.identity]]`): OIDC issuer and subject.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub identity: Vec<IdentityConfig>,
+    /// notation signatures: a PEM file or a directory of PEM files of the CA certificates
+    /// (the notation trust store) a signing certificate must chain to.
+    #[serde(default)]
+    pub notation_trust_store: Option<PathBuf>,
+    /// notation signatures: the identities trusted, `x509.subject: C=US, O=Acme, CN=release`
+    /// (the leaf's subject must hold every attribute listed), or `*` for any certificate the
+    /// trust store's CAs issued.
+    #[serde(default)]
+    pub notation_identities: Vec<String>,
 }
 
 /// Why policies could not be loaded.
@@ -76,7 +86,7 @@ pub enum PolicyError {
     Duplicate(String),
     /// An enforcing policy names no key, so it would refuse everything.
     #[error(
-        "trust.policy[{0}]: mode = \"enforce\" needs at least one key or a trusted_root with identities"
+        "trust.policy[{0}]: mode = \"enforce\" needs at least one key, a trusted_root with identities, or a notation trust store"
     )]
     NoKeys(usize),
     /// `require_signature_for_tags` in a policy that only audits.
@@ -107,6 +117,15 @@ pub enum PolicyError {
         /// Why.
         #[source]
         source: IdentityError,
+    },
+    /// The notation trust store or identities are unusable.
+    #[error("trust.policy[{index}]: {source}")]
+    Notation {
+        /// Which table.
+        index: usize,
+        /// Why.
+        #[source]
+        source: NotationTrustError,
     },
     /// A key file could not be read.
     #[error("trust.policy[{index}]: cannot read key file {path}: {source}")]
@@ -147,6 +166,8 @@ pub struct Policy {
     pub require_signature_for_tags: bool,
     /// Keyless trust (trusted root and identities), if configured.
     pub keyless: Option<Keyless>,
+    /// The notation trust store and identities, if any.
+    pub notation: Option<NotationTrust>,
     keyset: String,
 }
 
@@ -181,6 +202,7 @@ impl Policies {
             if config.mode == Mode::Enforce
                 && config.keys.is_empty()
                 && config.trusted_root.is_none()
+                && config.notation_trust_store.is_none()
             {
                 return Err(PolicyError::NoKeys(index));
             }
@@ -213,8 +235,12 @@ impl Policies {
                         .map(|i| format!("identity:{}", i.describe())),
                 );
             }
+            // So does a notation trust store (its certificates and identities).
+            let notation = notation_trust(config, base)
+                .map_err(|source| PolicyError::Notation { index, source })?;
             ids.sort_unstable();
             ids.dedup();
+            ids.extend(notation.as_ref().map(|n| format!("notation:{}", n.id())));
             let keyset = format!(
                 "sha256:{}",
                 hex::encode(Sha256::digest(ids.join(",").as_bytes()))
@@ -226,6 +252,7 @@ impl Policies {
                 exempt_robots: config.exempt_robots,
                 require_signature_for_tags: config.require_signature_for_tags,
                 keyless,
+                notation,
                 keyset,
             });
         }
@@ -291,6 +318,21 @@ fn load_keyless(
         })
         .collect::<Result<_, _>>()?;
     Ok(Some(Keyless { root, identities }))
+/// The notation trust of `config`: its store with its identities, both or neither.
+fn notation_trust(
+    config: &PolicyConfig,
+    base: &Path,
+) -> Result<Option<NotationTrust>, NotationTrustError> {
+    match &config.notation_trust_store {
+        Some(store) => {
+            NotationTrust::load(&base.join(store), &config.notation_identities).map(Some)
+        }
+        None if config.notation_identities.is_empty() => Ok(None),
+        None => Err(NotationTrustError::Identity {
+            identity: config.notation_identities[0].clone(),
+            reason: "notation_identities need a notation_trust_store".into(),
+        }),
+    }
 }
 
 fn check_scope(scope: &str) -> Result<(), &'static str> {
@@ -331,6 +373,8 @@ mod tests {
             require_signature_for_tags: false,
             trusted_root: None,
             identity: Vec::new(),
+            notation_trust_store: None,
+            notation_identities: Vec::new(),
         }
     }
 
@@ -422,6 +466,13 @@ mod tests {
             let err = Policies::load(&bad, Path::new("/")).expect_err("refused");
             assert!(err.to_string().contains(expect), "{err}");
         }
+        let mut identities_alone = config("team", Mode::Audit);
+        identities_alone.notation_identities = vec!["*".into()];
+        let err = Policies::load(&[identities_alone], Path::new("/")).expect_err("refused");
+        assert!(
+            err.to_string().contains("need a notation_trust_store"),
+            "{err}"
+        );
         let mut missing = config("team", Mode::Enforce);
         missing.keys.push("does-not-exist.pub".into());
         let err = Policies::load(&[missing], Path::new("/nowhere")).expect_err("refused");

@@ -5,7 +5,11 @@
 //! manifest with cosign's signature artifact type, the manifest tagged `sha256-<hex>.sig`, and
 //! referrers holding a sigstore bundle (`cosign sign --new-bundle-format`, see
 //! [`berth_trust::bundle`]). Keyless signatures are checked offline against the policy's
-//! trusted root and identities.
+//! trusted root and identities. Where the policy has a notation trust store, signatures are
+//! also found as notation writes them (see [`berth_trust::notation`]): referrers with
+//! notation's artifact type, JWS or COSE envelopes. notation certificates and signatures
+//! expire, so a verdict reached with notation signatures is reached again after
+//! [`NOTATION_RECHECK_SECS`].
 //! The verdict is cached in SQL per manifest and key set, together with the signatures it was
 //! reached with; a pull reads two rows and verifies nothing unless a key or a signature
 //! changed since (see migrations/*/0016_trust.sql).
@@ -22,6 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use berth_trust::bundle::{BUNDLE_MEDIA_TYPE, MAX_BUNDLE_BYTES, bundle_layers};
 use berth_trust::cosign::{MAX_PAYLOAD_BYTES, SIGNATURE_ARTIFACT_TYPE};
+use berth_trust::notation::{self, NotationSignature, NotationVerdict};
 use berth_trust::{CosignSignature, Mode, Policies, Policy, Verdict, cosign_signature_tag};
 use futures_util::TryStreamExt as _;
 use serde::Serialize;
@@ -36,6 +41,9 @@ use crate::meta::trust::StoredVerdict;
 const MAX_SIGNATURE_MANIFESTS: u32 = 16;
 /// Indexes looked at when a platform manifest is pulled by digest.
 const MAX_PARENTS: u32 = 8;
+/// How long a verdict reached with notation signatures is reused: their certificates must be
+/// valid at verification time, and their expiry passes.
+pub const NOTATION_RECHECK_SECS: u64 = 3600;
 
 /// The registry's trust policies.
 #[derive(Debug, Clone, Default)]
@@ -146,8 +154,10 @@ pub struct TrustStatus {
     pub mode: Mode,
     /// The verdict.
     pub status: Status,
-    /// The trusted key that signed it (`sha256:` of the public key), when verified.
+    /// The trusted key that signed it (`sha256:` of the public key), when verified by a key.
     pub key: Option<String>,
+    /// The notation identity that signed it (`x509.subject: CN=...`), when verified by one.
+    pub identity: Option<String>,
     /// Why, for people.
     pub detail: String,
     /// When the verdict was reached (Unix ms).
@@ -171,11 +181,16 @@ impl Registry {
             return Ok(None);
         };
         let v = self.verdict(repo, digest, policy).await?;
+        let (key, identity) = match v.key_id {
+            Some(id) if id.starts_with(NOTATION_IDENTITY) => (None, Some(id)),
+            other => (other, None),
+        };
         Ok(Some(TrustStatus {
             policy: policy.scope.clone(),
             mode: policy.mode,
             status: Status::parse(&v.status),
-            key: v.key_id,
+            key,
+            identity,
             detail: v.detail,
             checked_at: v.checked_at,
         }))
@@ -327,11 +342,30 @@ impl Registry {
         signatures.extend(bundles);
         signatures.sort();
         signatures.dedup();
-        let fingerprint = signatures
+        let notation_signatures = match policy.notation {
+            // No tag holds notation signatures: the empty name matches none.
+            Some(_) => {
+                self.meta
+                    .trust_signatures(
+                        repo,
+                        digest,
+                        notation::SIGNATURE_ARTIFACT_TYPE,
+                        "",
+                        MAX_SIGNATURE_MANIFESTS,
+                    )
+                    .await?
+            }
+            None => Vec::new(),
+        };
+        let mut fingerprint = signatures
             .iter()
+            .chain(&notation_signatures)
             .map(Digest::to_string)
             .collect::<Vec<_>>()
             .join(",");
+        if !notation_signatures.is_empty() {
+            fingerprint.push_str(&format!(";t={}", unix_now() / NOTATION_RECHECK_SECS));
+        }
         let previous = match self
             .meta
             .trust_verdict(repo, digest, policy.keyset())
@@ -340,7 +374,9 @@ impl Registry {
             Some(cached) if cached.signatures == fingerprint => return Ok(cached),
             other => other.map(|c| c.status),
         };
-        let (status, key_id, detail) = self.check(repo, digest, &signatures, policy).await?;
+        let (status, key_id, detail) = self
+            .check(repo, digest, &signatures, &notation_signatures, policy)
+            .await?;
         self.limits.trust.1.verdict(status);
         let verdict = StoredVerdict {
             signatures: fingerprint,
@@ -391,15 +427,17 @@ impl Registry {
         Ok(())
     }
 
-    /// Verifies every signature of `digest` found in `signatures` against the policy's keys.
+    /// Verifies every signature of `digest` found in `signatures` against the policy's keys,
+    /// and those in `notation_signatures` against its notation trust store.
     async fn check(
         &self,
         repo: &RepoName,
         digest: &Digest,
         signatures: &[Digest],
+        notation_signatures: &[Digest],
         policy: &Policy,
     ) -> RegistryResult<(Status, Option<String>, String)> {
-        if signatures.is_empty() {
+        if signatures.is_empty() && notation_signatures.is_empty() {
             return Ok((
                 Status::Unsigned,
                 None,
@@ -419,7 +457,13 @@ impl Registry {
             let layers = bundle_layers(&record.content);
             for layer in &layers {
                 let verdict = match self
-                    .read_small(repo, &layer.digest, layer.size, MAX_BUNDLE_BYTES)
+                    .read_limited(
+                        repo,
+                        &layer.digest,
+                        layer.size,
+                        MAX_BUNDLE_BYTES,
+                        "sigstore bundle",
+                    )
                     .await
                 {
                     Ok(bytes) => berth_trust::verify_bundle(
@@ -464,14 +508,115 @@ impl Registry {
                 }
             }
         }
+        let mut untrusted = None;
+        if let Some(verified) = self
+            .check_notation(
+                repo,
+                digest,
+                notation_signatures,
+                policy,
+                &mut invalid,
+                &mut untrusted,
+            )
+            .await?
+        {
+            return Ok(verified);
+        }
         Ok(match invalid {
             Some(reason) => (Status::Invalid, None, reason),
             None => (
                 Status::Untrusted,
                 None,
-                "no signature was made by a key the policy trusts".into(),
+                untrusted
+                    .unwrap_or_else(|| "no signature was made by a key the policy trusts".into()),
             ),
         })
+    }
+
+    /// Verifies the notation signatures of `digest`; the verdict when one verifies, else the
+    /// first reason one is invalid or untrusted.
+    async fn check_notation(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        signatures: &[Digest],
+        policy: &Policy,
+        invalid: &mut Option<String>,
+        untrusted: &mut Option<String>,
+    ) -> RegistryResult<Option<(Status, Option<String>, String)>> {
+        let Some(trust) = &policy.notation else {
+            return Ok(None);
+        };
+        if signatures.is_empty() {
+            return Ok(None);
+        }
+        let Some(subject) = self
+            .meta
+            .manifest(repo, &Reference::Digest(digest.clone()), false)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let subject_digest = digest.to_string();
+        let target = notation::Target {
+            digest: &subject_digest,
+            media_type: &subject.media_type,
+            size: subject.size,
+        };
+        let now = unix_now();
+        for sig_manifest in signatures {
+            let Some(record) = self
+                .meta
+                .manifest(repo, &Reference::Digest(sig_manifest.clone()), true)
+                .await?
+            else {
+                continue;
+            };
+            let envelopes = match NotationSignature::from_manifest(&record.content) {
+                Ok(found) => found,
+                Err(e) => {
+                    invalid
+                        .get_or_insert_with(|| format!("signature manifest {sig_manifest}: {e}"));
+                    continue;
+                }
+            };
+            for envelope in envelopes {
+                let bytes = match self
+                    .read_limited(
+                        repo,
+                        &envelope.digest,
+                        envelope.size,
+                        notation::MAX_ENVELOPE_BYTES,
+                        "notation envelope",
+                    )
+                    .await
+                {
+                    Ok(bytes) => bytes,
+                    Err(why) => {
+                        invalid.get_or_insert(why);
+                        continue;
+                    }
+                };
+                match berth_trust::verify_notation(&envelope, &bytes, target, trust, now) {
+                    NotationVerdict::Verified {
+                        identity,
+                        trusted_as,
+                    } => {
+                        let detail = format!(
+                            "signed by notation identity {identity:?} (trusted as {trusted_as:?})"
+                        );
+                        return Ok(Some((Status::Verified, Some(identity), detail)));
+                    }
+                    NotationVerdict::Invalid { reason } => {
+                        invalid.get_or_insert(reason);
+                    }
+                    NotationVerdict::Untrusted { reason } => {
+                        untrusted.get_or_insert(reason);
+                    }
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// The payload blob a signature covers, if it is in the repository and of a sane size.
@@ -480,45 +625,42 @@ impl Registry {
         repo: &RepoName,
         signature: &CosignSignature,
     ) -> Result<Vec<u8>, String> {
-        self.read_small(
+        self.read_limited(
             repo,
             &signature.payload_digest,
             signature.payload_size,
             MAX_PAYLOAD_BYTES,
+            "signature payload",
         )
         .await
     }
 
-    /// A signature blob (payload or bundle) of declared `size`, if it is in the repository and
-    /// at most `max` bytes.
-    async fn read_small(
+    /// The blob `digest` (declared `size` bytes), if it is in the repository and at most `max`
+    /// bytes; `what` names it in reasons.
+    async fn read_limited(
         &self,
         repo: &RepoName,
         digest: &str,
         size: u64,
         max: u64,
+        what: &str,
     ) -> Result<Vec<u8>, String> {
-        let digest = Digest::parse(digest).map_err(|e| format!("signature blob digest: {e}"))?;
+        let digest = Digest::parse(digest).map_err(|e| format!("{what} digest: {e}"))?;
         if size > max {
-            return Err(format!("signature blob of {size} bytes exceeds {max}"));
+            return Err(format!("{what} of {size} bytes exceeds {max}"));
         }
         let content = match self.read_blob(repo, &digest, None).await {
             Ok(content) => content,
             Err(RegistryError::BlobUnknown(_) | RegistryError::NameUnknown(_)) => {
-                return Err(format!(
-                    "signature payload {digest} is not in the repository"
-                ));
+                return Err(format!("{what} {digest} is not in the repository"));
             }
             Err(e) => {
-                tracing::warn!(%digest, error = %e, "signature payload unreadable");
-                return Err(format!("signature payload {digest} could not be read"));
+                tracing::warn!(%digest, error = %e, "signature blob unreadable");
+                return Err(format!("{what} {digest} could not be read"));
             }
         };
         if content.size > max {
-            return Err(format!(
-                "signature blob of {} bytes exceeds {max}",
-                content.size
-            ));
+            return Err(format!("{what} of {} bytes exceeds {max}", content.size));
         }
         content
             .read
@@ -529,8 +671,8 @@ impl Registry {
             })
             .await
             .map_err(|e| {
-                tracing::warn!(%digest, error = %e, "signature payload unreadable");
-                format!("signature payload {digest} could not be read")
+                tracing::warn!(%digest, error = %e, "signature blob unreadable");
+                format!("{what} {digest} could not be read")
             })
     }
 }
@@ -542,6 +684,14 @@ fn verified(key: &berth_trust::KeyId) -> (Status, Option<String>, String) {
         None => format!("signed with trusted key {key}"),
     };
     (Status::Verified, Some(key.to_string()), detail)
+
+/// How a notation identity starts, as stored in place of a key id.
+const NOTATION_IDENTITY: &str = "x509.subject:";
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Whether a manifest is something a runtime runs: an index, or an image manifest with at
