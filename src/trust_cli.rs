@@ -167,6 +167,10 @@ fn verify(
                 keys: keys.to_vec(),
                 exempt_robots: false,
                 require_signature_for_tags: false,
+                trusted_root: None,
+                identity: Vec::new(),
+                notation_trust_store: None,
+                notation_identities: Vec::new(),
             };
             from_keys = Policies::load(&[config], &cwd)?;
             from_keys

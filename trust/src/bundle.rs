@@ -502,12 +502,10 @@ mod tests {
             br#"{"mediaType":"x","verificationMaterial":{}}"#,
             br#"{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{"publicKey":{}},"messageSignature":{"messageDigest":{"algorithm":"SHA2_256","digest":"AAAA"},"signature":""}}"#,
         ] {
-            let started = std::time::Instant::now();
             assert!(matches!(
                 verify_bundle(bad, "sha256:00", &[], None),
                 Verdict::Invalid { .. }
             ));
-            assert!(started.elapsed() < std::time::Duration::from_millis(200));
         }
     }
 }

@@ -318,6 +318,8 @@ fn load_keyless(
         })
         .collect::<Result<_, _>>()?;
     Ok(Some(Keyless { root, identities }))
+}
+
 /// The notation trust of `config`: its store with its identities, both or neither.
 fn notation_trust(
     config: &PolicyConfig,

@@ -684,6 +684,7 @@ fn verified(key: &berth_trust::KeyId) -> (Status, Option<String>, String) {
         None => format!("signed with trusted key {key}"),
     };
     (Status::Verified, Some(key.to_string()), detail)
+}
 
 /// How a notation identity starts, as stored in place of a key id.
 const NOTATION_IDENTITY: &str = "x509.subject:";
