@@ -5,7 +5,8 @@
 -- The callback deletes the row as it reads it (DELETE ... RETURNING), so a sign-in completes
 -- at most once, whichever replica the browser comes back to. Rows are bounded: expired ones
 -- are purged at every new sign-in, and beyond `auth.oidc.max_pending_logins` unexpired rows
--- a new sign-in is refused.
+-- (or `max_pending_logins_per_address` from one client address, `client`: IPv4 whole, IPv6
+-- by its /64) a new sign-in is refused, so one client cannot use up everyone's room.
 -- Same meaning as migrations/postgres/0017_oidc_logins.sql.
 CREATE TABLE oidc_logins (
     id_hash    BLOB    PRIMARY KEY,
@@ -13,8 +14,10 @@ CREATE TABLE oidc_logins (
     nonce      TEXT    NOT NULL,
     verifier   TEXT    NOT NULL,
     next       TEXT    NOT NULL,
+    client     TEXT    NOT NULL,
     redirect   TEXT    NOT NULL,
     created_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL
 );
 CREATE INDEX oidc_logins_by_expiry ON oidc_logins (expires_at);
+CREATE INDEX oidc_logins_by_client ON oidc_logins (client, expires_at);

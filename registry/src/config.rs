@@ -954,6 +954,10 @@ pub struct OidcConfig {
     /// Sign-ins in progress (started, not yet back from the provider) kept at most; past it
     /// a new sign-in is refused until some finish or expire (after ten minutes).
     pub max_pending_logins: u64,
+    /// Of those, kept at most from one client address (IPv6: one /64), so that one client
+    /// cannot use up everyone's room. Behind a reverse proxy, set
+    /// `server.trust_forwarded_headers`, or every sign-in comes from the proxy's address.
+    pub max_pending_logins_per_address: u64,
     /// `[[auth.oidc.group]]`: provider groups to organizations, teams, roles and
     /// administrators, synced at every sign-in.
     pub group: Vec<crate::service::identity::GroupMapping>,
@@ -976,6 +980,7 @@ impl Default for OidcConfig {
             logout: false,
             clock_skew_secs: 60,
             max_pending_logins: 10_000,
+            max_pending_logins_per_address: 64,
             group: Vec::new(),
         }
     }
@@ -1004,8 +1009,11 @@ impl OidcConfig {
         if self.clock_skew_secs > 600 {
             return Err("[auth.oidc] clock_skew_secs is at most 600".into());
         }
-        if self.max_pending_logins == 0 {
-            return Err("[auth.oidc] max_pending_logins must be at least 1".into());
+        if self.max_pending_logins == 0 || self.max_pending_logins_per_address == 0 {
+            return Err(
+                "[auth.oidc] max_pending_logins and max_pending_logins_per_address must be at least 1"
+                    .into(),
+            );
         }
         self.group
             .iter()
@@ -1038,6 +1046,10 @@ impl std::fmt::Debug for OidcConfig {
             .field("logout", &self.logout)
             .field("clock_skew_secs", &self.clock_skew_secs)
             .field("max_pending_logins", &self.max_pending_logins)
+            .field(
+                "max_pending_logins_per_address",
+                &self.max_pending_logins_per_address,
+            )
             .field("group", &self.group)
             .finish()
     }

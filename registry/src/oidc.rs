@@ -217,9 +217,13 @@ impl Oidc {
         )
     }
 
-    /// The most sign-ins kept in progress (`max_pending_logins`).
-    pub fn max_pending(&self) -> u64 {
-        self.config.max_pending_logins
+    /// The most sign-ins kept in progress: in all (`max_pending_logins`) and from one client
+    /// address (`max_pending_logins_per_address`).
+    pub fn max_pending(&self) -> (u64, u64) {
+        (
+            self.config.max_pending_logins,
+            self.config.max_pending_logins_per_address,
+        )
     }
 
     /// The redirect URL a sign-in in progress recorded, if it is one this server would have

@@ -865,6 +865,46 @@ async fn sso_sign_ins_in_progress_are_bounded() {
     begin(&mut web).await;
 }
 
+/// One client address cannot use up everyone's room: past `max_pending_logins_per_address`
+/// its new sign-ins are refused (429 with a page saying why) while other addresses, including
+/// another IPv6 /64, still sign in.
+#[tokio::test]
+async fn sso_sign_ins_in_progress_are_bounded_per_address() {
+    use double::Double;
+
+    let p = Double::start().await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let all = hub_with(
+        tmp.path(),
+        &p.issuer,
+        "max_pending_logins_per_address = 2\n\n[server]\ntrust_forwarded_headers = true\n",
+    );
+    let (first, last) = (&all[0], &all[all.len() - 1]);
+    let mut flooder = Vec::new();
+    for _ in 0..2 {
+        let mut web = Web::forwarded_for(first, "2001:db8:1:2::7");
+        begin(&mut web).await;
+        flooder.push(web);
+    }
+    // The same /64 from another replica: refused.
+    let mut web = Web::forwarded_for(last, "2001:db8:1:2:ffff::1");
+    let r = web.get("/ui/login/oidc").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.body);
+    assert!(r.has("from your address"), "{}", r.body);
+    assert!(!web.cookies.contains_key("berth_oidc"));
+    // Others sign in all the way.
+    for address in ["2001:db8:1:3::7", "192.0.2.10"] {
+        let mut web = Web::forwarded_for(last, address);
+        let (state, nonce) = begin(&mut web).await;
+        p.answer(&good_craft(&p.issuer, &nonce));
+        let done = web
+            .get(&format!("/ui/login/oidc/callback?state={state}&code=c"))
+            .await;
+        assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+        assert!(web.cookies.contains_key("berth_session"));
+    }
+}
+
 fn good_craft(issuer: &str, nonce: &str) -> double::Craft {
     double::Craft {
         alg: "ES256",

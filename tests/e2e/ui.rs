@@ -214,6 +214,24 @@ impl Web {
         }
     }
 
+    /// A browser behind a proxy that says it came from `address` (`X-Forwarded-For`).
+    pub fn forwarded_for(b: &Berth, address: &str) -> Web {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            address.parse().expect("forwarded address"),
+        );
+        Web {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .default_headers(headers)
+                .build()
+                .expect("client"),
+            base: b.url(""),
+            cookies: BTreeMap::new(),
+        }
+    }
+
     fn cookie_header(&self) -> String {
         self.cookies
             .iter()

@@ -15,8 +15,8 @@ use sha2::{Digest as _, Sha256};
 use crate::identity::{Identity, IdentityConfig, IdentityError};
 use crate::key::{KeyError, PublicKey};
 use crate::keyless::Keyless;
-use crate::trusted_root::{MAX_TRUSTED_ROOT_BYTES, TrustedRoot, TrustedRootError};
 use crate::notation::{NotationTrust, NotationTrustError};
+use crate::trusted_root::{MAX_TRUSTED_ROOT_BYTES, TrustedRoot, TrustedRootError};
 
 /// What a policy does with an image its keys did not sign.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

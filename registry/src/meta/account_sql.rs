@@ -455,20 +455,21 @@ macro_rules! account_queries {
             Ok(sqlx::query("DELETE FROM ui_sessions WHERE secret_hash = $1").bind(hash).execute(c).await?.rows_affected() == 1)
         }
 
-        pub(in $crate::meta) async fn pending_logins(c: &mut $conn, now: i64) -> MetaResult<u64> {
-            let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM oidc_logins WHERE expires_at > $1")
-                .bind(now).fetch_one(c).await?;
-            Ok(u64::try_from(n).unwrap_or(0))
+        pub(in $crate::meta) async fn pending_logins(c: &mut $conn, now: i64, client: &str) -> MetaResult<(u64, u64)> {
+            let (all, mine): (i64, i64) = sqlx::query_as(
+                "SELECT COUNT(*), COUNT(*) FILTER (WHERE client = $2) FROM oidc_logins WHERE expires_at > $1",
+            ).bind(now).bind(client).fetch_one(c).await?;
+            Ok((u64::try_from(all).unwrap_or(0), u64::try_from(mine).unwrap_or(0)))
         }
 
-        pub(in $crate::meta) async fn create_pending_login(c: &mut $conn, hash: &[u8], l: &PendingLogin, expires_at: i64) -> MetaResult<()> {
+        pub(in $crate::meta) async fn create_pending_login(c: &mut $conn, hash: &[u8], client: &str, l: &PendingLogin, expires_at: i64) -> MetaResult<()> {
             let now = now_ms();
             sqlx::query("DELETE FROM oidc_logins WHERE expires_at <= $1").bind(now).execute(&mut *c).await?;
             sqlx::query(
-                "INSERT INTO oidc_logins (id_hash, state, nonce, verifier, next, redirect, created_at, expires_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO oidc_logins (id_hash, state, nonce, verifier, next, redirect, created_at, expires_at, client)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             ).bind(hash).bind(&l.state).bind(&l.nonce).bind(&l.verifier).bind(&l.next).bind(&l.redirect)
-                .bind(now).bind(expires_at).execute(c).await?;
+                .bind(now).bind(expires_at).bind(client).execute(c).await?;
             Ok(())
         }
 
@@ -669,11 +670,11 @@ macro_rules! impl_account_store {
             async fn delete_session(&self, secret_hash: &[u8]) -> $crate::meta::MetaResult<bool> {
                 $crate::meta::account_sql::run_owned!($conn; self.account_write, [secret_hash], |c| aq::delete_session(c, &secret_hash))
             }
-            async fn pending_logins(&self, now: i64) -> $crate::meta::MetaResult<u64> {
-                $crate::meta::account_sql::run_owned!($conn; self.account_read, [], |c| aq::pending_logins(c, now))
+            async fn pending_logins(&self, now: i64, client: &str) -> $crate::meta::MetaResult<(u64, u64)> {
+                $crate::meta::account_sql::run_owned!($conn; self.account_read, [client], |c| aq::pending_logins(c, now, &client))
             }
-            async fn create_pending_login(&self, id_hash: &[u8], login: $crate::meta::accounts::PendingLogin, expires_at: i64) -> $crate::meta::MetaResult<()> {
-                $crate::meta::account_sql::run_owned!($conn; self.account_write, [id_hash, login], |c| aq::create_pending_login(c, &id_hash, &login, expires_at))
+            async fn create_pending_login(&self, id_hash: &[u8], client: &str, login: $crate::meta::accounts::PendingLogin, expires_at: i64) -> $crate::meta::MetaResult<()> {
+                $crate::meta::account_sql::run_owned!($conn; self.account_write, [id_hash, client, login], |c| aq::create_pending_login(c, &id_hash, &client, &login, expires_at))
             }
             async fn take_pending_login(&self, id_hash: &[u8]) -> $crate::meta::MetaResult<Option<$crate::meta::accounts::PendingLogin>> {
                 $crate::meta::account_sql::run_owned!($conn; self.account_write, [id_hash], |c| aq::take_pending_login(c, &id_hash))

@@ -428,14 +428,16 @@ pub trait AccountStore: Send + Sync + 'static {
     /// Ends a session; returns whether it existed.
     async fn delete_session(&self, secret_hash: &[u8]) -> MetaResult<bool>;
 
-    /// How many single sign-ons in progress are unexpired at `now` (Unix ms).
-    async fn pending_logins(&self, now: i64) -> MetaResult<u64>;
+    /// How many single sign-ons in progress are unexpired at `now` (Unix ms): in all, and
+    /// from `client` (an address key, see [`crate::service::sign_ins`]).
+    async fn pending_logins(&self, now: i64, client: &str) -> MetaResult<(u64, u64)>;
 
-    /// Stores a single sign-on in progress under the hash of its id until `expires_at`
-    /// (Unix ms), and drops expired ones.
+    /// Stores a single sign-on in progress of `client` under the hash of its id until
+    /// `expires_at` (Unix ms), and drops expired ones.
     async fn create_pending_login(
         &self,
         id_hash: &[u8],
+        client: &str,
         login: PendingLogin,
         expires_at: i64,
     ) -> MetaResult<()>;

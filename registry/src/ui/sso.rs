@@ -41,7 +41,7 @@ pub(super) async fn start(
         Ok((url, pending)) => {
             let id = match gate
                 .accounts
-                .hold_sign_in(pending, oidc.max_pending())
+                .hold_sign_in(pending, viewer.client, oidc.max_pending())
                 .await
             {
                 Ok(id) => id,
@@ -52,6 +52,14 @@ pub(super) async fn start(
                         &viewer,
                         StatusCode::SERVICE_UNAVAILABLE,
                         "Too many single sign-ons are in progress right now. Try again in a few minutes; administrators can sign in with their password.",
+                    ));
+                }
+                Err(e @ HoldError::FullFromAddress(_)) => {
+                    tracing::warn!(target: "berth::oidc", error = %e, client = %viewer.client, "single sign-on refused: auth.oidc.max_pending_logins_per_address reached");
+                    return Ok(page(
+                        &viewer,
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "Too many single sign-ons from your address are in progress. Finish or close them, or try again in a few minutes.",
                     ));
                 }
                 Err(e @ HoldError::NoRandomness) => return Err(UiError::Internal(e.to_string())),
