@@ -290,8 +290,14 @@ fn prompt(label: &str) -> anyhow::Result<String> {
     let mut tty_w = &tty;
     tty_w.write_all(label.as_bytes())?;
     let mut line = Vec::new();
-    for byte in (&tty).bytes() {
-        match byte? {
+    // One byte at a time: in raw mode each key arrives as it is typed, and nothing past the
+    // end of the line may be read away from the terminal.
+    let mut byte = [0u8; 1];
+    loop {
+        if (&tty).read(&mut byte)? == 0 {
+            break;
+        }
+        match byte[0] {
             b'\r' | b'\n' => break,
             3 => {
                 drop(raw);
