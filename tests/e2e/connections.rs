@@ -363,8 +363,20 @@ async fn connections_beyond_the_limits_are_refused_at_once() {
     }
     assert!(admitted, "no room after a connection closed");
 
-    // Every entry goes with its connections: only the scrape's own is left.
+    // Every entry goes with its connections: only the scrape's own is left. The server sees
+    // the closes when it next polls them, so the scrape may only start once there is room
+    // (until then it would be one connection too many and get the 503 itself).
     drop(held);
+    let mut room = false;
+    for _ in 0..50 {
+        let mut s = connect_from(one, b.addr).await;
+        if served(&mut s).await {
+            room = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(room, "no room after every connection closed");
     let m = scrape_until(&b, "the connections closing", |m| {
         m.get("berth_connections_open", &[]) == Some(1.0)
     })

@@ -434,7 +434,7 @@ mod tests {
         empty.identity.push(identity);
         for (bad, expect) in [
             (root_only, "needs both trusted_root"),
-            (identity_only, "needs at least one key or a trusted_root"),
+            (identity_only, "needs at least one key, a trusted_root"),
             (missing, "missing.json"),
             (empty, "names no certificate authority"),
         ] {
