@@ -31,21 +31,9 @@ const CRIT: i64 = 2;
 const CONTENT_TYPE: i64 = 3;
 const X5CHAIN: i64 = 33;
 
-const SIGNING_SCHEME: &str = "io.cncf.notary.signingScheme";
-const SIGNING_TIME: &str = "io.cncf.notary.signingTime";
-const EXPIRY: &str = "io.cncf.notary.expiry";
-const AUTHENTIC_SIGNING_TIME: &str = "io.cncf.notary.authenticSigningTime";
-const VERIFICATION_PLUGIN: &str = "io.cncf.notary.verificationPlugin";
-const VERIFICATION_PLUGIN_MIN_VERSION: &str = "io.cncf.notary.verificationPluginMinVersion";
-
-/// The header labels that may be critical, and that must be when present.
-const CRITICAL: &[&str] = &[
-    SIGNING_SCHEME,
-    EXPIRY,
-    AUTHENTIC_SIGNING_TIME,
-    VERIFICATION_PLUGIN,
-    VERIFICATION_PLUGIN_MIN_VERSION,
-];
+use crate::notation::attributes::{
+    AUTHENTIC_SIGNING_TIME, CRITICAL, EXPIRY, SIGNING_SCHEME, SIGNING_TIME, VERIFICATION_PLUGIN,
+};
 
 /// A header map, looked up by integer or text label.
 struct Headers(Vec<(Value, Value)>);

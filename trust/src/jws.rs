@@ -25,21 +25,9 @@ use serde_json::{Map, Value};
 use crate::notation::{Algorithm, Envelope, MAX_ENVELOPE_BYTES, PAYLOAD_CONTENT_TYPE};
 use crate::x509::{Cert, MAX_CHAIN};
 
-const SIGNING_SCHEME: &str = "io.cncf.notary.signingScheme";
-const SIGNING_TIME: &str = "io.cncf.notary.signingTime";
-const EXPIRY: &str = "io.cncf.notary.expiry";
-const AUTHENTIC_SIGNING_TIME: &str = "io.cncf.notary.authenticSigningTime";
-const VERIFICATION_PLUGIN: &str = "io.cncf.notary.verificationPlugin";
-const VERIFICATION_PLUGIN_MIN_VERSION: &str = "io.cncf.notary.verificationPluginMinVersion";
-
-/// The signed attributes that may be critical, and that must be when present.
-const CRITICAL: &[&str] = &[
-    SIGNING_SCHEME,
-    EXPIRY,
-    AUTHENTIC_SIGNING_TIME,
-    VERIFICATION_PLUGIN,
-    VERIFICATION_PLUGIN_MIN_VERSION,
-];
+use crate::notation::attributes::{
+    AUTHENTIC_SIGNING_TIME, CRITICAL, EXPIRY, SIGNING_SCHEME, SIGNING_TIME, VERIFICATION_PLUGIN,
+};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

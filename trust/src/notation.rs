@@ -685,3 +685,24 @@ mod tests {
         assert!(NotationSignature::from_manifest(b"[").is_err());
     }
 }
+
+/// The signed attributes notation's envelopes carry, by the names both envelope formats use
+/// (JWS protected header keys, COSE protected header text labels).
+pub(crate) mod attributes {
+    pub(crate) const SIGNING_SCHEME: &str = "io.cncf.notary.signingScheme";
+    pub(crate) const SIGNING_TIME: &str = "io.cncf.notary.signingTime";
+    pub(crate) const EXPIRY: &str = "io.cncf.notary.expiry";
+    pub(crate) const AUTHENTIC_SIGNING_TIME: &str = "io.cncf.notary.authenticSigningTime";
+    pub(crate) const VERIFICATION_PLUGIN: &str = "io.cncf.notary.verificationPlugin";
+    pub(crate) const VERIFICATION_PLUGIN_MIN_VERSION: &str =
+        "io.cncf.notary.verificationPluginMinVersion";
+
+    /// The signed attributes that may be critical, and that must be when present.
+    pub(crate) const CRITICAL: &[&str] = &[
+        SIGNING_SCHEME,
+        EXPIRY,
+        AUTHENTIC_SIGNING_TIME,
+        VERIFICATION_PLUGIN,
+        VERIFICATION_PLUGIN_MIN_VERSION,
+    ];
+}
