@@ -9,4 +9,5 @@
 //! returns. It depends on nothing else of berth.
 
 pub mod inventory;
+pub mod osv;
 pub mod version;

@@ -87,7 +87,10 @@ impl Version {
     pub fn parse(s: &str) -> Result<Self, VersionError> {
         precheck(SCHEME, s)?;
         let tokens = tokenize(s).map_err(|reason| VersionError::invalid(SCHEME, s, reason))?;
-        Ok(Self { text: s.to_owned(), tokens })
+        Ok(Self {
+            text: s.to_owned(),
+            tokens,
+        })
     }
 
     /// The version as written.
@@ -101,7 +104,12 @@ impl Version {
 }
 
 fn digits(b: &[u8], from: usize) -> usize {
-    from + b.get(from..).unwrap_or_default().iter().take_while(|c| c.is_ascii_digit()).count()
+    from + b
+        .get(from..)
+        .unwrap_or_default()
+        .iter()
+        .take_while(|c| c.is_ascii_digit())
+        .count()
 }
 
 fn tokenize(s: &str) -> Result<Vec<Token>, &'static str> {
@@ -111,7 +119,12 @@ fn tokenize(s: &str) -> Result<Vec<Token>, &'static str> {
     if at == 0 {
         return Err("does not start with a number");
     }
-    let mut last = Token { kind: Kind::InitialDigit, start: 0, end: at, suffix: Suffix::None };
+    let mut last = Token {
+        kind: Kind::InitialDigit,
+        start: 0,
+        end: at,
+        suffix: Suffix::None,
+    };
     tokens.push(last);
     while let Some(&c) = b.get(at) {
         let token = match c {
@@ -120,7 +133,12 @@ fn tokenize(s: &str) -> Result<Vec<Token>, &'static str> {
                     return Err("a letter may only follow a number");
                 }
                 at += 1;
-                Token { kind: Kind::Letter, start: at - 1, end: at, suffix: Suffix::None }
+                Token {
+                    kind: Kind::Letter,
+                    start: at - 1,
+                    end: at,
+                    suffix: Suffix::None,
+                }
             }
             b'.' | b'0'..=b'9' => {
                 if c == b'.' {
@@ -138,7 +156,12 @@ fn tokenize(s: &str) -> Result<Vec<Token>, &'static str> {
                 if end == at {
                     return Err("a dot must be followed by a number");
                 }
-                let token = Token { kind, start: at, end, suffix: Suffix::None };
+                let token = Token {
+                    kind,
+                    start: at,
+                    end,
+                    suffix: Suffix::None,
+                };
                 at = end;
                 token
             }
@@ -148,11 +171,20 @@ fn tokenize(s: &str) -> Result<Vec<Token>, &'static str> {
                 }
                 let start = at + 1;
                 let end = start
-                    + b.get(start..).unwrap_or_default().iter().take_while(|c| c.is_ascii_lowercase()).count();
-                let suffix = Suffix::parse(s.get(start..end).unwrap_or_default())
-                    .ok_or("unknown suffix")?;
+                    + b.get(start..)
+                        .unwrap_or_default()
+                        .iter()
+                        .take_while(|c| c.is_ascii_lowercase())
+                        .count();
+                let suffix =
+                    Suffix::parse(s.get(start..end).unwrap_or_default()).ok_or("unknown suffix")?;
                 at = end;
-                Token { kind: Kind::Suffix, start, end, suffix }
+                Token {
+                    kind: Kind::Suffix,
+                    start,
+                    end,
+                    suffix,
+                }
             }
             b'~' => {
                 if last.kind >= Kind::CommitHash {
@@ -169,7 +201,12 @@ fn tokenize(s: &str) -> Result<Vec<Token>, &'static str> {
                     return Err("empty commit hash");
                 }
                 at = end;
-                Token { kind: Kind::CommitHash, start, end, suffix: Suffix::None }
+                Token {
+                    kind: Kind::CommitHash,
+                    start,
+                    end,
+                    suffix: Suffix::None,
+                }
             }
             b'-' => {
                 if last.kind >= Kind::RevisionNo || b.get(at + 1) != Some(&b'r') {
@@ -181,7 +218,12 @@ fn tokenize(s: &str) -> Result<Vec<Token>, &'static str> {
                     return Err("empty revision");
                 }
                 at = end;
-                Token { kind: Kind::RevisionNo, start, end, suffix: Suffix::None }
+                Token {
+                    kind: Kind::RevisionNo,
+                    start,
+                    end,
+                    suffix: Suffix::None,
+                }
             }
             _ => return Err("invalid character"),
         };
@@ -201,7 +243,12 @@ fn cmp_tokens(a: &Version, ta: &Token, b: &Version, tb: &Token) -> Ordering {
     }
 }
 
-const END: Token = Token { kind: Kind::End, start: 0, end: 0, suffix: Suffix::None };
+const END: Token = Token {
+    kind: Kind::End,
+    start: 0,
+    end: 0,
+    suffix: Suffix::None,
+};
 
 impl Ord for Version {
     fn cmp(&self, other: &Self) -> Ordering {
@@ -321,7 +368,9 @@ mod tests {
         for line in cases.lines().map(str::trim).filter(|l| !l.is_empty()) {
             let mut parts = line.split(' ');
             let (a, op, b) = (parts.next(), parts.next(), parts.next());
-            let (Some(a), Some(op), Some(b)) = (a, op, b) else { panic!("bad case {line}") };
+            let (Some(a), Some(op), Some(b)) = (a, op, b) else {
+                panic!("bad case {line}")
+            };
             let want = match op {
                 "<" => Ordering::Less,
                 ">" => Ordering::Greater,
@@ -335,24 +384,65 @@ mod tests {
     /// Validity cases from `version.data` (`apk version --check`).
     #[test]
     fn apk_validity() {
-        for good in ["1.2", "0.1_pre2", "0.1_pre2~1234abcd", "0.1_p1_pre2", "0.1_alpha1_pre2",
-            "0.1_git20240101_pre1", "1.0-r0", "6b-r7"]
-        {
+        for good in [
+            "1.2",
+            "0.1_pre2",
+            "0.1_pre2~1234abcd",
+            "0.1_p1_pre2",
+            "0.1_alpha1_pre2",
+            "0.1_git20240101_pre1",
+            "1.0-r0",
+            "6b-r7",
+        ] {
             assert!(Version::parse(good).is_ok(), "{good} refused");
         }
-        for bad in ["", "0.1bc", "0.1bc1", "0.1a1", "0.1a.1", "0.1_pre2~", "0.1_pre2~1234xbcd",
-            "0.1_pre2~1234abcd_pre1", "0.1_pre2-r1~1234xbcd", "0.1_foobar", "0.1_foobar1",
-            "0.1-pre1.1", "0.1-r", "0.1-r2_pre1", "0.1-r2_p3_pre1", "0.1-r2-r3", "0.1-r2.1",
-            ".1", "a", "_pre1", "-r1", "0.1_", "0.1_-r0", "0.1__alpha", "0.1_1_alpha", "1.",
-            "1..2", "1.0-R1", "1.0 ", "1.0A"]
-        {
+        for bad in [
+            "",
+            "0.1bc",
+            "0.1bc1",
+            "0.1a1",
+            "0.1a.1",
+            "0.1_pre2~",
+            "0.1_pre2~1234xbcd",
+            "0.1_pre2~1234abcd_pre1",
+            "0.1_pre2-r1~1234xbcd",
+            "0.1_foobar",
+            "0.1_foobar1",
+            "0.1-pre1.1",
+            "0.1-r",
+            "0.1-r2_pre1",
+            "0.1-r2_p3_pre1",
+            "0.1-r2-r3",
+            "0.1-r2.1",
+            ".1",
+            "a",
+            "_pre1",
+            "-r1",
+            "0.1_",
+            "0.1_-r0",
+            "0.1__alpha",
+            "0.1_1_alpha",
+            "1.",
+            "1..2",
+            "1.0-R1",
+            "1.0 ",
+            "1.0A",
+        ] {
             assert!(Version::parse(bad).is_err(), "{bad:?} accepted");
         }
     }
 
     #[test]
     fn apk_shapes_order_as_documented() {
-        let ordered = ["1.0_alpha", "1.0_rc1", "1.0", "1.0-r1", "1.0_p1", "1.0a", "1.0.1"];
+        let ordered = [
+            "1.0_alpha",
+            "1.0_rc1",
+            "1.0",
+            "1.0-r1",
+            "1.0_p1",
+            "1.0a",
+            "1.0.1",
+        ];
         for pair in ordered.windows(2) {
             assert_eq!(v(pair[0]).cmp(&v(pair[1])), Ordering::Less, "{pair:?}");
         }

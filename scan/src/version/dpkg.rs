@@ -39,15 +39,37 @@ impl Version {
             None => (rest, ""),
         };
         if upstream.is_empty() {
-            return Err(VersionError::invalid(SCHEME, trimmed, "empty upstream version"));
+            return Err(VersionError::invalid(
+                SCHEME,
+                trimmed,
+                "empty upstream version",
+            ));
         }
-        if !upstream.bytes().all(|b| b.is_ascii_alphanumeric() || b".+~-:".contains(&b)) {
-            return Err(VersionError::invalid(SCHEME, trimmed, "invalid character in upstream version"));
+        if !upstream
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".+~-:".contains(&b))
+        {
+            return Err(VersionError::invalid(
+                SCHEME,
+                trimmed,
+                "invalid character in upstream version",
+            ));
         }
-        if !revision.bytes().all(|b| b.is_ascii_alphanumeric() || b".+~".contains(&b)) {
-            return Err(VersionError::invalid(SCHEME, trimmed, "invalid character in revision"));
+        if !revision
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".+~".contains(&b))
+        {
+            return Err(VersionError::invalid(
+                SCHEME,
+                trimmed,
+                "invalid character in revision",
+            ));
         }
-        Ok(Self { epoch, upstream: upstream.to_owned(), revision: revision.to_owned() })
+        Ok(Self {
+            epoch,
+            upstream: upstream.to_owned(),
+            revision: revision.to_owned(),
+        })
     }
 
     /// The epoch (0 when absent).
@@ -71,7 +93,11 @@ fn parse_epoch(version: &str, epoch: &str) -> Result<u32, VersionError> {
         return Err(VersionError::invalid(SCHEME, version, "empty epoch"));
     }
     if !epoch.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(VersionError::invalid(SCHEME, version, "epoch is not a number"));
+        return Err(VersionError::invalid(
+            SCHEME,
+            version,
+            "epoch is not a number",
+        ));
     }
     // dpkg keeps the epoch in an int and refuses larger values.
     epoch
@@ -199,8 +225,18 @@ mod tests {
     #[test]
     fn dpkg_refuses_what_dpkg_refuses() {
         let bad = [
-            "", "  ", "0:", "0:0 0-1", "-1:0-1", "999999999999999999999999:0-1",
-            "2147483648:0", "a:0-0", "A:0-0", "-0", "0:-0", "0:0-0:0",
+            "",
+            "  ",
+            "0:",
+            "0:0 0-1",
+            "-1:0-1",
+            "999999999999999999999999:0-1",
+            "2147483648:0",
+            "a:0-0",
+            "A:0-0",
+            "-0",
+            "0:-0",
+            "0:0-0:0",
         ];
         for s in bad {
             assert!(Version::parse(s).is_err(), "{s:?} accepted");

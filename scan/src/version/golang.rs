@@ -11,7 +11,6 @@
 //!   govulncheck gives them (`1.21.5`, `1.22.0-rc.1`, `1.19.0-beta.2`, `1.20.0`); anything after
 //!   a space (`go1.22.1 X:boringcrypto`) is ignored.
 
-
 use super::semver;
 use super::{Scheme, VersionError, precheck};
 
@@ -35,9 +34,19 @@ impl Version {
             "" => {}
             "incompatible" if version.major().len() > 1 || version.major() >= "2" => {}
             "incompatible" => {
-                return Err(VersionError::invalid(SCHEME, s, "+incompatible needs major version 2 or later"));
+                return Err(VersionError::invalid(
+                    SCHEME,
+                    s,
+                    "+incompatible needs major version 2 or later",
+                ));
             }
-            _ => return Err(VersionError::invalid(SCHEME, s, "build metadata other than +incompatible")),
+            _ => {
+                return Err(VersionError::invalid(
+                    SCHEME,
+                    s,
+                    "build metadata other than +incompatible",
+                ));
+            }
         }
         Ok(Self(version))
     }
@@ -46,8 +55,12 @@ impl Version {
     /// 12-digit commit hash, directly after `X.0.0-` or after a `0.` identifier.
     pub fn is_pseudo(&self) -> bool {
         let pre: Vec<&str> = self.0.pre().collect();
-        let Some((last, before)) = pre.split_last() else { return false };
-        let Some((time, hash)) = last.split_once('-') else { return false };
+        let Some((last, before)) = pre.split_last() else {
+            return false;
+        };
+        let Some((time, hash)) = last.split_once('-') else {
+            return false;
+        };
         let shaped = time.len() == 14
             && time.bytes().all(|b| b.is_ascii_digit())
             && hash.len() == 12
@@ -68,21 +81,31 @@ fn parse_toolchain(original: &str, s: &str) -> Result<Version, VersionError> {
     let split = s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len());
     let (numbers, pre) = s.split_at(split);
     let mut parts: Vec<&str> = numbers.split('.').collect();
-    if parts.len() > 3 || parts.iter().any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit())) {
+    if parts.len() > 3
+        || parts
+            .iter()
+            .any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
         return Err(invalid("not a Go toolchain version"));
     }
     parts.resize(3, "0");
     let mut semver = parts.join(".");
     if !pre.is_empty() {
-        let kind = ["rc", "beta", "alpha"].into_iter().find(|k| pre.starts_with(k));
-        let Some(kind) = kind else { return Err(invalid("unknown toolchain pre-release")) };
+        let kind = ["rc", "beta", "alpha"]
+            .into_iter()
+            .find(|k| pre.starts_with(k));
+        let Some(kind) = kind else {
+            return Err(invalid("unknown toolchain pre-release"));
+        };
         let n = &pre[kind.len()..];
         if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
             return Err(invalid("toolchain pre-release without a number"));
         }
         semver = format!("{semver}-{kind}.{n}");
     }
-    semver::Version::parse_in(SCHEME, &semver).map(Version).map_err(|_| invalid("not a Go toolchain version"))
+    semver::Version::parse_in(SCHEME, &semver)
+        .map(Version)
+        .map_err(|_| invalid("not a Go toolchain version"))
 }
 
 #[cfg(test)]
@@ -127,7 +150,12 @@ mod tests {
         ] {
             assert!(v(pseudo).is_pseudo(), "{pseudo}");
         }
-        for tagged in ["v1.2.3", "v1.2.4-pre", "v1.2.4-rc.1", "v0.0.0-2019-daa7c04131f5"] {
+        for tagged in [
+            "v1.2.3",
+            "v1.2.4-pre",
+            "v1.2.4-rc.1",
+            "v0.0.0-2019-daa7c04131f5",
+        ] {
             assert!(!v(tagged).is_pseudo(), "{tagged}");
         }
     }
@@ -152,8 +180,22 @@ mod tests {
     #[test]
     fn go_refuses_garbage() {
         for bad in [
-            "", "v", "v1", "v1.2", "vv1.2.3", "V1.2.3", "v1.2.3+build", "v1.0.0+incompatible",
-            "v1.2.3 ", "go", "go1.", "go1.2.3.4", "go1.21x1", "gorc1", "(devel)", "go1.21rc",
+            "",
+            "v",
+            "v1",
+            "v1.2",
+            "vv1.2.3",
+            "V1.2.3",
+            "v1.2.3+build",
+            "v1.0.0+incompatible",
+            "v1.2.3 ",
+            "go",
+            "go1.",
+            "go1.2.3.4",
+            "go1.21x1",
+            "gorc1",
+            "(devel)",
+            "go1.21rc",
         ] {
             assert!(Version::parse(bad).is_err(), "{bad:?} accepted");
         }

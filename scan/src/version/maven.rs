@@ -83,7 +83,9 @@ fn cmp_item(a: &Item, b: Option<&Item>) -> Ordering {
         (Item::Str(_), Some(Item::Int(_))) => Ordering::Less,
         (Item::Str(x), Some(Item::Str(y))) => qualifier_key(x).cmp(&qualifier_key(y)),
         (Item::Str(_), Some(Item::List(_))) => Ordering::Less,
-        (Item::List(items), None) => items.first().map_or(Ordering::Equal, |first| cmp_item(first, None)),
+        (Item::List(items), None) => items
+            .first()
+            .map_or(Ordering::Equal, |first| cmp_item(first, None)),
         (Item::List(_), Some(Item::Int(_))) => Ordering::Less,
         (Item::List(_), Some(Item::Str(_))) => Ordering::Greater,
         (Item::List(x), Some(Item::List(y))) => cmp_lists(x, y),
@@ -139,13 +141,21 @@ impl Version {
         };
         let token = |start: usize, end: usize, digit: bool| {
             let text = lower.get(start..end).unwrap_or_default();
-            if digit { Item::int(text) } else { Item::qualifier(text, false) }
+            if digit {
+                Item::int(text)
+            } else {
+                Item::qualifier(text, false)
+            }
         };
         let (mut digit, mut start) = (false, 0);
         for (i, &c) in b.iter().enumerate() {
             match c {
                 b'.' | b'-' => {
-                    let item = if i == start { Item::Int(String::new()) } else { token(start, i, digit) };
+                    let item = if i == start {
+                        Item::Int(String::new())
+                    } else {
+                        token(start, i, digit)
+                    };
                     push(&mut stack, item);
                     start = i + 1;
                     if c == b'-' {
@@ -154,7 +164,8 @@ impl Version {
                 }
                 b'0'..=b'9' => {
                     if !digit && i > start {
-                        let qualifier = Item::qualifier(lower.get(start..i).unwrap_or_default(), true);
+                        let qualifier =
+                            Item::qualifier(lower.get(start..i).unwrap_or_default(), true);
                         push(&mut stack, qualifier);
                         start = i;
                         stack.push(Vec::new());
@@ -226,9 +237,28 @@ mod tests {
     #[test]
     fn qualifier_order() {
         assert_ascending(&[
-            "1-alpha2snapshot", "1-alpha2", "1-alpha-123", "1-beta-2", "1-beta123", "1-m2",
-            "1-m11", "1-rc", "1-cr2", "1-rc123", "1-SNAPSHOT", "1", "1-sp", "1-sp2", "1-sp123",
-            "1-abc", "1-def", "1-pom-1", "1-1-snapshot", "1-1", "1-2", "1-123",
+            "1-alpha2snapshot",
+            "1-alpha2",
+            "1-alpha-123",
+            "1-beta-2",
+            "1-beta123",
+            "1-m2",
+            "1-m11",
+            "1-rc",
+            "1-cr2",
+            "1-rc123",
+            "1-SNAPSHOT",
+            "1",
+            "1-sp",
+            "1-sp2",
+            "1-sp123",
+            "1-abc",
+            "1-def",
+            "1-pom-1",
+            "1-1-snapshot",
+            "1-1",
+            "1-2",
+            "1-123",
         ]);
     }
 
@@ -247,32 +277,78 @@ mod tests {
     #[test]
     fn equal_and_pairwise() {
         let equal = [
-            ("1", "1.0"), ("1", "1.0.0"), ("1.0", "1.0.0"), ("1", "1-0"), ("1", "1.0-0"),
-            ("1.0", "1.0-0"), ("1a", "1-a"), ("1a", "1.0-a"), ("1a", "1.0.0-a"), ("1x", "1-x"),
-            ("1x", "1.0-x"), ("1x", "1.0.0-x"),
-            ("1ga", "1"), ("1release", "1"), ("1final", "1"), ("1cr", "1rc"), ("1a1", "1alpha1"),
-            ("1b2", "1beta2"), ("1m3", "1milestone3"), ("1X", "1x"), ("1A", "1a"), ("1B", "1b"),
-            ("1M", "1m"), ("1Ga", "1"), ("1GA", "1"), ("1Final", "1"), ("1FinaL", "1"),
-            ("1FINAL", "1"), ("1Cr", "1Rc"), ("1cR", "1rC"), ("1m3", "1Milestone3"),
-            ("1m3", "1MileStone3"), ("1m3", "1MILESTONE3"),
-            ("1-abcdefghijklmnopqrstuvwxyz", "1-ABCDEFGHIJKLMNOPQRSTUVWXYZ"),
+            ("1", "1.0"),
+            ("1", "1.0.0"),
+            ("1.0", "1.0.0"),
+            ("1", "1-0"),
+            ("1", "1.0-0"),
+            ("1.0", "1.0-0"),
+            ("1a", "1-a"),
+            ("1a", "1.0-a"),
+            ("1a", "1.0.0-a"),
+            ("1x", "1-x"),
+            ("1x", "1.0-x"),
+            ("1x", "1.0.0-x"),
+            ("1ga", "1"),
+            ("1release", "1"),
+            ("1final", "1"),
+            ("1cr", "1rc"),
+            ("1a1", "1alpha1"),
+            ("1b2", "1beta2"),
+            ("1m3", "1milestone3"),
+            ("1X", "1x"),
+            ("1A", "1a"),
+            ("1B", "1b"),
+            ("1M", "1m"),
+            ("1Ga", "1"),
+            ("1GA", "1"),
+            ("1Final", "1"),
+            ("1FinaL", "1"),
+            ("1FINAL", "1"),
+            ("1Cr", "1Rc"),
+            ("1cR", "1rC"),
+            ("1m3", "1Milestone3"),
+            ("1m3", "1MileStone3"),
+            ("1m3", "1MILESTONE3"),
+            (
+                "1-abcdefghijklmnopqrstuvwxyz",
+                "1-ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+            ),
         ];
         for (a, b) in equal {
             assert_eq!(v(a), v(b), "{a} == {b}");
             assert_eq!(v(b), v(a), "{b} == {a}");
         }
         let less = [
-            ("1", "2"), ("1.5", "2"), ("1", "2.5"), ("1.0", "1.1"), ("1.1", "1.2"),
-            ("1.0.0", "1.1"), ("1.0.1", "1.1"), ("1.1", "1.2.0"), ("1.0-alpha-1", "1.0"),
-            ("1.0-alpha-1", "1.0-alpha-2"), ("1.0-alpha-1", "1.0-beta-1"),
-            ("1.0-beta-1", "1.0-SNAPSHOT"), ("1.0-SNAPSHOT", "1.0"),
-            ("1.0-alpha-1-SNAPSHOT", "1.0-alpha-1"), ("1.0", "1.0-1"), ("1.0-1", "1.0-2"),
-            ("1.0.0", "1.0-1"), ("2.0-1", "2.0.1"), ("2.0.1-klm", "2.0.1-lmn"),
-            ("2.0.1", "2.0.1-xyz"), ("2.0.1", "2.0.1-123"), ("2.0.1-xyz", "2.0.1-123"),
+            ("1", "2"),
+            ("1.5", "2"),
+            ("1", "2.5"),
+            ("1.0", "1.1"),
+            ("1.1", "1.2"),
+            ("1.0.0", "1.1"),
+            ("1.0.1", "1.1"),
+            ("1.1", "1.2.0"),
+            ("1.0-alpha-1", "1.0"),
+            ("1.0-alpha-1", "1.0-alpha-2"),
+            ("1.0-alpha-1", "1.0-beta-1"),
+            ("1.0-beta-1", "1.0-SNAPSHOT"),
+            ("1.0-SNAPSHOT", "1.0"),
+            ("1.0-alpha-1-SNAPSHOT", "1.0-alpha-1"),
+            ("1.0", "1.0-1"),
+            ("1.0-1", "1.0-2"),
+            ("1.0.0", "1.0-1"),
+            ("2.0-1", "2.0.1"),
+            ("2.0.1-klm", "2.0.1-lmn"),
+            ("2.0.1", "2.0.1-xyz"),
+            ("2.0.1", "2.0.1-123"),
+            ("2.0.1-xyz", "2.0.1-123"),
             // Real advisories: log4j-core and jackson-databind fixed versions.
-            ("2.14.1", "2.15.0"), ("2.15.0-rc1", "2.15.0"), ("2.12.7", "2.12.7.1"),
+            ("2.14.1", "2.15.0"),
+            ("2.15.0-rc1", "2.15.0"),
+            ("2.12.7", "2.12.7.1"),
             // An unknown qualifier is newer than the release: Maven's own (surprising) order.
-            ("2.9.10.8", "2.10.0.pr1"), ("2.10.0", "2.10.0.pr1"),
+            ("2.9.10.8", "2.10.0.pr1"),
+            ("2.10.0", "2.10.0.pr1"),
         ];
         for (a, b) in less {
             assert_eq!(v(a).cmp(&v(b)), Ordering::Less, "{a} < {b}");

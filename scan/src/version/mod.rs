@@ -120,7 +120,11 @@ pub enum VersionError {
 
 impl VersionError {
     pub(crate) fn invalid(scheme: Scheme, version: &str, reason: &'static str) -> Self {
-        Self::Invalid { scheme, version: version.to_owned(), reason }
+        Self::Invalid {
+            scheme,
+            version: version.to_owned(),
+            reason,
+        }
     }
 }
 
@@ -128,13 +132,22 @@ impl VersionError {
 /// whitespace or control characters inside (`trim` first where a scheme allows them around).
 pub(crate) fn precheck(scheme: Scheme, s: &str) -> Result<(), VersionError> {
     if s.len() > MAX_LEN {
-        return Err(VersionError::TooLong { scheme, len: s.len() });
+        return Err(VersionError::TooLong {
+            scheme,
+            len: s.len(),
+        });
     }
     if s.is_empty() {
         return Err(VersionError::Empty { scheme });
     }
-    if s.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
-        return Err(VersionError::invalid(scheme, s, "contains whitespace or control characters"));
+    if s.bytes()
+        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
+        return Err(VersionError::invalid(
+            scheme,
+            s,
+            "contains whitespace or control characters",
+        ));
     }
     Ok(())
 }
@@ -244,7 +257,10 @@ impl Ecosystem {
             .into_iter()
             .find(|e| e.osv_name() == name)
             .ok_or_else(|| UnknownEcosystem(value.chars().take(64).collect()))?;
-        Ok(EcosystemRelease { ecosystem, release: release.map(str::to_owned) })
+        Ok(EcosystemRelease {
+            ecosystem,
+            release: release.map(str::to_owned),
+        })
     }
 }
 
@@ -263,9 +279,24 @@ mod tests {
         let cases = [
             ("Debian:12", Ecosystem::Debian, Some("12"), Scheme::Dpkg),
             ("Debian", Ecosystem::Debian, None, Scheme::Dpkg),
-            ("Ubuntu:22.04:LTS", Ecosystem::Ubuntu, Some("22.04:LTS"), Scheme::Dpkg),
-            ("Alpine:v3.19", Ecosystem::Alpine, Some("v3.19"), Scheme::Apk),
-            ("Rocky Linux:9", Ecosystem::RockyLinux, Some("9"), Scheme::Rpm),
+            (
+                "Ubuntu:22.04:LTS",
+                Ecosystem::Ubuntu,
+                Some("22.04:LTS"),
+                Scheme::Dpkg,
+            ),
+            (
+                "Alpine:v3.19",
+                Ecosystem::Alpine,
+                Some("v3.19"),
+                Scheme::Apk,
+            ),
+            (
+                "Rocky Linux:9",
+                Ecosystem::RockyLinux,
+                Some("9"),
+                Scheme::Rpm,
+            ),
             ("AlmaLinux:8", Ecosystem::AlmaLinux, Some("8"), Scheme::Rpm),
             (
                 "Red Hat:enterprise_linux:9::baseos",
@@ -302,8 +333,13 @@ mod tests {
     #[test]
     fn schemes_compare_strings_and_name_the_bad_one() {
         assert_eq!(Scheme::Dpkg.compare("1.0-1", "1.0-2"), Ok(Ordering::Less));
-        assert_eq!(Scheme::Pep440.compare("1.0RC1", "1.0rc1"), Ok(Ordering::Equal));
-        let err = Scheme::SemVer.compare("1.0.0", "1.0").expect_err("1.0 is not SemVer");
+        assert_eq!(
+            Scheme::Pep440.compare("1.0RC1", "1.0rc1"),
+            Ok(Ordering::Equal)
+        );
+        let err = Scheme::SemVer
+            .compare("1.0.0", "1.0")
+            .expect_err("1.0 is not SemVer");
         assert!(matches!(err, VersionError::Invalid { ref version, .. } if version == "1.0"));
         assert!(matches!(
             Scheme::Rpm.compare(&"1".repeat(MAX_LEN + 1), "1"),
@@ -318,11 +354,51 @@ mod tests {
         let long = "1.".repeat(MAX_LEN);
         let deep = "1-".repeat(MAX_LEN / 2 - 1) + "1";
         let odd = [
-            "", " ", "\0", "-", ":", "~", "^", ".", "..", "+", "_", "!", "v", "0", "00", "1!",
-            "1!!2", "::::", "1:", ":1", "-1", "1-", "1..2", "1.2.", "é", "1.0é", "1\u{202e}0",
-            "99999999999999999999999999999999", "1_", "1_a", "1.0-r", "1.0~", "1.0^", "1+",
-            "1.0.0-", "1.0.0+", "1.0.0-+", "v1", "go1", "go", "1-a-", "1-.1", "1..-",
-            long.as_str(), deep.as_str(),
+            "",
+            " ",
+            "\0",
+            "-",
+            ":",
+            "~",
+            "^",
+            ".",
+            "..",
+            "+",
+            "_",
+            "!",
+            "v",
+            "0",
+            "00",
+            "1!",
+            "1!!2",
+            "::::",
+            "1:",
+            ":1",
+            "-1",
+            "1-",
+            "1..2",
+            "1.2.",
+            "é",
+            "1.0é",
+            "1\u{202e}0",
+            "99999999999999999999999999999999",
+            "1_",
+            "1_a",
+            "1.0-r",
+            "1.0~",
+            "1.0^",
+            "1+",
+            "1.0.0-",
+            "1.0.0+",
+            "1.0.0-+",
+            "v1",
+            "go1",
+            "go",
+            "1-a-",
+            "1-.1",
+            "1..-",
+            long.as_str(),
+            deep.as_str(),
         ];
         let schemes = [
             Scheme::Dpkg,

@@ -135,11 +135,20 @@ impl Version {
         precheck(SCHEME, trimmed)?;
         let lower = trimmed.to_ascii_lowercase();
         let invalid = |reason| VersionError::invalid(SCHEME, trimmed, reason);
-        let mut c = Cursor { b: lower.as_bytes(), at: 0 };
+        let mut c = Cursor {
+            b: lower.as_bytes(),
+            at: 0,
+        };
         c.eat(b'v');
-        let first = c.digits().ok_or_else(|| invalid("does not start with a number"))?;
+        let first = c
+            .digits()
+            .ok_or_else(|| invalid("does not start with a number"))?;
         let (epoch, first) = if c.eat(b'!') {
-            (first, c.digits().ok_or_else(|| invalid("no release after the epoch"))?)
+            (
+                first,
+                c.digits()
+                    .ok_or_else(|| invalid("no release after the epoch"))?,
+            )
         } else {
             ("0".to_owned(), first)
         };
@@ -183,7 +192,14 @@ impl Version {
         if c.at != c.b.len() {
             return Err(invalid("unexpected characters"));
         }
-        Ok(Self { epoch, release, pre, post, dev, local })
+        Ok(Self {
+            epoch,
+            release,
+            pre,
+            post,
+            dev,
+            local,
+        })
     }
 
     /// Whether this is a pre-release or development release.
@@ -193,7 +209,11 @@ impl Version {
 
     /// The release numbers without trailing zeros, for comparing.
     fn release_key(&self) -> &[String] {
-        let len = self.release.iter().rposition(|n| n.trim_start_matches('0') != "").map_or(0, |i| i + 1);
+        let len = self
+            .release
+            .iter()
+            .rposition(|n| n.trim_start_matches('0') != "")
+            .map_or(0, |i| i + 1);
         &self.release[..len]
     }
 }
@@ -242,7 +262,12 @@ impl Ord for Version {
             })
             .then_with(|| self.pre_key().cmp(&other.pre_key()))
             // No post-release sorts first.
-            .then_with(|| self.post.as_deref().map(Number).cmp(&other.post.as_deref().map(Number)))
+            .then_with(|| {
+                self.post
+                    .as_deref()
+                    .map(Number)
+                    .cmp(&other.post.as_deref().map(Number))
+            })
             // No development release sorts last.
             .then_with(|| match (self.dev.as_deref(), other.dev.as_deref()) {
                 (Some(a), Some(b)) => cmp_digits(a, b),
@@ -394,9 +419,26 @@ mod tests {
     #[test]
     fn pep440_refuses_garbage() {
         for bad in [
-            "", "v", "1.", "1..0", ".1", "1.0-", "1.0+", "1.0+a..b", "1.0+a+b", "1.0abc",
-            "1.0.post1.post2", "1.0-a-b", "!1.0", "1!", "1.0 1", "french toast", "1.0_", "1.0.x",
-            "1.0é", "1.0dev1a1",
+            "",
+            "v",
+            "1.",
+            "1..0",
+            ".1",
+            "1.0-",
+            "1.0+",
+            "1.0+a..b",
+            "1.0+a+b",
+            "1.0abc",
+            "1.0.post1.post2",
+            "1.0-a-b",
+            "!1.0",
+            "1!",
+            "1.0 1",
+            "french toast",
+            "1.0_",
+            "1.0.x",
+            "1.0é",
+            "1.0dev1a1",
         ] {
             assert!(Version::parse(bad).is_err(), "{bad:?} accepted");
         }

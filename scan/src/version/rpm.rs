@@ -53,7 +53,11 @@ impl Version {
         if !version.bytes().all(allowed) || !release.bytes().all(allowed) {
             return Err(VersionError::invalid(SCHEME, s, "invalid character"));
         }
-        Ok(Self { epoch: epoch.to_owned(), version: version.to_owned(), release: release.to_owned() })
+        Ok(Self {
+            epoch: epoch.to_owned(),
+            version: version.to_owned(),
+            release: release.to_owned(),
+        })
     }
 
     /// The version without epoch and release.
@@ -108,12 +112,22 @@ pub fn rpmvercmp(a: &str, b: &str) -> Ordering {
         }
         let (Some(ca), Some(_)) = (ca, cb) else { break };
         let numeric = ca.is_ascii_digit();
-        let class = |c: &u8| if numeric { c.is_ascii_digit() } else { c.is_ascii_alphabetic() };
+        let class = |c: &u8| {
+            if numeric {
+                c.is_ascii_digit()
+            } else {
+                c.is_ascii_alphabetic()
+            }
+        };
         let len_a = a[i..].iter().take_while(|c| class(c)).count();
         let len_b = b[j..].iter().take_while(|c| class(c)).count();
         if len_b == 0 {
             // Segments of different kinds: the number is newer.
-            return if numeric { Ordering::Greater } else { Ordering::Less };
+            return if numeric {
+                Ordering::Greater
+            } else {
+                Ordering::Less
+            };
         }
         let (seg_a, seg_b) = (&a[i..i + len_a], &b[j..j + len_b]);
         let ordering = if numeric {
@@ -256,7 +270,9 @@ mod tests {
 
     #[test]
     fn rpm_refuses_garbage() {
-        for bad in ["", ":1.0", "a:1.0", "1.0-", "-1", "1:", "1.0 -1", "1.0-1/2", "1:2:3", "1.0é"] {
+        for bad in [
+            "", ":1.0", "a:1.0", "1.0-", "-1", "1:", "1.0 -1", "1.0-1/2", "1:2:3", "1.0é",
+        ] {
             assert!(Version::parse(bad).is_err(), "{bad:?} accepted");
         }
     }
