@@ -100,10 +100,10 @@ pub fn score_v3(vector: &str) -> Result<f64, CvssError> {
     let mut values: [Option<&str>; 8] = [None; 8];
     for component in rest.split('/') {
         let (metric, value) = component.split_once(':').ok_or(CvssError::Component)?;
-        if let Some(i) = BASE.iter().position(|m| *m == metric) {
-            if values[i].replace(value).is_some() {
-                return Err(CvssError::Metric(BASE[i]));
-            }
+        if let Some(i) = BASE.iter().position(|m| *m == metric)
+            && values[i].replace(value).is_some()
+        {
+            return Err(CvssError::Metric(BASE[i]));
         }
     }
     let get = |i: usize| values[i].ok_or(CvssError::Metric(BASE[i]));

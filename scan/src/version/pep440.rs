@@ -212,7 +212,7 @@ impl Version {
         let len = self
             .release
             .iter()
-            .rposition(|n| n.trim_start_matches('0') != "")
+            .rposition(|n| !n.trim_start_matches('0').is_empty())
             .map_or(0, |i| i + 1);
         &self.release[..len]
     }
