@@ -447,6 +447,10 @@ mod tests {
             assert_eq!(v(pair[0]).cmp(&v(pair[1])), Ordering::Less, "{pair:?}");
         }
         assert_eq!(v("1.0-r0"), v("1.0-r00"));
+        // The Gentoo rule: a later number with a leading zero compares as a string.
+        assert!(v("1.05") < v("1.1"));
+        assert!(v("1.010") > v("1.01"));
+        assert!(v("05") > v("1"), "but not the first number");
         let huge = format!("1.{}", "9".repeat(200));
         assert!(v(&huge) > v("1.9"));
     }
