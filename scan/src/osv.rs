@@ -309,7 +309,7 @@ pub fn affected(
         }
     }
     Ok(found.map(|(scheme, mut fixed)| {
-        fixed.sort_by(|a, b| scheme.compare(a, b).unwrap_or(Ordering::Equal));
+        sort_versions(scheme, &mut fixed);
         fixed.dedup();
         Affected { fixed }
     }))
@@ -371,40 +371,63 @@ fn evaluate_in<V: Ord>(
 ) -> Result<Option<Option<String>>, VersionError> {
     let version = parse(installed)?;
     // `introduced: "0"` is before every version, whatever the scheme; it has no parsed form.
-    let mut sorted = events
+    let events = events
         .iter()
         .map(|event| match event {
             Event::Introduced(v) if v == "0" => Ok((None, event)),
             _ => parse(event.version()).map(|v| (Some(v), event)),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    sorted.sort_by(|a, b| a.0.cmp(&b.0));
-    let limits: Vec<&V> = sorted
-        .iter()
-        .filter(|(_, e)| matches!(e, Event::Limit(_)))
-        .filter_map(|(v, _)| v.as_ref())
-        .collect();
-    if !limits.is_empty() && !limits.iter().any(|limit| version < **limit) {
+    let limited = events.iter().any(|(_, e)| matches!(e, Event::Limit(_)));
+    let below_a_limit = events.iter().any(|(at, e)| {
+        matches!(e, Event::Limit(_)) && at.as_ref().is_some_and(|limit| version < *limit)
+    });
+    if limited && !below_a_limit {
         return Ok(None);
     }
-    let mut affected = false;
-    for (at, event) in &sorted {
-        match (event, at) {
-            (Event::Introduced(_), None) => affected = true,
-            (Event::Introduced(_), Some(at)) if version >= *at => affected = true,
-            (Event::Fixed(_), Some(at)) if version >= *at => affected = false,
-            (Event::LastAffected(_), Some(at)) if version > *at => affected = false,
-            _ => {}
+    // The specification walks the events sorted by version and lets each one at or below the
+    // installed version set the state; the state left is that of the greatest such event (the
+    // later one in the record on a tie). Finding it directly needs no sort, so an order that is
+    // not total on odd strings (Maven's is not) cannot make it panic.
+    let mut last: Option<(&Option<V>, bool)> = None;
+    for (at, event) in &events {
+        let state = match (event, at) {
+            (Event::Introduced(_), None) => true,
+            (Event::Introduced(_), Some(at)) if version >= *at => true,
+            (Event::Fixed(_), Some(at)) if version >= *at => false,
+            (Event::LastAffected(_), Some(at)) if version > *at => false,
+            _ => continue,
+        };
+        if last.is_none_or(|(greatest, _)| at >= greatest) {
+            last = Some((at, state));
         }
     }
-    if !affected {
+    if !last.is_some_and(|(_, affected)| affected) {
         return Ok(None);
     }
-    let fix = sorted.iter().find_map(|(at, event)| match (event, at) {
-        (Event::Fixed(v), Some(at)) if *at > version => Some(v.clone()),
-        _ => None,
-    });
-    Ok(Some(fix))
+    // The fix is the first `fixed` event after the installed version.
+    let mut fix: Option<(&V, &String)> = None;
+    for (at, event) in &events {
+        if let (Event::Fixed(name), Some(at)) = (event, at)
+            && *at > version
+            && fix.is_none_or(|(best, _)| at < best)
+        {
+            fix = Some((at, name));
+        }
+    }
+    Ok(Some(fix.map(|(_, name)| name.clone())))
+}
+
+/// Sorts versions oldest first by insertion, which terminates and never panics whatever the
+/// comparison does; there is one version per matching range, so few.
+fn sort_versions(scheme: Scheme, versions: &mut [String]) {
+    for i in 1..versions.len() {
+        let mut j = i;
+        while j > 0 && scheme.compare(&versions[j - 1], &versions[j]) == Ok(Ordering::Greater) {
+            versions.swap(j - 1, j);
+            j -= 1;
+        }
+    }
 }
 
 /// A record's severity for one package.
@@ -625,6 +648,23 @@ mod tests {
             Some(vec!["0.7.0".to_owned()])
         );
         assert_eq!(fixed(&r, "Go", "golang.org/x/net", "v0.7.0"), None);
+    }
+
+    #[test]
+    fn odd_maven_versions_evaluate_without_sorting() {
+        // Maven's order is not transitive on strings like these; evaluation must still answer.
+        let r = one_range(
+            "Maven",
+            "g:a",
+            "ECOSYSTEM",
+            r#"[{"introduced":"."},{"fixed":"0a09~t~"},{"introduced":"1-sp"},{"last_affected":"1.x"},{"limit":"2-"}]"#,
+        );
+        for installed in [".", "0a09~t~", "1", "1-sp", "1.x", "1-1", "2", "0"] {
+            assert!(
+                affected(&r, "Maven", "g:a", installed).is_ok(),
+                "{installed}"
+            );
+        }
     }
 
     #[test]
