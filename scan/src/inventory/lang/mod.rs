@@ -16,13 +16,19 @@ use std::io::Read;
 
 use super::{CatalogError, Cataloguer, FileInfo};
 
+pub mod binary;
+pub mod cargo;
 mod elf;
+pub mod golang;
 pub mod spool;
 mod zip;
 
 /// The language cataloguers, in the order the walker should offer files to them.
 pub fn cataloguers() -> Vec<Box<dyn Cataloguer>> {
-    Vec::new()
+    vec![
+        Box::new(cargo::CargoLock),
+        Box::new(binary::Executables),
+    ]
 }
 
 /// Reads all of `contents` when it is at most `limit` bytes; [`CatalogError::TooLarge`] when the

@@ -1,0 +1,165 @@
+//! Executables: Go build information ([`super::golang`]) and `cargo auditable` dependency lists
+//! ([`super::cargo`]), both read from ELF sections.
+//!
+//! One cataloguer for both, so that each executable is spooled once. The first four bytes decide
+//! cheaply: anything but ELF (scripts, most of `/usr/bin` in some images) is answered at once.
+//! An ELF file's section headers sit at its end, so the file is spooled (to memory when small,
+//! to a temporary file otherwise: memory stays flat) up to [`LIMIT`].
+
+use std::io::Read;
+
+use crate::inventory::{CatalogError, Cataloguer, FileInfo, Package};
+
+use super::elf::{self, ElfError, Sections};
+use super::spool::Spool;
+use super::{cargo, golang, malformed};
+
+/// The largest executable read (a large Go binary such as `dockerd` is about 100 MiB).
+pub const LIMIT: u64 = 256 << 20;
+const WHAT: &str = "executable";
+
+/// Reads Go and Rust (`cargo auditable`) executables.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Executables;
+
+impl Cataloguer for Executables {
+    fn name(&self) -> &'static str {
+        "executable"
+    }
+
+    fn wants(&self, file: &FileInfo<'_>) -> bool {
+        file.executable && file.size >= 64
+    }
+
+    fn catalog(
+        &self,
+        file: &FileInfo<'_>,
+        contents: &mut dyn Read,
+    ) -> Result<Vec<Package>, CatalogError> {
+        let mut magic = [0u8; 4];
+        let mut got = 0;
+        while got < magic.len() {
+            match contents.read(&mut magic[got..])? {
+                0 => return Ok(Vec::new()),
+                n => got += n,
+            }
+        }
+        if &magic != elf::MAGIC {
+            return Ok(Vec::new());
+        }
+        let mut spool = Spool::fill(WHAT, file.size, &mut magic.chain(contents), LIMIT)?;
+        let sections = match Sections::read(&mut spool) {
+            Ok(sections) => sections,
+            Err(ElfError::NotElf) => return Ok(Vec::new()),
+            Err(ElfError::Malformed(reason)) => return Err(malformed("ELF file", reason)),
+            Err(ElfError::Io(e)) => return Err(e.into()),
+        };
+        let mut packages = Vec::new();
+        if let Some(section) = sections.find(golang::SECTION) {
+            let data = spool
+                .read_at(section.offset, section.size.min(golang::SECTION_LIMIT))
+                .map_err(|_| malformed("ELF file", "section past the end of the file"))?;
+            packages.extend(golang::parse_buildinfo(&data, file.path)?);
+        }
+        if let Some(section) = sections.find(cargo::AUDITABLE_SECTION) {
+            if section.size > cargo::AUDITABLE_LIMIT {
+                return Err(CatalogError::TooLarge {
+                    what: "cargo auditable dependency list",
+                    limit: cargo::AUDITABLE_LIMIT,
+                });
+            }
+            let data = spool
+                .read_at(section.offset, section.size)
+                .map_err(|_| malformed("ELF file", "section past the end of the file"))?;
+            packages.extend(cargo::parse_auditable(&data, file.path)?);
+        }
+        Ok(packages)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::PackageType;
+
+    fn catalog(bytes: &[u8]) -> Result<Vec<Package>, CatalogError> {
+        let file = FileInfo {
+            path: "/usr/local/bin/app",
+            size: bytes.len() as u64,
+            executable: true,
+        };
+        Executables.catalog(&file, &mut &bytes[..])
+    }
+
+    #[test]
+    fn reads_go_and_rust_sections_of_one_binary() {
+        let go = golang::build_section(
+            "go1.22.1",
+            "path\texample.com/app\nmod\texample.com/app\tv1.0.0\t\n\
+             dep\tgolang.org/x/text\tv0.3.7\th1:olpwvP2KacW1ZWvsR7uQhoyTYvKAupfQrRGBFM352Gk=\n",
+        );
+        let deps = cargo::tests::compress(cargo::tests::AUDITABLE_JSON.as_bytes());
+        let elf = elf::build(&[
+            (".text", b"\x90\x90"),
+            (".go.buildinfo", &go),
+            (".dep-v0", &deps),
+        ]);
+        let packages = catalog(&elf).expect("catalog");
+        let found: Vec<_> = packages
+            .iter()
+            .map(|p| (p.kind, p.name.as_str(), p.version.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (PackageType::Golang, "example.com/app", "v1.0.0"),
+                (PackageType::Golang, "golang.org/x/text", "v0.3.7"),
+                (PackageType::Golang, "stdlib", "v1.22.1"),
+                (PackageType::Cargo, "regex", "1.5.4"),
+                (PackageType::Cargo, "memchr", "2.4.1"),
+            ]
+        );
+    }
+
+    #[test]
+    fn other_executables_have_nothing_to_say() {
+        assert!(
+            catalog(b"#!/bin/sh\nexec true\n")
+                .expect("script")
+                .is_empty()
+        );
+        assert!(catalog(b"\x7fEL").expect("short").is_empty());
+        let plain = elf::build(&[(".text", b"\x90")]);
+        assert!(catalog(&plain).expect("plain ELF").is_empty());
+        // This test binary: a real ELF file with neither section.
+        let me = std::fs::read(std::env::current_exe().expect("exe")).expect("read");
+        assert!(catalog(&me).expect("real ELF").is_empty());
+    }
+
+    #[test]
+    fn garbage_sections_are_errors_never_panics() {
+        let elf = elf::build(&[(".go.buildinfo", b"\xff Go buildinf:garbage")]);
+        assert!(matches!(catalog(&elf), Err(CatalogError::Malformed { .. })));
+        let elf = elf::build(&[(".dep-v0", b"not zlib")]);
+        assert!(matches!(catalog(&elf), Err(CatalogError::Malformed { .. })));
+        let go = golang::build_section("go1.22.1", "mod\texample.com/app\tv1.0.0\t\n");
+        let elf = elf::build(&[(".go.buildinfo", &go)]);
+        for cut in 0..elf.len() {
+            let _ = catalog(&elf[..cut]);
+        }
+    }
+
+    #[test]
+    fn executables_over_the_bound_are_refused() {
+        let file = FileInfo {
+            path: "/huge",
+            size: LIMIT + 1,
+            executable: true,
+        };
+        let mut stream = elf::MAGIC.chain(std::io::repeat(0));
+        assert!(matches!(
+            Executables.catalog(&file, &mut stream),
+            Err(CatalogError::TooLarge { .. })
+        ));
+    }
+}
