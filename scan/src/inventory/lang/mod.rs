@@ -20,6 +20,9 @@ pub mod binary;
 pub mod cargo;
 mod elf;
 pub mod golang;
+pub mod java;
+pub mod npm;
+pub mod python;
 pub mod spool;
 mod zip;
 
@@ -27,6 +30,10 @@ mod zip;
 pub fn cataloguers() -> Vec<Box<dyn Cataloguer>> {
     vec![
         Box::new(cargo::CargoLock),
+        Box::new(npm::PackageLock),
+        Box::new(npm::NodeModules),
+        Box::new(python::Distributions),
+        Box::new(java::Archives),
         Box::new(binary::Executables),
     ]
 }
