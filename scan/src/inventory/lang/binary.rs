@@ -59,7 +59,12 @@ impl Cataloguer for Executables {
             let data = spool
                 .read_at(section.offset, section.size.min(golang::SECTION_LIMIT))
                 .map_err(|_| malformed("ELF file", "section past the end of the file"))?;
-            packages.extend(golang::parse_buildinfo(&data, file.path)?);
+            // Before Go 1.18 the section holds pointers into the memory image.
+            let mut read = |addr: u64, len: u64| {
+                let offset = sections.offset_of(addr, len)?;
+                spool.read_at(offset, len).ok()
+            };
+            packages.extend(golang::parse_buildinfo(&data, file.path, &mut read)?);
         }
         if let Some(section) = sections.find(cargo::AUDITABLE_SECTION) {
             if section.size > cargo::AUDITABLE_LIMIT {
@@ -118,6 +123,45 @@ mod tests {
                 (PackageType::Cargo, "regex", "1.5.4"),
                 (PackageType::Cargo, "memchr", "2.4.1"),
             ]
+        );
+    }
+
+    #[test]
+    fn reads_build_information_from_before_go_1_18() {
+        // Go 1.13 to 1.17: the header points to two Go string headers (data pointer, length) in
+        // `.data`, whose data is in `.rodata`. The sections of `elf::build` are loaded at
+        // `BUILD_BASE` plus their file offset; `.rodata` is first, after the 64-byte ELF header.
+        let version = b"go1.16.15";
+        let modinfo = golang::frame("mod\texample.com/old\tv0.1.0\t\n");
+        let modinfo = &modinfo[..];
+        let mut rodata = version.to_vec();
+        rodata.extend_from_slice(modinfo);
+        let rodata_addr = elf::BUILD_BASE + 64;
+        let mut data = Vec::new();
+        for (addr, len) in [
+            (rodata_addr, version.len()),
+            (rodata_addr + version.len() as u64, modinfo.len()),
+        ] {
+            data.extend_from_slice(&addr.to_le_bytes());
+            data.extend_from_slice(&(len as u64).to_le_bytes());
+        }
+        let data_addr = rodata_addr + rodata.len() as u64;
+        let mut header = b"\xff Go buildinf:\x08\x00".to_vec();
+        header.extend_from_slice(&data_addr.to_le_bytes());
+        header.extend_from_slice(&(data_addr + 16).to_le_bytes());
+        let elf = elf::build(&[
+            (".rodata", &rodata),
+            (".data", &data),
+            (".go.buildinfo", &header),
+        ]);
+        let packages = catalog(&elf).expect("catalog");
+        let found: Vec<_> = packages
+            .iter()
+            .map(|p| (p.name.as_str(), p.version.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [("example.com/old", "v0.1.0"), ("stdlib", "v1.16.15")]
         );
     }
 

@@ -24,6 +24,8 @@ pub struct Section {
     pub offset: u64,
     /// Its length in bytes.
     pub size: u64,
+    /// Its address in the program's memory image (0 when not loaded).
+    pub addr: u64,
 }
 
 /// Why a file could not be read as ELF.
@@ -145,6 +147,7 @@ impl Sections {
                     Section {
                         offset: s.offset,
                         size: s.size,
+                        addr: s.addr,
                     },
                 ))
             })
@@ -159,6 +162,16 @@ impl Sections {
             .find(|(n, _)| n == name)
             .map(|(_, section)| *section)
     }
+
+    /// The file offset of `len` bytes at address `addr` of the program's memory image, when one
+    /// section with file contents holds them all.
+    pub fn offset_of(&self, addr: u64, len: u64) -> Option<u64> {
+        self.entries.iter().find_map(|(_, s)| {
+            let end = addr.checked_add(len)?;
+            (s.addr != 0 && addr >= s.addr && end <= s.addr.checked_add(s.size)?)
+                .then(|| s.offset + (addr - s.addr))
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -166,6 +179,7 @@ struct RawSection {
     name: u32,
     kind: u32,
     link: u32,
+    addr: u64,
     offset: u64,
     size: u64,
 }
@@ -176,6 +190,7 @@ impl RawSection {
             Self {
                 name: e.u32(&raw[0..]),
                 kind: e.u32(&raw[4..]),
+                addr: e.u64(&raw[16..]),
                 offset: e.u64(&raw[24..]),
                 size: e.u64(&raw[32..]),
                 link: e.u32(&raw[40..]),
@@ -184,6 +199,7 @@ impl RawSection {
             Self {
                 name: e.u32(&raw[0..]),
                 kind: e.u32(&raw[4..]),
+                addr: u64::from(e.u32(&raw[12..])),
                 offset: u64::from(e.u32(&raw[16..])),
                 size: u64::from(e.u32(&raw[20..])),
                 link: e.u32(&raw[24..]),
@@ -225,8 +241,11 @@ impl Endian {
     }
 }
 
-/// Builds small ELF64 little-endian files with the given sections, for tests here and in the
-/// cataloguers that read sections.
+#[cfg(test)]
+pub(crate) const BUILD_BASE: u64 = 0x40_0000;
+
+/// Builds small ELF64 little-endian files with the given sections (each loaded at
+/// [`BUILD_BASE`] plus its file offset), for tests here and in the cataloguers that read sections.
 #[cfg(test)]
 pub(crate) fn build(sections: &[(&str, &[u8])]) -> Vec<u8> {
     let mut names = vec![0u8];
@@ -258,6 +277,8 @@ pub(crate) fn build(sections: &[(&str, &[u8])]) -> Vec<u8> {
         sh[0..4].copy_from_slice(&name_offsets[i].to_le_bytes());
         let kind: u32 = if i + 1 == placed.len() { 3 } else { 1 }; // STRTAB, PROGBITS
         sh[4..8].copy_from_slice(&kind.to_le_bytes());
+        // Loaded at a fixed distance from the file offset, as a non-PIE executable is.
+        sh[16..24].copy_from_slice(&(BUILD_BASE + offset).to_le_bytes());
         sh[24..32].copy_from_slice(&offset.to_le_bytes());
         sh[32..40].copy_from_slice(&size.to_le_bytes());
         out.extend_from_slice(&sh);
@@ -280,6 +301,9 @@ mod tests {
         let sections = Sections::read(&mut Spool::from_vec(elf.clone())).expect("elf");
         let dep = sections.find(".dep-v0").expect("section");
         assert_eq!(&elf[dep.offset as usize..][..dep.size as usize], b"deps");
+        assert_eq!(sections.offset_of(dep.addr + 1, 3), Some(dep.offset + 1));
+        assert_eq!(sections.offset_of(dep.addr + 1, 4), None);
+        assert_eq!(sections.offset_of(u64::MAX, 2), None);
         assert!(sections.find(".go.buildinfo").is_none());
     }
 

@@ -19,8 +19,11 @@
 //! directory has no version to match and is left out), and the standard library as the module
 //! `stdlib`, the name OSV's Go ecosystem uses. The toolchain version `go1.21rc2` is written in
 //! the semantic-version form Go's module tooling uses for it (`v1.21.0-rc.2`), so that every Go
-//! version here carries the leading `v`, which OSV's ranges omit. Binaries from before Go 1.18
-//! (pointers into the data segment instead of inline strings) are reported as not readable.
+//! version here carries the leading `v`, which OSV's ranges omit.
+//!
+//! Before Go 1.18 (from Go 1.13), the header is followed instead by two pointers to Go string
+//! headers (address, length) in the program's memory image; the caller resolves addresses to
+//! file contents through the ELF section headers.
 
 use crate::inventory::{CatalogError, Package, PackageType};
 
@@ -33,23 +36,45 @@ pub const SECTION_LIMIT: u64 = 4 << 20;
 
 const MAGIC: &[u8; 14] = b"\xff Go buildinf:";
 const HEADER_LEN: usize = 32;
+const FLAG_BIG_ENDIAN: u8 = 0x1;
 const FLAG_VERSION_INLINE: u8 = 0x2;
+/// The longest string followed through a pointer (Go's own `debug/buildinfo` bound).
+const POINTED_LIMIT: u64 = 1 << 20;
 const WHAT: &str = "Go build information";
 
-/// The packages recorded in the contents of a `.go.buildinfo` section, found in `path`.
-pub fn parse_buildinfo(data: &[u8], path: &str) -> Result<Vec<Package>, CatalogError> {
+/// Reads `len` bytes at an address of the program's memory image; `None` when no section holds
+/// them.
+pub type ReadAddress<'a> = dyn FnMut(u64, u64) -> Option<Vec<u8>> + 'a;
+
+/// The packages recorded in the contents of a `.go.buildinfo` section, found in `path`;
+/// `read` follows the pointers of the format before Go 1.18.
+pub fn parse_buildinfo(
+    data: &[u8],
+    path: &str,
+    read: &mut ReadAddress<'_>,
+) -> Result<Vec<Package>, CatalogError> {
     if data.len() < HEADER_LEN || &data[..MAGIC.len()] != MAGIC {
         return Err(malformed(WHAT, "no build information header"));
     }
-    if data[15] & FLAG_VERSION_INLINE == 0 {
-        return Err(malformed(
-            WHAT,
-            "build information from before Go 1.18 (pointer format) is not read",
-        ));
+    let (version, modinfo);
+    if data[15] & FLAG_VERSION_INLINE != 0 {
+        let rest = &data[HEADER_LEN..];
+        let (v, rest) = varint_string(rest)?;
+        let (m, _) = varint_string(rest)?;
+        (version, modinfo) = (v.to_vec(), m.to_vec());
+    } else {
+        let pointers = Pointers {
+            size: data[14],
+            big: data[15] & FLAG_BIG_ENDIAN != 0,
+        };
+        let width = usize::from(pointers.size);
+        if width != 4 && width != 8 {
+            return Err(malformed(WHAT, "pointer size neither 4 nor 8"));
+        }
+        version = pointers.string(read, pointers.get(&data[16..]))?;
+        modinfo = pointers.string(read, pointers.get(&data[16 + width..]))?;
     }
-    let rest = &data[HEADER_LEN..];
-    let (version, rest) = varint_string(rest)?;
-    let (modinfo, _) = varint_string(rest)?;
+    let (version, modinfo) = (&version[..], &modinfo[..]);
     let version =
         std::str::from_utf8(version).map_err(|_| malformed(WHAT, "Go version is not UTF-8"))?;
     // The sentinels: 16 bytes before, and 16 bytes after a final newline.
@@ -114,6 +139,45 @@ fn module_fields(fields: &str) -> Result<(&str, &str), CatalogError> {
         return Err(malformed(WHAT, "a module line of the wrong shape"));
     }
     Ok((name, version))
+}
+
+/// Pointers of the format before Go 1.18: their size and byte order.
+struct Pointers {
+    size: u8,
+    big: bool,
+}
+
+impl Pointers {
+    /// The pointer at the start of `b`, which holds at least 16 bytes.
+    fn get(&self, b: &[u8]) -> u64 {
+        let mut x = [0u8; 8];
+        let n = usize::from(self.size);
+        if self.big {
+            x[8 - n..].copy_from_slice(&b[..n]);
+            u64::from_be_bytes(x)
+        } else {
+            x[..n].copy_from_slice(&b[..n]);
+            u64::from_le_bytes(x)
+        }
+    }
+
+    /// The Go string whose header (data pointer, length) is at `addr`.
+    fn string(&self, read: &mut ReadAddress<'_>, addr: u64) -> Result<Vec<u8>, CatalogError> {
+        let unresolved = || malformed(WHAT, "a pointer outside the file's sections");
+        let header = read(addr, 2 * u64::from(self.size))
+            .filter(|h| h.len() == 2 * usize::from(self.size))
+            .ok_or_else(unresolved)?;
+        let (data, len) = (
+            self.get(&header),
+            self.get(&header[usize::from(self.size)..]),
+        );
+        if len > POINTED_LIMIT {
+            return Err(malformed(WHAT, "a string longer than 1 MiB"));
+        }
+        read(data, len)
+            .filter(|d| d.len() as u64 == len)
+            .ok_or_else(unresolved)
+    }
 }
 
 /// A string prefixed by its length as an unsigned LEB128 varint, and what follows it.
@@ -193,11 +257,18 @@ pub(crate) fn build_section(version: &str, modinfo: &str) -> Vec<u8> {
     out.push(FLAG_VERSION_INLINE);
     out.resize(HEADER_LEN, 0);
     push_string(&mut out, version.as_bytes());
+    push_string(&mut out, &frame(modinfo));
+    out
+}
+
+/// Module information between the sentinels the Go toolchain frames it with
+/// (`cmd/go/internal/modload.infoStart` and `infoEnd`), for tests.
+#[cfg(test)]
+pub(crate) fn frame(modinfo: &str) -> Vec<u8> {
     let mut framed = b"0w\xaf\x0c\x92t\x08\x02A\xe1\xc1\x07\xe6\xd6\x18\xe6".to_vec();
     framed.extend_from_slice(modinfo.as_bytes());
     framed.extend_from_slice(b"\xf92C1\x86\x18 r\x00\x82B\x10A\x16\xd8\xf2");
-    push_string(&mut out, &framed);
-    out
+    framed
 }
 
 #[cfg(test)]
@@ -214,6 +285,10 @@ mod tests {
         build\t-compiler=gc\n\
         build\tGOOS=linux\n";
 
+    fn no_memory(_: u64, _: u64) -> Option<Vec<u8>> {
+        None
+    }
+
     fn names(packages: &[Package]) -> Vec<(String, String)> {
         packages
             .iter()
@@ -224,7 +299,7 @@ mod tests {
     #[test]
     fn reads_modules_replacements_and_the_standard_library() {
         let section = build_section("go1.21.5", MODINFO);
-        let packages = parse_buildinfo(&section, "/usr/bin/app").expect("parse");
+        let packages = parse_buildinfo(&section, "/usr/bin/app", &mut no_memory).expect("parse");
         assert_eq!(
             names(&packages),
             [
@@ -246,7 +321,8 @@ mod tests {
             "go1.19.8",
             "path\tgithub.com/containerd/containerd/cmd/containerd\nbuild\tGOOS=linux\n",
         );
-        let packages = parse_buildinfo(&section, "/usr/bin/containerd").expect("parse");
+        let packages =
+            parse_buildinfo(&section, "/usr/bin/containerd", &mut no_memory).expect("parse");
         assert_eq!(
             names(&packages),
             [("stdlib".to_owned(), "v1.19.8".to_owned())]
@@ -273,25 +349,33 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_never_a_panic() {
-        assert!(parse_buildinfo(b"", "/x").is_err());
-        assert!(parse_buildinfo(&[0xff; 64], "/x").is_err());
+        assert!(parse_buildinfo(b"", "/x", &mut no_memory).is_err());
+        assert!(parse_buildinfo(&[0xff; 64], "/x", &mut no_memory).is_err());
+        // The format before Go 1.18, with pointers that lead nowhere, or of a strange size.
         let mut old = build_section("go1.17", MODINFO);
         old[15] = 0;
-        assert!(parse_buildinfo(&old, "/x").is_err());
+        assert!(parse_buildinfo(&old, "/x", &mut no_memory).is_err());
+        old[14] = 3;
+        assert!(parse_buildinfo(&old, "/x", &mut no_memory).is_err());
+        old[14] = 8;
+        let mut short = |_: u64, _: u64| Some(vec![1u8]);
+        assert!(parse_buildinfo(&old, "/x", &mut short).is_err());
+        let mut huge = |_: u64, len: u64| Some(vec![0xffu8; len as usize]);
+        assert!(parse_buildinfo(&old, "/x", &mut huge).is_err());
         let section = build_section("go1.21.5", MODINFO);
         for cut in 0..section.len() {
-            let _ = parse_buildinfo(&section[..cut], "/x");
+            let _ = parse_buildinfo(&section[..cut], "/x", &mut no_memory);
         }
         for at in 14..section.len() {
             for value in [0x00, b'\t', b'\n', 0x80, 0xff] {
                 let mut bad = section.clone();
                 bad[at] = value;
-                let _ = parse_buildinfo(&bad, "/x");
+                let _ = parse_buildinfo(&bad, "/x", &mut no_memory);
             }
         }
         let huge_length = [MAGIC.as_slice(), &[8, 2], &[0; 16], &[0xff; 12]].concat();
-        assert!(parse_buildinfo(&huge_length, "/x").is_err());
+        assert!(parse_buildinfo(&huge_length, "/x", &mut no_memory).is_err());
         let orphan = build_section("go1.21.5", "=>\tgolang.org/x/net\tv0.17.0\t\n");
-        assert!(parse_buildinfo(&orphan, "/x").is_err());
+        assert!(parse_buildinfo(&orphan, "/x", &mut no_memory).is_err());
     }
 }

@@ -4,7 +4,7 @@
 //! Each cataloguer here implements [`Cataloguer`] and is independent of the others, except that
 //! executables are read once by [`binary::Executables`] for both Go build information and
 //! `cargo auditable` dependency lists, so that a binary is spooled once, not twice. Shared here:
-//! bounded reads ([`read_to_limit`]) and the spool that gives seekable access to a stream
+//! bounded reads (`read_to_limit`) and the spool that gives seekable access to a stream
 //! ([`spool::Spool`]).
 //!
 //! Every reader is bounded (file size, entry counts, decompressed bytes, nesting depth) and turns
