@@ -14,7 +14,7 @@
 //! nesting.
 
 use std::collections::BTreeSet;
-use std::io::Read;
+use std::io::{Read, Write};
 
 use crate::inventory::{CatalogError, Cataloguer, FileInfo, Package, PackageType};
 
@@ -141,36 +141,69 @@ fn read_archive(spool: &mut Spool, nest: bool, found: &mut Found<'_>) -> Result<
             }
         }
     }
+    // Counted whether or not an entry turns out readable: a thousand entries that each inflate
+    // to just past their bound cost as much as readable ones.
     let mut inflated = 0u64;
     for entry in &archives {
-        let budget = NESTED_LIMIT.min(NESTED_TOTAL_LIMIT - inflated);
+        let budget = NESTED_LIMIT.min(NESTED_TOTAL_LIMIT.saturating_sub(inflated));
+        if budget == 0 {
+            break;
+        }
         if entry.size > budget {
             continue;
         }
-        let mut inner = if entry.size <= MEMORY_LIMIT {
-            let mut buf = Vec::new();
-            match directory.copy(spool, entry, budget.min(MEMORY_LIMIT), &mut buf) {
-                Ok(n) => inflated += n,
-                Err(ZipError::Io(e)) => return Err(ZipError::Io(e)),
-                Err(_) => continue,
-            }
-            Spool::from_vec(buf)
+        let in_memory = entry.size <= MEMORY_LIMIT;
+        let mut buf = Vec::new();
+        let mut file = if in_memory {
+            None
         } else {
-            let mut file = tempfile::tempfile()?;
-            match directory.copy(spool, entry, budget, &mut file) {
-                Ok(n) => inflated += n,
-                Err(ZipError::Io(e)) => return Err(ZipError::Io(e)),
-                Err(_) => continue,
-            }
-            Spool::from_file(file)?
+            Some(tempfile::tempfile()?)
+        };
+        let mut counted = Counted {
+            inner: match &mut file {
+                Some(f) => f,
+                None => &mut buf,
+            },
+            written: 0,
+        };
+        let limit = if in_memory {
+            budget.min(MEMORY_LIMIT)
+        } else {
+            budget
+        };
+        let copied = directory.copy(spool, entry, limit, &mut counted);
+        inflated += counted.written;
+        match copied {
+            Ok(_) => {}
+            Err(ZipError::Io(e)) => return Err(ZipError::Io(e)),
+            Err(_) => continue,
+        }
+        let mut inner = match file {
+            Some(file) => Spool::from_file(file)?,
+            None => Spool::from_vec(buf),
         };
         // One level: archives inside nested archives are not opened.
         let _ = read_archive(&mut inner, false, found);
-        if inflated >= NESTED_TOTAL_LIMIT {
-            break;
-        }
     }
     Ok(())
+}
+
+/// A writer that counts what passes through it.
+struct Counted<'a> {
+    inner: &'a mut dyn Write,
+    written: u64,
+}
+
+impl Write for Counted<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// The `key=value` pairs of a Java properties file (`java.util.Properties.load`): `#` and `!`
@@ -346,6 +379,21 @@ mod tests {
             ("META-INF/maven/g/a/pom.properties", good.as_bytes(), true),
         ]);
         assert_eq!(pairs(&run("/x.jar", &bytes).expect("jar")), [("g:a", "1")]);
+    }
+
+    #[test]
+    fn a_nested_archive_bomb_is_skipped_and_the_rest_read() {
+        // A "jar" of 64 MiB of zeros whose directory entry claims one byte.
+        let zeros = vec![0u8; 64 << 20];
+        let good = jar("g", "a", "1");
+        let mut war = zip::build(&[
+            ("WEB-INF/lib/bomb.jar", &zeros, true),
+            ("WEB-INF/lib/good.jar", &good, true),
+        ]);
+        let len = war.len();
+        let cd = u32::from_le_bytes(war[len - 6..len - 2].try_into().expect("4 bytes")) as usize;
+        war[cd + 24..cd + 28].copy_from_slice(&1u32.to_le_bytes());
+        assert_eq!(pairs(&run("/x.war", &war).expect("war")), [("g:a", "1")]);
     }
 
     #[test]
