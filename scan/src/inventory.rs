@@ -113,3 +113,4 @@ pub trait Cataloguer: Send + Sync {
         contents: &mut dyn Read,
     ) -> Result<Vec<Package>, CatalogError>;
 }
+pub mod lang;
