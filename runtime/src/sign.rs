@@ -44,8 +44,8 @@ pub enum SignError {
         /// The digest of the bytes received.
         actual: String,
     },
-    /// The registry will not show the manifest of a tag (an enforcing trust policy refuses
-    /// unsigned manifests), so the tag cannot be resolved here.
+    /// The registry will neither show the manifest of a tag nor name its digest, so the tag
+    /// cannot be resolved here.
     #[error(
         "the registry refuses to show {0} (a trust policy?); name the image by digest: IMAGE@sha256:..."
     )]
@@ -66,8 +66,8 @@ pub struct Signed {
     /// The signing key's id (`sha256:` of its public key).
     pub key: String,
     /// The referrer manifest's digest, when the signed manifest could be described (an
-    /// enforcing berth hub shows an unsigned manifest to nobody, so only its digest is known:
-    /// then the signature goes under the `.sig` tag alone).
+    /// enforcing hub serves an unsigned manifest to nobody, so only its digest is known, from
+    /// a `HEAD`: then the signature goes under the `.sig` tag alone).
     pub referrer: Option<String>,
     /// The `.sig` tag.
     pub tag: String,
@@ -85,10 +85,19 @@ pub async fn resolve(
     let subject = match client.pull_manifest_raw(reference, auth, ACCEPT).await {
         Ok((bytes, _)) => describe(&bytes, reference.digest())?,
         Err(e) if is_denied(&e) => {
-            return match reference.digest() {
-                Some(d) => Ok((None, d.to_owned())),
-                None => Err(SignError::Unresolvable(reference.whole())),
+            // An enforcing hub refuses the GET of an unsigned manifest but answers HEAD, which
+            // names the digest (cosign resolves tags the same way).
+            let digest = match reference.digest() {
+                Some(d) => d.to_owned(),
+                None => match client.fetch_manifest_digest(reference, auth).await {
+                    Ok(d) => d,
+                    Err(e) if is_denied(&e) => {
+                        return Err(SignError::Unresolvable(reference.whole()));
+                    }
+                    Err(e) => return Err(e.into()),
+                },
             };
+            return Ok((None, digest));
         }
         Err(e) => return Err(e.into()),
     };

@@ -212,8 +212,8 @@ impl Registry {
     }
 
     /// Serves a manifest pull as [`Registry::pull_manifest`] does, unless the policy covering
-    /// `repo` enforces signatures and no trusted key vouches for the manifest: then `DENIED`,
-    /// naming the policy.
+    /// `repo` enforces signatures and no trusted key vouches for the manifest: then a `GET` is
+    /// `DENIED`, naming the policy (a `HEAD`, `content == false`, is answered).
     pub async fn pull_manifest_as(
         &self,
         repo: &RepoName,
@@ -226,16 +226,15 @@ impl Registry {
             .trust
             .for_repository(repo)
             .filter(|p| p.mode == Mode::Enforce && !(p.exempt_robots && by.is_robot()));
-        let Some(policy) = policy else {
+        // HEAD is answered whatever the verdict, as Harbor does: it serves no content, and it is
+        // how cosign, notation and `berth sign` resolve a tag to the digest they sign. A pull
+        // still needs the GET that is refused (containerd HEADs the tag, then GETs the digest).
+        let Some(policy) = policy.filter(|_| content) else {
             return self.pull_manifest(repo, reference, content).await;
         };
-        // The decision reads the manifest's layers, so the bytes are loaded even for HEAD.
-        let mut m = self.pull_manifest(repo, reference, true).await?;
+        let m = self.pull_manifest(repo, reference, true).await?;
         if is_runnable(&m.content) {
             self.admit(repo, &m.digest, policy).await?;
-        }
-        if !content {
-            m.content = bytes::Bytes::new();
         }
         Ok(m)
     }
