@@ -5,8 +5,9 @@
 //! - [`version`]: each ecosystem's own version order (dpkg, apk, rpm, SemVer, PEP 440, Maven),
 //!   which advisories' ranges are evaluated in.
 //!
-//! This crate does no network or SQL I/O: the registry feeds it layer streams and stores what it
-//! returns. It depends on nothing else of berth.
+//! This crate does no network I/O and touches none of berth's databases: the registry feeds it
+//! layer streams and stores what it returns (an image's own rpm SQLite file is read from a
+//! private temporary copy). It depends on nothing else of berth.
 
 pub mod inventory;
 pub mod version;

@@ -110,77 +110,85 @@ fn malformed(reason: String) -> CatalogError {
     }
 }
 
-/// Every `(hnum, blob)` of `Packages`; a blob over [`MAX_HEADER`] comes back as `None`.
-fn read_sqlite(path: &Path) -> Result<Vec<(i64, Option<Vec<u8>>)>, CatalogError> {
+/// One row of `Packages`: `hnum`, and the blob unless it is over [`MAX_HEADER`].
+type Row = (i64, Option<Vec<u8>>);
+
+/// Every row of `Packages`.
+fn read_sqlite(path: &Path) -> Result<Vec<Row>, CatalogError> {
     let path = path.to_owned();
     // A thread of its own with its own small runtime: the walker is synchronous and may be
     // called from anywhere, inside another runtime's blocking thread included.
     let reader = std::thread::Builder::new()
         .name("rpmdb-sqlite".into())
-        .spawn(move || -> Result<_, String> {
+        .spawn(move || -> Result<Vec<Row>, String> {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .map_err(|e| e.to_string())?;
-            runtime.block_on(query(&path)).map_err(|e| e.to_string())
+            runtime.block_on(query(&path))
         })?;
-    let rows = reader
+    reader
         .join()
         .map_err(|_| malformed("the SQLite reader panicked".into()))?
-        .map_err(|e| malformed(format!("SQLite: {e}")))?;
-    rows.map_err(malformed)
+        .map_err(malformed)
 }
 
-async fn query(path: &Path) -> Result<Result<Vec<(i64, Option<Vec<u8>>)>, String>, sqlx::Error> {
+async fn query(path: &Path) -> Result<Vec<Row>, String> {
     use futures_util::TryStreamExt;
     use sqlx::Connection;
     use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 
+    let sqlite = |e: sqlx::Error| format!("SQLite: {e}");
     let options = SqliteConnectOptions::new()
         .filename(path)
         .read_only(true)
         .immutable(true);
-    let mut conn = SqliteConnection::connect_with(&options).await?;
+    let mut conn = SqliteConnection::connect_with(&options)
+        .await
+        .map_err(sqlite)?;
     let table: Option<(String, String)> =
         sqlx::query_as("SELECT type, sql FROM sqlite_master WHERE name = 'Packages'")
             .fetch_optional(&mut conn)
-            .await?;
-    match &table {
-        Some((kind, sql))
-            if kind == "table"
-                && sql
-                    .trim_start()
-                    .to_ascii_uppercase()
-                    .starts_with("CREATE TABLE") => {}
-        _ => return Ok(Err("no Packages table".into())),
+            .await
+            .map_err(sqlite)?;
+    let plain_table = table.is_some_and(|(kind, sql)| {
+        kind == "table"
+            && sql
+                .trim_start()
+                .to_ascii_uppercase()
+                .starts_with("CREATE TABLE")
+    });
+    if !plain_table {
+        return Err("no Packages table".into());
     }
     let columns: Vec<(String, i64)> =
         sqlx::query_as("SELECT name, hidden FROM pragma_table_xinfo('Packages')")
             .fetch_all(&mut conn)
-            .await?;
+            .await
+            .map_err(sqlite)?;
     for wanted in ["hnum", "blob"] {
         if !columns
             .iter()
             .any(|(name, hidden)| name == wanted && *hidden == 0)
         {
-            return Ok(Err(format!("Packages has no plain column {wanted}")));
+            return Err(format!("Packages has no plain column {wanted}"));
         }
     }
-    let mut rows = sqlx::query_as::<_, (i64, Option<Vec<u8>>)>(
+    let mut rows = sqlx::query_as::<_, Row>(
         "SELECT hnum, CASE WHEN length(blob) <= ?1 THEN blob END FROM Packages ORDER BY hnum",
     )
     .bind(MAX_HEADER as i64)
     .fetch(&mut conn);
     let mut all = Vec::new();
-    while let Some(row) = rows.try_next().await? {
+    while let Some(row) = rows.try_next().await.map_err(sqlite)? {
         if all.len() >= MAX_PACKAGES {
-            return Ok(Err(format!("more than {MAX_PACKAGES} packages")));
+            return Err(format!("more than {MAX_PACKAGES} packages"));
         }
         all.push(row);
     }
     drop(rows);
-    conn.close().await?;
-    Ok(Ok(all))
+    conn.close().await.map_err(sqlite)?;
+    Ok(all)
 }
 
 /// The header tags read.

@@ -30,10 +30,10 @@
 //! else an anonymous temporary file) and each reads its copy; a file one cataloguer wants is
 //! read straight from the stream.
 
-use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::io::{self, BufReader, Read, Seek, Write};
-use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use super::os_release::{self, OsRelease};
@@ -179,7 +179,7 @@ pub struct Walker<'c> {
     layer: usize,
     entries: u64,
     packages: usize,
-    meter: Rc<Meter>,
+    meter: Arc<Meter>,
     /// Why the walk stopped early, once a bound is reached.
     stopped: bool,
 }
@@ -187,10 +187,10 @@ pub struct Walker<'c> {
 impl<'c> Walker<'c> {
     /// A walk with `cataloguers` and `limits`.
     pub fn new(cataloguers: &'c [Box<dyn Cataloguer>], limits: Limits) -> Self {
-        let meter = Rc::new(Meter {
-            left: Cell::new(limits.max_bytes),
+        let meter = Arc::new(Meter {
+            left: AtomicU64::new(limits.max_bytes),
             deadline: limits.deadline,
-            tripped: Cell::new(None),
+            tripped: OnceLock::new(),
         });
         Walker {
             cataloguers,
@@ -234,7 +234,7 @@ impl<'c> Walker<'c> {
         };
         let metered = Metered {
             inner: decoded,
-            meter: Rc::clone(&self.meter),
+            meter: Arc::clone(&self.meter),
         };
         self.walk(layer, TarReader::new(metered));
     }
@@ -295,7 +295,7 @@ impl<'c> Walker<'c> {
                 Ok(Some(entry)) => entry,
                 Ok(None) => break,
                 Err(e) => {
-                    let bound = self.meter.tripped.get();
+                    let bound = self.meter.tripped.get().copied();
                     self.layer_error(
                         layer,
                         match bound {
@@ -646,37 +646,39 @@ fn remove_under(map: &mut BTreeMap<String, Record>, dir: &str) {
 
 /// The shared budget of uncompressed bytes and time, checked on every read.
 struct Meter {
-    left: Cell<u64>,
+    left: AtomicU64,
     deadline: Option<Instant>,
-    tripped: Cell<Option<&'static str>>,
+    /// Which bound stopped the walk.
+    tripped: OnceLock<&'static str>,
 }
 
 struct Metered<R> {
     inner: R,
-    meter: Rc<Meter>,
+    meter: Arc<Meter>,
 }
 
 impl<R: Read> Read for Metered<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.meter.deadline.is_some_and(|d| Instant::now() >= d) {
-            self.meter.tripped.set(Some("stopped: the deadline passed"));
+            let _ = self.meter.tripped.set("stopped: the deadline passed");
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "the deadline passed",
             ));
         }
-        let left = self.meter.left.get();
+        let left = self.meter.left.load(Ordering::Relaxed);
         if left == 0 {
-            self.meter.tripped.set(Some(
-                "stopped: the layers expand to more bytes than allowed",
-            ));
+            let _ = self
+                .meter
+                .tripped
+                .set("stopped: the layers expand to more bytes than allowed");
             return Err(io::Error::other(
                 "the layers expand to more bytes than allowed",
             ));
         }
         let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
         let n = self.inner.read(&mut buf[..want])?;
-        self.meter.left.set(left - n as u64);
+        self.meter.left.fetch_sub(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 }
@@ -714,6 +716,13 @@ impl Spool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_walk_can_move_to_a_blocking_thread() {
+        fn send<T: Send>() {}
+        send::<Walker<'static>>();
+        send::<Inventory>();
+    }
 
     #[test]
     fn paths_are_normalised_and_escapes_refused() {
