@@ -225,3 +225,59 @@ fn huge_declared_and_sparse_sizes_are_not_read() {
     );
     assert_memory_bounded();
 }
+
+#[test]
+fn a_10_gib_sparse_file_written_by_the_tar_crate_is_skipped() {
+    // A real sparse file (10 GiB, 30 one-byte data regions) archived by the `tar` crate in GNU
+    // sparse form: its sparse map needs extension blocks, which the walker must skip exactly.
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("sparse");
+    let file = std::fs::File::create(&path).expect("file");
+    file.set_len(10 << 30).expect("10 GiB");
+    for i in 0..30u64 {
+        std::os::unix::fs::FileExt::write_at(&file, b"x", i * (300 << 20)).expect("write");
+    }
+    drop(file);
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.sparse(true);
+    let mut sparse = std::fs::File::open(&path).expect("open");
+    builder
+        .append_file("var/lib/dpkg/status", &mut sparse)
+        .expect("sparse status");
+    let mut sparse = std::fs::File::open(&path).expect("open");
+    builder
+        .append_file("opt/data.bin", &mut sparse)
+        .expect("sparse data");
+    let mut header = tar::Header::new_gnu();
+    let installed = b"P:musl\nV:1.2.5-r0\n";
+    header.set_size(installed.len() as u64);
+    header.set_mode(0o644);
+    builder
+        .append_data(&mut header, "lib/apk/db/installed", &installed[..])
+        .expect("apk");
+    let tar = builder.into_inner().expect("tar");
+    assert!(
+        tar.len() < 1 << 20,
+        "the archive stores only the data regions: {}",
+        tar.len()
+    );
+
+    let inv = walk(
+        vec![(TAR, Box::new(io::Cursor::new(tar)))],
+        Limits::default(),
+    );
+    assert_eq!(found(&inv).len(), 1, "{:?}", inv);
+    let errors: Vec<_> = inv
+        .errors
+        .iter()
+        .map(|e| (e.path.as_deref(), e.message.as_str()))
+        .collect();
+    assert_eq!(
+        errors,
+        [(
+            Some("/var/lib/dpkg/status"),
+            "dpkg: not read: a sparse file"
+        )]
+    );
+    assert_memory_bounded();
+}

@@ -2,7 +2,13 @@
 
 mod inventory_support;
 
-use berth_scan::inventory::{Inventory, Limits, default_cataloguers};
+use std::io::Read;
+use std::sync::Mutex;
+
+use berth_scan::inventory::{
+    CatalogError, Cataloguer, FileInfo, Inventory, Limits, Package, PackageType,
+    default_cataloguers,
+};
 use inventory_support::{
     DOCKER, GZIP, Item, TAR, ZSTD, dpkg_status, found, gzip, inventory, layer, raw_header, zstd,
 };
@@ -262,4 +268,129 @@ fn a_corrupt_layer_keeps_what_came_before_and_the_walk_goes_on() {
         (1, None)
     );
     assert!(inv.errors[0].message.contains("checksum"));
+}
+
+#[test]
+fn long_names_in_gnu_and_pax_form() {
+    let deep = format!("{}/var/lib/dpkg/status", "x/".repeat(80));
+    let apk_in_pax = "lib/apk/db/installed";
+    // GNU long name (the `tar` crate's form for paths over 100 bytes) for a path not wanted.
+    let mut tar = layer(&[Item::File(&deep, &dpkg_status(&[("deep", "1")]))]);
+    tar.truncate(tar.len() - 1024);
+    // A pax header carrying the path and the size, with a bogus name and size 0 in the ustar
+    // header, as Go's archive/tar writes files of 8 GiB and more.
+    let data = b"P:musl\nV:1.2.5-r0\n";
+    let records = format!(
+        "{}{}",
+        pax_record("path", apk_in_pax),
+        pax_record("size", &data.len().to_string())
+    );
+    tar.extend_from_slice(&raw_header(b"PaxHeaders/x", b'x', records.len() as u64));
+    tar.extend_from_slice(records.as_bytes());
+    tar.resize(tar.len().div_ceil(512) * 512, 0);
+    tar.extend_from_slice(&raw_header(b"truncated-name", b'0', 0));
+    tar.extend_from_slice(data);
+    tar.resize(tar.len().div_ceil(512) * 512, 0);
+    tar.extend_from_slice(&[0; 1024]);
+    let inv = inventory(&[tar]);
+    assert_eq!(inv.errors, []);
+    assert_eq!(
+        found(&inv),
+        owned(&[("musl", "1.2.5-r0", "/lib/apk/db/installed")])
+    );
+}
+
+fn pax_record(key: &str, value: &str) -> String {
+    let body = format!(" {key}={value}\n");
+    let mut len = body.len() + 1;
+    while len.to_string().len() + body.len() != len {
+        len += 1;
+    }
+    format!("{len}{body}")
+}
+
+/// A cataloguer for the tests: wants one path, records every byte it was given.
+struct Recorder {
+    path: &'static str,
+    seen: Mutex<Vec<usize>>,
+}
+
+impl Cataloguer for Recorder {
+    fn name(&self) -> &'static str {
+        "recorder"
+    }
+    fn wants(&self, file: &FileInfo<'_>) -> bool {
+        file.path == self.path
+    }
+    fn catalog(
+        &self,
+        file: &FileInfo<'_>,
+        contents: &mut dyn Read,
+    ) -> Result<Vec<Package>, CatalogError> {
+        let mut all = Vec::new();
+        contents.read_to_end(&mut all)?;
+        assert!(
+            all.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8),
+            "the file's bytes"
+        );
+        self.seen.lock().expect("lock").push(all.len());
+        Ok(vec![Package {
+            kind: PackageType::Cargo,
+            name: "seen".into(),
+            version: all.len().to_string(),
+            source: None,
+            path: file.path.into(),
+        }])
+    }
+}
+
+#[test]
+fn a_file_several_cataloguers_want_is_read_once_and_given_to_each() {
+    let big: Vec<u8> = (0..3 * 1024 * 1024 + 7).map(|i| (i % 251) as u8).collect();
+    let small: Vec<u8> = big[..100].to_vec();
+    let tar = layer(&[
+        Item::Exec("usr/bin/big", &big),
+        Item::File("etc/small", &small),
+    ]);
+    let cataloguers: Vec<Box<dyn Cataloguer>> = vec![
+        Box::new(Recorder {
+            path: "/usr/bin/big",
+            seen: Mutex::default(),
+        }),
+        Box::new(Recorder {
+            path: "/usr/bin/big",
+            seen: Mutex::default(),
+        }),
+        Box::new(Recorder {
+            path: "/etc/small",
+            seen: Mutex::default(),
+        }),
+        Box::new(Recorder {
+            path: "/etc/small",
+            seen: Mutex::default(),
+        }),
+    ];
+    let inv = Inventory::from_layers([(TAR, tar.as_slice())], &cataloguers, Limits::default());
+    assert_eq!(inv.errors, []);
+    // Two cataloguers, one file: one package (deduplicated), each cataloguer saw every byte.
+    assert_eq!(
+        found(&inv),
+        owned(&[
+            ("seen", "100", "/etc/small"),
+            ("seen", &big.len().to_string(), "/usr/bin/big")
+        ])
+    );
+    let limits = Limits {
+        max_file_bytes: 1024 * 1024,
+        ..Limits::default()
+    };
+    let inv = Inventory::from_layers([(TAR, tar.as_slice())], &cataloguers, limits);
+    assert_eq!(found(&inv), owned(&[("seen", "100", "/etc/small")]));
+    // One error per cataloguer, and both are called "recorder": deduplicated into one.
+    assert_eq!(inv.errors.len(), 1, "{:?}", inv.errors);
+    assert!(
+        inv.errors[0]
+            .message
+            .ends_with("not read: larger than 1048576 bytes")
+    );
 }
