@@ -19,14 +19,18 @@ use std::io::Read;
 pub mod apk;
 pub mod dpkg;
 pub mod lang;
+mod layer;
 mod lines;
 pub mod os_release;
+mod paths;
 pub mod rpm;
+pub mod spool;
 mod tar;
 pub mod walker;
 
+pub use layer::Compression;
 pub use os_release::OsRelease;
-pub use walker::{Compression, Inventory, InventoryError, Limits, Walker};
+pub use walker::{Inventory, InventoryError, Limits, Walker};
 
 /// The cataloguers an inventory runs by default: the OS package databases, then the language
 /// ecosystems ([`lang::cataloguers`]).

@@ -26,58 +26,20 @@
 //! cataloguers that want the link's path; its data is gone from the stream by then, and
 //! keeping every file's bytes in case a link turns up later is not bounded.
 //!
-//! A file that several cataloguers want is spooled once (memory up to [`SPOOL_IN_MEMORY`],
-//! else an anonymous temporary file) and each reads its copy; a file one cataloguer wants is
-//! read straight from the stream.
+//! A file that several cataloguers want is spooled once (see [`super::spool`]) and each reads
+//! its copy; a file one cataloguer wants is read straight from the stream.
 
 use std::collections::BTreeMap;
-use std::io::{self, BufReader, Read, Seek, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::io::Read;
+use std::sync::Arc;
 use std::time::Instant;
 
+use super::layer::{self, Compression, Meter};
 use super::os_release::{self, OsRelease};
+use super::paths::{join, normalise, remove_under, split};
+use super::spool::Spool;
 use super::tar::{Entry, Kind, TarReader};
 use super::{CatalogError, Cataloguer, FileInfo, Package};
-
-/// Files several cataloguers want are spooled in memory up to this size, else to a temporary
-/// file.
-pub const SPOOL_IN_MEMORY: u64 = 1024 * 1024;
-
-/// How a layer blob is compressed, from its media type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    /// A plain tar.
-    None,
-    /// gzip (any number of members).
-    Gzip,
-    /// zstd (any number of frames; windows up to zstd's default 128 MiB limit).
-    Zstd,
-}
-
-impl Compression {
-    /// The compression a layer media type names, or `None` for a media type that is not a
-    /// layer: OCI's `tar`, `tar+gzip`, `tar+zstd` (and their `nondistributable` forms), and
-    /// docker's `rootfs.diff.tar.gzip` and `rootfs.foreign.diff.tar.gzip`.
-    pub fn from_media_type(media_type: &str) -> Option<Compression> {
-        match media_type {
-            "application/vnd.oci.image.layer.v1.tar"
-            | "application/vnd.oci.image.layer.nondistributable.v1.tar"
-            | "application/vnd.docker.image.rootfs.diff.tar" => Some(Compression::None),
-            "application/vnd.oci.image.layer.v1.tar+gzip"
-            | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
-            | "application/vnd.docker.image.rootfs.diff.tar.gzip"
-            | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => {
-                Some(Compression::Gzip)
-            }
-            "application/vnd.oci.image.layer.v1.tar+zstd"
-            | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd" => {
-                Some(Compression::Zstd)
-            }
-            _ => None,
-        }
-    }
-}
 
 /// Bounds of one inventory. Whatever the layers hold, the walk ends with memory bounded by
 /// these; the time it takes is bounded by the bytes it must read, and by [`Limits::deadline`]
@@ -187,11 +149,7 @@ pub struct Walker<'c> {
 impl<'c> Walker<'c> {
     /// A walk with `cataloguers` and `limits`.
     pub fn new(cataloguers: &'c [Box<dyn Cataloguer>], limits: Limits) -> Self {
-        let meter = Arc::new(Meter {
-            left: AtomicU64::new(limits.max_bytes),
-            deadline: limits.deadline,
-            tripped: OnceLock::new(),
-        });
+        let meter = Arc::new(Meter::new(limits.max_bytes, limits.deadline));
         Walker {
             cataloguers,
             limits,
@@ -220,23 +178,10 @@ impl<'c> Walker<'c> {
             );
             return;
         };
-        let blob = BufReader::with_capacity(64 * 1024, blob);
-        let decoded: Box<dyn Read + '_> = match compression {
-            Compression::None => Box::new(blob),
-            Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(blob)),
-            Compression::Zstd => match zstd::stream::read::Decoder::with_buffer(blob) {
-                Ok(d) => Box::new(d),
-                Err(e) => {
-                    self.layer_error(layer, format!("not read: zstd: {e}"));
-                    return;
-                }
-            },
-        };
-        let metered = Metered {
-            inner: decoded,
-            meter: Arc::clone(&self.meter),
-        };
-        self.walk(layer, TarReader::new(metered));
+        match layer::open(compression, blob, &self.meter) {
+            Ok(tar) => self.walk(layer, TarReader::new(tar)),
+            Err(e) => self.layer_error(layer, format!("not read: {e}")),
+        }
     }
 
     /// Records that a layer could not be opened (the caller's side of a walk): the walk goes
@@ -295,7 +240,7 @@ impl<'c> Walker<'c> {
                 Ok(Some(entry)) => entry,
                 Ok(None) => break,
                 Err(e) => {
-                    let bound = self.meter.tripped.get().copied();
+                    let bound = self.meter.tripped();
                     self.layer_error(
                         layer,
                         match bound {
@@ -592,127 +537,6 @@ fn package_key(p: &Package) -> impl Ord + '_ {
     )
 }
 
-/// An absolute path without `.` or empty components; `..` and over-long paths are refused.
-/// Non-UTF-8 bytes are replaced (U+FFFD), the same way for every layer.
-pub(crate) fn normalise(raw: &[u8], max_len: usize) -> Result<String, String> {
-    if raw.len() > max_len {
-        return Err(format!(
-            "not read: a path of {} bytes (at most {max_len})",
-            raw.len()
-        ));
-    }
-    let text = String::from_utf8_lossy(raw);
-    let mut path = String::with_capacity(text.len() + 1);
-    for part in text.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => return Err("not read: the path has a `..` component".into()),
-            part => {
-                path.push('/');
-                path.push_str(part);
-            }
-        }
-    }
-    if path.is_empty() {
-        path.push('/');
-    }
-    Ok(path)
-}
-
-/// `/a/b/c` into (`/a/b`, `c`); the root's children have the parent `""`.
-fn split(path: &str) -> (&str, &str) {
-    match path.rfind('/') {
-        Some(i) => (&path[..i], &path[i + 1..]),
-        None => ("", path),
-    }
-}
-
-fn join(dir: &str, name: &str) -> String {
-    format!("{dir}/{name}")
-}
-
-/// Removes every record strictly under the directory `dir` (`""` or `/` is the root).
-fn remove_under(map: &mut BTreeMap<String, Record>, dir: &str) {
-    let prefix = format!("{}/", dir.trim_end_matches('/'));
-    let doomed: Vec<String> = map
-        .range(prefix.clone()..)
-        .take_while(|(k, _)| k.starts_with(&prefix))
-        .map(|(k, _)| k.clone())
-        .collect();
-    for key in doomed {
-        map.remove(&key);
-    }
-}
-
-/// The shared budget of uncompressed bytes and time, checked on every read.
-struct Meter {
-    left: AtomicU64,
-    deadline: Option<Instant>,
-    /// Which bound stopped the walk.
-    tripped: OnceLock<&'static str>,
-}
-
-struct Metered<R> {
-    inner: R,
-    meter: Arc<Meter>,
-}
-
-impl<R: Read> Read for Metered<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.meter.deadline.is_some_and(|d| Instant::now() >= d) {
-            let _ = self.meter.tripped.set("stopped: the deadline passed");
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the deadline passed",
-            ));
-        }
-        let left = self.meter.left.load(Ordering::Relaxed);
-        if left == 0 {
-            let _ = self
-                .meter
-                .tripped
-                .set("stopped: the layers expand to more bytes than allowed");
-            return Err(io::Error::other(
-                "the layers expand to more bytes than allowed",
-            ));
-        }
-        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        let n = self.inner.read(&mut buf[..want])?;
-        self.meter.left.fetch_sub(n as u64, Ordering::Relaxed);
-        Ok(n)
-    }
-}
-
-/// A file's bytes kept for several readers.
-enum Spool {
-    Memory(Vec<u8>),
-    File(std::fs::File),
-}
-
-impl Spool {
-    fn fill(data: &mut dyn Read, size: u64) -> io::Result<Spool> {
-        if size <= SPOOL_IN_MEMORY {
-            let mut buf = Vec::with_capacity(size as usize);
-            data.read_to_end(&mut buf)?;
-            return Ok(Spool::Memory(buf));
-        }
-        let mut file = tempfile::tempfile()?;
-        io::copy(data, &mut file)?;
-        file.flush()?;
-        Ok(Spool::File(file))
-    }
-
-    fn reader(&mut self) -> io::Result<Box<dyn Read + '_>> {
-        match self {
-            Spool::Memory(buf) => Ok(Box::new(buf.as_slice())),
-            Spool::File(file) => {
-                file.rewind()?;
-                Ok(Box::new(&*file))
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -722,55 +546,5 @@ mod tests {
         fn send<T: Send>() {}
         send::<Walker<'static>>();
         send::<Inventory>();
-    }
-
-    #[test]
-    fn paths_are_normalised_and_escapes_refused() {
-        assert_eq!(
-            normalise(b"./etc/os-release", 4096).as_deref(),
-            Ok("/etc/os-release")
-        );
-        assert_eq!(
-            normalise(b"/var//lib/./dpkg/", 4096).as_deref(),
-            Ok("/var/lib/dpkg")
-        );
-        assert_eq!(normalise(b"./", 4096).as_deref(), Ok("/"));
-        assert!(normalise(b"../etc/passwd", 4096).is_err());
-        assert!(normalise(b"a/../../b", 4096).is_err());
-        assert!(normalise(&[b'a'; 5000], 4096).is_err());
-    }
-
-    #[test]
-    fn layer_media_types() {
-        use Compression::*;
-        let docker = "application/vnd.docker.image.rootfs.diff.tar.gzip";
-        assert_eq!(Compression::from_media_type(docker), Some(Gzip));
-        let oci = "application/vnd.oci.image.layer.v1.tar+zstd";
-        assert_eq!(Compression::from_media_type(oci), Some(Zstd));
-        let plain = "application/vnd.oci.image.layer.v1.tar";
-        assert_eq!(Compression::from_media_type(plain), Some(None));
-        let config = "application/vnd.oci.image.config.v1+json";
-        assert_eq!(Compression::from_media_type(config), Option::None);
-    }
-
-    #[test]
-    fn subtree_removal_spares_siblings() {
-        let mut map = BTreeMap::new();
-        for key in ["/a/b", "/a/b/c", "/a/b/c/d", "/a/bc", "/a/b-"] {
-            map.insert(
-                key.to_owned(),
-                Record {
-                    layer: 0,
-                    size: 0,
-                    os: None,
-                    found: vec![],
-                },
-            );
-        }
-        remove_under(&mut map, "/a/b");
-        let left: Vec<_> = map.keys().map(String::as_str).collect();
-        assert_eq!(left, ["/a/b", "/a/b-", "/a/bc"]);
-        remove_under(&mut map, "");
-        assert!(map.is_empty());
     }
 }
