@@ -281,3 +281,45 @@ fn a_10_gib_sparse_file_written_by_the_tar_crate_is_skipped() {
     );
     assert_memory_bounded();
 }
+
+/// An endless tar of entries whose paths escape the root (`../x/N`), each one a problem.
+struct EndlessEscapes(EndlessEntries);
+
+impl Read for EndlessEscapes {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let inner = &mut self.0;
+        if inner.at == 512 {
+            inner.block = raw_header(format!("../{}/x", "y".repeat(90)).as_bytes(), b'0', 0);
+            inner.next += 1;
+            inner.at = 0;
+        }
+        let n = buf.len().min(512 - inner.at);
+        buf[..n].copy_from_slice(&inner.block[inner.at..inner.at + n]);
+        inner.at += n;
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_million_bad_entries_make_a_bounded_list_of_problems() {
+    let limits = Limits {
+        max_entries: 1_000_000,
+        ..Limits::default()
+    };
+    let inv = walk(
+        vec![(TAR, Box::new(EndlessEscapes(EndlessEntries::new())))],
+        limits,
+    );
+    // Every escaping entry is the same problem: the first thousand listed (one after
+    // deduplication), the rest counted; the entry bound is listed whatever the count.
+    let messages: Vec<_> = inv.errors.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "the image has more than 1000000 entries",
+            "not read: the path has a `..` component",
+            "999000 more problems not listed",
+        ]
+    );
+    assert_memory_bounded();
+}

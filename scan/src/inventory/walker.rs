@@ -58,6 +58,8 @@ pub struct Limits {
     pub max_packages: usize,
     /// Uncompressed tar bytes over all layers: a gzip or zstd bomb ends here.
     pub max_bytes: u64,
+    /// Problems listed; beyond it they are counted in one last entry.
+    pub max_errors: usize,
     /// The walk stops when this instant passes.
     pub deadline: Option<Instant>,
 }
@@ -71,6 +73,7 @@ impl Default for Limits {
             max_files: 100_000,
             max_packages: 500_000,
             max_bytes: 256 * 1024 * 1024 * 1024,
+            max_errors: 1000,
             deadline: None,
         }
     }
@@ -97,7 +100,8 @@ pub struct Inventory {
     pub os: Option<OsRelease>,
     /// Sorted by type, name, version and path; no duplicates.
     pub packages: Vec<Package>,
-    /// Sorted; no duplicates. Empty when every layer and every wanted file was read.
+    /// Sorted; no duplicates; beyond [`Limits::max_errors`], a last entry counts the rest.
+    /// Empty when every layer and every wanted file was read.
     pub errors: Vec<InventoryError>,
 }
 
@@ -138,6 +142,8 @@ pub struct Walker<'c> {
     /// What the layers walked so far left, by path.
     lower: BTreeMap<String, Record>,
     errors: Vec<InventoryError>,
+    /// Problems beyond [`Limits::max_errors`], counted.
+    unlisted: u64,
     layer: usize,
     entries: u64,
     packages: usize,
@@ -155,6 +161,7 @@ impl<'c> Walker<'c> {
             limits,
             lower: BTreeMap::new(),
             errors: Vec::new(),
+            unlisted: 0,
             layer: 0,
             entries: 0,
             packages: 0,
@@ -226,6 +233,13 @@ impl<'c> Walker<'c> {
         packages.dedup();
         errors.sort();
         errors.dedup();
+        if self.unlisted > 0 {
+            errors.push(InventoryError {
+                layer: self.layer.saturating_sub(1),
+                path: None,
+                message: format!("{} more problems not listed", self.unlisted),
+            });
+        }
         Inventory {
             os,
             packages,
@@ -506,6 +520,7 @@ impl<'c> Walker<'c> {
             .collect()
     }
 
+    /// A problem with a layer: always listed (there are few per layer).
     fn layer_error(&mut self, layer: usize, message: String) {
         self.errors.push(InventoryError {
             layer,
@@ -514,12 +529,31 @@ impl<'c> Walker<'c> {
         });
     }
 
+    /// A problem with one entry that is not kept (a path refused): its path is shortened, as
+    /// a refused path may be as long as a pax header.
     fn file_error(&mut self, layer: usize, path: &str, message: String) {
-        self.errors.push(InventoryError {
+        let mut path = path.to_owned();
+        if path.len() > 256 {
+            let mut cut = 256;
+            while !path.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            path.truncate(cut);
+            path.push('…');
+        }
+        self.push_error(InventoryError {
             layer,
-            path: Some(path.to_owned()),
+            path: Some(path),
             message,
         });
+    }
+
+    fn push_error(&mut self, error: InventoryError) {
+        if self.errors.len() < self.limits.max_errors {
+            self.errors.push(error);
+        } else {
+            self.unlisted += 1;
+        }
     }
 }
 
