@@ -15,6 +15,10 @@ use std::io::{self, Read};
 /// The largest GNU long name or pax extended header read (a Linux path is at most 4096 bytes).
 pub(crate) const MAX_META: u64 = 64 * 1024;
 
+/// Extended headers (pax, GNU long names, global headers) before one entry: writers put at
+/// most three; an endless run of them is not an archive.
+pub(crate) const MAX_EXTENSIONS: usize = 16;
+
 const BLOCK: usize = 512;
 
 /// What an entry is.
@@ -58,6 +62,8 @@ pub(crate) enum TarError {
     Checksum,
     #[error("a tar header has an invalid {0} field")]
     Field(&'static str),
+    #[error("more than {MAX_EXTENSIONS} extended headers before one entry")]
+    Extensions,
     #[error("a {what} of {size} bytes is larger than the {MAX_META} bytes read")]
     MetaTooLarge { what: &'static str, size: u64 },
 }
@@ -96,7 +102,7 @@ impl<R: Read> TarReader<R> {
     pub(crate) fn next(&mut self) -> Result<Option<Entry>, TarError> {
         self.skip_rest()?;
         let mut pending = Pending::default();
-        loop {
+        for _ in 0..=MAX_EXTENSIONS {
             if self.done {
                 return Ok(None);
             }
@@ -124,6 +130,7 @@ impl<R: Read> TarReader<R> {
                 _ => return self.entry(&block, flag, size, pending).map(Some),
             }
         }
+        Err(TarError::Extensions)
     }
 
     /// A reader over the current entry's data.
@@ -150,6 +157,14 @@ impl<R: Read> TarReader<R> {
         if pending.sparse && kind == Kind::Regular {
             kind = Kind::Sparse;
         }
+        let path = match pending.path {
+            Some(path) => path,
+            None => ustar_name(block),
+        };
+        // Pre-POSIX archives mark directories by a trailing slash on a regular entry.
+        if flag == 0 && path.last() == Some(&b'/') {
+            kind = Kind::Directory;
+        }
         let mut data = pending.size.unwrap_or(header_size);
         if matches!(kind, Kind::HardLink | Kind::Symlink | Kind::Directory)
             || matches!(flag, b'3' | b'4' | b'6')
@@ -172,10 +187,6 @@ impl<R: Read> TarReader<R> {
         } else if let Some(real) = pending.sparse_size {
             size = real;
         }
-        let path = match pending.path {
-            Some(path) => path,
-            None => ustar_name(block),
-        };
         let link = pending
             .link
             .unwrap_or_else(|| cstr(&block[157..257]).to_vec());
@@ -394,6 +405,57 @@ mod tests {
         big[7] = 0x02; // 2 << 32
         assert_eq!(numeric(&big), Some(2u64 << 32));
         assert_eq!(numeric(&[0xff; 12]), None);
+    }
+
+    fn reader(blocks: &[[u8; BLOCK]]) -> TarReader<std::io::Cursor<Vec<u8>>> {
+        TarReader::new(std::io::Cursor::new(blocks.concat()))
+    }
+
+    fn header(name: &[u8], flag: u8) -> [u8; BLOCK] {
+        let mut block = [0u8; BLOCK];
+        block[..name.len()].copy_from_slice(name);
+        block[100..108].copy_from_slice(b"0000644\0");
+        block[124..136].copy_from_slice(b"00000000000\0");
+        block[156] = flag;
+        block[148..156].copy_from_slice(b"        ");
+        let sum: u32 = block.iter().map(|&b| u32::from(b)).sum();
+        block[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        block
+    }
+
+    #[test]
+    fn an_endless_run_of_extended_headers_is_refused() {
+        let globals = vec![header(b"g", b'g'); MAX_EXTENSIONS + 1];
+        assert!(matches!(reader(&globals).next(), Err(TarError::Extensions)));
+        let mut few = vec![header(b"g", b'g'); MAX_EXTENSIONS];
+        few.push(header(b"file", b'0'));
+        let entry = reader(&few).next().expect("valid").expect("an entry");
+        assert_eq!(
+            (entry.path.as_slice(), entry.kind),
+            (&b"file"[..], Kind::Regular)
+        );
+    }
+
+    #[test]
+    fn old_style_directories_and_header_only_types() {
+        let entry = reader(&[header(b"dir/", 0)])
+            .next()
+            .expect("valid")
+            .expect("an entry");
+        assert_eq!(entry.kind, Kind::Directory);
+        // A hard link whose header claims data: there is none (as Go's archive/tar reads it),
+        // so the next header follows at once.
+        let mut link = header(b"link", b'1');
+        link[124..136].copy_from_slice(b"00000001000\0");
+        link[148..156].copy_from_slice(b"        ");
+        let sum: u32 = link.iter().map(|&b| u32::from(b)).sum();
+        link[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        let mut tar = reader(&[link, header(b"next", b'0')]);
+        assert_eq!(
+            tar.next().expect("valid").expect("link").kind,
+            Kind::HardLink
+        );
+        assert_eq!(tar.next().expect("valid").expect("next").path, b"next");
     }
 
     #[test]
