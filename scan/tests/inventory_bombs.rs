@@ -8,7 +8,9 @@ use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
 use berth_scan::inventory::{Inventory, Limits, default_cataloguers};
-use inventory_support::{GZIP, Item, TAR, found, layer, peak_rss_kib, raw_header, set_checksum};
+use inventory_support::{
+    GZIP, Item, TAR, ZSTD, found, layer, peak_rss_kib, raw_header, set_checksum,
+};
 
 /// Peak memory any of these tests may reach (all of them together, run in parallel).
 const MAX_RSS_KIB: u64 = 256 * 1024;
@@ -320,6 +322,24 @@ fn a_million_bad_entries_make_a_bounded_list_of_problems() {
             "not read: the path has a `..` component",
             "999000 more problems not listed",
         ]
+    );
+    assert_memory_bounded();
+}
+
+#[test]
+fn a_zstd_frame_asking_for_a_2_gib_window_is_refused() {
+    // A frame header declaring a 2 GiB window (Window_Descriptor exponent 21), then one empty
+    // last raw block: zstd refuses windows over its default 128 MiB instead of allocating.
+    let frame = [0x28, 0xb5, 0x2f, 0xfd, 0x00, 21 << 3, 0x01, 0x00, 0x00];
+    let inv = walk(
+        vec![(ZSTD, Box::new(io::Cursor::new(frame.to_vec())))],
+        Limits::default(),
+    );
+    assert_eq!(inv.errors.len(), 1, "{:?}", inv.errors);
+    assert!(
+        inv.errors[0].message.contains("memory"),
+        "{}",
+        inv.errors[0].message
     );
     assert_memory_bounded();
 }
