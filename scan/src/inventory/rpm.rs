@@ -2,9 +2,11 @@
 //!
 //! rpm 4.16 and later (RHEL 9, Fedora 33+, Rocky and Alma 9) keep it in SQLite,
 //! `/var/lib/rpm/rpmdb.sqlite`, table `Packages(hnum INTEGER PRIMARY KEY, blob BLOB)`, one
-//! package header per row. The file is spooled to an anonymous temporary file and opened
-//! read-only and immutable through sqlx (the only SQLite the workspace builds; its C API is
-//! unsafe and this workspace forbids `unsafe`). A database file is hostile input too: the
+//! package header per row. rpm keeps the file in WAL mode and checkpoints it when it closes
+//! the database, so the image's `rpmdb.sqlite` alone is complete once dnf or rpm exited (a
+//! `-wal` file left beside it is not read). The file is spooled to a private temporary file
+//! and opened read-only and immutable through sqlx (the only SQLite the workspace builds; its
+//! C API is unsafe and this workspace forbids `unsafe`). A database file is hostile input too: the
 //! table must be a plain table (not a view, nor virtual, nor with generated columns), rows
 //! are counted, and a header over [`MAX_HEADER`] is not fetched.
 //!

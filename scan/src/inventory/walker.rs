@@ -13,8 +13,8 @@
 //!
 //! Paths are normalised to absolute (`./a/b`, `/a/b` and `a//b/` are `/a/b`); a path with a
 //! `..` component is refused, so no tar path ever escapes the image's root. Nothing here
-//! touches the host's file system by a tar path: the only files written are anonymous
-//! temporary files for spooling.
+//! touches the host's file system by a tar path: the only files written are temporary files
+//! with names of their own (spooling, and the rpm cataloguer's copy of its database).
 //!
 //! Symbolic links are never followed, so links cannot loop; `/etc/os-release` being a link to
 //! `../usr/lib/os-release` (as on Debian) is why `/usr/lib/os-release` is the fallback.
