@@ -53,6 +53,7 @@ fn walk(layers: Vec<(&str, Box<dyn Read>)>, limits: Limits) -> Inventory {
 
 fn assert_memory_bounded() {
     let peak = peak_rss_kib();
+    eprintln!("peak RSS so far: {peak} KiB");
     assert!(peak < MAX_RSS_KIB, "peak RSS {peak} KiB");
 }
 
