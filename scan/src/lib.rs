@@ -7,8 +7,9 @@
 //! - [`osv`]: advisories in the OSV format, evaluated against an installed version, and their
 //!   severities.
 //!
-//! This crate does no network or SQL I/O: the registry feeds it layer streams and stores what it
-//! returns. It depends on nothing else of berth.
+//! This crate does no network I/O and touches none of berth's databases: the registry feeds it
+//! layer streams and stores what it returns (an image's own rpm SQLite file is read from a
+//! private temporary copy). It depends on nothing else of berth.
 
 pub mod inventory;
 pub mod osv;

@@ -4,8 +4,63 @@
 //! regular file to the [`Cataloguer`]s; the files they want are read (bounded), and what they
 //! find is kept by path. Whiteouts of later layers remove what lower layers contributed, so the
 //! result describes the image's final file system.
+//!
+//! - [`walker`]: the layer walk ([`Inventory::from_layers`], [`Walker`]), its [`Limits`], and
+//!   the whiteout and path rules.
+//! - [`os_release`]: the image's operating system.
+//! - [`dpkg`], [`apk`], [`rpm`]: the OS package databases.
+//! - [`lang`]: language ecosystems' lock files, manifests and binaries.
+//!
+//! Dependency direction: the walker drives the cataloguers through the [`Cataloguer`] trait
+//! and knows none of them; cataloguers know only the model below and the file they are given.
 
 use std::io::Read;
+
+pub mod apk;
+pub mod dpkg;
+pub mod lang;
+mod layer;
+mod lines;
+pub mod os_release;
+mod paths;
+pub mod rpm;
+pub mod spool;
+mod tar;
+pub mod walker;
+
+pub use layer::Compression;
+pub use os_release::OsRelease;
+pub use walker::{Inventory, InventoryError, Limits, Walker};
+
+/// The cataloguers an inventory runs by default: the OS package databases, then the language
+/// ecosystems ([`lang::cataloguers`]).
+pub fn default_cataloguers() -> Vec<Box<dyn Cataloguer>> {
+    let mut all: Vec<Box<dyn Cataloguer>> = vec![
+        Box::new(dpkg::Dpkg),
+        Box::new(apk::Apk),
+        Box::new(rpm::RpmSqlite),
+        Box::new(rpm::RpmLegacy),
+    ];
+    all.extend(lang::cataloguers());
+    all
+}
+
+/// Reads all of `contents`, at most `limit` bytes: a cataloguer's bound on what it holds in
+/// memory. Beyond it, [`CatalogError::TooLarge`] without reading further.
+pub fn read_bounded(
+    contents: &mut dyn Read,
+    limit: u64,
+    what: &'static str,
+) -> Result<Vec<u8>, CatalogError> {
+    let mut buf = Vec::new();
+    contents
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut buf)?;
+    if buf.len() as u64 > limit {
+        return Err(CatalogError::TooLarge { what, limit });
+    }
+    Ok(buf)
+}
 
 /// The package manager a package was found through. With the image's operating system
 /// (`/etc/os-release`), it names the advisory ecosystem: dpkg on Debian 12 is OSV's `Debian:12`.
@@ -113,4 +168,3 @@ pub trait Cataloguer: Send + Sync {
         contents: &mut dyn Read,
     ) -> Result<Vec<Package>, CatalogError>;
 }
-pub mod lang;
