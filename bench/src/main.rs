@@ -7,6 +7,7 @@ mod docker;
 mod load;
 mod machine;
 mod servers;
+mod trust;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -78,11 +79,12 @@ struct Args {
     /// Directory for registry data and scratch files.
     #[arg(long, default_value = "/tmp")]
     scratch: PathBuf,
-    /// Measurements to run (comma-separated): blobs, manifests, tags, docker.
+    /// Measurements to run (comma-separated): blobs, manifests, tags, docker, and trust (the
+    /// manifest loads again on a berth enforcing a signature policy, `berth-enforcing`).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "blobs,manifests,tags,docker"
+        default_value = "blobs,manifests,tags,docker,trust"
     )]
     only: Vec<String>,
     /// Also write the report to this file.
@@ -226,6 +228,18 @@ async fn main() -> anyhow::Result<()> {
                 .context("starting berth on PostgreSQL + S3")?,
         );
     }
+    let wants = |what: &str| args.only.iter().any(|o| o == what);
+    let trust = match &args.berth_url {
+        None if wants("trust") => {
+            let setup = trust::Setup::new(&bin, &args.scratch)?;
+            registries.push(
+                Registry::start_berth(&bin, &args.scratch, trust::NAME, &setup.env())
+                    .context("starting berth with a trust policy")?,
+            );
+            Some(setup)
+        }
+        _ => None,
+    };
     if !args.no_distribution {
         registries.push(match &args.distribution_url {
             Some(url) => Registry::external("distribution", url),
@@ -264,6 +278,9 @@ async fn main() -> anyhow::Result<()> {
             reg.name.clone(),
             load::push_small_image(&http, reg, "bench/small", 7).await?,
         );
+        if let Some(setup) = trust.as_ref().filter(|_| reg.name == trust::NAME) {
+            setup.sign(&bin, &http, reg, "bench/small").await?;
+        }
     }
     for round in 0..args.rounds {
         // Alternate the order so neither registry always runs on a warmer machine.
@@ -279,7 +296,15 @@ async fn main() -> anyhow::Result<()> {
                     "distribution" => 2,
                     _ => 3,
                 };
-            let wants = |what: &str| args.only.iter().any(|o| o == what);
+            // The enforcing berth is there for the manifest loads alone.
+            let enforcing = reg.name == trust::NAME;
+            let wants = |what: &str| {
+                if enforcing {
+                    what == "manifests"
+                } else {
+                    args.only.iter().any(|o| o == what && o != "trust")
+                }
+            };
             if wants("blobs") {
                 let blob = blobs::random_blob(args.blob_mib << 20, seed);
                 let v = blobs::push_monolithic(&http, reg, "bench/blob", &blob).await?;
@@ -423,6 +448,24 @@ fn render(
             out.push_str(&format!(" {r} |"));
         }
         out.push('\n');
+    }
+    let rate = |name: &str, metric: Metric| {
+        results
+            .get(name)
+            .and_then(|m| m.get(&metric))
+            .and_then(|v| median(v))
+    };
+    for (metric, what) in [
+        (Metric::ManifestGetRps, "GET"),
+        (Metric::ManifestHeadRps, "HEAD"),
+    ] {
+        if let (Some(plain), Some(enforcing)) = (rate("berth", metric), rate(trust::NAME, metric)) {
+            out.push_str(&format!(
+                "\nManifest {what} under an enforcing signature policy (a signed image): {:.1}% of \
+                 berth's rate without one.\n",
+                100.0 * enforcing / plain
+            ));
+        }
     }
     out.push_str("\nMachine limits measured in the same run:\n\n| limit | value |\n|---|---:|\n");
     for (name, v) in limits {

@@ -202,3 +202,90 @@ async fn sigstore_bundle_referrers_vouch_for_the_manifest_they_name() {
         "{trust}"
     );
 }
+
+/// The digest `image` (`host/repo:tag`) names on `b`, from a `HEAD`.
+async fn digest_of(b: &Berth, repo: &str, tag: &str) -> String {
+    b.head(&format!("/v2/{repo}/manifests/{tag}"))
+        .await
+        .headers()["docker-content-digest"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn berth_run_checks_keyless_signatures_offline_against_the_local_trusted_root() {
+    if !crate::runtime_pull::is_root() || tool("openssl").is_none() || tool("python3").is_none() {
+        return;
+    }
+    let Some(busybox) = busybox() else { return };
+    let sigstore = tempfile::tempdir().unwrap();
+    fake_sigstore(&["init", sigstore.path().to_str().unwrap()]);
+    // A hub with no policy: the machine that runs the containers checks on its own.
+    let b = Berth::start();
+    let policy = sigstore.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            r#"
+[[trust.policy]]
+scope = "{host}/keyless"
+mode = "enforce"
+trusted_root = "trusted_root.json"
+
+[[trust.policy.identity]]
+issuer = "{ISSUER}"
+subject_regex = "^https://github.com/acme/"
+"#,
+            host = b.host()
+        ),
+    )
+    .unwrap();
+    let cosign = crate::runtime_run::push_busybox(&b, "keyless/cosign", &busybox).await;
+    let bundled = crate::runtime_run::push_busybox(&b, "keyless/bundled", &busybox).await;
+    let mut rt = crate::runtime_pull::Runtime::new();
+    rt.env
+        .push(("BERTH_POLICY".into(), policy.display().to_string()));
+
+    // Unsigned: refused before anything is unpacked.
+    let (ran, _, err) = rt.run(&["run", "--rm", &cosign, "true"]);
+    assert!(!ran && err.contains("refused by trust policy"), "{err}");
+    assert!(
+        !rt.store().join("layers/sha256").exists() || {
+            std::fs::read_dir(rt.store().join("layers/sha256"))
+                .unwrap()
+                .count()
+                == 0
+        }
+    );
+
+    // Signed keylessly by an identity the policy does not allow: refused, naming it.
+    let digest = digest_of(&b, "keyless/cosign", "1").await;
+    let stranger = "https://github.com/mallory/app/.github/workflows/x.yml@refs/heads/main";
+    let signed = sign(sigstore.path(), &digest, &["--subject", stranger]);
+    push_cosign(&b, "keyless/cosign", &digest, &signed).await;
+    let (ran, _, err) = rt.run(&["run", "--rm", &cosign, "true"]);
+    assert!(!ran && err.contains(stranger), "{err}");
+
+    // By the allowed workflow, under cosign's tag: pulled, verified offline, run.
+    let signed = sign(sigstore.path(), &digest, &[]);
+    push_cosign(&b, "keyless/cosign", &digest, &signed).await;
+    let out = rt.ok(&["run", "--rm", &cosign, "echo", "keyless-runs"]);
+    assert_eq!(out, "keyless-runs\n");
+    let inspect = rt.ok(&["inspect", &cosign]);
+    assert!(inspect.contains(WORKFLOW), "{inspect}");
+
+    // A sigstore bundle referrer (DSSE) vouches in the same way.
+    let digest = digest_of(&b, "keyless/bundled", "1").await;
+    let (ran, _, _) = rt.run(&["run", "--rm", &bundled, "true"]);
+    assert!(!ran);
+    let manifest = b
+        .get(&format!("/v2/keyless/bundled/manifests/{digest}"))
+        .await;
+    let size = manifest.bytes().await.unwrap().len();
+    let subject = json!({"mediaType": OCI_MANIFEST, "digest": digest, "size": size});
+    let bundle = sign(sigstore.path(), &digest, &["--form", "dsse"]);
+    push_bundle(&b, "keyless/bundled", &subject, &bundle).await;
+    let out = rt.ok(&["run", "--rm", &bundled, "echo", "bundled-runs"]);
+    assert_eq!(out, "bundled-runs\n");
+}
