@@ -56,15 +56,19 @@ impl Registry {
         if tagging {
             self.admit_tag_push(repo, &content, by).await?;
         }
-        self.store_manifest(
-            repo,
-            reference,
-            content_type,
-            content,
-            extra_tags,
-            Writer::Client(by),
-        )
-        .await
+        let pushed = self
+            .store_manifest(
+                repo,
+                reference,
+                content_type,
+                content,
+                extra_tags,
+                Writer::Client(by),
+            )
+            .await;
+        // A signature may have come or moved (cosign's tag): admissions are checked afresh.
+        self.admissions.forget_repository(repo);
+        pushed
     }
 
     /// Validates and stores a manifest, as [`Registry::put_manifest`] describes; from a
@@ -216,6 +220,8 @@ impl Registry {
                 self.meta.delete_tag(repo, t, &event).await?
             }
         };
+        // A signature may have gone: admissions in the repository are checked afresh.
+        self.admissions.forget_repository(repo);
         if deleted {
             Ok(())
         } else {

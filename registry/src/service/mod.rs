@@ -15,6 +15,7 @@
 //!   recorded offset are discarded by the next write.
 
 pub mod accounts;
+pub mod admissions;
 mod audit;
 mod blobs;
 pub mod browse;
@@ -204,6 +205,8 @@ pub struct Registry {
     pulls: Arc<retention::PullLog>,
     /// Namespaces that are pull-through caches of other registries.
     mirrors: Arc<proxy::Mirrors>,
+    /// Pulls a trust policy admitted in the last seconds (the hot path of enforcing policies).
+    admissions: Arc<admissions::Admissions>,
 }
 
 impl Registry {
@@ -216,6 +219,7 @@ impl Registry {
             platforms: Arc::new(browse::PlatformCache::default()),
             pulls: Arc::new(retention::PullLog::default()),
             mirrors: Arc::new(proxy::Mirrors::default()),
+            admissions: Arc::new(admissions::Admissions::default()),
         }
     }
 

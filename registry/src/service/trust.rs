@@ -289,12 +289,17 @@ impl Registry {
     }
 
     async fn admit(&self, repo: &RepoName, digest: &Digest, policy: &Policy) -> RegistryResult<()> {
+        if self.admissions.admitted(repo, digest, policy.keyset()) {
+            return Ok(());
+        }
         let own = self.verdict(repo, digest, policy).await?;
         if own.status == Status::Verified.as_str() {
+            self.admissions.remember(repo, digest, policy.keyset());
             return Ok(());
         }
         for parent in self.meta.trust_parents(repo, digest, MAX_PARENTS).await? {
             if self.verdict(repo, &parent, policy).await?.status == Status::Verified.as_str() {
+                self.admissions.remember(repo, digest, policy.keyset());
                 return Ok(());
             }
         }
