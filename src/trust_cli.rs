@@ -29,6 +29,11 @@ pub enum TrustCommand {
         /// (ECDSA P-256, Ed25519, RSA).
         #[arg(long, value_name = "FILE")]
         key: PathBuf,
+        /// Write a sigstore bundle instead, as `cosign sign --new-bundle-format --key` does: a
+        /// DSSE envelope over an in-toto statement naming the digest, pushed as an OCI 1.1
+        /// referrer only (no transparency log entry: berth has no log).
+        #[arg(long)]
+        new_bundle_format: bool,
         /// The image, like registry.example.com/team/app:1.0 or HOST/NAME@sha256:...
         image: String,
     },
@@ -77,7 +82,11 @@ pub enum KeyCommand {
 /// Runs a signing command; `Ok(false)` when `verify` found nothing that verifies.
 pub fn run(command: TrustCommand) -> anyhow::Result<bool> {
     match command {
-        TrustCommand::Sign { key, image } => sign(&key, &image).map(|()| true),
+        TrustCommand::Sign {
+            key,
+            new_bundle_format,
+            image,
+        } => sign(&key, new_bundle_format, &image).map(|()| true),
         TrustCommand::Verify {
             key,
             policy,
@@ -94,7 +103,7 @@ fn reference(image: &str) -> anyhow::Result<Reference> {
     Reference::from_str(image).with_context(|| format!("{image:?} is not an image reference"))
 }
 
-fn sign(key_file: &Path, image: &str) -> anyhow::Result<()> {
+fn sign(key_file: &Path, new_bundle_format: bool, image: &str) -> anyhow::Result<()> {
     let pem = std::fs::read_to_string(key_file)
         .with_context(|| format!("cannot read key file {}", key_file.display()))?;
     let password = if berth_trust::sign::is_encrypted(&pem) {
@@ -106,12 +115,27 @@ fn sign(key_file: &Path, image: &str) -> anyhow::Result<()> {
         .with_context(|| format!("key file {}", key_file.display()))?;
     let reference = reference(image)?;
     let auth = crate::runtime_cli::auth_for(&reference)?;
+    let source = format!("{}/{}", reference.registry(), reference.repository());
+    if new_bundle_format {
+        let signed = crate::runtime_cli::block_on(async {
+            berth_runtime::sign::sign_bundle(&reference, &auth, &key)
+                .await
+                .with_context(|| format!("cannot sign {image}"))
+        })?;
+        writeln!(
+            std::io::stdout().lock(),
+            "Signed {source}@{} with key {} (sigstore bundle, referrer {})",
+            signed.digest,
+            signed.key,
+            signed.referrer
+        )?;
+        return Ok(());
+    }
     let signed = crate::runtime_cli::block_on(async {
         berth_runtime::sign::sign(&reference, &auth, &key)
             .await
             .with_context(|| format!("cannot sign {image}"))
     })?;
-    let source = format!("{}/{}", reference.registry(), reference.repository());
     if signed.referrer.is_none() {
         eprintln!(
             "note: the registry does not show the manifest, so the signature is under the {} tag only (no OCI 1.1 referrer)",

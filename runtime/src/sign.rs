@@ -9,11 +9,16 @@
 //!
 //! Appending to the `.sig` manifest is read-modify-write, as with cosign: two signers of the
 //! same image at the same instant can lose one signature in the tag (the referrers keep both).
+//!
+//! [`sign_bundle`] writes the newer form instead (`cosign sign --new-bundle-format --key`): a
+//! sigstore bundle whose DSSE envelope signs an in-toto statement naming the digest, as an
+//! OCI 1.1 referrer of the manifest only (cosign writes no `.sig` tag then).
 
 use berth_trust::SigningKey;
 use berth_trust::attach::{
     self, AttachError, OCI_MANIFEST, SignatureLayer, SignatureManifest, Subject,
 };
+use berth_trust::bundle_sign;
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
@@ -56,6 +61,12 @@ pub enum SignError {
     /// The `.sig` manifest cannot take the signature.
     #[error(transparent)]
     Attach(#[from] AttachError),
+    /// A bundle referrer's subject describes the manifest (media type and size), and the
+    /// registry shows only its digest.
+    #[error(
+        "the registry refuses to show the manifest of {0} (a trust policy?), and a bundle referrer must describe it; sign without --new-bundle-format (cosign's .sig tag needs only the digest)"
+    )]
+    Undescribed(String),
 }
 
 /// What `berth sign` did.
@@ -163,6 +174,49 @@ pub async fn sign(
         referrer,
         tag,
         already_signed: updated.is_none(),
+    })
+}
+
+/// What `berth sign --new-bundle-format` did.
+#[derive(Debug, Clone)]
+pub struct SignedBundle {
+    /// The manifest digest signed.
+    pub digest: String,
+    /// The signing key's id (`sha256:` of its public key).
+    pub key: String,
+    /// The referrer manifest's digest.
+    pub referrer: String,
+}
+
+/// Signs `reference` with `key` as a sigstore bundle and pushes it as a referrer. As with
+/// cosign, the referrer records when it was made, so signing again adds another one.
+pub async fn sign_bundle(
+    reference: &Reference,
+    auth: &RegistryAuth,
+    key: &SigningKey,
+) -> Result<SignedBundle, SignError> {
+    let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let client = crate::pull::client_for(reference);
+    client
+        .auth(reference, auth, RegistryOperation::Push)
+        .await?;
+    let (subject, digest) = resolve(&client, reference, auth).await?;
+    let Some(subject) = subject else {
+        return Err(SignError::Undescribed(reference.whole()));
+    };
+    let bundle = bundle_sign::dsse_bundle(key, &digest);
+    push_blob(&client, reference, &bundle.bytes, &bundle.digest).await?;
+    let m = bundle_sign::bundle_referrer(&subject, &bundle, &created);
+    let target = Reference::with_digest(
+        reference.registry().to_owned(),
+        reference.repository().to_owned(),
+        m.manifest.digest.clone(),
+    );
+    push_manifest(&client, reference, &target, &m).await?;
+    Ok(SignedBundle {
+        digest,
+        key: key.public_key().id().to_string(),
+        referrer: m.manifest.digest,
     })
 }
 

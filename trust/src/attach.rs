@@ -50,7 +50,7 @@ pub struct Blob {
 }
 
 impl Blob {
-    fn new(bytes: Vec<u8>) -> Self {
+    pub(crate) fn new(bytes: Vec<u8>) -> Self {
         let digest = sha256(&bytes);
         Self { bytes, digest }
     }

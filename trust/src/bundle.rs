@@ -180,7 +180,7 @@ impl Signed {
 }
 
 /// DSSE's pre-authentication encoding (DSSE `protocol.md`).
-fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     let mut out = format!(
         "DSSEv1 {} {payload_type} {} ",
         payload_type.len(),

@@ -21,6 +21,7 @@
 //! rekor        transparency-log evidence: signed entry timestamps, inclusion proofs, bodies
 //! keyless      keyless cosign signatures (certificate + Rekor bundle annotations)
 //! bundle       sigstore bundles v0.3 (message signatures and DSSE), keyed or keyless
+//! bundle_sign  bundles as `cosign sign --new-bundle-format --key` writes them, for `berth sign`
 //! notation     notation (Notary Project) signatures: manifests, X.509 trust stores, identities
 //! jws, cose    notation's JWS and COSE envelopes
 //! ```
@@ -29,6 +30,7 @@
 
 pub mod attach;
 pub mod bundle;
+pub mod bundle_sign;
 pub mod cose;
 pub mod cosign;
 pub mod encrypted;

@@ -141,6 +141,11 @@ impl SigningKey {
         &self.public
     }
 
+    /// The public half as DER (SubjectPublicKeyInfo).
+    pub fn public_key_der(&self) -> &[u8] {
+        &self.public_der
+    }
+
     /// The public half as PEM (`PUBLIC KEY`), as cosign writes `cosign.pub`.
     pub fn public_key_pem(&self) -> Result<String, SignKeyError> {
         pem::encode_string("PUBLIC KEY", LineEnding::LF, &self.public_der)
