@@ -43,3 +43,4 @@ mod tls;
 mod trust;
 mod trust_cli;
 mod ui;
+mod vulndb;
