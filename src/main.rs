@@ -8,6 +8,7 @@ mod runtime_cli;
 mod store_cli;
 mod table;
 mod trust_cli;
+mod vulndb_cli;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -129,6 +130,17 @@ enum Command {
         #[command(subcommand)]
         command: events_cli::WebhookCommand,
     },
+    /// The advisory database: import OSV advisories (`update`), show what is imported
+    /// (`status`, `show`).
+    ///
+    /// Works directly on the configured database, with or without a running server.
+    /// Scanning images against it is not there yet.
+    Vulndb {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(subcommand)]
+        command: vulndb_cli::VulnDbCommand,
+    },
     #[command(flatten)]
     Runtime(runtime_cli::RuntimeCommand),
     #[command(flatten)]
@@ -233,6 +245,12 @@ fn main() -> ExitCode {
         Command::Webhook { config, command } => one_shot(&config, |c| async move {
             events_cli::webhook(&c, command).await
         }),
+        Command::Vulndb { config, command } => {
+            one_shot(
+                &config,
+                |c| async move { vulndb_cli::run(&c, command).await },
+            )
+        }
         Command::Runtime(command) => {
             runtime_log();
             runtime_cli::run(command)

@@ -48,7 +48,7 @@ fn repo_and_tag(target: &str) -> anyhow::Result<(RepoName, Option<Tag>)> {
 }
 
 /// Milliseconds since the epoch as an ISO 8601 UTC time.
-fn time(ms: i64) -> String {
+pub(crate) fn time(ms: i64) -> String {
     let (y, mo, d, h, mi, s) = berth_registry::auth::jwt::civil_time(ms.div_euclid(1000));
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
 }

@@ -76,6 +76,17 @@ pub struct Config {
     pub proxy: ProxyConfig,
     /// Image signature policies.
     pub trust: TrustConfig,
+    /// Vulnerability scanning: the advisory database.
+    pub scan: ScanConfig,
+}
+
+/// `[scan]`: vulnerability scanning. So far the advisory database's sources.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScanConfig {
+    /// What `berth vulndb update` imports without `--from`: OSV `all.zip` URLs, or paths of
+    /// such archives, of directories of records or of record files.
+    pub vulndb_sources: Vec<String>,
 }
 
 /// `[trust]` and its `[[trust.policy]]` tables: which keys must sign the images of a namespace
@@ -1278,6 +1289,15 @@ fn apply_env(
                     .parse()
                     .map_err(|_| err(format!("expected an integer, got {value:?}")))?,
             ),
+            // A list: comma-separated items (`BERTH_SCAN_VULNDB_SOURCES=URL1,URL2`).
+            Some(toml::Value::Array(_)) => toml::Value::Array(
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .map(|item| toml::Value::String(item.to_owned()))
+                    .collect(),
+            ),
             Some(toml::Value::Boolean(_)) => toml::Value::Boolean(
                 value
                     .trim()
@@ -1323,6 +1343,22 @@ mod tests {
         assert_eq!(c.server.listen.to_string(), "127.0.0.1:5000");
         assert_eq!(c.database_url(), "sqlite://./berth-data/berth.db");
         assert_eq!(c.storage_path(), PathBuf::from("./berth-data/blobs"));
+    }
+
+    #[test]
+    fn a_list_setting_comes_from_the_environment_comma_separated() {
+        let c = Config::load(
+            None,
+            env(&[(
+                "BERTH_SCAN_VULNDB_SOURCES",
+                "https://a.example/all.zip, /srv/osv,",
+            )]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.scan.vulndb_sources,
+            ["https://a.example/all.zip", "/srv/osv"]
+        );
     }
 
     #[test]

@@ -13,8 +13,13 @@
 //!   (GitHub's `MODERATE`, Ubuntu's `medium`), else [`Level::Unknown`]: Debian and Alpine
 //!   records usually carry no severity at all.
 //!
-//! Depends on [`crate::version`] only.
+//! - [`archive`] reads records where they are published: OSV's `all.zip`, a directory of
+//!   records, one record file.
+//!
+//! Depends on [`crate::version`], and [`archive`] on the zip reader of
+//! [`crate::inventory::lang::zip`].
 
+pub mod archive;
 pub mod cvss;
 
 use std::cmp::Ordering;
@@ -321,20 +326,22 @@ fn same_name(ecosystem: Ecosystem, a: &str, b: &str) -> bool {
     if ecosystem != Ecosystem::PyPi {
         return a == b;
     }
-    let normal = |s: &str| -> String {
-        let mut out = String::with_capacity(s.len());
-        for c in s.chars() {
-            if matches!(c, '-' | '_' | '.') {
-                if !out.ends_with('-') {
-                    out.push('-');
-                }
-            } else {
-                out.push(c.to_ascii_lowercase());
+    pep503_name(a) == pep503_name(b)
+}
+
+/// A PyPI name in PEP 503 normal form: lower case, each run of `-`, `_` and `.` one `-`.
+pub fn pep503_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if matches!(c, '-' | '_' | '.') {
+            if !out.ends_with('-') {
+                out.push('-');
             }
+        } else {
+            out.push(c.to_ascii_lowercase());
         }
-        out
-    };
-    normal(a) == normal(b)
+    }
+    out
 }
 
 /// Whether `installed` is in the explicit `versions` list: the same string, or the same version

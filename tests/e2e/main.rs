@@ -44,3 +44,4 @@ mod tls;
 mod trust;
 mod trust_cli;
 mod ui;
+mod vulndb;

@@ -9,6 +9,8 @@
 
 mod account_sql;
 pub mod accounts;
+pub mod advisories;
+mod advisory_sql;
 pub mod audit;
 mod audit_sql;
 pub mod browse;
@@ -37,6 +39,7 @@ use async_trait::async_trait;
 use crate::domain::{Digest, MediaType, ParsedManifest, Reference, RepoName, Tag, UploadId};
 
 pub use accounts::AccountStore;
+pub use advisories::AdvisoryStore;
 pub use audit::AuditStore;
 pub use browse::BrowseStore;
 pub use gc::GcStore;
@@ -226,6 +229,7 @@ pub struct PageQuery<'a> {
 #[async_trait]
 pub trait MetaStore:
     AccountStore
+    + AdvisoryStore
     + AuditStore
     + BrowseStore
     + GcStore

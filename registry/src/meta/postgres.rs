@@ -164,6 +164,7 @@ super::scrub_sql::impl_scrub_store!(PostgresStore, sqlx::PgConnection);
 super::retention_sql::impl_retention_store!(PostgresStore, sqlx::PgConnection);
 super::browse_sql::impl_browse_store!(PostgresStore, sqlx::PgConnection);
 super::trust_sql::impl_trust_store!(PostgresStore, sqlx::PgConnection);
+super::advisory_sql::impl_advisory_store!(PostgresStore, sqlx::PgConnection);
 // Replicas delivering at once each take different due deliveries.
 super::audit_sql::impl_audit_store!(PostgresStore, sqlx::PgConnection, " FOR UPDATE SKIP LOCKED");
 

@@ -124,6 +124,7 @@ super::scrub_sql::impl_scrub_store!(SqliteStore, sqlx::SqliteConnection);
 super::retention_sql::impl_retention_store!(SqliteStore, sqlx::SqliteConnection);
 super::browse_sql::impl_browse_store!(SqliteStore, sqlx::SqliteConnection);
 super::trust_sql::impl_trust_store!(SqliteStore, sqlx::SqliteConnection);
+super::advisory_sql::impl_advisory_store!(SqliteStore, sqlx::SqliteConnection);
 // One process: nothing to claim against.
 super::audit_sql::impl_audit_store!(SqliteStore, sqlx::SqliteConnection, "");
 

@@ -34,6 +34,7 @@ pub mod sign_ins;
 pub mod trust;
 mod uploads;
 pub mod usage;
+pub mod vulndb;
 pub mod webhooks;
 
 use std::sync::Arc;

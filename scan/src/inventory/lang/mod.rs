@@ -24,7 +24,7 @@ pub mod java;
 pub mod npm;
 pub mod python;
 pub mod spool;
-mod zip;
+pub mod zip;
 
 /// The language cataloguers, in the order the walker should offer files to them.
 pub fn cataloguers() -> Vec<Box<dyn Cataloguer>> {
