@@ -204,6 +204,11 @@ fn an_alpine_installed_database() {
             (PackageType::Apk, "musl", "1.2.5-r0", Some("musl")),
         ]
     );
+    assert!(
+        inv.packages
+            .iter()
+            .all(|p| p.arch.as_deref() == Some("x86_64"))
+    );
 }
 
 /// An rpm header blob as rpm's `headerExport` writes it: the immutable region tag first (its
@@ -329,7 +334,7 @@ fn an_rpm_sqlite_database_made_in_the_test() {
         Item::File("var/lib/rpm/rpmdb.sqlite", &db),
     ])]);
     assert_eq!(inv.errors, []);
-    let rpm = |name: &str, version: &str, source: &str| Package {
+    let rpm = |name: &str, version: &str, source: &str, arch: Option<&str>| Package {
         kind: PackageType::Rpm,
         name: name.into(),
         version: version.into(),
@@ -337,14 +342,20 @@ fn an_rpm_sqlite_database_made_in_the_test() {
             name: source.into(),
             version: None,
         }),
+        arch: arch.map(str::to_owned),
         path: "/var/lib/rpm/rpmdb.sqlite".into(),
     };
     assert_eq!(
         inv.packages,
         [
-            rpm("bash", "5.1.8-9.el9", "bash"),
-            rpm("openssl-libs", "1:3.0.7-27.el9", "openssl"),
-            rpm("python3-setuptools", "53.0.0-12.el9", "python-setuptools"),
+            rpm("bash", "5.1.8-9.el9", "bash", Some("x86_64")),
+            rpm("openssl-libs", "1:3.0.7-27.el9", "openssl", Some("x86_64")),
+            rpm(
+                "python3-setuptools",
+                "53.0.0-12.el9",
+                "python-setuptools",
+                None
+            ),
         ]
     );
     assert_eq!(

@@ -339,6 +339,7 @@ impl Cataloguer for Recorder {
             name: "seen".into(),
             version: all.len().to_string(),
             source: None,
+            arch: None,
             path: file.path.into(),
         }])
     }

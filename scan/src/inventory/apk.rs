@@ -3,7 +3,8 @@
 //! The format (apk-tools' "installed database", the same text as an `APKINDEX`): one stanza per
 //! package, one `K:value` line per field with a one-letter key, stanzas separated by one or
 //! more blank lines, the last one often not followed by any. `P` is the name, `V` the version,
-//! `o` the origin (the source package, which Alpine's advisories name); the file list (`F`,
+//! `o` the origin (the source package, which Alpine's advisories name), `A` the
+//! architecture; the file list (`F`,
 //! `R`, `a`, `M`, `Z`) follows in the same stanza and is skipped.
 
 use std::io::Read;
@@ -49,6 +50,7 @@ struct Stanza {
     name: Option<String>,
     version: Option<String>,
     origin: Option<String>,
+    arch: Option<String>,
     bytes: usize,
     fields: usize,
 }
@@ -86,6 +88,7 @@ pub fn parse(path: &str, contents: &mut dyn Read) -> Result<Vec<Package>, Catalo
             b'P' => &mut stanza.name,
             b'V' => &mut stanza.version,
             b'o' => &mut stanza.origin,
+            b'A' => &mut stanza.arch,
             _ => continue,
         };
         let value = std::str::from_utf8(&bytes[2..])
@@ -122,6 +125,7 @@ fn finish(
         name,
         version,
         source,
+        arch: stanza.arch.filter(|a| !a.is_empty()),
         path: path.to_owned(),
     });
     Ok(())

@@ -11,8 +11,8 @@
 //! `half-configured`, `triggers-awaited`, `triggers-pending`). `config-files` (removed, its
 //! configuration kept), `half-installed` and `not-installed` do not count.
 //!
-//! The package model has no architecture: `libc6:amd64` and `libc6:i386` of one version are
-//! one package for advisory matching, which is what matters here.
+//! `Architecture` is kept, so `libc6:amd64` and `libc6:i386` of one version are two packages
+//! (two package URLs); advisory matching, by name and version, treats them alike.
 
 use std::io::Read;
 
@@ -64,6 +64,7 @@ struct Stanza {
     version: Option<String>,
     source: Option<String>,
     status: Option<String>,
+    architecture: Option<String>,
     bytes: usize,
     fields: usize,
 }
@@ -110,6 +111,7 @@ pub fn parse(path: &str, contents: &mut dyn Read) -> Result<Vec<Package>, Catalo
             b"Version" => &mut stanza.version,
             b"Source" => &mut stanza.source,
             b"Status" => &mut stanza.status,
+            b"Architecture" => &mut stanza.architecture,
             _ => continue,
         };
         let value = std::str::from_utf8(&bytes[colon + 1..])
@@ -153,6 +155,7 @@ fn finish(
         name,
         version,
         source,
+        arch: stanza.architecture.filter(|a| !a.is_empty()),
         path: path.to_owned(),
     });
     Ok(())
@@ -228,6 +231,7 @@ Package: libgcc-s1\nStatus: install ok installed\nSource: gcc-12 (12.2.0-14)\nVe
         )
         .expect("parses");
         assert_eq!(found.len(), 1);
+        assert_eq!(found[0].arch.as_deref(), Some("all"));
         let wants = |path| {
             Dpkg.wants(&FileInfo {
                 path,

@@ -101,6 +101,11 @@ pub struct Package {
     /// `o:`, rpm `SOURCERPM`): OS advisories name source packages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<SourcePackage>,
+    /// The architecture it was built for, as its package manager names it (dpkg `amd64`, apk
+    /// and rpm `x86_64`, `noarch`), where the package database records one: it goes into the
+    /// package URL, and tells a multi-arch `libc6:amd64` from `libc6:i386`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arch: Option<String>,
     /// The file it was found in, as an absolute path in the image.
     pub path: String,
 }

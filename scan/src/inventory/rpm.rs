@@ -319,6 +319,7 @@ impl Header {
             name: name.clone(),
             version: evr,
             source,
+            arch: self.arch.clone().filter(|a| !a.is_empty() && a != "(none)"),
             path: path.to_owned(),
         }))
     }

@@ -568,6 +568,7 @@ fn package_key(p: &Package) -> impl Ord + '_ {
         p.version.as_str(),
         p.path.as_str(),
         source,
+        p.arch.as_deref(),
     )
 }
 

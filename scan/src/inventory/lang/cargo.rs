@@ -132,6 +132,7 @@ fn crate_package(name: String, version: String, path: &str) -> Package {
         name,
         version,
         source: None,
+        arch: None,
         path: path.to_owned(),
     }
 }

@@ -92,6 +92,7 @@ pub fn parse_buildinfo(
         name: name.to_owned(),
         version: version.to_owned(),
         source: None,
+        arch: None,
         path: path.to_owned(),
     };
     // The module the next `=>` line replaces, by index into `packages`, or `None` after a line

@@ -136,6 +136,7 @@ fn read_archive(spool: &mut Spool, nest: bool, found: &mut Found<'_>) -> Result<
                     name,
                     version: version.to_owned(),
                     source: None,
+                    arch: None,
                     path: found.path.to_owned(),
                 });
             }

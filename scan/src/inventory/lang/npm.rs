@@ -173,6 +173,7 @@ impl<'a> Found<'a> {
                 name,
                 version: version.to_owned(),
                 source: None,
+                arch: None,
                 path: self.path.to_owned(),
             });
         }

@@ -89,6 +89,7 @@ impl Cataloguer for Distributions {
                     name,
                     version,
                     source: None,
+                    arch: None,
                     path: file.path.to_owned(),
                 }])
             }
