@@ -6,6 +6,8 @@
 //!   which advisories' ranges are evaluated in.
 //! - [`osv`]: advisories in the OSV format, evaluated against an installed version, and their
 //!   severities.
+//! - [`sbom`]: an inventory as a CycloneDX 1.6 or SPDX 2.3 JSON document, each package named by
+//!   its package URL.
 //!
 //! This crate does no network I/O and touches none of berth's databases: the registry feeds it
 //! layer streams and stores what it returns (an image's own rpm SQLite file is read from a
@@ -13,4 +15,5 @@
 
 pub mod inventory;
 pub mod osv;
+pub mod sbom;
 pub mod version;
