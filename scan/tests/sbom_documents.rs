@@ -110,7 +110,7 @@ fn cyclonedx_names_the_image_its_os_and_every_package() {
     assert_eq!(bsdutils["version"], "1:2.38.1-5+b1");
     assert_eq!(
         bsdutils["purl"],
-        "pkg:deb/debian/bsdutils@2.38.1-5%2Bb1?arch=amd64&distro=debian-12&epoch=1"
+        "pkg:deb/debian/bsdutils@1:2.38.1-5%2Bb1?arch=amd64&distro=debian-12"
     );
     assert_eq!(
         bsdutils["properties"],

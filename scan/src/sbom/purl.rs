@@ -6,22 +6,26 @@
 //! alphanumerics, `.-_~` and the colon `:`, which "shall not be percent-encoded" anywhere;
 //! qualifiers are sorted by key and a qualifier with an empty value is left out.
 //!
-//! The type-specific rules (`PURL-TYPES`) and the qualifiers are the ones Trivy writes, so that
-//! tools that match packages by purl find ours:
+//! Each type follows its definition (`types/<type>-definition.json`); the OS qualifiers
+//! (`arch`, `distro`) are the ones Trivy writes, so that tools that match packages by purl find
+//! ours:
 //!
 //! | inventory | purl |
 //! | --- | --- |
-//! | dpkg | `pkg:deb/<os id>/<name>@<version>?arch=<arch>&distro=<os id>-<VERSION_ID>&epoch=<e>` |
+//! | dpkg | `pkg:deb/<os id>/<name>@<[epoch:]version>?arch=<arch>&distro=<os id>-<VERSION_ID>` |
 //! | apk | `pkg:apk/<os id>/<name>@<version>?arch=<arch>&distro=<VERSION_ID>` |
 //! | rpm | `pkg:rpm/<os id>/<name>@<version>-<release>?arch=<arch>&distro=<os id>-<VERSION_ID>&epoch=<e>` |
 //! | cargo | `pkg:cargo/<name>@<version>` |
 //! | npm | `pkg:npm/%40<scope>/<name>@<version>` (scope and name lower case) |
 //! | pypi | `pkg:pypi/<PEP 503 name>@<version>` |
-//! | golang | `pkg:golang/<module path>@<version>` (the last segment is the name) |
+//! | golang | `pkg:golang/<module path>@<version>` (the last segment is the name; lower case) |
 //! | maven | `pkg:maven/<group>/<artifact>@<version>` |
 //!
-//! An OS package's epoch (`1:2.36-9`) goes into the `epoch` qualifier and out of the version,
-//! as the rpm type says and Trivy does for dpkg too; epoch 0 is left out.
+//! An rpm package's epoch (`1:3.0.7-27.el9`) goes into the `epoch` qualifier and out of the
+//! version, as the rpm type says (epoch 0 is left out); a deb version keeps its epoch, as the deb
+//! type's examples do (`pkg:deb/debian/attr@1:2.4.47-2%2Bb1`; Trivy moves it to a qualifier,
+//! syft keeps it). Names and namespaces the type definitions call case-insensitive (deb, apk,
+//! npm, golang, oci) are lower-cased; rpm, cargo and maven names keep their case.
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Write};
@@ -59,15 +63,9 @@ impl Purl {
     /// The purl of a package found in an image whose operating system is `os`.
     pub fn of_package(package: &Package, os: Option<&OsRelease>) -> Self {
         match package.kind {
-            PackageType::Dpkg => os_package("deb", package, os, "debian", |os, version| {
-                format!("{}-{version}", os.id)
-            }),
-            PackageType::Apk => os_package("apk", package, os, "alpine", |_, version| {
-                version.to_owned()
-            }),
-            PackageType::Rpm => os_package("rpm", package, os, "", |os, version| {
-                format!("{}-{version}", os.id)
-            }),
+            PackageType::Dpkg => os_package(OsType::DEB, package, os),
+            PackageType::Apk => os_package(OsType::APK, package, os),
+            PackageType::Rpm => os_package(OsType::RPM, package, os),
             PackageType::Cargo => Purl::new("cargo", &package.name).at(&package.version),
             PackageType::Npm => {
                 let name = package.name.to_lowercase();
@@ -81,12 +79,15 @@ impl Purl {
             PackageType::Pypi => {
                 Purl::new("pypi", normalize_name(&package.name)).at(&package.version)
             }
-            PackageType::Golang => match package.name.rsplit_once('/') {
-                Some((path, last)) => Purl::new("golang", last)
-                    .within(path.split('/'))
-                    .at(&package.version),
-                None => Purl::new("golang", &package.name).at(&package.version),
-            },
+            PackageType::Golang => {
+                let path = package.name.to_lowercase();
+                match path.rsplit_once('/') {
+                    Some((namespace, last)) => Purl::new("golang", last)
+                        .within(namespace.split('/'))
+                        .at(&package.version),
+                    None => Purl::new("golang", &path).at(&package.version),
+                }
+            }
             PackageType::Maven => match package.name.split_once(':') {
                 Some((group, artifact)) => Purl::new("maven", artifact)
                     .within([group])
@@ -138,24 +139,62 @@ impl Purl {
     }
 }
 
-/// An OS package: namespace the distribution (`fallback` when the image has no os-release),
-/// `arch`, `distro` as `distro` makes it from the os-release and its `VERSION_ID`, `epoch`.
-fn os_package(
+/// How an OS package type's purls are made.
+struct OsType {
     kind: &'static str,
-    package: &Package,
-    os: Option<&OsRelease>,
-    fallback: &str,
-    distro: impl Fn(&OsRelease, &str) -> String,
-) -> Purl {
-    let (epoch, version) = split_epoch(&package.version);
-    let namespace = os.map_or(fallback, |os| os.id.as_str()).to_lowercase();
-    let distro = os.and_then(|os| {
-        os.version_id
-            .as_deref()
-            .map(|v| distro(os, v))
-            .or_else(|| os.version_codename.clone())
+    /// The namespace when the image has no os-release.
+    fallback: &'static str,
+    /// Whether `distro` is `<os id>-<VERSION_ID>` (else `VERSION_ID` alone, as Trivy writes apk).
+    distro_with_id: bool,
+    /// Whether the name is case-insensitive, so lower-cased.
+    lowercase: bool,
+    /// Whether the epoch moves from the version into the `epoch` qualifier.
+    epoch_qualifier: bool,
+}
+
+impl OsType {
+    const DEB: OsType = OsType {
+        kind: "deb",
+        fallback: "debian",
+        distro_with_id: true,
+        lowercase: true,
+        epoch_qualifier: false,
+    };
+    const APK: OsType = OsType {
+        kind: "apk",
+        fallback: "alpine",
+        distro_with_id: false,
+        lowercase: true,
+        epoch_qualifier: false,
+    };
+    const RPM: OsType = OsType {
+        kind: "rpm",
+        fallback: "",
+        distro_with_id: true,
+        lowercase: false,
+        epoch_qualifier: true,
+    };
+}
+
+/// An OS package: namespace the distribution, `arch`, `distro` from the os-release (its
+/// `VERSION_ID`, else its codename), and for rpm `epoch`.
+fn os_package(t: OsType, package: &Package, os: Option<&OsRelease>) -> Purl {
+    let (epoch, version) = match split_epoch(&package.version) {
+        (epoch, rest) if t.epoch_qualifier => (epoch, rest),
+        _ => (None, package.version.as_str()),
+    };
+    let namespace = os.map_or(t.fallback, |os| os.id.as_str()).to_lowercase();
+    let distro = os.and_then(|os| match &os.version_id {
+        Some(v) if t.distro_with_id => Some(format!("{}-{v}", os.id)),
+        Some(v) => Some(v.clone()),
+        None => os.version_codename.clone(),
     });
-    Purl::new(kind, &package.name)
+    let name = if t.lowercase {
+        package.name.to_lowercase()
+    } else {
+        package.name.clone()
+    };
+    Purl::new(t.kind, name)
         .within([namespace])
         .at(version)
         .with("arch", package.arch.clone().unwrap_or_default())
@@ -235,7 +274,7 @@ mod tests {
     }
 
     #[test]
-    fn os_packages_as_trivy_writes_them() {
+    fn os_packages() {
         let debian = os("debian", Some("12"));
         let p = package(PackageType::Dpkg, "libc6", "2.36-9+deb12u4", Some("amd64"));
         assert_eq!(
@@ -250,7 +289,13 @@ mod tests {
         );
         assert_eq!(
             Purl::of_package(&p, Some(&debian)).to_string(),
-            "pkg:deb/debian/bsdutils@2.38.1-5%2Bb1?arch=amd64&distro=debian-12&epoch=1"
+            "pkg:deb/debian/bsdutils@1:2.38.1-5%2Bb1?arch=amd64&distro=debian-12"
+        );
+        // The deb type's own example.
+        let p = package(PackageType::Dpkg, "attr", "1:2.4.47-2+b1", Some("amd64"));
+        assert_eq!(
+            Purl::of_package(&p, None).to_string(),
+            "pkg:deb/debian/attr@1:2.4.47-2%2Bb1?arch=amd64"
         );
         let alpine = os("alpine", Some("3.19.1"));
         let p = package(PackageType::Apk, "musl", "1.2.4-r2", Some("x86_64"));
@@ -320,7 +365,7 @@ mod tests {
         );
         assert_eq!(
             purl(Golang, "github.com/Azure/go-autorest", "v1.0.0", None),
-            "pkg:golang/github.com/Azure/go-autorest@v1.0.0"
+            "pkg:golang/github.com/azure/go-autorest@v1.0.0"
         );
         assert_eq!(
             purl(Golang, "stdlib", "go1.22.1", None),
