@@ -91,8 +91,8 @@ async fn push_cosign(b: &Berth, repo: &str, digest: &str, signed: &Value) {
 }
 
 /// Pushes a sigstore bundle as `cosign sign --new-bundle-format` does: an OCI 1.1 referrer of
-/// the image whose artifact type and single layer are the bundle.
-async fn push_bundle(b: &Berth, repo: &str, subject: &Value, bundle: &Value) {
+/// `subject` whose artifact type and single layer are the bundle. Returns the referrer's digest.
+pub(crate) async fn push_bundle(b: &Berth, repo: &str, subject: &Value, bundle: &Value) -> String {
     let config = b
         .push_blob_typed(repo, b"{}", "application/vnd.oci.empty.v1+json")
         .await;
@@ -109,7 +109,8 @@ async fn push_bundle(b: &Berth, repo: &str, subject: &Value, bundle: &Value) {
     });
     let digest = sha256(&serde_json::to_vec(&manifest).unwrap());
     b.push_manifest_json(repo, &digest, OCI_MANIFEST, &manifest)
-        .await;
+        .await
+        .digest
 }
 
 async fn trust_of(b: &Berth, repo: &str, reference: &str) -> Value {

@@ -88,29 +88,6 @@ impl SigstoreJs {
     }
 }
 
-/// Pushes `bundle` as `cosign sign --new-bundle-format` does: an OCI 1.1 referrer of `subject`
-/// whose artifact type and single layer are the bundle.
-async fn push_referrer(b: &Berth, repo: &str, subject: &Value, bundle: &Value) -> String {
-    let config = b
-        .push_blob_typed(repo, b"{}", "application/vnd.oci.empty.v1+json")
-        .await;
-    let layer = b
-        .push_blob_typed(repo, bundle.to_string().as_bytes(), BUNDLE)
-        .await;
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "artifactType": BUNDLE,
-        "config": config.descriptor(),
-        "layers": [layer.descriptor()],
-        "subject": subject,
-    });
-    let digest = sha256(&serde_json::to_vec(&manifest).unwrap());
-    b.push_manifest_json(repo, &digest, OCI_MANIFEST, &manifest)
-        .await
-        .digest
-}
-
 async fn trust_of(b: &Berth, repo: &str, reference: &str) -> Value {
     b.get(&format!("/api/v1/trust/{repo}?reference={reference}"))
         .await
@@ -195,7 +172,7 @@ async fn the_hub_and_berth_verify_verify_what_sigstore_js_signs() {
     // The statement changed to name v2 (the signature is over v1's): not this key's signature.
     let mut names_other = statement(&bundle);
     names_other["subject"][0]["digest"]["sha256"] = other.digest["sha256:".len()..].into();
-    push_referrer(
+    crate::keyless::push_bundle(
         &b,
         "js/app",
         &other.descriptor(),
@@ -208,7 +185,7 @@ async fn the_hub_and_berth_verify_verify_what_sigstore_js_signs() {
     let (verified, _, err) = verify(":v2");
     assert!(!verified && err.contains("not verified"), "{err}");
     // v1's genuine bundle attached to v2 (its subject points elsewhere): invalid, and said so.
-    push_referrer(&b, "js/app", &other.descriptor(), &bundle).await;
+    crate::keyless::push_bundle(&b, "js/app", &other.descriptor(), &bundle).await;
     let refused = b.get("/v2/js/app/manifests/v2").await;
     let body = expect_error(refused, StatusCode::FORBIDDEN, "DENIED").await;
     let message = body["errors"][0]["message"].as_str().unwrap();
@@ -229,13 +206,13 @@ async fn the_hub_and_berth_verify_verify_what_sigstore_js_signs() {
     let last = sig.len() - 2;
     sig[last] ^= 1;
     broken["dsseEnvelope"]["signatures"][0]["sig"] = STANDARD.encode(&sig).into();
-    push_referrer(&b, "js/app", &app.descriptor(), &broken).await;
+    crate::keyless::push_bundle(&b, "js/app", &app.descriptor(), &broken).await;
     let refused = b.get("/v2/js/app/manifests/v1").await;
     expect_error(refused, StatusCode::FORBIDDEN, "DENIED").await;
     assert!(!verify(":v1").0);
 
     // The genuine bundle on v1: served, verified by that key, and berth verify agrees.
-    push_referrer(&b, "js/app", &app.descriptor(), &bundle).await;
+    crate::keyless::push_bundle(&b, "js/app", &app.descriptor(), &bundle).await;
     assert_eq!(
         b.get("/v2/js/app/manifests/v1").await.status(),
         StatusCode::OK
@@ -271,7 +248,7 @@ async fn the_hub_and_berth_verify_verify_what_sigstore_js_signs() {
     });
     let digest = subject["digest"].as_str().unwrap().to_owned();
     let bundle = sign(&digest);
-    push_referrer(&b, "js/busybox", &subject, &bundle).await;
+    crate::keyless::push_bundle(&b, "js/busybox", &subject, &bundle).await;
     docker.ok(&["pull", &image]);
     docker.ok(&["rmi", &image]);
 }
