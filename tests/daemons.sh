@@ -30,6 +30,12 @@ stop_daemons() {
   # The caller runs under `set -euo pipefail`; cleanup must not turn a green run red
   # (grep finding no mounts exits 1).
   set +e
+  # A failed run says what the servers saw before they go: a crash or a full disk in one
+  # server otherwise shows up only as many tests failing to connect.
+  if [ "$code" != 0 ]; then
+    log "failed (exit $code); free disk: $(df -h --output=avail /tmp . | tail -n +2 | tr -s ' \n' ' ')"
+    [ -f "$work/pg/server.log" ] && { log "PostgreSQL's log, last lines:"; tail -25 "$work/pg/server.log" >&2; }
+  fi
   for cmd in "${daemon_stops[@]}"; do $cmd >/dev/null 2>&1 || true; done
   for pid in "${daemon_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${daemon_pids[@]}"; do
@@ -87,8 +93,9 @@ TOML
 }
 
 # start_postgres: initialises and starts a throwaway PostgreSQL cluster under $work on a free
-# port (trust auth on 127.0.0.1 only) and exports BERTH_TEST_POSTGRES_URL. Returns 1 when it
-# cannot (not root, or PostgreSQL is not installed).
+# port (trust auth on 127.0.0.1 only; fsync off: the cluster dies with the run) and exports
+# BERTH_TEST_POSTGRES_URL. Returns 1 when it cannot (not root, or PostgreSQL is not
+# installed).
 start_postgres() {
   local bin
   bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
@@ -108,7 +115,7 @@ start_postgres() {
     return 1
   fi
   if ! runuser -u postgres -- "$bin/pg_ctl" -D "$work/pg/data" -l "$work/pg/server.log" -w \
-      -o "-p $port -k $work/pg -c listen_addresses=127.0.0.1 -c max_connections=500" start >/dev/null; then
+      -o "-p $port -k $work/pg -c listen_addresses=127.0.0.1 -c max_connections=500 -c fsync=off" start >/dev/null; then
     log "PostgreSQL did not start:"; tail -20 "$work/pg/server.log" >&2
     return 1
   fi

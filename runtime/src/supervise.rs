@@ -143,7 +143,12 @@ pub fn supervise(
                             crate::terminal::copy_size(io::stdin(), m);
                         }
                     }
-                    Ok(sig) if attach.forward_signals && FORWARDED.contains(&sig) => {
+                    // Once reaped, the init's pid may belong to another process already.
+                    Ok(sig)
+                        if attach.forward_signals
+                            && status.is_none()
+                            && FORWARDED.contains(&sig) =>
+                    {
                         let _ = nix::sys::signal::kill(init, sig);
                     }
                     _ => {}
