@@ -197,10 +197,12 @@ async fn stalled_uploads_hold_no_threads_and_their_memory_returns() {
     );
     // A stalled upload waits for its client on the runtime, not on a thread of its own
     // (before: one of at most 512 blocking threads each, so 512 stalled clients stalled
-    // every other upload and download).
+    // every other upload and download). Disk writes still borrow blocking threads for a
+    // moment: on a loaded machine more of them overlap (108 were seen beside four builds), so
+    // the bound is half the pool that one thread per upload would exhaust.
     let threads = proc_status(pid, "Threads");
     assert!(
-        threads < 100,
+        threads < 256,
         "{threads} threads for {UPLOADS} stalled uploads"
     );
     let peak = proc_status(pid, "VmRSS");
