@@ -8,6 +8,7 @@
 mod admin;
 pub mod auth;
 mod blobs;
+pub mod caller;
 pub mod error;
 mod events;
 mod hub;

@@ -16,6 +16,7 @@ use super::form::{Form, encode};
 use super::layout::{self, csrf_field, page, repo_crumbs, repo_href, short_digest};
 use super::viewer::Viewer;
 use super::{Ui, UiError, UiResult};
+use crate::api::caller::Refusal;
 use crate::auth::{Action, Actions, Role};
 use crate::domain::{Digest, Reference, RepoName, Tag};
 
@@ -95,7 +96,7 @@ pub(super) async fn repository_post(
     let actions = viewer.actions_on(&ui, name.as_str()).await?;
     match action.as_str() {
         "visibility" => {
-            let gate = ui.gate.as_ref().ok_or(UiError::NotFound)?;
+            let gate = ui.gate()?;
             if !actions.covers(Actions::ALL) {
                 return Err(UiError::Forbidden);
             }
@@ -217,16 +218,14 @@ pub(super) async fn org_page(
 }
 
 async fn manages(ui: &Ui, viewer: &Viewer, org: &str) -> Result<(), UiError> {
-    let gate = ui.gate.as_ref().ok_or(UiError::NotFound)?;
+    let gate = ui.gate()?;
     let Some(user) = viewer.user() else {
         return Err(UiError::SignIn(format!("/ui/orgs/{org}")));
     };
-    match gate.accounts.manages_org(user, org).await {
-        Ok(true) => Ok(()),
+    match crate::api::caller::manage_org(gate, user, org).await {
+        Ok(()) => Ok(()),
         // Not an organization, or not one the viewer runs: nothing to show.
-        Ok(false) | Err(crate::service::accounts::AdminError::NotFound(_)) => {
-            Err(UiError::NotFound)
-        }
+        Err(Refusal::Forbidden(_) | Refusal::NotFound(_)) => Err(UiError::NotFound),
         Err(e) => Err(e.into()),
     }
 }
@@ -238,7 +237,7 @@ async fn render_org(
     failure: Option<String>,
     status: StatusCode,
 ) -> UiResult {
-    let gate = ui.gate.as_ref().ok_or(UiError::NotFound)?;
+    let gate = ui.gate()?;
     let members = gate.accounts.members(org).await?;
     let teams = gate.accounts.teams(org).await?;
     let action = format!("/ui/orgs/{org}");
@@ -346,7 +345,7 @@ pub(super) async fn org_post(
     let form = Form::read(body).await?;
     viewer.check_form(&headers, &form)?;
     manages(&ui, &viewer, &org).await?;
-    let gate = ui.gate.as_ref().ok_or(UiError::NotFound)?;
+    let gate = ui.gate()?;
     let a = &gate.accounts;
     let result = match form.get("op") {
         "add-member" => {
