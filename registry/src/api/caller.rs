@@ -27,7 +27,9 @@ use super::json::error;
 use crate::auth::Principal;
 use crate::meta::accounts::{AccountKind, AccountRecord};
 use crate::meta::events::Origin;
+use crate::service::RegistryError;
 use crate::service::accounts::{AdminError, AuthError};
+use crate::service::immutable::RuleError;
 
 /// Largest JSON body accepted; every administration request is a few short fields.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -85,6 +87,25 @@ impl From<AdminError> for Refusal {
                 Refusal::Internal(crate::telemetry::error_chain(&e))
             }
         }
+    }
+}
+
+impl From<RuleError> for Refusal {
+    fn from(e: RuleError) -> Self {
+        match e {
+            RuleError::Invalid(m) => Refusal::Invalid(m),
+            RuleError::NotFound(m) => Refusal::NotFound(m),
+            RuleError::Exists(m) => Refusal::Exists(m),
+            RuleError::Registry(e) => e.into(),
+        }
+    }
+}
+
+/// The registry's failures behind the administration API are the server's (the requests
+/// name nothing the registry would refuse).
+impl From<RegistryError> for Refusal {
+    fn from(e: RegistryError) -> Self {
+        Refusal::Internal(crate::telemetry::error_chain(&e))
     }
 }
 
