@@ -57,7 +57,9 @@ fn rules_path(org: &str) -> String {
 
 /// Pushes another image over `repo:tag`: the status of its manifest `PUT`.
 async fn overwrite(b: &Berth, repo: &str, tag: &str, seed: u64) -> StatusCode {
-    let other = b.push_image(repo, &format!("scratch-{seed}"), seed, 1).await;
+    let other = b
+        .push_image(repo, &format!("scratch-{seed}"), seed, 1)
+        .await;
     b.put_manifest(repo, tag, other.media_type, &other.bytes)
         .await
         .status()
@@ -90,18 +92,35 @@ async fn only_owners_and_administrators_manage_an_orgs_rules() {
     // The owner lists and adds; the administrator too, in any organization.
     let (s, v) = call(&b, alice, Method::GET, &rules_path("acme"), None).await;
     assert_eq!((s, v["rules"].clone()), (StatusCode::OK, json!([])), "{v}");
-    let (s, v) = call(&b, alice, Method::POST, &rules_path("acme"), Some(rule.clone())).await;
+    let (s, v) = call(
+        &b,
+        alice,
+        Method::POST,
+        &rules_path("acme"),
+        Some(rule.clone()),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     assert_eq!(
         (&v["scope"], &v["pattern"], &v["created_by"]),
         (&json!("acme"), &json!("v*"), &json!("alice"))
     );
     let acme_rule = v["id"].as_i64().unwrap();
-    let (s, v) = call(&b, Some(ROOT), Method::POST, &rules_path("beta"), Some(rule.clone())).await;
+    let (s, v) = call(
+        &b,
+        Some(ROOT),
+        Method::POST,
+        &rules_path("beta"),
+        Some(rule.clone()),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let beta_rule = v["id"].as_i64().unwrap();
     let (s, v) = call(&b, Some(ROOT), Method::GET, &rules_path("acme"), None).await;
-    assert_eq!((s, v["rules"].as_array().unwrap().len()), (StatusCode::OK, 1));
+    assert_eq!(
+        (s, v["rules"].as_array().unwrap().len()),
+        (StatusCode::OK, 1)
+    );
 
     // An owner of another organization, a member, a robot and nobody are refused, whatever
     // they try; nothing changes.
@@ -110,16 +129,34 @@ async fn only_owners_and_administrators_manage_an_orgs_rules() {
     let dry = format!("{}/dry-run", rules_path("acme"));
     for (who, method, path, body, status) in [
         (alice, Method::GET, rules_path("beta"), None, 403),
-        (alice, Method::POST, rules_path("beta"), Some(rule.clone()), 403),
+        (
+            alice,
+            Method::POST,
+            rules_path("beta"),
+            Some(rule.clone()),
+            403,
+        ),
         (alice, Method::DELETE, beta_one.clone(), None, 403),
         (bob, Method::GET, rules_path("acme"), None, 403),
         (bob, Method::DELETE, acme_one.clone(), None, 403),
         (bob, Method::POST, dry.clone(), Some(rule.clone()), 403),
         (carol, Method::GET, rules_path("acme"), None, 403),
-        (carol, Method::POST, rules_path("acme"), Some(json!({"pattern": "x*"})), 403),
+        (
+            carol,
+            Method::POST,
+            rules_path("acme"),
+            Some(json!({"pattern": "x*"})),
+            403,
+        ),
         (carol, Method::DELETE, acme_one.clone(), None, 403),
         (robot, Method::GET, rules_path("acme"), None, 403),
-        (robot, Method::POST, rules_path("acme"), Some(json!({"pattern": "x*"})), 403),
+        (
+            robot,
+            Method::POST,
+            rules_path("acme"),
+            Some(json!({"pattern": "x*"})),
+            403,
+        ),
         (robot, Method::DELETE, acme_one.clone(), None, 403),
         (None, Method::GET, rules_path("acme"), None, 401),
         (None, Method::DELETE, acme_one.clone(), None, 401),
@@ -128,9 +165,23 @@ async fn only_owners_and_administrators_manage_an_orgs_rules() {
         assert_eq!(s.as_u16(), status, "{who:?} {method} {path}: {v}");
     }
     // Alice's rule id in beta's path names nothing there.
-    let (s, _) = call(&b, alice, Method::DELETE, &format!("{}/{acme_rule}", rules_path("beta")), None).await;
+    let (s, _) = call(
+        &b,
+        alice,
+        Method::DELETE,
+        &format!("{}/{acme_rule}", rules_path("beta")),
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    let (s, _) = call(&b, bob, Method::DELETE, &format!("{}/{acme_rule}", rules_path("beta")), None).await;
+    let (s, _) = call(
+        &b,
+        bob,
+        Method::DELETE,
+        &format!("{}/{acme_rule}", rules_path("beta")),
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     for org in ["acme", "beta"] {
         let (_, v) = call(&b, Some(ROOT), Method::GET, &rules_path(org), None).await;
@@ -141,18 +192,47 @@ async fn only_owners_and_administrators_manage_an_orgs_rules() {
     for (body, status, needle) in [
         (json!({"pattern": "[v"}), 400, "invalid tag pattern"),
         (json!({"pattern": ""}), 400, "pattern"),
-        (json!({"pattern": "v*", "repository": "beta/app"}), 400, "not in organization acme"),
-        (json!({"pattern": "v*", "repository": "Acme/App"}), 400, "invalid repository"),
-        (json!({"pattern": "v*", "extra": 1}), 400, "invalid JSON body"),
+        (
+            json!({"pattern": "v*", "repository": "beta/app"}),
+            400,
+            "not in organization acme",
+        ),
+        (
+            json!({"pattern": "v*", "repository": "Acme/App"}),
+            400,
+            "invalid repository",
+        ),
+        (
+            json!({"pattern": "v*", "extra": 1}),
+            400,
+            "invalid JSON body",
+        ),
         (json!({"pattern": "v*"}), 409, "already exists"),
     ] {
-        let (s, v) = call(&b, alice, Method::POST, &rules_path("acme"), Some(body.clone())).await;
+        let (s, v) = call(
+            &b,
+            alice,
+            Method::POST,
+            &rules_path("acme"),
+            Some(body.clone()),
+        )
+        .await;
         assert_eq!(s.as_u16(), status, "{body}: {v}");
-        assert!(v["message"].as_str().unwrap().contains(needle), "{body}: {v}");
+        assert!(
+            v["message"].as_str().unwrap().contains(needle),
+            "{body}: {v}"
+        );
     }
     let (_, v) = call(&b, alice, Method::GET, &rules_path("acme"), None).await;
     assert_eq!(v["rules"].as_array().unwrap().len(), 1, "{v}");
-    let (s, _) = call(&b, Some(ROOT), Method::POST, &rules_path("nosuch"), Some(rule.clone())).await;
+    let (s, _) = call(
+        &b,
+        Some(ROOT),
+        Method::POST,
+        &rules_path("nosuch"),
+        Some(rule.clone()),
+    )
+    .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 
     // Every change is audited with who, the old and the new rule.
@@ -160,7 +240,14 @@ async fn only_owners_and_administrators_manage_an_orgs_rules() {
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, _) = call(&b, alice, Method::DELETE, &acme_one, None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, v) = call(&b, Some(ROOT), Method::GET, "/api/v1/audit?action=immutable&n=10", None).await;
+    let (s, v) = call(
+        &b,
+        Some(ROOT),
+        Method::GET,
+        "/api/v1/audit?action=immutable&n=10",
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let entries = v["entries"].as_array().unwrap();
     let summary: Vec<(&str, &str, &str, &Value, &Value)> = entries
@@ -180,9 +267,27 @@ async fn only_owners_and_administrators_manage_an_orgs_rules() {
     assert_eq!(
         summary,
         vec![
-            ("immutable.rule.delete", "alice", "acme", &acme_value, &Value::Null),
-            ("immutable.rule.add", "root", "beta", &Value::Null, &beta_value),
-            ("immutable.rule.add", "alice", "acme", &Value::Null, &acme_value),
+            (
+                "immutable.rule.delete",
+                "alice",
+                "acme",
+                &acme_value,
+                &Value::Null
+            ),
+            (
+                "immutable.rule.add",
+                "root",
+                "beta",
+                &Value::Null,
+                &beta_value
+            ),
+            (
+                "immutable.rule.add",
+                "alice",
+                "acme",
+                &Value::Null,
+                &acme_value
+            ),
         ],
         "{entries:#?}"
     );
@@ -212,9 +317,18 @@ async fn a_dry_run_names_exactly_the_tags_the_rule_then_freezes() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| (t["repository"].as_str().unwrap().to_owned(), t["tag"].as_str().unwrap().to_owned()))
+        .map(|t| {
+            (
+                t["repository"].as_str().unwrap().to_owned(),
+                t["tag"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
-    let expected = [("acme/app", "v1"), ("acme/app", "v2.0"), ("acme/app/sub", "v3")];
+    let expected = [
+        ("acme/app", "v1"),
+        ("acme/app", "v2.0"),
+        ("acme/app/sub", "v3"),
+    ];
     assert_eq!(
         named,
         expected.map(|(r, t)| (r.to_owned(), t.to_owned())).to_vec()
@@ -230,18 +344,35 @@ async fn a_dry_run_names_exactly_the_tags_the_rule_then_freezes() {
     for (i, (repo, tag)) in tags.iter().enumerate() {
         let frozen = named.iter().any(|(r, t)| r == repo && t == tag);
         let status = overwrite(&b, repo, tag, 100 + i as u64).await;
-        let want = if frozen { StatusCode::FORBIDDEN } else { StatusCode::CREATED };
+        let want = if frozen {
+            StatusCode::FORBIDDEN
+        } else {
+            StatusCode::CREATED
+        };
         assert_eq!(status, want, "{repo}:{tag}");
     }
     // Deleting the tag is refused too, naming the rule.
     let del = b.delete("/v2/acme/app/manifests/v1").await;
     assert_eq!(del.status(), StatusCode::FORBIDDEN);
     let text = del.text().await.unwrap();
-    assert!(text.contains("immutable-tag rule for acme/app: v*"), "{text}");
+    assert!(
+        text.contains("immutable-tag rule for acme/app: v*"),
+        "{text}"
+    );
     // Deleted, the rule stops applying at once.
-    let (s, _) = call(&b, alice, Method::DELETE, &format!("{}/{id}", rules_path("acme")), None).await;
+    let (s, _) = call(
+        &b,
+        alice,
+        Method::DELETE,
+        &format!("{}/{id}", rules_path("acme")),
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
-    assert_eq!(overwrite(&b, "acme/app", "v1", 200).await, StatusCode::CREATED);
+    assert_eq!(
+        overwrite(&b, "acme/app", "v1", 200).await,
+        StatusCode::CREATED
+    );
 }
 
 #[tokio::test]
@@ -257,14 +388,34 @@ async fn configured_rules_stay_whatever_an_owner_does() {
     b.push_image("acme/app", "v1", 2, 1).await;
     // The owner sees the instance's rule beside theirs, and cannot lift it.
     let alice = Some(("alice", PASSWORD));
-    let (s, v) = call(&b, alice, Method::POST, &rules_path("acme"), Some(json!({"pattern": "v*"}))).await;
+    let (s, v) = call(
+        &b,
+        alice,
+        Method::POST,
+        &rules_path("acme"),
+        Some(json!({"pattern": "v*"})),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let (_, v) = call(&b, alice, Method::GET, &rules_path("acme"), None).await;
-    assert_eq!(v["instance_rules"], json!([{"scope": "acme", "tags": ["stable"]}]), "{v}");
+    assert_eq!(
+        v["instance_rules"],
+        json!([{"scope": "acme", "tags": ["stable"]}]),
+        "{v}"
+    );
     // Both apply: the union.
-    assert_eq!(overwrite(&b, "acme/app", "stable", 3).await, StatusCode::FORBIDDEN);
-    assert_eq!(overwrite(&b, "acme/app", "v1", 4).await, StatusCode::FORBIDDEN);
-    assert_eq!(overwrite(&b, "acme/app", "latest", 5).await, StatusCode::CREATED);
+    assert_eq!(
+        overwrite(&b, "acme/app", "stable", 3).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        overwrite(&b, "acme/app", "v1", 4).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        overwrite(&b, "acme/app", "latest", 5).await,
+        StatusCode::CREATED
+    );
 }
 
 #[tokio::test]
@@ -293,19 +444,113 @@ async fn a_rule_made_on_one_replica_holds_on_another_at_once() {
     let (pusher, admin) = (&all[0], &all[1]);
     org_of(admin, "acme", "alice").await;
     pusher.push_image("acme/app", "v1", 1, 1).await;
-    assert_eq!(overwrite(pusher, "acme/app", "v1", 2).await, StatusCode::CREATED);
+    assert_eq!(
+        overwrite(pusher, "acme/app", "v1", 2).await,
+        StatusCode::CREATED
+    );
 
     // Made through the second replica, the rule holds on the first for the very next push.
     let alice = Some(("alice", PASSWORD));
-    let (s, v) = call(admin, alice, Method::POST, &rules_path("acme"), Some(json!({"pattern": "v*"}))).await;
+    let (s, v) = call(
+        admin,
+        alice,
+        Method::POST,
+        &rules_path("acme"),
+        Some(json!({"pattern": "v*"})),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
-    assert_eq!(overwrite(pusher, "acme/app", "v1", 3).await, StatusCode::FORBIDDEN);
+    assert_eq!(
+        overwrite(pusher, "acme/app", "v1", 3).await,
+        StatusCode::FORBIDDEN
+    );
     let del = pusher.delete("/v2/acme/app/manifests/v1").await;
     assert_eq!(del.status(), StatusCode::FORBIDDEN);
 
     // Deleted there, it stops holding here at once.
     let id = v["id"].as_i64().unwrap();
-    let (s, _) = call(admin, alice, Method::DELETE, &format!("{}/{id}", rules_path("acme")), None).await;
+    let (s, _) = call(
+        admin,
+        alice,
+        Method::DELETE,
+        &format!("{}/{id}", rules_path("acme")),
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
-    assert_eq!(overwrite(pusher, "acme/app", "v1", 4).await, StatusCode::CREATED);
+    assert_eq!(
+        overwrite(pusher, "acme/app", "v1", 4).await,
+        StatusCode::CREATED
+    );
+}
+
+#[tokio::test]
+async fn owners_manage_rules_on_the_organization_page() {
+    use crate::ui::Web;
+    let b = start_with_auth(&[]);
+    add_user(&b, "alice");
+    add_user(&b, "bob");
+    org_of(&b, "acme", "alice").await;
+    b.push_image("acme/app", "v1", 1, 1).await;
+    b.push_image("acme/app", "latest", 2, 1).await;
+    let mut alice = Web::new(&b);
+    alice.sign_in("alice", PASSWORD).await;
+    let page = alice.get("/ui/orgs/acme").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.has("Immutable tags") && page.has("No rules of this organization"));
+    let csrf = page.csrf();
+    let form = |op: &'static str, pattern: &'static str| {
+        vec![("op", op), ("pattern", pattern), ("repository", "acme/app")]
+    };
+
+    // A dry run lists what the rule would freeze and saves nothing.
+    let mut fields = form("immutable", "v*");
+    fields.extend([("dry_run", "yes"), ("csrf", csrf.as_str())]);
+    let dry = alice.post("/ui/orgs/acme", &fields).await;
+    assert_eq!(dry.status, StatusCode::OK, "{}", dry.body);
+    assert!(
+        dry.has("acme/app:v1") && !dry.has("acme/app:latest"),
+        "{}",
+        dry.body
+    );
+    assert!(dry.has("No rules of this organization"));
+
+    // Without the form's token nothing happens; a bad pattern is explained on the page.
+    let forged = alice.post("/ui/orgs/acme", &form("immutable", "v*")).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let mut fields = form("immutable", "[v");
+    fields.push(("csrf", &csrf));
+    let bad = alice.post("/ui/orgs/acme", &fields).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.has("invalid tag pattern"), "{}", bad.body);
+
+    // Added, it holds at once; deleted, it is gone.
+    let mut fields = form("immutable", "v*");
+    fields.push(("csrf", &csrf));
+    let added = alice.post("/ui/orgs/acme", &fields).await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.body);
+    assert_eq!(
+        overwrite(&b, "acme/app", "v1", 3).await,
+        StatusCode::FORBIDDEN
+    );
+    let (_, v) = call(&b, Some(ROOT), Method::GET, &rules_path("acme"), None).await;
+    let id = v["rules"][0]["id"].as_i64().unwrap().to_string();
+    let page = alice.get("/ui/orgs/acme").await;
+    assert!(page.has("acme/app") && page.has("alice"), "{}", page.body);
+    let deleted = alice
+        .post(
+            "/ui/orgs/acme",
+            &[("op", "delete-immutable"), ("id", &id), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::SEE_OTHER, "{}", deleted.body);
+    assert_eq!(
+        overwrite(&b, "acme/app", "v1", 4).await,
+        StatusCode::CREATED
+    );
+
+    // Someone who does not run the organization sees nothing.
+    let mut bob = Web::new(&b);
+    bob.sign_in("bob", PASSWORD).await;
+    assert_eq!(bob.get("/ui/orgs/acme").await.status, StatusCode::NOT_FOUND);
 }

@@ -19,7 +19,7 @@
 //! GET  /ui/login, POST /ui/login, POST /ui/logout
 //! GET  /ui/login/oidc, GET /ui/login/oidc/callback    single sign-on
 //! GET  /ui/account, POST /ui/account/{password|tokens|revoke}
-//! GET  /ui/orgs/{org}, POST /ui/orgs/{org}   members, teams and grants
+//! GET  /ui/orgs/{org}, POST /ui/orgs/{org}   members, teams, grants, immutable-tag rules
 //! GET  /ui/static/{file}
 //! ```
 
