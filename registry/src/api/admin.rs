@@ -115,7 +115,6 @@ fn token_json(t: &TokenRecord) -> Value {
     })
 }
 
-
 // ---- Users ----------------------------------------------------------------------------------
 
 async fn whoami(c: Caller) -> ApiResult {
@@ -191,11 +190,7 @@ async fn update_user(
     ok(StatusCode::OK, user_json(&u))
 }
 
-async fn delete_user(
-    State(g): State<Arc<Gate>>,
-    Path(name): Path<String>,
-    c: Caller,
-) -> ApiResult {
+async fn delete_user(State(g): State<Arc<Gate>>, Path(name): Path<String>, c: Caller) -> ApiResult {
     c.require_admin()?;
     g.accounts.account(&name, Some(AccountKind::User)).await?;
     g.accounts.delete_account(&name, &c.origin).await?;
@@ -274,11 +269,7 @@ async fn delete_org(State(g): State<Arc<Gate>>, m: OrgManager) -> ApiResult {
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn list_members(
-    State(g): State<Arc<Gate>>,
-    Path(org): Path<String>,
-    c: Caller,
-) -> ApiResult {
+async fn list_members(State(g): State<Arc<Gate>>, Path(org): Path<String>, c: Caller) -> ApiResult {
     let list: Vec<Value> = member_or_admin(&g, &c, &org)
         .await?
         .iter()
@@ -318,11 +309,7 @@ async fn delete_member(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn list_teams(
-    State(g): State<Arc<Gate>>,
-    Path(org): Path<String>,
-    c: Caller,
-) -> ApiResult {
+async fn list_teams(State(g): State<Arc<Gate>>, Path(org): Path<String>, c: Caller) -> ApiResult {
     member_or_admin(&g, &c, &org).await?;
     let teams: Vec<Value> = g
         .accounts

@@ -50,7 +50,10 @@ pub fn router(registry: Registry, gate: Arc<Gate>) -> Router {
             get(list_rules).post(add_rule),
         )
         .route("/api/v1/orgs/{org}/immutable-rules/dry-run", post(dry_run))
-        .route("/api/v1/orgs/{org}/immutable-rules/{id}", delete(delete_rule))
+        .route(
+            "/api/v1/orgs/{org}/immutable-rules/{id}",
+            delete(delete_rule),
+        )
         .with_state(Policies { registry, gate })
         .layer(axum::middleware::map_response(
             |mut response: Response| async move {

@@ -161,10 +161,10 @@ pub(crate) use impl_immutable_rule_store;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::meta::SqliteStore;
     use crate::meta::accounts::{AccountKind, AccountStore, NamespaceClaim};
     use crate::meta::audit::{AuditQuery, AuditStore};
     use crate::meta::events::{Action, Origin};
-    use crate::meta::SqliteStore;
 
     /// Rules are the organization's by record, audited with old and new value, gone with the
     /// organization; reading them per push is cheap (the time is printed with `--nocapture`).
@@ -191,47 +191,95 @@ mod tests {
             panic!("not added");
         };
         assert_eq!(
-            store.add_immutable_rule("acme", "acme/app", "v*", &add).await.expect("again"),
+            store
+                .add_immutable_rule("acme", "acme/app", "v*", &add)
+                .await
+                .expect("again"),
             RuleAdded::Exists
         );
         for not_an_org in ["alice", "nobody"] {
             assert_eq!(
-                store.add_immutable_rule(not_an_org, not_an_org, "v*", &add).await.expect("add"),
+                store
+                    .add_immutable_rule(not_an_org, not_an_org, "v*", &add)
+                    .await
+                    .expect("add"),
                 RuleAdded::NoOrganization
             );
         }
-        assert_eq!(store.immutable_rules(Some("acme")).await.expect("list"), [rule.clone()]);
-        assert_eq!(store.immutable_rules(None).await.expect("all"), [rule.clone()]);
-        assert!(store.immutable_rules(Some("alice")).await.expect("none").is_empty());
+        assert_eq!(
+            store.immutable_rules(Some("acme")).await.expect("list"),
+            [rule.clone()]
+        );
+        assert_eq!(
+            store.immutable_rules(None).await.expect("all"),
+            [rule.clone()]
+        );
+        assert!(
+            store
+                .immutable_rules(Some("alice"))
+                .await
+                .expect("none")
+                .is_empty()
+        );
 
         let started = std::time::Instant::now();
         for _ in 0..1000 {
             store.immutable_rules(Some("acme")).await.expect("read");
         }
-        eprintln!("reading an organization's rules: {:?} each", started.elapsed() / 1000);
+        eprintln!(
+            "reading an organization's rules: {:?} each",
+            started.elapsed() / 1000
+        );
 
         let delete = Event::new(Action::ImmutableRuleDelete, &by);
-        assert_eq!(store.delete_immutable_rule("alice", rule.id, &delete).await.expect("other"), None);
         assert_eq!(
-            store.delete_immutable_rule("acme", rule.id, &delete).await.expect("delete"),
+            store
+                .delete_immutable_rule("alice", rule.id, &delete)
+                .await
+                .expect("other"),
+            None
+        );
+        assert_eq!(
+            store
+                .delete_immutable_rule("acme", rule.id, &delete)
+                .await
+                .expect("delete"),
             Some(rule.clone())
         );
         let entries = store
-            .audit_entries(AuditQuery { action: Some("immutable"), limit: 10, ..AuditQuery::default() })
+            .audit_entries(AuditQuery {
+                action: Some("immutable"),
+                limit: 10,
+                ..AuditQuery::default()
+            })
             .await
             .expect("audit");
-        let details: Vec<_> = entries.iter().map(|e| (e.action.as_str(), e.detail.clone())).collect();
+        let details: Vec<_> = entries
+            .iter()
+            .map(|e| (e.action.as_str(), e.detail.clone()))
+            .collect();
         assert_eq!(
             details,
             [
-                ("immutable.rule.delete", Some(change_detail(Some(&rule), None))),
+                (
+                    "immutable.rule.delete",
+                    Some(change_detail(Some(&rule), None))
+                ),
                 ("immutable.rule.add", Some(change_detail(None, Some(&rule)))),
             ]
         );
 
         // An organization's rules go with it.
-        store.add_immutable_rule("acme", "acme", "x*", &add).await.expect("add");
-        let id = store.account("acme").await.expect("acme").expect("exists").id;
+        store
+            .add_immutable_rule("acme", "acme", "x*", &add)
+            .await
+            .expect("add");
+        let id = store
+            .account("acme")
+            .await
+            .expect("acme")
+            .expect("exists")
+            .id;
         store
             .delete_account(id, &Event::new(Action::AccountDelete, &by))
             .await

@@ -254,7 +254,11 @@ mod tests {
         let tag = |s| Tag::parse(s).unwrap();
         assert!(rules.rule_for(&repo("team/app"), &tag("v1")).is_some());
         assert!(rules.rule_for(&repo("team/app"), &tag("stable")).is_some());
-        assert!(rules.rule_for(&repo("team/other"), &tag("stable")).is_none());
+        assert!(
+            rules
+                .rule_for(&repo("team/other"), &tag("stable"))
+                .is_none()
+        );
         assert!(config.rule_for(&repo("team/app"), &tag("stable")).is_none());
     }
 
