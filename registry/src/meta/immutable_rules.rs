@@ -208,11 +208,11 @@ mod tests {
         }
         assert_eq!(
             store.immutable_rules(Some("acme")).await.expect("list"),
-            [rule.clone()]
+            std::slice::from_ref(&rule)
         );
         assert_eq!(
             store.immutable_rules(None).await.expect("all"),
-            [rule.clone()]
+            std::slice::from_ref(&rule)
         );
         assert!(
             store
