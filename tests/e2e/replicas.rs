@@ -15,7 +15,10 @@ use crate::nginx::Nginx;
 use crate::real_clients::{Docker, busybox, docker_build};
 
 /// `n` replicas on one shared database and bucket, or `None` (skip) on a single-node backend.
-fn replicas(n: usize, env: &[(&str, &str)]) -> Option<(tempfile::TempDir, PathBuf, Vec<Berth>)> {
+pub(crate) fn replicas(
+    n: usize,
+    env: &[(&str, &str)],
+) -> Option<(tempfile::TempDir, PathBuf, Vec<Berth>)> {
     if backend() != Backend::PostgresS3 {
         if !required() {
             eprintln!(

@@ -8,6 +8,7 @@
 mod admin;
 pub mod auth;
 mod blobs;
+pub mod caller;
 pub mod error;
 mod events;
 mod hub;
@@ -17,6 +18,7 @@ mod listing;
 mod manifests;
 pub mod metrics;
 mod middleware;
+mod policies;
 mod query;
 pub mod ratelimit;
 pub mod route;
@@ -93,7 +95,8 @@ pub fn router(parts: RouterParts) -> Router {
             .route("/token", axum::routing::any(auth::token))
             .route("/.well-known/jwks.json", axum::routing::get(jwks::jwks))
             .with_state(gate.clone())
-            .merge(admin::router(gate.clone())),
+            .merge(admin::router(gate.clone()))
+            .merge(policies::router(registry.clone(), gate.clone())),
         None => Router::new(),
     };
     let health = Router::new()

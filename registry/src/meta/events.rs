@@ -97,6 +97,10 @@ pub enum Action {
     TrustVerdict,
     /// A token signing key was deleted at once (`berth admin key retire`, for a leaked key).
     KeyRetire,
+    /// An organization's immutable-tag rule was added (detail: old and new rule).
+    ImmutableRuleAdd,
+    /// An organization's immutable-tag rule was deleted (detail: old and new rule).
+    ImmutableRuleDelete,
 }
 
 /// The events webhooks subscribe to.
@@ -113,7 +117,7 @@ pub enum HookEvent {
 
 impl Action {
     /// Every action, for parsing stored names.
-    pub const ALL: [Action; 27] = [
+    pub const ALL: [Action; 29] = [
         Action::ManifestPush,
         Action::ManifestDelete,
         Action::TagDelete,
@@ -141,6 +145,8 @@ impl Action {
         Action::KeyRotate,
         Action::TrustVerdict,
         Action::KeyRetire,
+        Action::ImmutableRuleAdd,
+        Action::ImmutableRuleDelete,
     ];
 
     /// The stored name.
@@ -173,6 +179,8 @@ impl Action {
             Action::KeyRotate => "key.rotate",
             Action::TrustVerdict => "trust.verdict",
             Action::KeyRetire => "key.retire",
+            Action::ImmutableRuleAdd => "immutable.rule.add",
+            Action::ImmutableRuleDelete => "immutable.rule.delete",
         }
     }
 

@@ -21,6 +21,7 @@ pub mod gc;
 mod gc_sql;
 pub mod history;
 mod history_sql;
+pub mod immutable_rules;
 mod postgres;
 pub mod retention;
 mod retention_sql;
@@ -44,6 +45,7 @@ pub use audit::AuditStore;
 pub use browse::BrowseStore;
 pub use gc::GcStore;
 pub use history::HistoryStore;
+pub use immutable_rules::ImmutableRuleStore;
 pub use postgres::PostgresStore;
 pub use retention::RetentionStore;
 pub use scrub::ScrubStore;
@@ -234,6 +236,7 @@ pub trait MetaStore:
     + BrowseStore
     + GcStore
     + HistoryStore
+    + ImmutableRuleStore
     + RetentionStore
     + ScrubStore
     + TrustStore

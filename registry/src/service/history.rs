@@ -87,7 +87,7 @@ impl Registry {
         digest: Option<&Digest>,
         by: &crate::meta::events::Origin,
     ) -> RegistryResult<TagRestored> {
-        if let Some(rule) = self.limits.immutable.rule_for(repo, tag)
+        if let Some(rule) = self.immutable_in(repo).await?.rule_for(repo, tag)
             && self
                 .meta
                 .manifest(repo, &crate::domain::Reference::Tag(tag.clone()), false)

@@ -112,9 +112,14 @@ impl Registry {
         tags.sort();
         tags.dedup();
         let subject = parsed.subject.clone();
+        let rules = if tags.is_empty() {
+            super::immutable::ImmutableTags::default()
+        } else {
+            self.immutable_in(repo).await?
+        };
         let immutable: Vec<Tag> = tags
             .iter()
-            .filter(|t| self.limits.immutable.rule_for(repo, t).is_some())
+            .filter(|t| rules.rule_for(repo, t).is_some())
             .cloned()
             .collect();
         let mut event = self.event(Action::ManifestPush, by, repo, Some(HookEvent::Push));
@@ -159,10 +164,7 @@ impl Registry {
             }),
             Err(PutManifestError::TagImmutable(tag)) => Err(RegistryError::Denied(format!(
                 "{repo}:{tag} already exists and cannot be overwritten ({})",
-                self.limits
-                    .immutable
-                    .rule_for(repo, &tag)
-                    .unwrap_or_default()
+                rules.rule_for(repo, &tag).unwrap_or_default()
             ))),
             Err(PutManifestError::Meta(e)) => Err(e.into()),
         }
@@ -208,7 +210,7 @@ impl Registry {
                 self.meta.delete_manifest(repo, d, &event).await?
             }
             Reference::Tag(t) => {
-                if let Some(rule) = self.limits.immutable.rule_for(repo, t)
+                if let Some(rule) = self.immutable_in(repo).await?.rule_for(repo, t)
                     && self.meta.manifest(repo, reference, false).await?.is_some()
                 {
                     return Err(RegistryError::Denied(format!(
@@ -231,7 +233,8 @@ impl Registry {
 
     /// Refuses to delete manifest `digest` while an immutable tag points at it.
     async fn refuse_immutable_on(&self, repo: &RepoName, digest: &Digest) -> RegistryResult<()> {
-        if self.limits.immutable.is_empty() {
+        let rules = self.immutable_in(repo).await?;
+        if rules.is_empty() {
             return Ok(());
         }
         let digest = digest.to_string();
@@ -242,7 +245,7 @@ impl Registry {
             let Ok(tag) = Tag::parse(&t.tag) else {
                 continue;
             };
-            if let Some(rule) = self.limits.immutable.rule_for(repo, &tag) {
+            if let Some(rule) = rules.rule_for(repo, &tag) {
                 return Err(RegistryError::Denied(format!(
                     "{repo}@{digest} cannot be deleted: {repo}:{tag} points at it ({rule})"
                 )));

@@ -125,6 +125,7 @@ impl Registry {
                     .collect()
             })
             .collect();
+        let immutable = self.immutable_everywhere().await?;
         let now = now_ms();
         let mut report = RetentionReport {
             dry_run,
@@ -157,7 +158,7 @@ impl Registry {
                 report.tags_judged += 1;
                 // Immutable tags stay, whatever the policy says.
                 if keeps(&policies[i], &patterns[i], &t, this_rank, now)
-                    || self.limits.immutable.rule_for(&name, &tag).is_some()
+                    || immutable.rule_for(&name, &tag).is_some()
                 {
                     continue;
                 }

@@ -19,11 +19,6 @@ use crate::meta::events::Origin;
 use crate::meta::now_ms;
 use crate::service::accounts::AuthError;
 
-fn gate(ui: &Ui) -> Result<&Arc<Gate>, UiError> {
-    // Without authentication there are no accounts to sign in to.
-    ui.gate.as_ref().ok_or(UiError::NotFound)
-}
-
 /// Where to go after signing in: only paths of this UI, never another site.
 pub(super) fn safe_next(next: &str) -> &str {
     let ok = next.starts_with("/ui/")
@@ -55,7 +50,7 @@ pub(super) async fn login_page(
     mut viewer: Viewer,
     Query(q): Query<NextQuery>,
 ) -> UiResult {
-    gate(&ui)?;
+    ui.gate()?;
     let next = safe_next(q.next.as_deref().unwrap_or("/ui/")).to_owned();
     if viewer.user().is_some() {
         return Ok(Redirect::to(&next).into_response());
@@ -108,7 +103,7 @@ pub(super) async fn login(
     headers: HeaderMap,
     body: Body,
 ) -> UiResult {
-    let gate = gate(&ui)?;
+    let gate = ui.gate()?;
     let form = Form::read(body).await?;
     viewer.check_form(&headers, &form)?;
     let next = safe_next(form.get("next")).to_owned();
@@ -158,7 +153,7 @@ pub(super) async fn logout(
     headers: HeaderMap,
     body: Body,
 ) -> UiResult {
-    let gate = gate(&ui)?;
+    let gate = ui.gate()?;
     let form = Form::read(body).await?;
     viewer.check_form(&headers, &form)?;
     if let Some(secret) = viewer.session_secret() {
@@ -203,7 +198,7 @@ fn to_provider_logout(url: &str, secure: bool) -> Response {
 
 /// `GET /ui/account`.
 pub(super) async fn account_page(State(ui): State<Arc<Ui>>, viewer: Viewer) -> UiResult {
-    gate(&ui)?;
+    ui.gate()?;
     let Some(_) = viewer.user() else {
         return Err(UiError::SignIn("/ui/account".into()));
     };
@@ -223,7 +218,7 @@ async fn render_account(
     notice: Option<Notice>,
     status: StatusCode,
 ) -> UiResult {
-    let gate = gate(ui)?;
+    let gate = ui.gate()?;
     let user = viewer.user().ok_or(UiError::Forbidden)?;
     let tokens = gate.accounts.tokens(Some(&user.name)).await?;
     let provider = gate.accounts.identity_provider(user).await?;
@@ -340,7 +335,7 @@ pub(super) async fn account_post(
     headers: HeaderMap,
     body: Body,
 ) -> UiResult {
-    let gate = gate(&ui)?;
+    let gate = ui.gate()?;
     let Some(user) = viewer.user() else {
         return Err(UiError::SignIn("/ui/account".into()));
     };

@@ -1,7 +1,7 @@
 //! Pages that change things: repository settings (visibility, deleting tags and
 //! manifests, each after a confirmation page) and organization management (members, teams,
-//! grants). Every action is checked against the viewer's rights here, whatever the page
-//! showed, and every form against its anti-forgery token.
+//! grants, immutable-tag rules). Every action is checked against the viewer's rights here,
+//! whatever the page showed, and every form against its anti-forgery token.
 
 use std::sync::Arc;
 
@@ -16,8 +16,10 @@ use super::form::{Form, encode};
 use super::layout::{self, csrf_field, page, repo_crumbs, repo_href, short_digest};
 use super::viewer::Viewer;
 use super::{Ui, UiError, UiResult};
+use crate::api::caller::Refusal;
 use crate::auth::{Action, Actions, Role};
 use crate::domain::{Digest, Reference, RepoName, Tag};
+use crate::service::immutable::{RuleError, RuleSpec};
 
 /// `GET /ui/r/{name}/-/settings`, for those who may delete (visibility needs every right).
 pub(super) async fn settings_page(ui: &Ui, viewer: &mut Viewer, name: &RepoName) -> UiResult {
@@ -95,7 +97,7 @@ pub(super) async fn repository_post(
     let actions = viewer.actions_on(&ui, name.as_str()).await?;
     match action.as_str() {
         "visibility" => {
-            let gate = ui.gate.as_ref().ok_or(UiError::NotFound)?;
+            let gate = ui.gate()?;
             if !actions.covers(Actions::ALL) {
                 return Err(UiError::Forbidden);
             }
@@ -213,34 +215,49 @@ pub(super) async fn org_page(
     Path(org): Path<String>,
 ) -> UiResult {
     manages(&ui, &viewer, &org).await?;
-    render_org(&ui, &viewer, &org, None, StatusCode::OK).await
+    render_org(&ui, &viewer, &org, None, None, StatusCode::OK).await
 }
 
 async fn manages(ui: &Ui, viewer: &Viewer, org: &str) -> Result<(), UiError> {
-    let gate = ui.gate.as_ref().ok_or(UiError::NotFound)?;
+    let gate = ui.gate()?;
     let Some(user) = viewer.user() else {
         return Err(UiError::SignIn(format!("/ui/orgs/{org}")));
     };
-    match gate.accounts.manages_org(user, org).await {
-        Ok(true) => Ok(()),
+    match crate::api::caller::manage_org(gate, user, org).await {
+        Ok(()) => Ok(()),
         // Not an organization, or not one the viewer runs: nothing to show.
-        Ok(false) | Err(crate::service::accounts::AdminError::NotFound(_)) => {
-            Err(UiError::NotFound)
-        }
+        Err(Refusal::Forbidden(_) | Refusal::NotFound(_)) => Err(UiError::NotFound),
         Err(e) => Err(e.into()),
     }
 }
 
+/// The organization's page: `failure` is shown at the top, `preview` (a dry run's answer) in
+/// the immutable-tags section.
 async fn render_org(
     ui: &Ui,
     viewer: &Viewer,
     org: &str,
     failure: Option<String>,
+    preview: Option<Markup>,
     status: StatusCode,
 ) -> UiResult {
-    let gate = ui.gate.as_ref().ok_or(UiError::NotFound)?;
+    let gate = ui.gate()?;
     let members = gate.accounts.members(org).await?;
     let teams = gate.accounts.teams(org).await?;
+    let rules = ui.registry.org_immutable_rules(org).await?;
+    let instance: Vec<(String, String)> = ui
+        .registry
+        .instance_immutable_rules()
+        .iter()
+        .filter(|(scope, _)| {
+            let within = |a: &str, b: &str| RepoName::parse(a).is_ok_and(|a| a.is_within(b));
+            within(scope, org) || within(org, scope)
+        })
+        .map(|(scope, patterns)| {
+            let tags: Vec<&str> = patterns.iter().map(glob::Pattern::as_str).collect();
+            (scope.clone(), tags.join(", "))
+        })
+        .collect();
     let action = format!("/ui/orgs/{org}");
     let op_form = |op: &str, fields: Markup, button: Markup| {
         html! {
@@ -325,6 +342,40 @@ async fn render_org(
                 input #team-name type="text" name="team" required maxlength="64";
             }, html! { button.primary type="submit" { "Create team" } }))
         }
+        section aria-labelledby="immutable" {
+            h2 #immutable { "Immutable tags" }
+            p.meta { "Once pushed, a tag matching a rule cannot be pushed over, deleted or restored elsewhere. Rules apply at once." }
+            @if !instance.is_empty() {
+                p { "Instance-wide rules (from the configuration; they always apply):" }
+                ul.plain { @for (scope, tags) in &instance { li { code { (scope) } ": " code { (tags) } } } }
+            }
+            table.list {
+                thead { tr { th scope="col" { "Scope" } th scope="col" { "Tags" } th scope="col" { "Added by" } th scope="col" { span.visually-hidden { "Actions" } } } }
+                tbody {
+                    @if rules.is_empty() { tr { td colspan="4" { span.muted { "No rules of this organization." } } } }
+                    @for r in &rules {
+                        tr {
+                            th scope="row" { (r.scope) }
+                            td { code { (r.pattern) } }
+                            td { (r.created_by) }
+                            td { (op_form("delete-immutable", html! { input type="hidden" name="id" value=(r.id); },
+                                html! { button.danger type="submit" aria-label={ "Delete rule " (r.pattern) " in " (r.scope) } { "Delete" } })) }
+                        }
+                    }
+                }
+            }
+            @if let Some(preview) = &preview { (preview) }
+            (op_form("immutable", html! {
+                label for="immutable-pattern" { "Tags (a pattern: *, ?, [...])" }
+                input #immutable-pattern type="text" name="pattern" required maxlength="256" placeholder="v*";
+                label for="immutable-repository" { "Repository (empty: whole organization)" }
+                input #immutable-repository type="text" name="repository" maxlength="255";
+            }, html! {
+                button type="submit" name="dry_run" value="yes" { "Which tags would it freeze?" }
+                " "
+                button.primary type="submit" { "Add rule" }
+            }))
+        }
     };
     let crumbs = [
         (org.to_owned(), format!("/ui/n/{org}")),
@@ -346,7 +397,10 @@ pub(super) async fn org_post(
     let form = Form::read(body).await?;
     viewer.check_form(&headers, &form)?;
     manages(&ui, &viewer, &org).await?;
-    let gate = ui.gate.as_ref().ok_or(UiError::NotFound)?;
+    if matches!(form.get("op"), "immutable" | "delete-immutable") {
+        return immutable_post(&ui, &viewer, &org, &form).await;
+    }
+    let gate = ui.gate()?;
     let a = &gate.accounts;
     let result = match form.get("op") {
         "add-member" => {
@@ -407,7 +461,53 @@ pub(super) async fn org_post(
     match result.map_err(UiError::from) {
         Ok(()) => Ok(Redirect::to(&format!("/ui/orgs/{org}")).into_response()),
         Err(UiError::BadRequest(m)) => {
-            render_org(&ui, &viewer, &org, Some(m), StatusCode::BAD_REQUEST).await
+            render_org(&ui, &viewer, &org, Some(m), None, StatusCode::BAD_REQUEST).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// An immutable-tag rule added, deleted or tried out (`dry_run=yes`: the tags it would
+/// freeze are shown, nothing is saved).
+async fn immutable_post(ui: &Ui, viewer: &Viewer, org: &str, form: &Form) -> UiResult {
+    let outcome = if form.get("op") == "delete-immutable" {
+        let id = form
+            .get("id")
+            .parse::<i64>()
+            .map_err(|_| UiError::BadRequest("no such rule".into()))?;
+        ui.registry
+            .delete_immutable_rule(org, id, &viewer.origin)
+            .await
+            .map(|_| None)
+    } else {
+        match RuleSpec::parse(org, Some(form.get("repository")), form.get("pattern")) {
+            Ok(spec) if form.get("dry_run") == "yes" => ui
+                .registry
+                .immutable_dry_run(&spec)
+                .await
+                .map(|tags| Some((spec, tags)))
+                .map_err(RuleError::from),
+            Ok(spec) => ui
+                .registry
+                .add_immutable_rule(org, &spec, &viewer.origin)
+                .await
+                .map(|_| None),
+            Err(e) => Err(e),
+        }
+    };
+    match outcome.map_err(|e| UiError::from(Refusal::from(e))) {
+        Ok(None) => Ok(Redirect::to(&format!("/ui/orgs/{org}#immutable")).into_response()),
+        Ok(Some((spec, tags))) => {
+            let preview = html! {
+                section #dry-run .notice role="status" {
+                    p { "Tags " code { (spec.pattern.as_str()) } " in " code { (spec.scope.as_str()) } " would freeze now: " (tags.len()) }
+                    ul.plain { @for t in &tags { li { code { (t.repository) ":" (t.tag) } } } }
+                }
+            };
+            render_org(ui, viewer, org, None, Some(preview), StatusCode::OK).await
+        }
+        Err(UiError::BadRequest(m)) => {
+            render_org(ui, viewer, org, Some(m), None, StatusCode::BAD_REQUEST).await
         }
         Err(e) => Err(e),
     }

@@ -19,7 +19,7 @@
 //! GET  /ui/login, POST /ui/login, POST /ui/logout
 //! GET  /ui/login/oidc, GET /ui/login/oidc/callback    single sign-on
 //! GET  /ui/account, POST /ui/account/{password|tokens|revoke}
-//! GET  /ui/orgs/{org}, POST /ui/orgs/{org}   members, teams and grants
+//! GET  /ui/orgs/{org}, POST /ui/orgs/{org}   members, teams, grants, immutable-tag rules
 //! GET  /ui/static/{file}
 //! ```
 
@@ -41,6 +41,7 @@ use axum::routing::{get, post};
 
 use crate::api::RouteName;
 use crate::api::auth::Gate;
+use crate::api::caller::Refusal;
 use crate::service::{Registry, RegistryError};
 use crate::telemetry::error_chain;
 
@@ -51,6 +52,14 @@ pub struct Ui {
     registry: Registry,
     gate: Option<Arc<Gate>>,
     trust_forwarded: bool,
+}
+
+impl Ui {
+    /// The accounts' gate; without authentication there are no accounts, and pages about
+    /// them are not there.
+    fn gate(&self) -> Result<&Arc<Gate>, UiError> {
+        self.gate.as_ref().ok_or(UiError::NotFound)
+    }
 }
 
 /// The UI's routes. With `gate = None` (authentication off) everyone may see and do
@@ -213,20 +222,26 @@ impl From<crate::meta::MetaError> for UiError {
     }
 }
 
+/// The API's refusals as pages. A refusal of something named in a form (not found, taken,
+/// invalid) is the form's error: shown on the form's page.
+impl From<Refusal> for UiError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::SignIn | Refusal::TokenLogin | Refusal::Forbidden(_) => UiError::Forbidden,
+            Refusal::Throttled(wait) => UiError::Throttled(wait.as_secs().max(1)),
+            Refusal::NotFound(_)
+            | Refusal::Exists(_)
+            | Refusal::NamespaceHeld(_)
+            | Refusal::Invalid(_)
+            | Refusal::TooLarge => UiError::BadRequest(r.to_string()),
+            Refusal::Internal(cause) => UiError::Internal(cause),
+        }
+    }
+}
+
 impl From<crate::service::accounts::AdminError> for UiError {
     fn from(e: crate::service::accounts::AdminError) -> Self {
-        use crate::service::accounts::AdminError as A;
-        match e {
-            A::NotFound(_)
-            | A::Exists(_)
-            | A::Name(_)
-            | A::Repository(_)
-            | A::Scope(_)
-            | A::Password(_)
-            | A::Invalid(_)
-            | A::NamespaceHeld { .. } => UiError::BadRequest(e.to_string()),
-            A::Random(_) | A::Meta(_) => UiError::Internal(error_chain(&e)),
-        }
+        Refusal::from(e).into()
     }
 }
 

@@ -36,7 +36,7 @@ pub(super) async fn start(
     let oidc = oidc(&ui)?;
     let next = safe_next(q.next.as_deref().unwrap_or("/ui/"));
     let redirect = oidc.redirect_url(&viewer.base_url);
-    let gate = ui.gate.as_ref().ok_or(UiError::NotFound)?;
+    let gate = ui.gate()?;
     match oidc.begin(&redirect, next).await {
         Ok((url, pending)) => {
             let id = match gate
@@ -93,7 +93,7 @@ pub(super) async fn callback(
     Query(q): Query<Callback>,
 ) -> UiResult {
     let oidc = oidc(&ui)?;
-    let gate = ui.gate.as_ref().ok_or(UiError::NotFound)?;
+    let gate = ui.gate()?;
     // The sign-in in progress is taken out of the database: used once, whatever happens next
     // and on whichever replica.
     let pending = match cookie(&headers, &cookie_name(PENDING_COOKIE, viewer.secure())) {
