@@ -20,6 +20,7 @@ mod middleware;
 mod query;
 pub mod ratelimit;
 pub mod route;
+mod scans;
 mod uploads;
 
 use std::sync::Arc;

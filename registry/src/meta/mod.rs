@@ -24,6 +24,8 @@ mod history_sql;
 mod postgres;
 pub mod retention;
 mod retention_sql;
+mod scan_sql;
+pub mod scans;
 pub mod scrub;
 mod scrub_sql;
 mod sql;
@@ -46,6 +48,7 @@ pub use gc::GcStore;
 pub use history::HistoryStore;
 pub use postgres::PostgresStore;
 pub use retention::RetentionStore;
+pub use scans::ScanStore;
 pub use scrub::ScrubStore;
 pub use sqlite::SqliteStore;
 pub use trust::TrustStore;
@@ -180,6 +183,9 @@ pub struct NewManifest {
     /// repository (a manifest pulled through from an upstream registry, whose references
     /// are fetched when first asked for). Sizes of those present are still checked.
     pub references_on_demand: bool,
+    /// Queue an inventory of it (an image manifest, with scanning on): at most one job per
+    /// manifest, however often it is pushed.
+    pub scan: bool,
 }
 
 /// Why a manifest could not be stored: its references do not hold in the repository.
@@ -235,6 +241,7 @@ pub trait MetaStore:
     + GcStore
     + HistoryStore
     + RetentionStore
+    + ScanStore
     + ScrubStore
     + TrustStore
     + UsageStore
