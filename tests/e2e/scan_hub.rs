@@ -20,6 +20,9 @@ const SCAN: [(&str, &str); 2] = [
     ("BERTH_SCAN_POLL_INTERVAL_MS", "100"),
 ];
 
+/// An image's layers: media type and bytes.
+type Layers = Vec<(&'static str, Vec<u8>)>;
+
 /// An entry of a test layer.
 enum Entry<'a> {
     File(&'a str, Vec<u8>),
@@ -432,7 +435,7 @@ async fn scan_hub_survives_hostile_layers_and_goes_on() {
         "x/dist-packages/sane-1.0.dist-info/METADATA",
         dist_info("sane", "1.0"),
     )]);
-    let cases: [(&str, Vec<(&'static str, Vec<u8>)>, &str); 4] = [
+    let cases: [(&str, Layers, &str); 4] = [
         ("bomb", vec![(OCI_LAYER, bomb)], "bytes"),
         ("loops", vec![(OCI_LAYER, loops)], ""),
         ("absurd", vec![(OCI_LAYER, absurd)], "dpkg"),

@@ -295,7 +295,7 @@ impl Registry {
         // next read instead of running on and holding up the process's exit.
         let stopped = Arc::new(AtomicBool::new(false));
         let _stop_walk = StopOnDrop(stopped.clone());
-        let walked = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let cataloguers = default_cataloguers();
             let mut walker = Walker::new(&cataloguers, limits);
             for layer in layers {
@@ -329,8 +329,7 @@ impl Registry {
             Ok(walker.finish())
         })
         .await
-        .map_err(|e| AttemptError::Crashed(e.to_string()))?;
-        Ok(walked?)
+        .map_err(|e| AttemptError::Crashed(e.to_string()))?
     }
 
     /// The bytes of layer `digest` of `repo`, as a stream.
