@@ -80,13 +80,59 @@ pub struct Config {
     pub scan: ScanConfig,
 }
 
-/// `[scan]`: vulnerability scanning. So far the advisory database's sources.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// `[scan]`: vulnerability scanning: the advisory database's sources, and the inventory of
+/// pushed images (`serve`'s scan workers).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScanConfig {
     /// What `berth vulndb update` imports without `--from`: OSV `all.zip` URLs, or paths of
     /// such archives, of directories of records or of record files.
     pub vulndb_sources: Vec<String>,
+    /// Inventory every image manifest pushed from now on, in the background, and attach its
+    /// SBOM as a referrer.
+    pub enabled: bool,
+    /// Scan workers per `serve` process (each inventories one image at a time).
+    pub workers: u32,
+    /// The SBOM format berth attaches.
+    pub sbom_format: SbomFormat,
+    /// How long a worker holds a job before another replica may take it over (renewed while
+    /// the worker is alive).
+    pub lease_secs: u64,
+    /// Claims of one job before it is given up as failed.
+    pub max_attempts: u32,
+    /// How often an idle worker looks for jobs.
+    pub poll_interval_ms: u64,
+    /// The longest one image's inventory may take; the walk stops there and says so.
+    pub timeout_secs: u64,
+    /// Uncompressed layer bytes one inventory reads at most (a decompression bomb stops
+    /// here), in MiB.
+    pub max_unpacked_mib: u64,
+}
+
+impl Default for ScanConfig {
+    fn default() -> Self {
+        Self {
+            vulndb_sources: Vec::new(),
+            enabled: false,
+            workers: 1,
+            sbom_format: SbomFormat::Cyclonedx,
+            lease_secs: 300,
+            max_attempts: 3,
+            poll_interval_ms: 1000,
+            timeout_secs: 1800,
+            max_unpacked_mib: 256 * 1024,
+        }
+    }
+}
+
+/// `[scan] sbom_format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SbomFormat {
+    /// CycloneDX 1.6 JSON.
+    Cyclonedx,
+    /// SPDX 2.3 JSON.
+    Spdx,
 }
 
 /// `[trust]` and its `[[trust.policy]]` tables: which keys must sign the images of a namespace

@@ -131,9 +131,26 @@ pub async fn open_registry(config: &Config) -> Result<Registry, StartError> {
             berth_trust::Policies::load(&config.trust.policy, std::path::Path::new(""))
                 .map_err(|e| StartError::Trust(e.to_string()))?,
         ),
+        scan: scan_settings(&config.scan),
     };
     let mirrors = crate::service::proxy::Mirrors::open(&config.proxy)?;
     Ok(Registry::new(meta, blobs, limits).with_mirrors(mirrors))
+}
+
+/// `[scan]` as the service uses it.
+fn scan_settings(c: &crate::config::ScanConfig) -> crate::service::scanner::ScanSettings {
+    crate::service::scanner::ScanSettings {
+        enabled: c.enabled,
+        format: match c.sbom_format {
+            crate::config::SbomFormat::Cyclonedx => berth_scan::sbom::Format::CycloneDx,
+            crate::config::SbomFormat::Spdx => berth_scan::sbom::Format::Spdx,
+        },
+        lease: Duration::from_secs(c.lease_secs.max(1)),
+        max_attempts: c.max_attempts.max(1),
+        poll: Duration::from_millis(c.poll_interval_ms.max(10)),
+        timeout: Duration::from_secs(c.timeout_secs.max(1)),
+        max_unpacked_bytes: c.max_unpacked_mib.saturating_mul(1024 * 1024),
+    }
 }
 
 /// Opens the blob storage `[storage]` names.
@@ -324,6 +341,8 @@ pub struct Server {
     metrics_listener: Option<TcpListener>,
     audit: crate::config::AuditConfig,
     webhook_poll: Duration,
+    /// Scan workers to run (`[scan] enabled` and `workers`).
+    scan_workers: u32,
     /// How often the token signing keys are re-read.
     key_reload: Duration,
     /// The limits on open connections.
@@ -414,6 +433,11 @@ impl Server {
             metrics_listener,
             audit: config.audit.clone(),
             webhook_poll: Duration::from_millis(config.webhooks.poll_interval_ms),
+            scan_workers: if config.scan.enabled {
+                config.scan.workers
+            } else {
+                0
+            },
             key_reload: Duration::from_secs(config.auth.key_reload_secs.max(1)),
             cleanup_interval: Duration::from_secs(
                 config.server.upload_cleanup_interval_secs.max(1),
@@ -530,6 +554,21 @@ impl Server {
                 self.key_reload,
             )))
         });
+        // Scan workers hear of the shutdown and give their jobs back before the process ends.
+        let (stop_scans, scans_stopped) = watch::channel(false);
+        let mut scanners = tokio::task::JoinSet::new();
+        for _ in 0..self.scan_workers {
+            let (registry, stop, metrics) = (
+                self.registry.clone(),
+                scans_stopped.clone(),
+                self.metrics.clone(),
+            );
+            scanners.spawn(async move {
+                registry
+                    .scan_forever(stop, move |end, took| metrics.scan_ended(end, took))
+                    .await;
+            });
+        }
         let _janitor = AbortOnDrop(tokio::spawn(expire_uploads_forever(
             self.registry,
             self.upload_ttl,
@@ -543,6 +582,7 @@ impl Server {
         let drain = self.drain;
         let stop_accepting = async move {
             shutdown.await;
+            stop_scans.send_replace(true);
             ready.store(false, Ordering::Release);
             tracing::info!(drain_secs = drain.as_secs(), "draining before shutdown");
             tokio::time::sleep(drain).await;
@@ -592,6 +632,11 @@ impl Server {
         );
         let finished = tokio::time::timeout(self.shutdown_timeout, async {
             while connections.join_next().await.is_some() {}
+        })
+        .await;
+        // Each worker gives its job back at once; the bound covers a database that hangs.
+        let _ = tokio::time::timeout(Duration::from_secs(10), async {
+            while scanners.join_next().await.is_some() {}
         })
         .await;
         if finished.is_err() {

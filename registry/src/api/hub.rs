@@ -1,5 +1,5 @@
-//! The JSON API of the hub's stored content under `/api/v1`: tag history and restores, and
-//! storage usage per repository and namespace.
+//! The JSON API of the hub's stored content under `/api/v1`: tag history and restores,
+//! storage usage per repository and namespace, trust status and image inventories (SBOMs).
 //!
 //! Callers authenticate as on `/v2` (HTTP Basic with a password or access token, or a bearer
 //! token) and need pull on the repository to read, push to change it; with authentication
@@ -38,6 +38,7 @@ pub fn router(registry: Registry, gate: Option<Arc<Gate>>, trust_forwarded: bool
         .route("/api/v1/usage", get(usage_all))
         .route("/api/v1/usage/{*scope}", get(usage))
         .route("/api/v1/trust/{*repository}", get(trust))
+        .route("/api/v1/sbom/{*repository}", get(sbom))
         .with_state(Arc::new(Hub {
             registry: registry.clone(),
             gate: gate.clone(),
@@ -138,6 +139,44 @@ async fn history(
         .await
     {
         Ok(events) => ok(json!({"repository": repo.as_str(), "history": events})),
+        Err(e) => registry_error(&e),
+    }
+}
+
+/// `GET /api/v1/sbom/REPO?reference=TAG|DIGEST`: the manifest's inventory: `status`
+/// (`pending`, `done`, `failed`, or `not_scanned` for a manifest with no job: an index, an
+/// artifact, one pushed while scanning was off), the OS and packages once done.
+async fn sbom(
+    State(hub): State<Arc<Hub>>,
+    Path(repository): Path<String>,
+    params: Result<Query<TrustParams>, axum::extract::rejection::QueryRejection>,
+    parts: Parts,
+) -> Response {
+    let Ok(Query(params)) = params else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "the query parameter is reference (a tag or a digest)",
+        );
+    };
+    let repo = match hub.authorize(&parts, &repository, Actions::PULL).await {
+        Ok((repo, _)) => repo,
+        Err(response) => return response,
+    };
+    let Ok(reference) = Reference::parse(&params.reference) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "reference must be a tag or a digest",
+        );
+    };
+    match hub.registry.sbom_of(&repo, &reference).await {
+        Ok(found) => ok(super::scans::render(&repo, &found)),
+        Err(RegistryError::ManifestUnknown) => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such manifest in the repository",
+        ),
         Err(e) => registry_error(&e),
     }
 }

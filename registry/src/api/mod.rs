@@ -22,6 +22,7 @@ mod policies;
 mod query;
 pub mod ratelimit;
 pub mod route;
+mod scans;
 mod uploads;
 
 use std::sync::Arc;

@@ -25,6 +25,8 @@ pub mod immutable_rules;
 mod postgres;
 pub mod retention;
 mod retention_sql;
+mod scan_sql;
+pub mod scans;
 pub mod scrub;
 mod scrub_sql;
 mod sql;
@@ -48,6 +50,7 @@ pub use history::HistoryStore;
 pub use immutable_rules::ImmutableRuleStore;
 pub use postgres::PostgresStore;
 pub use retention::RetentionStore;
+pub use scans::ScanStore;
 pub use scrub::ScrubStore;
 pub use sqlite::SqliteStore;
 pub use trust::TrustStore;
@@ -182,6 +185,9 @@ pub struct NewManifest {
     /// repository (a manifest pulled through from an upstream registry, whose references
     /// are fetched when first asked for). Sizes of those present are still checked.
     pub references_on_demand: bool,
+    /// Queue an inventory of it (an image manifest, with scanning on): at most one job per
+    /// manifest, however often it is pushed.
+    pub scan: bool,
 }
 
 /// Why a manifest could not be stored: its references do not hold in the repository.
@@ -238,6 +244,7 @@ pub trait MetaStore:
     + HistoryStore
     + ImmutableRuleStore
     + RetentionStore
+    + ScanStore
     + ScrubStore
     + TrustStore
     + UsageStore

@@ -713,6 +713,17 @@ macro_rules! queries {
                 review_manifest(conn, id).await?;
             }
             id };
+            if m.scan {
+                // A re-push finds the job there (and leaves it), so each manifest has one.
+                sqlx::query(
+                    "INSERT INTO scans (manifest_id, status, queued_at) VALUES ($1, 'queued', $2)
+                     ON CONFLICT (manifest_id) DO NOTHING",
+                )
+                .bind(manifest_id)
+                .bind(now_ms())
+                .execute(&mut *conn)
+                .await?;
+            }
             for blob in &m.parsed.blobs {
                 sqlx::query("INSERT INTO manifest_blobs (manifest_id, digest) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                     .bind(manifest_id)

@@ -15,6 +15,7 @@
 mod connections;
 mod logins;
 mod passes;
+mod scans;
 mod storage;
 mod trust;
 
@@ -141,6 +142,8 @@ pub struct Metrics {
     pub connections: ConnectionMetrics,
     /// Signature verdicts and trust policy refusals.
     pub trust: trust::TrustMetrics,
+    /// Image inventories.
+    pub scans: scans::ScanMetrics,
 }
 
 impl Metrics {
@@ -206,6 +209,7 @@ impl Metrics {
         let logins = logins::LoginGauges::register(&mut families);
         let connections = ConnectionMetrics::register(&mut families);
         let trust = trust::TrustMetrics::register(&mut families);
+        let scans = scans::ScanMetrics::register(&mut families);
         Self {
             families,
             requests,
@@ -221,6 +225,7 @@ impl Metrics {
             logins,
             connections,
             trust,
+            scans,
         }
     }
 
@@ -287,6 +292,12 @@ impl Metrics {
     pub async fn sample_storage(&self, registry: &crate::service::Registry) {
         self.storage.refresh(registry).await;
         self.trust.set(&registry.trust_counts());
+        self.scans.refresh(registry).await;
+    }
+
+    /// Records the end of an image inventory attempt (for the scan workers).
+    pub fn scan_ended(&self, end: crate::service::scanner::ScanEnd, took: Duration) {
+        self.scans.ended(end, took);
     }
 
     /// The exposition: every family, then `# EOF`.

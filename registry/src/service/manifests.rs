@@ -82,6 +82,7 @@ impl Registry {
         extra_tags: Vec<Tag>,
         writer: Writer<'_>,
     ) -> RegistryResult<ManifestPushed> {
+        let client = matches!(writer, Writer::Client(_));
         let (by, references_on_demand) = match writer {
             Writer::Client(by) => (by.clone(), false),
             Writer::Mirror => (Origin::system("proxy"), true),
@@ -117,6 +118,9 @@ impl Registry {
         } else {
             self.immutable_in(repo).await?
         };
+        // Pull-through caches are not inventoried: their layers arrive when first pulled.
+        let scan =
+            self.limits.scan.enabled && client && super::scanner::is_image(&parsed, &content);
         let immutable: Vec<Tag> = tags
             .iter()
             .filter(|t| rules.rule_for(repo, t).is_some())
@@ -142,6 +146,7 @@ impl Registry {
                 immutable,
                 event,
                 references_on_demand,
+                scan,
             })
             .await;
         match stored {

@@ -29,6 +29,8 @@ mod manifests;
 pub mod proxy;
 pub mod quota;
 pub mod retention;
+pub mod sbom;
+pub mod scanner;
 pub mod scrub;
 pub mod sign_ins;
 pub mod trust;
@@ -76,6 +78,8 @@ pub struct Limits {
     pub webhooks: webhooks::Webhooks,
     /// Which keys must sign the images of each scope.
     pub trust: trust::TrustPolicies,
+    /// Inventories of pushed images.
+    pub scan: scanner::ScanSettings,
 }
 
 impl Default for Limits {
@@ -90,6 +94,7 @@ impl Default for Limits {
             quotas: quota::Quotas::default(),
             webhooks: webhooks::Webhooks::default(),
             trust: trust::TrustPolicies::default(),
+            scan: scanner::ScanSettings::default(),
         }
     }
 }
