@@ -138,7 +138,7 @@ fn sign(key_file: &Path, new_bundle_format: bool, image: &str) -> anyhow::Result
     })?;
     if signed.referrer.is_none() {
         eprintln!(
-            "note: the registry does not show the manifest, so the signature is under the {} tag only (no OCI 1.1 referrer)",
+            "note: the registry names the manifest's digest but does not describe it, so the signature is under the {} tag only (no OCI 1.1 referrer)",
             signed.tag
         );
     }

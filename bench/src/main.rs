@@ -232,7 +232,10 @@ async fn main() -> anyhow::Result<()> {
     let trust = match &args.berth_url {
         None if wants("trust") => {
             let setup = trust::Setup::new(&bin, &args.scratch)?;
-            registries.push(
+            // Right after the plain berth, so that in every round the two are measured one
+            // after the other, on the same machine state (the rounds alternate the order).
+            registries.insert(
+                1,
                 Registry::start_berth(&bin, &args.scratch, trust::NAME, &setup.env())
                     .context("starting berth with a trust policy")?,
             );

@@ -2,10 +2,15 @@
 //! client `berth pull` and `berth push` use.
 //!
 //! The image is resolved to its manifest digest first (a tag is only a way to find it; the
-//! digest is what is signed). The signature goes to the registry twice, so that clients of
-//! either scheme find it: as an OCI 1.1 referrer of the manifest (cosign's
-//! `--registry-referrers-mode=oci-1-1`), and appended to the manifest tagged
-//! `sha256-<hex>.sig` (cosign's default), keeping the signatures other signers put there.
+//! digest is what is signed). An enforcing hub refuses the `GET` of an unsigned manifest but
+//! answers `HEAD` with its digest, media type and size (`Docker-Content-Digest`,
+//! `Content-Type`, `Content-Length`), as Harbor does: that is enough to describe it as the
+//! subject of a referrer, which is how cosign signs there.
+//!
+//! The signature goes to the registry twice, so that clients of either scheme find it: as an
+//! OCI 1.1 referrer of the manifest (cosign's `--registry-referrers-mode=oci-1-1`), and
+//! appended to the manifest tagged `sha256-<hex>.sig` (cosign's default), keeping the
+//! signatures other signers put there.
 //!
 //! Appending to the `.sig` manifest is read-modify-write, as with cosign: two signers of the
 //! same image at the same instant can lose one signature in the tag (the referrers keep both).
@@ -62,11 +67,19 @@ pub enum SignError {
     #[error(transparent)]
     Attach(#[from] AttachError),
     /// A bundle referrer's subject describes the manifest (media type and size), and the
-    /// registry shows only its digest.
+    /// registry shows only its digest (neither the manifest nor a `HEAD` describing it).
     #[error(
-        "the registry refuses to show the manifest of {0} (a trust policy?), and a bundle referrer must describe it; sign without --new-bundle-format (cosign's .sig tag needs only the digest)"
+        "the registry names only the digest of {0} (no manifest, and no media type and size on HEAD), and a bundle referrer must describe it; sign without --new-bundle-format (cosign's .sig tag needs only the digest)"
     )]
     Undescribed(String),
+    /// The registry answered the `HEAD` of the manifest with neither success nor a refusal.
+    #[error("the registry answered HEAD {reference} with {status}")]
+    Head {
+        /// The image.
+        reference: String,
+        /// The HTTP status.
+        status: u16,
+    },
 }
 
 /// What `berth sign` did.
@@ -76,9 +89,9 @@ pub struct Signed {
     pub digest: String,
     /// The signing key's id (`sha256:` of its public key).
     pub key: String,
-    /// The referrer manifest's digest, when the signed manifest could be described (an
-    /// enforcing hub serves an unsigned manifest to nobody, so only its digest is known, from
-    /// a `HEAD`: then the signature goes under the `.sig` tag alone).
+    /// The referrer manifest's digest, when the signed manifest could be described (by its
+    /// bytes, or by the headers of a `HEAD`; a registry that names only the digest gets the
+    /// signature under the `.sig` tag alone).
     pub referrer: Option<String>,
     /// The `.sig` tag.
     pub tag: String,
@@ -86,8 +99,9 @@ pub struct Signed {
     pub already_signed: bool,
 }
 
-/// The manifest `reference` names, described by its own bytes (`None`: the registry refuses
-/// to show it, but the reference names its digest), and the digest.
+/// The manifest `reference` names, described by its own bytes or, where the registry refuses
+/// to show it, by the headers of a `HEAD` (`None`: the registry names its digest only), and
+/// the digest.
 pub async fn resolve(
     client: &Client,
     reference: &Reference,
@@ -95,25 +109,110 @@ pub async fn resolve(
 ) -> Result<(Option<Subject>, String), SignError> {
     let subject = match client.pull_manifest_raw(reference, auth, ACCEPT).await {
         Ok((bytes, _)) => describe(&bytes, reference.digest())?,
+        // An enforcing hub refuses the GET of an unsigned manifest but answers HEAD, which names
+        // the digest and describes the manifest (cosign resolves and describes it the same way).
         Err(e) if is_denied(&e) => {
-            // An enforcing hub refuses the GET of an unsigned manifest but answers HEAD, which
-            // names the digest (cosign resolves tags the same way).
-            let digest = match reference.digest() {
-                Some(d) => d.to_owned(),
-                None => match client.fetch_manifest_digest(reference, auth).await {
-                    Ok(d) => d,
-                    Err(e) if is_denied(&e) => {
-                        return Err(SignError::Unresolvable(reference.whole()));
-                    }
-                    Err(e) => return Err(e.into()),
-                },
-            };
-            return Ok((None, digest));
+            let token = client
+                .auth(reference, auth, RegistryOperation::Pull)
+                .await?;
+            return head(reference, auth, token.as_deref()).await;
         }
         Err(e) => return Err(e.into()),
     };
     let digest = subject.digest.clone();
     Ok((Some(subject), digest))
+}
+
+/// `HEAD` of the manifest `reference` names, with the same credentials: its digest
+/// (`Docker-Content-Digest`, else the reference's own) and, when the registry gives a manifest
+/// media type and a sane size, its description. `token` is the bearer token [`Client::auth`]
+/// got for the registry, if it gave one.
+async fn head(
+    reference: &Reference,
+    auth: &RegistryAuth,
+    token: Option<&str>,
+) -> Result<(Option<Subject>, String), SignError> {
+    let registry = reference.resolve_registry();
+    let scheme = if crate::credentials::plain_http(registry) {
+        "http"
+    } else {
+        "https"
+    };
+    let url = format!(
+        "{scheme}://{registry}/v2/{}/manifests/{}",
+        reference.repository(),
+        reference
+            .digest()
+            .or_else(|| reference.tag())
+            .unwrap_or("latest")
+    );
+    let request = reqwest::Client::new()
+        .head(&url)
+        .header(reqwest::header::ACCEPT, ACCEPT.join(", "));
+    let request = match (token, auth) {
+        (Some(token), _) => request.bearer_auth(token),
+        (None, RegistryAuth::Bearer(token)) => request.bearer_auth(token),
+        (None, RegistryAuth::Basic(user, password)) => request.basic_auth(user, Some(password)),
+        (None, RegistryAuth::Anonymous) => request,
+    };
+    let response = request.send().await.map_err(OciDistributionError::from)?;
+    let status = response.status();
+    if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+        // Refused even the HEAD: a digest named in the reference is still signable.
+        return match reference.digest() {
+            Some(digest) => Ok((None, digest.to_owned())),
+            None => Err(SignError::Unresolvable(reference.whole())),
+        };
+    }
+    if !status.is_success() {
+        return Err(SignError::Head {
+            reference: reference.whole(),
+            status: status.as_u16(),
+        });
+    }
+    described_by_headers(response.headers(), reference)
+}
+
+/// The digest and description of a manifest from the headers of a `HEAD` of `reference`.
+fn described_by_headers(
+    headers: &reqwest::header::HeaderMap,
+    reference: &Reference,
+) -> Result<(Option<Subject>, String), SignError> {
+    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let digest = match (header("docker-content-digest"), reference.digest()) {
+        (Some(named), Some(expected)) if named != expected => {
+            return Err(SignError::DigestMismatch {
+                expected: expected.to_owned(),
+                actual: named.to_owned(),
+            });
+        }
+        (Some(named), _) if is_sha256(named) => named.to_owned(),
+        (None, Some(expected)) => expected.to_owned(),
+        _ => return Err(SignError::Unresolvable(reference.whole())),
+    };
+    // `Content-Type` may carry parameters; only the manifest types asked for describe one.
+    let media_type = header("content-type")
+        .map(|v| v.split(';').next().unwrap_or_default().trim())
+        .filter(|m| ACCEPT.contains(m));
+    let size = header("content-length")
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|n| (1..=MAX_MANIFEST as u64).contains(n));
+    let subject = media_type.zip(size).map(|(media_type, size)| Subject {
+        media_type: media_type.to_owned(),
+        digest: digest.clone(),
+        size,
+    });
+    Ok((subject, digest))
+}
+
+/// `sha256:` and 64 lowercase hex digits: a digest worth signing.
+fn is_sha256(digest: &str) -> bool {
+    digest.strip_prefix("sha256:").is_some_and(|hex| {
+        hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
 }
 
 /// Signs `reference` with `key` and pushes the signature.
@@ -324,5 +423,85 @@ mod tests {
             describe(docker, None).expect("subject").media_type,
             ACCEPT[3]
         );
+    }
+
+    #[test]
+    fn a_head_describes_the_manifest_when_it_names_a_manifest_type_and_a_sane_size() {
+        use reqwest::header::{HeaderMap, HeaderValue};
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        let headers = |pairs: &[(&'static str, &str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, HeaderValue::from_str(v).expect("value"));
+            }
+            h
+        };
+        let by_tag: Reference = "127.0.0.1:5000/team/app:v1".parse().expect("reference");
+        let full = headers(&[
+            ("docker-content-digest", &digest),
+            ("content-type", &format!("{OCI_MANIFEST}; charset=utf-8")),
+            ("content-length", "512"),
+        ]);
+        let (subject, d) = described_by_headers(&full, &by_tag).expect("described");
+        assert_eq!(d, digest);
+        let subject = subject.expect("subject");
+        assert_eq!(
+            (
+                subject.media_type.as_str(),
+                subject.digest.as_str(),
+                subject.size
+            ),
+            (OCI_MANIFEST, digest.as_str(), 512)
+        );
+
+        // Named but not described: a digest alone.
+        for partial in [
+            headers(&[
+                ("docker-content-digest", &digest),
+                ("content-length", "512"),
+            ]),
+            headers(&[
+                ("docker-content-digest", &digest),
+                ("content-type", "text/html"),
+                ("content-length", "512"),
+            ]),
+            headers(&[
+                ("docker-content-digest", &digest),
+                ("content-type", OCI_MANIFEST),
+                ("content-length", "0"),
+            ]),
+            headers(&[
+                ("docker-content-digest", &digest),
+                ("content-type", OCI_MANIFEST),
+                ("content-length", "999999999"),
+            ]),
+        ] {
+            let (subject, d) = described_by_headers(&partial, &by_tag).expect("named");
+            assert!(subject.is_none());
+            assert_eq!(d, digest);
+        }
+
+        // Not named at all, or named badly: nothing to sign by tag.
+        for unnamed in [
+            headers(&[("content-type", OCI_MANIFEST), ("content-length", "512")]),
+            headers(&[("docker-content-digest", "sha256:short")]),
+        ] {
+            assert!(matches!(
+                described_by_headers(&unnamed, &by_tag),
+                Err(SignError::Unresolvable(_))
+            ));
+        }
+
+        // By digest: the header must agree with it.
+        let by_digest: Reference = format!("127.0.0.1:5000/team/app@{digest}")
+            .parse()
+            .expect("reference");
+        assert!(described_by_headers(&full, &by_digest).is_ok());
+        let other = format!("sha256:{}", "cd".repeat(32));
+        let lying = headers(&[("docker-content-digest", &other)]);
+        assert!(matches!(
+            described_by_headers(&lying, &by_digest),
+            Err(SignError::DigestMismatch { .. })
+        ));
     }
 }

@@ -400,20 +400,69 @@ async fn sigstore_js_verifies_what_berth_signs_with_new_bundle_format() {
     assert_eq!(trust["status"], "verified", "{trust}");
     assert_eq!(trust["key"], key_hint_id(&bundle));
 
-    // An enforcing hub shows an unsigned manifest to nobody, and a referrer must describe it:
-    // said plainly.
-    b.push_image("strict/app", "v1", 3, 1).await;
-    let (signed, _, err) = with_password(&[
-        "sign",
-        "--new-bundle-format",
-        "--key",
-        key.to_str().unwrap(),
-        &format!("{}/strict/app:v1", b.host()),
-    ]);
-    assert!(
-        !signed && err.contains("without --new-bundle-format"),
-        "{err}"
+    // An enforcing hub shows an unsigned manifest to nobody but describes it on HEAD, which is
+    // all a referrer's subject needs: berth signs in this form there too, as cosign does
+    // against Harbor, and the image is then served.
+    let sign_bundle = |image: &str| {
+        with_password(&[
+            "sign",
+            "--new-bundle-format",
+            "--key",
+            key.to_str().unwrap(),
+            image,
+        ])
+    };
+    let strict = b.push_image("strict/app", "v1", 3, 1).await;
+    let refused = b.get("/v2/strict/app/manifests/v1").await;
+    expect_error(refused, StatusCode::FORBIDDEN, "DENIED").await;
+    let (signed, out, err) = sign_bundle(&format!("{}/strict/app:v1", b.host()));
+    assert!(signed && out.contains(&strict.digest), "{out}{err}");
+    assert_eq!(
+        b.get("/v2/strict/app/manifests/v1").await.status(),
+        StatusCode::OK
     );
+    let referrers = b
+        .get(&format!(
+            "/v2/strict/app/referrers/{}?artifactType={}",
+            strict.digest,
+            BUNDLE.replace('+', "%2B")
+        ))
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    let referrer: Value = b
+        .http
+        .get(b.url(&format!(
+            "/v2/strict/app/manifests/{}",
+            referrers["manifests"][0]["digest"].as_str().unwrap()
+        )))
+        .header("accept", OCI_MANIFEST)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(referrer["subject"], strict.descriptor(), "{referrer}");
+
+    // And docker pulls a real image, refused until berth signed it so.
+    let (Some(docker), Some(busybox)) = (
+        crate::real_clients::Docker::get(),
+        crate::real_clients::busybox(),
+    ) else {
+        return;
+    };
+    let image = format!("{}/strict/busybox:v1", b.host());
+    crate::real_clients::docker_build(&docker, &busybox, "bundle-signed-by-berth", &image);
+    docker.ok(&["push", &image]);
+    docker.ok(&["rmi", &image]);
+    let (pulled, _, err) = docker.run(&["pull", &image]);
+    assert!(!pulled && err.contains("denied"), "{err}");
+    let (signed, out, err) = sign_bundle(&image);
+    assert!(signed && out.contains("sigstore bundle"), "{out}{err}");
+    docker.ok(&["pull", &image]);
+    docker.ok(&["rmi", &image]);
 }
 
 /// cosign's hint for the PEM public key in `file`, computed with openssl.

@@ -367,8 +367,8 @@ async fn an_enforcing_hub_serves_what_berth_signed_to_docker_and_berth_run() {
     let (pulled, _, err) = docker.run(&["pull", &image]);
     assert!(!pulled && err.contains("denied"), "{err}");
 
-    // The hub serves an unsigned manifest to nobody but names its digest on HEAD: berth signs
-    // by tag (the signature goes under cosign's tag, as the manifest cannot be described).
+    // The hub serves an unsigned manifest to nobody but names and describes it on HEAD: berth
+    // signs by tag, under cosign's tag and as a referrer.
     let key = dir.join("team.key");
     let digest = b.head("/v2/signed/busybox/manifests/v1").await.headers()["docker-content-digest"]
         .to_str()
@@ -384,6 +384,17 @@ async fn an_enforcing_hub_serves_what_berth_signed_to_docker_and_berth_run() {
             .await
             .status(),
         reqwest::StatusCode::OK
+    );
+    let referrers: Value = b
+        .get(&format!("/v2/signed/busybox/referrers/{digest}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        referrers["manifests"][0]["artifactType"],
+        "application/vnd.dev.cosign.artifact.sig.v1+json",
+        "{referrers}"
     );
 
     docker.ok(&["pull", &image]);

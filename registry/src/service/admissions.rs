@@ -4,8 +4,9 @@
 //! four queries (the signatures under cosign's tag and as referrers, then the verdict), which
 //! cut the rate of manifest `GET`s to a quarter in `bench/run`. A hot image is pulled by many
 //! clients at once; remembering "admitted" for [`TTL`] makes those pulls as cheap as without a
-//! policy. Only admissions are remembered: a refusal is checked again on every pull, so an
-//! image signed a moment ago is served at once.
+//! policy: the cache is asked first, before the manifest is even parsed, and a lookup
+//! allocates nothing. Only admissions are remembered (and artifacts, which are never refused):
+//! a refusal is checked again on every pull, so an image signed a moment ago is served at once.
 //!
 //! What can turn an admission into a refusal is a signature going away (its manifest deleted,
 //! or cosign's `.sig` tag moved) or a key leaving the policy. This replica forgets a
@@ -13,6 +14,8 @@
 //! `berth gc` in another process are seen within [`TTL`]; keys change with a restart, which
 //! starts empty. Bounded: at most [`CAPACITY`] entries, least recently used first out.
 
+use std::borrow::Borrow;
+use std::hash::{Hash, Hasher};
 use std::num::NonZeroUsize;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -24,7 +27,65 @@ pub const TTL: Duration = Duration::from_secs(5);
 /// How many admissions are remembered.
 pub const CAPACITY: usize = 10_000;
 
-type Key = (String, Digest, String);
+/// (repository, manifest digest, policy key set), owned by the cache.
+struct Key {
+    repo: Box<str>,
+    digest: Digest,
+    keyset: Box<str>,
+}
+
+/// The parts of a key, owned or borrowed: a pull looks its admission up with the names it
+/// already holds, allocating nothing (the `dyn` [`Borrow`] form `lru` accepts for lookups).
+trait Parts {
+    fn parts(&self) -> (&str, &Digest, &str);
+}
+
+impl Parts for Key {
+    fn parts(&self) -> (&str, &Digest, &str) {
+        (&self.repo, &self.digest, &self.keyset)
+    }
+}
+
+impl Parts for (&str, &Digest, &str) {
+    fn parts(&self) -> (&str, &Digest, &str) {
+        (self.0, self.1, self.2)
+    }
+}
+
+impl<'a> Borrow<dyn Parts + 'a> for Key {
+    fn borrow(&self) -> &(dyn Parts + 'a) {
+        self
+    }
+}
+
+impl Hash for dyn Parts + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.parts().hash(state);
+    }
+}
+
+impl PartialEq for dyn Parts + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for dyn Parts + '_ {}
+
+// The owned key hashes and compares as its borrowed form, as `Borrow` requires.
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.parts().hash(state);
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for Key {}
 
 /// Recent admissions by (repository, manifest digest, policy key set).
 pub struct Admissions(Mutex<lru::LruCache<Key, Instant>>);
@@ -38,14 +99,16 @@ impl Default for Admissions {
 }
 
 impl Admissions {
-    /// Whether `digest` of `repo` was admitted under `keyset` within [`TTL`].
+    /// Whether `digest` of `repo` was admitted under `keyset` within [`TTL`]. Allocates
+    /// nothing.
     pub fn admitted(&self, repo: &RepoName, digest: &Digest, keyset: &str) -> bool {
-        let key = (repo.as_str().to_owned(), digest.clone(), keyset.to_owned());
+        let key = (repo.as_str(), digest, keyset);
+        let key: &dyn Parts = &key;
         let mut cache = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        match cache.get(&key) {
+        match cache.get(key) {
             Some(at) if at.elapsed() < TTL => true,
             Some(_) => {
-                cache.pop(&key);
+                cache.pop(key);
                 false
             }
             None => false,
@@ -54,25 +117,25 @@ impl Admissions {
 
     /// Records that `digest` of `repo` was admitted under `keyset` now.
     pub fn remember(&self, repo: &RepoName, digest: &Digest, keyset: &str) {
-        let key = (repo.as_str().to_owned(), digest.clone(), keyset.to_owned());
+        let key = Key {
+            repo: repo.as_str().into(),
+            digest: digest.clone(),
+            keyset: keyset.into(),
+        };
+        let now = Instant::now();
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .put(key, Instant::now());
+            .put(key, now);
     }
 
     /// Forgets every admission in `repo` (a manifest of it was pushed or deleted, which may
     /// have added or removed a signature).
     pub fn forget_repository(&self, repo: &RepoName) {
-        let mut cache = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let stale: Vec<Key> = cache
-            .iter()
-            .filter(|((r, _, _), _)| r == repo.as_str())
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in stale {
-            cache.pop(&key);
-        }
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|key, _| &*key.repo != repo.as_str());
     }
 }
 

@@ -233,8 +233,15 @@ impl Registry {
             return self.pull_manifest(repo, reference, content).await;
         };
         let m = self.pull_manifest(repo, reference, true).await?;
+        // The hot path: a manifest admitted lately is served without being parsed or checked.
+        if self.admissions.admitted(repo, &m.digest, policy.keyset()) {
+            return Ok(m);
+        }
         if is_runnable(&m.content) {
             self.admit(repo, &m.digest, policy).await?;
+        } else {
+            // An artifact is never refused, and its bytes never change: nothing to parse again.
+            self.admissions.remember(repo, &m.digest, policy.keyset());
         }
         Ok(m)
     }
@@ -288,10 +295,10 @@ impl Registry {
         Err(refused(&verdict.detail))
     }
 
+    /// Admits a pull of `digest` if a trusted key vouches for it or for an index of the
+    /// repository listing it, and remembers the admission; refuses it otherwise (a refusal is
+    /// never remembered).
     async fn admit(&self, repo: &RepoName, digest: &Digest, policy: &Policy) -> RegistryResult<()> {
-        if self.admissions.admitted(repo, digest, policy.keyset()) {
-            return Ok(());
-        }
         let own = self.verdict(repo, digest, policy).await?;
         if own.status == Status::Verified.as_str() {
             self.admissions.remember(repo, digest, policy.keyset());
