@@ -36,6 +36,7 @@ mod real_clients;
 mod replicas;
 mod runtime_pull;
 mod runtime_run;
+mod scan_cli;
 mod sigstore_js;
 mod sso;
 mod storage;
