@@ -85,11 +85,16 @@ async fn push_image(b: &Berth, repo: &str, tag: &str) -> String {
 /// stdout, stderr).
 fn run(b: &Berth, rt: &Runtime, args: &[&str]) -> (i32, String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
+    // The configuration refuses BERTH_ variables it does not know (the runtime's BERTH_ROOT
+    // and BERTH_AUTH_FILE among them), so the store is given as --root.
     cmd.args(args)
         .arg("--data-dir")
         .arg(&b.data_dir)
         .env_remove("RUST_LOG");
-    for (k, v) in b.env().iter().chain(&rt.env) {
+    if args[0] == "scan" {
+        cmd.arg("--root").arg(rt.store());
+    }
+    for (k, v) in b.env() {
         cmd.env(k, v);
     }
     let out = cmd.output().unwrap();
