@@ -394,12 +394,17 @@ struct AllowItem {
     reason: Option<String>,
 }
 
-/// Reads an allowlist: JSON when the file starts with `{` or `[`, TOML otherwise. TOML's own
+/// Reads an allowlist: JSON when the file is `*.json` or starts with `{`, TOML otherwise. TOML's own
 /// dates and times are accepted for `expires` as well as strings.
 fn load_allowlist(path: &Path) -> anyhow::Result<Allowlist> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the allowlist {}", path.display()))?;
-    let items: Vec<AllowItem> = if text.trim_start().starts_with(['{', '[']) {
+    // TOML's `[[allow]]` starts with `[` too: a JSON array is recognised by its extension.
+    let json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        || text.trim_start().starts_with('{');
+    let items: Vec<AllowItem> = if json {
         let value: serde_json::Value = serde_json::from_str(&text)
             .with_context(|| format!("the allowlist {} is not valid JSON", path.display()))?;
         let parsed: Result<Vec<AllowItem>, _> = if value.is_array() {
