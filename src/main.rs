@@ -5,6 +5,7 @@ mod container_cli;
 mod events_cli;
 mod progress;
 mod runtime_cli;
+mod scan_cli;
 mod store_cli;
 mod table;
 mod trust_cli;
@@ -134,12 +135,26 @@ enum Command {
     /// (`status`, `show`).
     ///
     /// Works directly on the configured database, with or without a running server.
-    /// Scanning images against it is not there yet.
+    /// `berth scan IMAGE` matches images against it.
     Vulndb {
         #[command(flatten)]
         config: ConfigArgs,
         #[command(subcommand)]
         command: vulndb_cli::VulnDbCommand,
+    },
+    /// Scan an image for known vulnerabilities: its packages matched against the advisory
+    /// database (`berth vulndb update`).
+    ///
+    /// IMAGE is an image of the runtime store (`berth images`), else a reference whose layers
+    /// are streamed from its registry (nothing is stored). Exit status: 0 when no finding
+    /// outside the allowlist is at or above --fail-on (always, without --fail-on), 1 when one
+    /// is, 2 when the scan failed (no advisory database, an unreachable registry, a bad
+    /// allowlist).
+    Scan {
+        #[command(flatten)]
+        config: ConfigArgs,
+        #[command(flatten)]
+        args: scan_cli::ScanArgs,
     },
     #[command(flatten)]
     Runtime(runtime_cli::RuntimeCommand),
@@ -250,6 +265,21 @@ fn main() -> ExitCode {
                 &config,
                 |c| async move { vulndb_cli::run(&c, command).await },
             )
+        }
+        Command::Scan { config, args } => {
+            let scanned = load_config(&config).and_then(|mut c| {
+                c.log.level = "warn".into();
+                berth_registry::telemetry::init(&c.log)?;
+                scan_cli::run(&c, args)
+            });
+            return match scanned {
+                Ok(false) => ExitCode::SUCCESS,
+                Ok(true) => ExitCode::from(1),
+                Err(e) => {
+                    let _ = writeln!(std::io::stderr(), "berth: {e:#}");
+                    ExitCode::from(2)
+                }
+            };
         }
         Command::Runtime(command) => {
             runtime_log();

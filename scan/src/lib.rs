@@ -6,6 +6,8 @@
 //!   which advisories' ranges are evaluated in.
 //! - [`osv`]: advisories in the OSV format, evaluated against an installed version, and their
 //!   severities.
+//! - [`matching`]: an inventory's packages named as OSV names them, matched against advisory
+//!   records: findings with severity and fixed version; allowlists and severity thresholds.
 //! - [`sbom`]: an inventory as a CycloneDX 1.6 or SPDX 2.3 JSON document, each package named by
 //!   its package URL.
 //!
@@ -14,6 +16,7 @@
 //! private temporary copy). It depends on nothing else of berth.
 
 pub mod inventory;
+pub mod matching;
 pub mod osv;
 pub mod sbom;
 pub mod version;

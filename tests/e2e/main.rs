@@ -37,6 +37,7 @@ mod real_clients;
 mod replicas;
 mod runtime_pull;
 mod runtime_run;
+mod scan_cli;
 mod scan_hub;
 mod sigstore_js;
 mod sso;

@@ -123,6 +123,20 @@ pub struct StoredAdvisory {
     pub record: String,
 }
 
+/// A stored record found for a package, as [`AdvisoryStore::advisories_for`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CandidateAdvisory {
+    /// Its id.
+    pub id: String,
+    /// The record's JSON, as published: matching evaluates its ranges.
+    pub record: String,
+}
+
+/// Packages looked up per query by [`AdvisoryStore::advisories_for`]: three bound parameters
+/// each, far below SQLite's 32766 and PostgreSQL's 65535, and an `OR` of this many index
+/// lookups plans as one on both.
+pub const PACKAGES_PER_QUERY: usize = 300;
+
 /// The advisory database's queries.
 #[async_trait]
 pub trait AdvisoryStore {
@@ -150,4 +164,13 @@ pub trait AdvisoryStore {
 
     /// Records a source's import (replacing the row of the same source).
     async fn advisory_save_source(&self, source: &AdvisorySource) -> MetaResult<()>;
+
+    /// The stored records, not withdrawn, that name any of `packages` in its ecosystem, in its
+    /// release or in none (a record for `Debian` without a release names every release), each
+    /// once, by id. One query per [`PACKAGES_PER_QUERY`] packages, over the
+    /// `(ecosystem, name)` index.
+    async fn advisories_for(
+        &self,
+        packages: &[AdvisoryPackage],
+    ) -> MetaResult<Vec<CandidateAdvisory>>;
 }

@@ -5,7 +5,8 @@ macro_rules! advisory_queries {
     ($conn:ty) => {
         use $crate::meta::MetaResult;
         use $crate::meta::advisories::{
-            AdvisoryCounts, AdvisorySource, NewAdvisory, StoredAdvisory, UpsertCounts,
+            AdvisoryCounts, AdvisoryPackage, AdvisorySource, CandidateAdvisory, NewAdvisory,
+            PACKAGES_PER_QUERY, StoredAdvisory, UpsertCounts,
         };
 
         /// A stored count (never negative) as a count.
@@ -130,6 +131,45 @@ macro_rules! advisory_queries {
                 imported_at: row.9,
                 record: row.10,
             }))
+        }
+
+        pub(super) async fn candidates(
+            conn: &mut $conn,
+            packages: &[AdvisoryPackage],
+        ) -> MetaResult<Vec<CandidateAdvisory>> {
+            let mut found = std::collections::BTreeMap::new();
+            for chunk in packages.chunks(PACKAGES_PER_QUERY) {
+                // Only placeholders are formatted in; every value is bound.
+                let mut sql = String::from(
+                    "SELECT DISTINCT a.id, a.record FROM advisory_packages p
+                     JOIN advisories a ON a.id = p.advisory_id
+                     WHERE a.withdrawn IS NULL AND (",
+                );
+                for i in 0..chunk.len() {
+                    let n = i * 3;
+                    if i > 0 {
+                        sql.push_str(" OR ");
+                    }
+                    sql.push_str(&format!(
+                        "(p.ecosystem = ${} AND p.name = ${} AND p.ecosystem_release IN (${}, ''))",
+                        n + 1,
+                        n + 2,
+                        n + 3
+                    ));
+                }
+                sql.push(')');
+                let mut query = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql));
+                for p in chunk {
+                    query = query.bind(&p.ecosystem).bind(&p.name).bind(&p.release);
+                }
+                for (id, record) in query.fetch_all(&mut *conn).await? {
+                    found.insert(id, record);
+                }
+            }
+            Ok(found
+                .into_iter()
+                .map(|(id, record)| CandidateAdvisory { id, record })
+                .collect())
         }
 
         pub(super) async fn counts(conn: &mut $conn) -> MetaResult<AdvisoryCounts> {
@@ -275,6 +315,12 @@ macro_rules! impl_advisory_store {
                 source: &$crate::meta::advisories::AdvisorySource,
             ) -> $crate::meta::MetaResult<()> {
                 $crate::meta::account_sql::run_owned!($conn; self.account_write, [source], |c| vq::save_source(c, &source))
+            }
+            async fn advisories_for(
+                &self,
+                packages: &[$crate::meta::advisories::AdvisoryPackage],
+            ) -> $crate::meta::MetaResult<Vec<$crate::meta::advisories::CandidateAdvisory>> {
+                $crate::meta::account_sql::run_owned!($conn; self.account_read, [packages], |c| vq::candidates(c, &packages))
             }
         }
     };
