@@ -1288,6 +1288,11 @@ impl Config {
     }
 }
 
+/// Variables of `berth`'s runtime commands whose names read like a setting of a configuration
+/// section (`BERTH_AUTH_FILE` is not `[auth] file`): `berth scan` and `berth sign` load the
+/// configuration with them set.
+const RUNTIME_ENV: &[&str] = &["BERTH_AUTH_FILE"];
+
 /// Sets each `BERTH_<SECTION>_<KEY>` variable into `table`, typed like the key's default.
 /// Variables whose section is not a configuration section (such as the runtime's
 /// `BERTH_ROOT`) are left alone; an unknown key in a known section is an error, so typos do
@@ -1302,8 +1307,13 @@ fn apply_env(
     })?;
     let vars: BTreeMap<String, String> = env
         .into_iter()
-        // The OIDC client secret is read where it is used, never into the configuration.
-        .filter(|(k, _)| k.starts_with("BERTH_") && k != OIDC_CLIENT_SECRET_ENV)
+        // The OIDC client secret is read where it is used, never into the configuration; the
+        // runtime's own variables are not settings even where they look like one.
+        .filter(|(k, _)| {
+            k.starts_with("BERTH_")
+                && k != OIDC_CLIENT_SECRET_ENV
+                && !RUNTIME_ENV.contains(&k.as_str())
+        })
         .collect();
     for (var, value) in vars {
         if var == crate::ldap::BIND_PASSWORD_ENV {
@@ -1468,6 +1478,7 @@ mod tests {
                 ("BERTH_DATABASE_URL", "sqlite:///tmp/x.db"),
                 ("BERTH_LOG_FORMAT", "json"),
                 ("BERTH_ROOT", "/var/lib/berth"),
+                ("BERTH_AUTH_FILE", "/root/.config/berth/auth.json"),
                 ("BERTH_TLS_CERT_FILE", "/etc/berth/cert.pem"),
                 ("BERTH_TLS_RELOAD_INTERVAL_SECS", "2"),
                 ("BERTH_METRICS_LISTEN", "127.0.0.1:9090"),

@@ -85,14 +85,14 @@ async fn push_image(b: &Berth, repo: &str, tag: &str) -> String {
 /// stdout, stderr).
 fn run(b: &Berth, rt: &Runtime, args: &[&str]) -> (i32, String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
-    // The configuration refuses BERTH_ variables it does not know (the runtime's BERTH_ROOT
-    // and BERTH_AUTH_FILE among them), so the store is given as --root.
+    // The runtime's variables (BERTH_ROOT, BERTH_AUTH_FILE) name the store and credentials, as
+    // a user's shell would; the configuration must not take them for settings.
     cmd.args(args)
         .arg("--data-dir")
         .arg(&b.data_dir)
         .env_remove("RUST_LOG");
-    if args[0] == "scan" {
-        cmd.arg("--root").arg(rt.store());
+    for (k, v) in &rt.env {
+        cmd.env(k, v);
     }
     for (k, v) in b.env() {
         cmd.env(k, v);
