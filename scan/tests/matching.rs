@@ -448,7 +448,11 @@ fn debian_python_modules_are_reported_once_as_the_os_package() {
         Some(("requests", None)),
     );
     let os_installed = [dpkg.clone(), dist_info("/usr/lib/python3/dist-packages")];
-    let found = match_packages(&os_installed, Some(&debian), &[requests.clone()]);
+    let found = match_packages(
+        &os_installed,
+        Some(&debian),
+        std::slice::from_ref(&requests),
+    );
     assert!(found.findings.is_empty(), "{:?}", found.findings);
     assert_eq!(
         targets(&os_installed, Some(&debian)),
@@ -457,7 +461,7 @@ fn debian_python_modules_are_reported_once_as_the_os_package() {
     );
     // pip's own directory, or no dpkg database: a PyPI package like any other.
     let pip = [dpkg, dist_info("/usr/local/lib/python3.11/dist-packages")];
-    let found = match_packages(&pip, Some(&debian), &[requests.clone()]);
+    let found = match_packages(&pip, Some(&debian), std::slice::from_ref(&requests));
     assert_eq!(found.findings.len(), 1);
     assert_eq!(found.findings[0].fixed, Some("2.31.0".into()));
     let alone = [dist_info("/usr/lib/python3/dist-packages")];
