@@ -17,15 +17,12 @@ use std::str::FromStr;
 use anyhow::{Context, bail};
 use berth_registry::config::Config;
 use berth_registry::meta::MetaStore;
-use berth_registry::meta::advisories::AdvisoryPackage;
 use berth_runtime::Reference;
 use berth_runtime::pull::Platform;
 use berth_runtime::store::Store;
 use berth_scan::inventory::{Inventory, Limits, Walker, default_cataloguers};
-use berth_scan::matching::{
-    AllowEntry, Allowlist, Finding, Findings, Threshold, match_packages, targets,
-};
-use berth_scan::osv::{Level, Record};
+use berth_scan::matching::{AllowEntry, Allowlist, Finding, Findings, Threshold};
+use berth_scan::osv::Level;
 use bytes::{Buf, Bytes};
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -105,24 +102,12 @@ pub fn run(config: &Config, args: ScanArgs) -> anyhow::Result<bool> {
             None => scan_remote(&args.image, &platform).await?,
         };
         let inventory = &scanned.inventory;
-        let wanted: Vec<AdvisoryPackage> = targets(&inventory.packages, inventory.os.as_ref())
-            .into_iter()
-            .map(|t| AdvisoryPackage {
-                ecosystem: t.ecosystem,
-                release: t.release,
-                name: t.name,
-            })
-            .collect();
-        let mut records = Vec::new();
-        for candidate in meta.advisories_for(&wanted).await? {
-            match Record::from_json(candidate.record.as_bytes()) {
-                Ok(r) => records.push(r),
-                Err(e) => {
-                    tracing::warn!(advisory = %candidate.id, error = %e, "stored advisory skipped")
-                }
-            }
-        }
-        let findings = match_packages(&inventory.packages, inventory.os.as_ref(), &records);
+        let (_, findings) = berth_registry::service::findings::match_inventory(
+            &*meta,
+            &inventory.packages,
+            inventory.os.as_ref(),
+        )
+        .await?;
         let report = Report::new(scanned, findings, &allowlist, &args, now());
         report.write_notes(&mut std::io::stderr().lock())?;
         let mut out = std::io::stdout().lock();

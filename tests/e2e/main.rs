@@ -38,6 +38,7 @@ mod replicas;
 mod runtime_pull;
 mod runtime_run;
 mod scan_cli;
+mod scan_findings;
 mod scan_hub;
 mod sigstore_js;
 mod sso;

@@ -16,7 +16,7 @@ use crate::runtime_pull::{E, Runtime, gzip, is_root, tar};
 
 const GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 
-fn data(dir: &str, file: &str) -> PathBuf {
+pub(crate) fn data(dir: &str, file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("scan/tests/data")
         .join(dir)
@@ -42,7 +42,7 @@ fn advisories() -> tempfile::TempDir {
 
 /// Pushes `repo:tag`: one layer with this machine's os-release and dpkg status, one with
 /// the repository's Cargo.lock. Returns the manifest digest.
-async fn push_image(b: &Berth, repo: &str, tag: &str) -> String {
+pub(crate) async fn push_image(b: &Berth, repo: &str, tag: &str) -> String {
     let os_release = std::fs::read("/etc/os-release").unwrap();
     let status = std::fs::read("/var/lib/dpkg/status").unwrap();
     let lock = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock")).unwrap();
@@ -133,7 +133,7 @@ fn findings(report: &Value) -> Vec<(String, String, String, Option<String>)> {
 
 /// Whether dpkg itself orders `a` before `b`: the oracle for which of this machine's
 /// packages the Debian records affect.
-fn dpkg_lt(a: &str, b: &str) -> bool {
+pub(crate) fn dpkg_lt(a: &str, b: &str) -> bool {
     Command::new("dpkg")
         .args(["--compare-versions", a, "lt", b])
         .status()
@@ -142,7 +142,7 @@ fn dpkg_lt(a: &str, b: &str) -> bool {
 }
 
 /// This machine's installed binary packages built from `source`: (name, version).
-fn installed_from(source: &str) -> Vec<(String, String)> {
+pub(crate) fn installed_from(source: &str) -> Vec<(String, String)> {
     let status = std::fs::read_to_string("/var/lib/dpkg/status").unwrap();
     let mut out = Vec::new();
     for stanza in status.split("\n\n") {
@@ -166,7 +166,7 @@ fn installed_from(source: &str) -> Vec<(String, String)> {
 }
 
 /// The version of `name` in the repository's Cargo.lock.
-fn locked(name: &str) -> String {
+pub(crate) fn locked(name: &str) -> String {
     let lock =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock")).unwrap();
     let needle = format!("name = \"{name}\"\nversion = \"");

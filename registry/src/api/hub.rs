@@ -1,5 +1,6 @@
 //! The JSON API of the hub's stored content under `/api/v1`: tag history and restores,
-//! storage usage per repository and namespace, trust status and image inventories (SBOMs).
+//! storage usage per repository and namespace, trust status, image inventories (SBOMs) and
+//! their vulnerability findings.
 //!
 //! Callers authenticate as on `/v2` (HTTP Basic with a password or access token, or a bearer
 //! token) and need pull on the repository to read, push to change it; with authentication
@@ -39,6 +40,7 @@ pub fn router(registry: Registry, gate: Option<Arc<Gate>>, trust_forwarded: bool
         .route("/api/v1/usage/{*scope}", get(usage))
         .route("/api/v1/trust/{*repository}", get(trust))
         .route("/api/v1/sbom/{*repository}", get(sbom))
+        .route("/api/v1/findings/{*repository}", get(findings))
         .with_state(Arc::new(Hub {
             registry: registry.clone(),
             gate: gate.clone(),
@@ -172,6 +174,66 @@ async fn sbom(
     };
     match hub.registry.sbom_of(&repo, &reference).await {
         Ok(found) => ok(super::scans::render(&repo, &found)),
+        Err(RegistryError::ManifestUnknown) => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such manifest in the repository",
+        ),
+        Err(e) => registry_error(&e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FindingParams {
+    reference: String,
+    severity: Option<String>,
+    fixable: Option<bool>,
+}
+
+/// `GET /api/v1/findings/REPO?reference=TAG|DIGEST[&severity=LEVEL][&fixable=true|false]`:
+/// the manifest's vulnerability findings (`status` as for the SBOM, `done` once matched),
+/// most severe first; `severity` keeps those at or above a level, `fixable` those with (or
+/// without) a fixed version.
+async fn findings(
+    State(hub): State<Arc<Hub>>,
+    Path(repository): Path<String>,
+    params: Result<Query<FindingParams>, axum::extract::rejection::QueryRejection>,
+    parts: Parts,
+) -> Response {
+    let Ok(Query(params)) = params else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "query parameters are reference (a tag or a digest), severity (unknown, low, medium, high, critical) and fixable (true or false)",
+        );
+    };
+    let repo = match hub.authorize(&parts, &repository, Actions::PULL).await {
+        Ok((repo, _)) => repo,
+        Err(response) => return response,
+    };
+    let Ok(reference) = Reference::parse(&params.reference) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "reference must be a tag or a digest",
+        );
+    };
+    let severity = match params
+        .severity
+        .as_deref()
+        .map(str::parse::<berth_scan::matching::Threshold>)
+        .transpose()
+    {
+        Ok(s) => s,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid", format!("severity: {e}")),
+    };
+    let filter = crate::service::findings::FindingFilter {
+        severity,
+        fixable: params.fixable,
+    };
+    match hub.registry.findings_for(&repo, &reference, filter).await {
+        Ok(found) => ok(super::scans::render_findings(&repo, &found)),
         Err(RegistryError::ManifestUnknown) => error(
             StatusCode::NOT_FOUND,
             "not_found",

@@ -1,9 +1,12 @@
-//! The JSON body of `GET /api/v1/sbom/REPO?reference=R` (the handler is in [`super::hub`]).
+//! The JSON bodies of `GET /api/v1/sbom/REPO?reference=R` and `GET /api/v1/findings/REPO`
+//! (the handlers are in [`super::hub`]).
 
 use serde_json::{Value, json};
 
 use crate::domain::RepoName;
+use crate::meta::findings::MatchRecord;
 use crate::meta::scans::ScanStatus;
+use crate::service::findings::ManifestFindings;
 use crate::service::sbom::ManifestSbom;
 
 /// The manifest's inventory as JSON.
@@ -36,6 +39,29 @@ pub(super) fn render(repo: &RepoName, found: &ManifestSbom) -> Value {
             .unwrap_or_else(|| json!([]));
         body["sbom"] = json!(scan.sbom_digest);
         body["packages"] = json!(scan.packages);
+        body["vulnerabilities"] = matched(found.matched.as_ref());
     }
     body
+}
+
+/// A match's summary: `{generation, matched_at, counts}`, or null before the first.
+fn matched(m: Option<&MatchRecord>) -> Value {
+    m.map_or(Value::Null, |m| {
+        json!({
+            "generation": m.generation,
+            "matched_at": m.matched_at,
+            "counts": m.summary,
+        })
+    })
+}
+
+/// The manifest's findings as JSON.
+pub(super) fn render_findings(repo: &RepoName, found: &ManifestFindings) -> Value {
+    json!({
+        "repository": repo.as_str(),
+        "digest": found.digest.to_string(),
+        "status": found.status.as_str(),
+        "matched": matched(found.matched.as_ref()),
+        "findings": found.findings,
+    })
 }

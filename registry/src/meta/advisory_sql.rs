@@ -26,6 +26,9 @@ macro_rules! advisory_queries {
             now: i64,
         ) -> MetaResult<UpsertCounts> {
             let mut counts = UpsertCounts::default();
+            // The generation this transaction's records are stamped with, taken when the
+            // first record is written (see migrations/*/0020_findings.sql).
+            let mut generation: Option<i64> = None;
             for a in batch {
                 let old: Option<i64> =
                     sqlx::query_scalar("SELECT modified_ms FROM advisories WHERE id = $1")
@@ -40,17 +43,29 @@ macro_rules! advisory_queries {
                     Some(_) => counts.updated += 1,
                     None => counts.new += 1,
                 }
+                let stamp = match generation {
+                    Some(g) => g,
+                    None => {
+                        let g: i64 = sqlx::query_scalar(
+                            "UPDATE vulndb_generation SET value = value + 1 WHERE id = 1 RETURNING value",
+                        )
+                        .fetch_one(&mut *conn)
+                        .await?;
+                        *generation.insert(g)
+                    }
+                };
                 let aliases = serde_json::to_string(&a.aliases).unwrap_or_else(|_| "[]".into());
                 sqlx::query(
                     "INSERT INTO advisories (id, modified, modified_ms, published, withdrawn,
-                         summary, aliases, severity, score, record, source, imported_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                         summary, aliases, severity, score, record, source, imported_at, generation)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
                      ON CONFLICT (id) DO UPDATE SET modified = excluded.modified,
                          modified_ms = excluded.modified_ms, published = excluded.published,
                          withdrawn = excluded.withdrawn, summary = excluded.summary,
                          aliases = excluded.aliases, severity = excluded.severity,
                          score = excluded.score, record = excluded.record,
-                         source = excluded.source, imported_at = excluded.imported_at",
+                         source = excluded.source, imported_at = excluded.imported_at,
+                         generation = excluded.generation",
                 )
                 .bind(&a.id)
                 .bind(&a.modified)
@@ -64,6 +79,7 @@ macro_rules! advisory_queries {
                 .bind(&a.record)
                 .bind(source)
                 .bind(now)
+                .bind(stamp)
                 .execute(&mut *conn)
                 .await?;
                 sqlx::query("DELETE FROM advisory_packages WHERE advisory_id = $1")

@@ -101,6 +101,9 @@ pub enum Action {
     ImmutableRuleAdd,
     /// An organization's immutable-tag rule was deleted (detail: old and new rule).
     ImmutableRuleDelete,
+    /// An image's findings were matched for the first time, or changed when the advisory
+    /// database did (detail: trigger, generation, packages, summary).
+    ScanCompleted,
 }
 
 /// The events webhooks subscribe to.
@@ -113,11 +116,13 @@ pub enum HookEvent {
     Delete,
     /// Signature verdicts reached or changed (`trust.verdict`).
     Trust,
+    /// Vulnerability findings matched or changed (`scan.completed`).
+    Scan,
 }
 
 impl Action {
     /// Every action, for parsing stored names.
-    pub const ALL: [Action; 29] = [
+    pub const ALL: [Action; 30] = [
         Action::ManifestPush,
         Action::ManifestDelete,
         Action::TagDelete,
@@ -147,6 +152,7 @@ impl Action {
         Action::KeyRetire,
         Action::ImmutableRuleAdd,
         Action::ImmutableRuleDelete,
+        Action::ScanCompleted,
     ];
 
     /// The stored name.
@@ -181,6 +187,7 @@ impl Action {
             Action::KeyRetire => "key.retire",
             Action::ImmutableRuleAdd => "immutable.rule.add",
             Action::ImmutableRuleDelete => "immutable.rule.delete",
+            Action::ScanCompleted => "scan.completed",
         }
     }
 
@@ -195,6 +202,7 @@ impl Action {
             Action::ManifestPush | Action::TagRestore => Some(HookEvent::Push),
             Action::ManifestDelete | Action::TagDelete => Some(HookEvent::Delete),
             Action::TrustVerdict => Some(HookEvent::Trust),
+            Action::ScanCompleted => Some(HookEvent::Scan),
             _ => None,
         }
     }
@@ -208,6 +216,7 @@ impl Action {
             Action::TagRestore => "dev.berth.tag.restored",
             Action::WebhookTest => "dev.berth.webhook.test",
             Action::TrustVerdict => "dev.berth.trust.verdict",
+            Action::ScanCompleted => "dev.berth.scan.completed",
             // Account changes reach no webhook; a stable name all the same.
             _ => "dev.berth.audit",
         }

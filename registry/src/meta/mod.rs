@@ -17,6 +17,8 @@ pub mod browse;
 mod browse_sql;
 mod cache;
 pub mod events;
+mod finding_sql;
+pub mod findings;
 pub mod gc;
 mod gc_sql;
 pub mod history;
@@ -45,6 +47,7 @@ pub use accounts::AccountStore;
 pub use advisories::AdvisoryStore;
 pub use audit::AuditStore;
 pub use browse::BrowseStore;
+pub use findings::FindingStore;
 pub use gc::GcStore;
 pub use history::HistoryStore;
 pub use immutable_rules::ImmutableRuleStore;
@@ -240,6 +243,7 @@ pub trait MetaStore:
     + AdvisoryStore
     + AuditStore
     + BrowseStore
+    + FindingStore
     + GcStore
     + HistoryStore
     + ImmutableRuleStore

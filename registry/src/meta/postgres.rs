@@ -166,6 +166,8 @@ super::immutable_rules::impl_immutable_rule_store!(PostgresStore, sqlx::PgConnec
 super::browse_sql::impl_browse_store!(PostgresStore, sqlx::PgConnection);
 super::trust_sql::impl_trust_store!(PostgresStore, sqlx::PgConnection);
 super::advisory_sql::impl_advisory_store!(PostgresStore, sqlx::PgConnection);
+
+super::finding_sql::impl_finding_store!(PostgresStore, sqlx::PgConnection);
 // Replicas claiming at once each take a different job.
 super::scan_sql::impl_scan_store!(PostgresStore, sqlx::PgConnection, " FOR UPDATE SKIP LOCKED");
 // Replicas delivering at once each take different due deliveries.

@@ -91,7 +91,8 @@ macro_rules! scan_queries {
             let n = sqlx::query(
                 "UPDATE scans SET status = 'done', lease_owner = NULL, lease_until = 0,
                      finished_at = $3, duration_ms = $4, reason = NULL, os_id = $5,
-                     os_version = $6, os_name = $7, problems = $8, sbom_digest = $9
+                     os_version = $6, os_name = $7, problems = $8, sbom_digest = $9,
+                     matched_generation = NULL
                  WHERE manifest_id = $1 AND lease_owner = $2 AND status = 'running'",
             )
             .bind(job.manifest_id)

@@ -1,9 +1,13 @@
 //! Image inventories: `berth_scan_jobs{status}`, the queue as the database holds it (every
 //! replica reports the same values, read when scraped, at most once per [`SAMPLE_TTL`]);
 //! `berth_scan_jobs_ended_total{outcome}` and `berth_scan_duration_seconds`, what this
-//! process's workers did. Label values are fixed: four statuses, three outcomes.
+//! process's workers did; `berth_scan_findings{severity}`, the stored findings of every
+//! matched image (sampled as the queue is); and `berth_blob_reads_total`, the blob reads this
+//! process started (pulls and inventories; matching reads none). Label values are fixed: four
+//! statuses, three outcomes, six severities.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -27,6 +31,13 @@ struct StatusLabel {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct SeverityLabel {
+    severity: &'static str,
+}
+
+const SEVERITIES: [&str; 6] = ["critical", "high", "medium", "low", "none", "unknown"];
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct OutcomeLabel {
     outcome: &'static str,
 }
@@ -37,6 +48,10 @@ pub struct ScanMetrics {
     jobs: Family<StatusLabel, Gauge>,
     ended: Family<OutcomeLabel, Counter>,
     duration: Histogram,
+    findings: Family<SeverityLabel, Gauge>,
+    blob_reads: Counter,
+    /// The registry's blob read count when last scraped.
+    blob_reads_seen: AtomicU64,
     sampled: Mutex<Option<Instant>>,
 }
 
@@ -79,10 +94,28 @@ impl ScanMetrics {
             "Time one image inventory attempt took in this process (layers read, SBOM stored)",
             duration.clone(),
         );
+        let findings = Family::<SeverityLabel, Gauge>::default();
+        for severity in SEVERITIES {
+            findings.get_or_create_owned(&SeverityLabel { severity });
+        }
+        families.register(
+            "berth_scan_findings",
+            "Vulnerability findings of every matched image in the database, by severity",
+            findings.clone(),
+        );
+        let blob_reads = Counter::default();
+        families.register(
+            "berth_blob_reads",
+            "Blob reads this process started (pulls, image inventories)",
+            blob_reads.clone(),
+        );
         Self {
             jobs,
             ended,
             duration,
+            findings,
+            blob_reads,
+            blob_reads_seen: AtomicU64::new(0),
             sampled: Mutex::new(None),
         }
     }
@@ -99,6 +132,9 @@ impl ScanMetrics {
 
     /// Reads the queue from the database unless a recent sample stands.
     pub async fn refresh(&self, registry: &crate::service::Registry) {
+        let reads = registry.blob_reads();
+        let seen = self.blob_reads_seen.swap(reads, Ordering::Relaxed);
+        self.blob_reads.inc_by(reads.saturating_sub(seen));
         {
             let Ok(mut sampled) = self.sampled.lock() else {
                 return;
@@ -120,6 +156,19 @@ impl ScanMetrics {
                 }
             }
             Err(e) => tracing::warn!(error = %e, "cannot count the scan jobs"),
+        }
+        match registry.findings_totals().await {
+            Ok(t) => {
+                for (severity, n) in SEVERITIES
+                    .into_iter()
+                    .zip([t.critical, t.high, t.medium, t.low, t.none, t.unknown])
+                {
+                    self.findings
+                        .get_or_create(&SeverityLabel { severity })
+                        .set(i64::try_from(n).unwrap_or(i64::MAX));
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot count the findings"),
         }
     }
 }

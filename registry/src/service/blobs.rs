@@ -95,6 +95,8 @@ impl Registry {
             })
             .transpose()?;
         let partial = range.is_some();
+        self.blob_reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match self.blobs.get(digest, location.as_deref(), range).await? {
             Some(read) => Ok(BlobContent {
                 size,

@@ -19,6 +19,7 @@ pub mod admissions;
 mod audit;
 mod blobs;
 pub mod browse;
+pub mod findings;
 pub mod gc;
 pub mod history;
 pub mod identity;
@@ -213,6 +214,9 @@ pub struct Registry {
     mirrors: Arc<proxy::Mirrors>,
     /// Pulls a trust policy admitted in the last seconds (the hot path of enforcing policies).
     admissions: Arc<admissions::Admissions>,
+    /// Blob reads this process started (pulls, inventories): what tells that matching
+    /// reads no layer.
+    blob_reads: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Registry {
@@ -226,7 +230,13 @@ impl Registry {
             pulls: Arc::new(retention::PullLog::default()),
             mirrors: Arc::new(proxy::Mirrors::default()),
             admissions: Arc::new(admissions::Admissions::default()),
+            blob_reads: Arc::default(),
         }
+    }
+
+    /// Blob reads this process started.
+    pub fn blob_reads(&self) -> u64 {
+        self.blob_reads.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// This registry with `mirrors` as its pull-through caches.

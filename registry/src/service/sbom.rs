@@ -51,6 +51,8 @@ pub struct ManifestSbom {
     pub digest: Digest,
     /// Its job and inventory, if it was queued for one.
     pub scan: Option<ScanRecord>,
+    /// Its findings' last match, if it was matched.
+    pub matched: Option<crate::meta::findings::MatchRecord>,
 }
 
 impl Registry {
@@ -164,9 +166,14 @@ impl Registry {
             .meta
             .scan_of(repo.as_str(), &manifest.digest.to_string())
             .await?;
+        let matched = match &scan {
+            Some(_) => self.match_of(repo, &manifest.digest).await?,
+            None => None,
+        };
         Ok(ManifestSbom {
             digest: manifest.digest,
             scan,
+            matched,
         })
     }
 }

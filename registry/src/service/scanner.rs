@@ -26,13 +26,13 @@ use serde::Deserialize;
 use tokio::sync::watch;
 
 use berth_scan::inventory::{Compression, Inventory, Limits, Walker, default_cataloguers};
-use berth_scan::sbom::Purl;
 
+use super::findings::{Trigger, stored_os, stored_package};
 use super::{Registry, RegistryError};
 use crate::blob::BlobError;
 use crate::domain::{Digest, ManifestKind, ParsedManifest, Reference, RepoName};
 use crate::meta::now_ms;
-use crate::meta::scans::{ScanJob, ScanOutcome, StoredOs, StoredPackage};
+use crate::meta::scans::{ScanJob, ScanOutcome};
 
 /// `[scan]` as the service uses it.
 #[derive(Debug, Clone)]
@@ -148,6 +148,12 @@ impl Registry {
             {
                 Ok(Some(job)) => job,
                 Ok(None) => {
+                    // Idle: catch the findings up with the advisory database first.
+                    match self.catch_up_findings().await {
+                        Ok(0) => {}
+                        Ok(_) => continue,
+                        Err(e) => tracing::warn!(error = %e, "cannot match stored inventories"),
+                    }
                     let _ = tokio::time::timeout(settings.poll, stop.changed()).await;
                     continue;
                 }
@@ -189,10 +195,18 @@ impl Registry {
             let Some(result) = result else { continue };
             let end = match result {
                 Ok(outcome) => match self.meta.scan_done(&job, &outcome).await {
-                    Ok(_) => {
+                    Ok(stored) => {
                         tracing::info!(repository = %job.repository, digest = %job.digest,
                             packages = outcome.packages.len(), duration_ms = outcome.duration_ms,
                             "image inventoried");
+                        // Matched at once; if this fails, the catch-up matches it later.
+                        if stored
+                            && let Err(e) = self
+                                .match_manifest(job.manifest_id, Trigger::Inventory)
+                                .await
+                        {
+                            tracing::warn!(error = %e, digest = %job.digest, "cannot match an inventory");
+                        }
                         ScanEnd::Done
                     }
                     Err(e) => {
@@ -253,27 +267,11 @@ impl Registry {
         };
         let os = inventory.os.as_ref();
         Ok(ScanOutcome {
-            os: os.map(|os| StoredOs {
-                id: os.id.clone(),
-                version: os.version_id.clone(),
-                name: os.pretty_name.clone(),
-            }),
+            os: os.map(stored_os),
             packages: inventory
                 .packages
                 .iter()
-                .map(|p| StoredPackage {
-                    kind: serde_json::to_value(p.kind)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default(),
-                    name: p.name.clone(),
-                    version: p.version.clone(),
-                    source_name: p.source.as_ref().map(|s| s.name.clone()),
-                    source_version: p.source.as_ref().and_then(|s| s.version.clone()),
-                    arch: p.arch.clone(),
-                    path: p.path.clone(),
-                    purl: Purl::of_package(p, os).to_string(),
-                })
+                .map(|p| stored_package(p, os))
                 .collect(),
             problems: serde_json::to_string(&problems).unwrap_or_else(|_| "[]".into()),
             duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),

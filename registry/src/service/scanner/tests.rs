@@ -289,3 +289,122 @@ async fn attempts_are_bounded_and_a_released_job_does_not_count_one() {
     );
     assert_eq!(counts(&r).await, (0, 0, 0, 1));
 }
+
+fn cargo(name: &str, version: &str) -> crate::meta::scans::StoredPackage {
+    crate::meta::scans::StoredPackage {
+        kind: "cargo".into(),
+        name: name.into(),
+        version: version.into(),
+        source_name: None,
+        source_version: None,
+        arch: None,
+        path: "/app/Cargo.lock".into(),
+        purl: format!("pkg:cargo/{name}@{version}"),
+    }
+}
+
+/// Imports one record of scan/tests/data/osv-match.
+async fn import(r: &Registry, file: &str) {
+    use crate::service::vulndb::{Source, VulnDb};
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scan/tests/data/osv-match")
+        .join(file);
+    let report = VulnDb::new(r.meta.clone())
+        .expect("importer")
+        .import(&Source::Path(path))
+        .await
+        .expect("import");
+    assert_eq!(report.new, 1, "{report:?}");
+}
+
+async fn scan_events(r: &Registry) -> usize {
+    r.meta
+        .audit_entries(crate::meta::audit::AuditQuery {
+            repository: None,
+            actor: None,
+            action: Some("scan.completed"),
+            since_ms: None,
+            before_id: None,
+            limit: 100,
+        })
+        .await
+        .expect("audit")
+        .len()
+}
+
+#[tokio::test]
+async fn findings_are_matched_from_stored_inventories_and_caught_up_by_generation() {
+    use crate::service::findings::Trigger;
+    let dir = tempfile::tempdir().expect("dir");
+    let r = registry(dir.path()).await;
+    let repo = RepoName::parse("app").expect("repo");
+    image(&r, &repo, "v1", "one").await;
+    let job = r
+        .meta
+        .scan_claim(now_ms(), 60_000, 3)
+        .await
+        .expect("claim")
+        .expect("job");
+    let id = job.manifest_id;
+    let outcome = ScanOutcome {
+        problems: "[]".into(),
+        packages: vec![cargo("rsa", "0.9.6"), cargo("serde", "1.0.0")],
+        ..ScanOutcome::default()
+    };
+    assert!(r.meta.scan_done(&job, &outcome).await.expect("done"));
+    let reads = r.blob_reads();
+
+    // Nothing imported yet: matched, no findings; matching again at the same generation is
+    // fenced off (another replica did it).
+    assert!(r.match_manifest(id, Trigger::Inventory).await.expect("match"));
+    assert!(!r.match_manifest(id, Trigger::Inventory).await.expect("match"));
+    let first = r.meta.findings_match(id).await.expect("read").expect("matched");
+    assert_eq!(first.summary.total, 0);
+    assert_eq!(r.catch_up_findings().await.expect("catch up"), 0);
+
+    // rsa's advisory comes in: the next round matches the manifest again.
+    import(&r, "RUSTSEC-2023-0071.json").await;
+    assert_eq!(r.catch_up_findings().await.expect("catch up"), 1);
+    assert_eq!(r.catch_up_findings().await.expect("catch up"), 0);
+    let found = r.meta.findings_of(id).await.expect("findings");
+    assert_eq!(
+        found
+            .iter()
+            .map(|f| (f.package.as_str(), f.advisory.as_str(), f.severity.as_str()))
+            .collect::<Vec<_>>(),
+        [("rsa", "RUSTSEC-2023-0071", "medium")]
+    );
+    assert!(found[0].aliases.iter().any(|a| a == "CVE-2023-49092"));
+    let second = r.meta.findings_match(id).await.expect("read").expect("matched");
+    assert!(second.generation > first.generation);
+    assert_eq!((second.summary.medium, second.summary.total), (1, 1));
+
+    // A record naming none of its packages (protobuf) only moves it to the new generation:
+    // not matched again (same matched_at), no event.
+    import(&r, "RUSTSEC-2024-0437.json").await;
+    assert_eq!(r.catch_up_findings().await.expect("catch up"), 1);
+    let third = r.meta.findings_match(id).await.expect("read").expect("matched");
+    assert!(third.generation > second.generation);
+    assert_eq!(third.matched_at, second.matched_at);
+    assert_eq!(third.summary, second.summary);
+    assert_eq!(scan_events(&r).await, 2, "the first match and the change");
+    assert_eq!(r.blob_reads(), reads, "matching reads no blob");
+
+    // A new inventory of the manifest is matched afresh.
+    assert!(
+        r.meta
+            .scan_requeue("app", &job.digest, now_ms())
+            .await
+            .expect("requeue")
+    );
+    let job = r
+        .meta
+        .scan_claim(now_ms(), 60_000, 3)
+        .await
+        .expect("claim")
+        .expect("job");
+    assert!(r.meta.scan_done(&job, &outcome).await.expect("done"));
+    assert_eq!(r.meta.findings_match(id).await.expect("read"), None);
+    assert_eq!(r.catch_up_findings().await.expect("catch up"), 1);
+    assert_eq!(r.meta.findings_of(id).await.expect("findings"), found);
+}

@@ -1,0 +1,158 @@
+//! What matching needs from the metadata database: the advisory database's generation, the
+//! manifests whose findings are behind it, their stored inventories, and the findings and
+//! summaries written back. See migrations/*/0020_findings.sql.
+//!
+//! The findings themselves are computed by `berth_scan::matching` (in
+//! [`crate::service::findings`]); this module stores them. Writes are fenced by the
+//! generation: findings matched at generation `g` replace only findings of an older one, so
+//! replicas catching up at once never go back.
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use super::MetaResult;
+use super::advisories::AdvisoryPackage;
+use super::scans::{StoredOs, StoredPackage};
+
+/// Findings per severity, and how many a fixed version is known for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct FindingSummary {
+    /// Critical findings.
+    pub critical: u64,
+    /// High.
+    pub high: u64,
+    /// Medium.
+    pub medium: u64,
+    /// Low.
+    pub low: u64,
+    /// Scored 0.
+    pub none: u64,
+    /// Without a score or a label (Debian's and Alpine's records).
+    pub unknown: u64,
+    /// Findings with a fixed version.
+    pub fixable: u64,
+    /// All findings.
+    pub total: u64,
+}
+
+/// A finding as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredFinding {
+    /// The package as found.
+    pub package: String,
+    /// Its package manager (`dpkg`, `cargo`, ...).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The installed version.
+    pub installed: String,
+    /// The OSV ecosystem it was matched in (`Debian:12`).
+    pub ecosystem: String,
+    /// The name it was matched by (the source package, for Debian).
+    pub matched_name: String,
+    /// The advisory's id.
+    pub advisory: String,
+    /// Its aliases (CVE ids).
+    pub aliases: Vec<String>,
+    /// Its summary.
+    pub summary: Option<String>,
+    /// The severity level (`berth_scan::osv::Level::as_str`).
+    pub severity: String,
+    /// The CVSS base score.
+    pub score: Option<f64>,
+    /// The lowest fixed version above the installed one.
+    pub fixed: Option<String>,
+    /// Each affected range's fix.
+    pub fixed_versions: Vec<String>,
+    /// Whether a fixed version is known.
+    pub fixable: bool,
+    /// The files the package was found in.
+    pub paths: Vec<String>,
+}
+
+/// A manifest's findings as last matched.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MatchRecord {
+    /// The advisory database generation they were matched at.
+    pub generation: i64,
+    /// When (Unix ms).
+    pub matched_at: i64,
+    /// The counts.
+    pub summary: FindingSummary,
+}
+
+/// A manifest behind the advisory database: its findings are older than the generation
+/// (or it was never matched).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatchDue {
+    /// The manifest's row id.
+    pub manifest_id: i64,
+    /// The generation its findings were matched at, if ever.
+    pub matched_generation: Option<i64>,
+}
+
+/// A done inventory, as matching reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredInventory {
+    /// The repository.
+    pub repository: String,
+    /// The manifest's digest.
+    pub digest: String,
+    /// The operating system.
+    pub os: Option<StoredOs>,
+    /// The packages.
+    pub packages: Vec<StoredPackage>,
+}
+
+/// Findings to store for a manifest.
+#[derive(Debug, Clone)]
+pub struct NewFindings {
+    /// The generation read before the advisories were.
+    pub generation: i64,
+    /// Now (Unix ms).
+    pub matched_at: i64,
+    /// The inventory's packages as OSV names them (what a later import is compared with).
+    pub targets: Vec<AdvisoryPackage>,
+    /// The findings, in order.
+    pub findings: Vec<StoredFinding>,
+    /// Their counts.
+    pub summary: FindingSummary,
+}
+
+/// The findings queries.
+#[async_trait]
+pub trait FindingStore {
+    /// The advisory database's generation.
+    async fn vulndb_generation(&self) -> MetaResult<i64>;
+
+    /// Up to `limit` done inventories whose findings are older than `generation`, never
+    /// matched ones first.
+    async fn findings_due(&self, generation: i64, limit: u32) -> MetaResult<Vec<MatchDue>>;
+
+    /// Whether a record written after generation `since` names one of the manifest's targets
+    /// or one of its findings' advisories: only then can its findings have changed.
+    async fn findings_touched(&self, manifest_id: i64, since: i64) -> MetaResult<bool>;
+
+    /// Marks the manifest's findings, matched at `from`, as current at `to` (nothing that
+    /// could change them was written in between); false when they are not at `from` any more.
+    async fn findings_advance(&self, manifest_id: i64, from: i64, to: i64) -> MetaResult<bool>;
+
+    /// The done inventory of a manifest.
+    async fn inventory_of(&self, manifest_id: i64) -> MetaResult<Option<StoredInventory>>;
+
+    /// Replaces the manifest's findings, targets and summary, unless they were matched at
+    /// `new.generation` or later already (another replica); false then, or when the
+    /// inventory is gone or not done.
+    async fn findings_store(&self, manifest_id: i64, new: &NewFindings) -> MetaResult<bool>;
+
+    /// The manifest's summary, if it was matched.
+    async fn findings_match(&self, manifest_id: i64) -> MetaResult<Option<MatchRecord>>;
+
+    /// The manifest's findings, in order.
+    async fn findings_of(&self, manifest_id: i64) -> MetaResult<Vec<StoredFinding>>;
+
+    /// The manifest row id of `digest` in `repository`, if it has a scan row.
+    async fn scan_manifest_id(&self, repository: &str, digest: &str) -> MetaResult<Option<i64>>;
+
+    /// Findings per severity over every matched manifest, for metrics.
+    async fn findings_totals(&self) -> MetaResult<FindingSummary>;
+}
