@@ -356,9 +356,22 @@ async fn findings_are_matched_from_stored_inventories_and_caught_up_by_generatio
 
     // Nothing imported yet: matched, no findings; matching again at the same generation is
     // fenced off (another replica did it).
-    assert!(r.match_manifest(id, Trigger::Inventory).await.expect("match"));
-    assert!(!r.match_manifest(id, Trigger::Inventory).await.expect("match"));
-    let first = r.meta.findings_match(id).await.expect("read").expect("matched");
+    assert!(
+        r.match_manifest(id, Trigger::Inventory)
+            .await
+            .expect("match")
+    );
+    assert!(
+        !r.match_manifest(id, Trigger::Inventory)
+            .await
+            .expect("match")
+    );
+    let first = r
+        .meta
+        .findings_match(id)
+        .await
+        .expect("read")
+        .expect("matched");
     assert_eq!(first.summary.total, 0);
     assert_eq!(r.catch_up_findings().await.expect("catch up"), 0);
 
@@ -375,7 +388,12 @@ async fn findings_are_matched_from_stored_inventories_and_caught_up_by_generatio
         [("rsa", "RUSTSEC-2023-0071", "medium")]
     );
     assert!(found[0].aliases.iter().any(|a| a == "CVE-2023-49092"));
-    let second = r.meta.findings_match(id).await.expect("read").expect("matched");
+    let second = r
+        .meta
+        .findings_match(id)
+        .await
+        .expect("read")
+        .expect("matched");
     assert!(second.generation > first.generation);
     assert_eq!((second.summary.medium, second.summary.total), (1, 1));
 
@@ -383,7 +401,12 @@ async fn findings_are_matched_from_stored_inventories_and_caught_up_by_generatio
     // not matched again (same matched_at), no event.
     import(&r, "RUSTSEC-2024-0437.json").await;
     assert_eq!(r.catch_up_findings().await.expect("catch up"), 1);
-    let third = r.meta.findings_match(id).await.expect("read").expect("matched");
+    let third = r
+        .meta
+        .findings_match(id)
+        .await
+        .expect("read")
+        .expect("matched");
     assert!(third.generation > second.generation);
     assert_eq!(third.matched_at, second.matched_at);
     assert_eq!(third.summary, second.summary);
