@@ -1,5 +1,5 @@
 -- Findings per manifest and the advisory database's generation; see
--- migrations/sqlite/0020_findings.sql.
+-- migrations/sqlite/0022_findings.sql.
 CREATE TABLE vulndb_generation (
     id    BIGINT PRIMARY KEY CHECK (id = 1),
     value BIGINT NOT NULL

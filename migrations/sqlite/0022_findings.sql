@@ -13,7 +13,7 @@
 -- `scans.findings_*` are the per-manifest summary (findings per severity, and how many have a
 -- fixed version); `scan_findings` the findings, most severe first (`seq`), with `aliases`,
 -- `fixed_versions` and `paths` as JSON arrays. Same meaning as
--- migrations/postgres/0020_findings.sql.
+-- migrations/postgres/0022_findings.sql.
 CREATE TABLE vulndb_generation (
     id    INTEGER PRIMARY KEY CHECK (id = 1),
     value INTEGER NOT NULL

@@ -27,7 +27,7 @@ macro_rules! advisory_queries {
         ) -> MetaResult<UpsertCounts> {
             let mut counts = UpsertCounts::default();
             // The generation this transaction's records are stamped with, taken when the
-            // first record is written (see migrations/*/0020_findings.sql).
+            // first record is written (see migrations/*/0022_findings.sql).
             let mut generation: Option<i64> = None;
             for a in batch {
                 let old: Option<i64> =

@@ -1,6 +1,6 @@
 //! What matching needs from the metadata database: the advisory database's generation, the
 //! manifests whose findings are behind it, their stored inventories, and the findings and
-//! summaries written back. See migrations/*/0020_findings.sql.
+//! summaries written back. See migrations/*/0022_findings.sql.
 //!
 //! The findings themselves are computed by `berth_scan::matching` (in
 //! [`crate::service::findings`]); this module stores them. Writes are fenced by the
