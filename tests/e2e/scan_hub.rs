@@ -556,7 +556,8 @@ async fn scan_hub_gives_a_job_back_on_sigterm_and_a_restart_finishes_it() {
         assert!(Instant::now() < deadline, "never claimed");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(b.terminate(Duration::from_secs(30)), "stops on SIGTERM");
+    let stopped = b.terminate(Duration::from_secs(30));
+    assert!(stopped, "stops on SIGTERM with status 0: {}", b.logs());
     assert!(
         b.logs().contains("scan job given back to the queue"),
         "{}",
