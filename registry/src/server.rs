@@ -816,13 +816,23 @@ async fn serve_connection(tcp: TcpStream, peer: SocketAddr, serving: Serving, _a
             }
         }
         None => {
-            let served = hyper::server::conn::http1::Builder::new()
+            let conn = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 // A client must send its request head within this time (slowloris
                 // protection); it also ends kept-alive connections left idle as long.
                 .header_read_timeout(serving.settings.header_read_timeout)
-                .serve_connection(io, service)
-                .await;
+                .serve_connection(io, service);
+            tokio::pin!(conn);
+            let served = tokio::select! {
+                served = conn.as_mut() => served,
+                () = listener_closed(serving.closed.clone()) => {
+                    // A kept-alive connection waiting for its next request closes now rather
+                    // than holding the shutdown for the header timeout; one with a request in
+                    // flight closes once its response is sent.
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
             if served.as_ref().is_err_and(hyper::Error::is_timeout) {
                 serving.metrics.timed_out(TimedOut::RequestHead);
             }

@@ -309,6 +309,31 @@ async fn sigterm_finishes_promptly_even_with_a_stalled_client() {
 }
 
 #[tokio::test]
+async fn sigterm_closes_idle_kept_alive_connections_at_once() {
+    // A kept-alive HTTP/1 connection waiting for its next request must not hold the exit
+    // until the shutdown timeout (ten minutes here, past the minute allowed below).
+    let mut b = Berth::start_with(&[
+        ("BERTH_SERVER_SHUTDOWN_DRAIN_SECS", "0"),
+        ("BERTH_SERVER_SHUTDOWN_TIMEOUT_SECS", "600"),
+    ]);
+    let host = b.host();
+    let idle = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut tcp = std::net::TcpStream::connect(&host).unwrap();
+        write!(tcp, "GET /v2/ HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
+        let mut head = [0u8; 12];
+        tcp.read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200");
+        tcp
+    })
+    .await
+    .unwrap();
+    let exited = b.terminate(Duration::from_secs(60));
+    assert!(exited, "an idle connection held the shutdown: {}", b.logs());
+    drop(idle);
+}
+
+#[tokio::test]
 async fn abandoned_upload_sessions_expire_with_their_bytes() {
     let b = Berth::start_with(&[
         ("BERTH_SERVER_UPLOAD_TTL_SECS", "1"),
