@@ -88,6 +88,9 @@ pub struct ScanConfig {
     /// What `berth vulndb update` imports without `--from`: OSV `all.zip` URLs, or paths of
     /// such archives, of directories of records or of record files.
     pub vulndb_sources: Vec<String>,
+    /// `serve` imports each of `vulndb_sources` again once its last check is this many
+    /// seconds old (0: only `berth vulndb update` imports).
+    pub vulndb_refresh_secs: u64,
     /// Inventory every image manifest pushed from now on, in the background, and attach its
     /// SBOM as a referrer.
     pub enabled: bool,
@@ -113,6 +116,7 @@ impl Default for ScanConfig {
     fn default() -> Self {
         Self {
             vulndb_sources: Vec::new(),
+            vulndb_refresh_secs: 0,
             enabled: false,
             workers: 1,
             sbom_format: SbomFormat::Cyclonedx,

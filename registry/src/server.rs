@@ -343,6 +343,8 @@ pub struct Server {
     webhook_poll: Duration,
     /// Scan workers to run (`[scan] enabled` and `workers`).
     scan_workers: u32,
+    /// The advisory sources `serve` refreshes, and how often (`[scan] vulndb_refresh_secs`).
+    vulndb_refresh: Option<(Vec<crate::service::vulndb::Source>, Duration)>,
     /// How often the token signing keys are re-read.
     key_reload: Duration,
     /// The limits on open connections.
@@ -414,6 +416,11 @@ impl Server {
         let token = &config.metrics.token.0;
         let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
         let admission = admission(config, &metrics);
+        if config.scan.vulndb_refresh_secs > 0 && config.scan.vulndb_sources.is_empty() {
+            tracing::warn!(
+                "scan.vulndb_refresh_secs is set but scan.vulndb_sources is empty: nothing to refresh"
+            );
+        }
         Ok(Self {
             listener,
             tls,
@@ -438,6 +445,19 @@ impl Server {
             } else {
                 0
             },
+            vulndb_refresh: (config.scan.vulndb_refresh_secs > 0
+                && !config.scan.vulndb_sources.is_empty())
+            .then(|| {
+                (
+                    config
+                        .scan
+                        .vulndb_sources
+                        .iter()
+                        .map(|s| crate::service::vulndb::Source::parse(s))
+                        .collect(),
+                    Duration::from_secs(config.scan.vulndb_refresh_secs),
+                )
+            }),
             key_reload: Duration::from_secs(config.auth.key_reload_secs.max(1)),
             cleanup_interval: Duration::from_secs(
                 config.server.upload_cleanup_interval_secs.max(1),
@@ -569,6 +589,12 @@ impl Server {
                     .await;
             });
         }
+        let _advisories = self.vulndb_refresh.map(|(sources, every)| {
+            let registry = self.registry.clone();
+            AbortOnDrop(tokio::spawn(async move {
+                registry.refresh_advisories_forever(sources, every).await;
+            }))
+        });
         let _janitor = AbortOnDrop(tokio::spawn(expire_uploads_forever(
             self.registry,
             self.upload_ttl,

@@ -352,3 +352,55 @@ fn update_imports_archives_directories_and_record_files() {
     assert!(!ok);
     assert!(err.contains("not a readable zip archive"), "{err}");
 }
+
+#[test]
+fn serve_refreshes_the_advisory_database_from_its_sources() {
+    let Some(python) = tool("python3") else {
+        return;
+    };
+    let served = tempfile::tempdir().unwrap();
+    let zip = served.path().join("Mixed").join("all.zip");
+    std::fs::create_dir(zip.parent().unwrap()).unwrap();
+    let t0 = 1_700_000_000;
+    write_zip(&python, &zip, &archive_entries(), t0);
+    let files = Files::serve(&python, served.path());
+    let (url, missing) = (files.url("Mixed/all.zip"), files.url("Nothing/all.zip"));
+    // A source that fails is logged and retried; it does not hold up the other.
+    let sources = format!("{missing},{url}");
+    let b = Berth::start_with(&[
+        ("BERTH_SCAN_VULNDB_SOURCES", &sources),
+        ("BERTH_SCAN_VULNDB_REFRESH_SECS", "1"),
+    ]);
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "{what}: {}", b.logs());
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    // Imported by the server, with no `berth vulndb update`.
+    wait_for("the first import", &|| {
+        vulndb_json(&b, &["status", "--json"]).0["counts"]["advisories"] == 8
+    });
+    assert!(b.logs().contains("advisory refresh failed"), "{}", b.logs());
+    assert!(b.logs().contains(&missing), "{}", b.logs());
+
+    // The mirror changes: the next refresh brings the revision in.
+    let mut entries = archive_entries();
+    for (name, bytes) in &mut entries {
+        if name == "DSA-5218-1.json" {
+            let mut r = record("DSA-5218-1");
+            r["modified"] = "2025-01-02T03:04:05.678Z".into();
+            r["summary"] = "zlib - security update (revised)".into();
+            *bytes = serde_json::to_vec(&r).unwrap();
+        }
+    }
+    write_zip(&python, &zip, &entries, t0 + 3600);
+    wait_for("the revision", &|| {
+        vulndb_json(&b, &["show", "DSA-5218-1"]).0["summary"] == "zlib - security update (revised)"
+    });
+    // Unchanged since: later refreshes are conditional requests answered "not modified".
+    wait_for("a not-modified refresh", &|| {
+        b.logs().contains("not modified since the last import")
+    });
+}

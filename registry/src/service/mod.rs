@@ -38,6 +38,7 @@ pub mod trust;
 mod uploads;
 pub mod usage;
 pub mod vulndb;
+pub mod vulndb_refresh;
 pub mod webhooks;
 
 use std::sync::Arc;

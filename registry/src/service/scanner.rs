@@ -33,6 +33,7 @@ use crate::blob::BlobError;
 use crate::domain::{Digest, ManifestKind, ParsedManifest, Reference, RepoName};
 use crate::meta::now_ms;
 use crate::meta::scans::{ScanJob, ScanOutcome};
+use crate::telemetry::error_chain;
 
 /// `[scan]` as the service uses it.
 #[derive(Debug, Clone)]
@@ -379,18 +380,6 @@ impl Read for BlockingRead {
         self.chunk.advance(n);
         Ok(n)
     }
-}
-
-/// An error and its causes, for the job's `reason`.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]
