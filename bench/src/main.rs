@@ -6,6 +6,7 @@ mod blobs;
 mod docker;
 mod load;
 mod machine;
+mod scan;
 mod servers;
 mod trust;
 
@@ -79,8 +80,20 @@ struct Args {
     /// Directory for registry data and scratch files.
     #[arg(long, default_value = "/tmp")]
     scratch: PathBuf,
+    /// Size of the image inventoried by `--only scan`, MiB.
+    #[arg(long, default_value_t = 1024)]
+    scan_image_mib: usize,
+    /// Its layers.
+    #[arg(long, default_value_t = 20)]
+    scan_layers: usize,
+    /// Images re-matched after an advisory import by `--only scan`.
+    #[arg(long, default_value_t = 1000)]
+    scan_images: usize,
     /// Measurements to run (comma-separated): blobs, manifests, tags, docker, and trust (the
-    /// manifest loads again on a berth enforcing a signature policy, `berth-enforcing`).
+    /// manifest loads again on a berth enforcing a signature policy, `berth-enforcing`); and,
+    /// only when named, scan (vulnerability scanning on berths of their own: inventory of a
+    /// large image against its pull, push with scanning on and off, re-matching many images
+    /// after an advisory import).
     #[arg(
         long,
         value_delimiter = ',',
@@ -383,7 +396,16 @@ async fn main() -> anyhow::Result<()> {
             record(&mut results, reg, Metric::PeakRss, kib as f64 / 1024.0);
         }
     }
-    let report = render(&args, &registries, &results, &limits);
+    let mut report = render(&args, &registries, &results, &limits);
+    if wants("scan") {
+        let options = scan::Options {
+            image_mib: args.scan_image_mib,
+            layers: args.scan_layers,
+            images: args.scan_images,
+            rounds: args.rounds,
+        };
+        report.push_str(&scan::run(&bin, &args.scratch, &options).await?);
+    }
     // The report is this program's output, so it goes to stdout (progress goes to stderr).
     std::io::Write::write_all(&mut std::io::stdout(), report.as_bytes())?;
     if let Some(path) = &args.markdown {

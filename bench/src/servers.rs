@@ -94,6 +94,11 @@ impl Registry {
         })
     }
 
+    /// The data directory of a berth the bench started.
+    pub fn data_dir(&self) -> Option<PathBuf> {
+        self._dir.as_ref().map(|d| d.path().join("data"))
+    }
+
     /// `host:port`, as docker names a registry.
     pub fn host(&self) -> &str {
         self.url.trim_start_matches("http://")
