@@ -28,6 +28,7 @@ mod postgres;
 pub mod retention;
 mod retention_sql;
 mod scan_sql;
+pub mod scan_views;
 pub mod scans;
 pub mod scrub;
 mod scrub_sql;
@@ -54,6 +55,7 @@ pub use immutable_rules::ImmutableRuleStore;
 pub use postgres::PostgresStore;
 pub use retention::RetentionStore;
 pub use scans::ScanStore;
+pub use scan_views::ScanViewStore;
 pub use scrub::ScrubStore;
 pub use sqlite::SqliteStore;
 pub use trust::TrustStore;
@@ -249,6 +251,7 @@ pub trait MetaStore:
     + ImmutableRuleStore
     + RetentionStore
     + ScanStore
+    + ScanViewStore
     + ScrubStore
     + TrustStore
     + UsageStore
