@@ -246,7 +246,11 @@ impl Registry {
         };
         if let Some(id) = id {
             view.scan = self.meta.scan_head(id).await?;
-            if view.scan.as_ref().is_some_and(|s| s.status == ScanStatus::Done) {
+            if view
+                .scan
+                .as_ref()
+                .is_some_and(|s| s.status == ScanStatus::Done)
+            {
                 (view.total, view.packages) = self.meta.packages_page(id, offset, limit).await?;
             }
         }
@@ -276,7 +280,13 @@ impl Registry {
 mod tests {
     use super::*;
 
-    fn row(digest: &str, via_child: bool, status: Option<&str>, matched: bool, high: u64) -> ScanSummaryRow {
+    fn row(
+        digest: &str,
+        via_child: bool,
+        status: Option<&str>,
+        matched: bool,
+        high: u64,
+    ) -> ScanSummaryRow {
         ScanSummaryRow {
             digest: digest.into(),
             via_child,
@@ -293,9 +303,16 @@ mod tests {
 
     #[test]
     fn an_index_combines_its_platforms_and_an_image_shows_its_own() {
-        let d = |c: char| Digest::parse(&format!("sha256:{}", c.to_string().repeat(64))).expect("digest");
+        let d = |c: char| {
+            Digest::parse(&format!("sha256:{}", c.to_string().repeat(64))).expect("digest")
+        };
         let (image, index, artifact, pending) = (d('a'), d('b'), d('c'), d('e'));
-        let (i, x, art, p) = (image.to_string(), index.to_string(), artifact.to_string(), pending.to_string());
+        let (i, x, art, p) = (
+            image.to_string(),
+            index.to_string(),
+            artifact.to_string(),
+            pending.to_string(),
+        );
         let rows = vec![
             row(&i, false, Some("done"), true, 2),
             row(&x, false, None, false, 0),
@@ -307,11 +324,21 @@ mod tests {
             row(&p, false, Some("done"), false, 0),
         ];
         let b = badges(&[image, index, artifact, pending], &rows);
-        assert_eq!((b[0].state(), b[0].summary.high, b[0].platforms), (ScanState::Matched, 2, None));
-        assert_eq!((b[1].state(), b[1].summary.high, b[1].summary.total), (ScanState::Matched, 5, 5));
+        assert_eq!(
+            (b[0].state(), b[0].summary.high, b[0].platforms),
+            (ScanState::Matched, 2, None)
+        );
+        assert_eq!(
+            (b[1].state(), b[1].summary.high, b[1].summary.total),
+            (ScanState::Matched, 5, 5)
+        );
         assert_eq!((b[1].platforms, b[1].matched, b[1].failed), (Some(3), 2, 1));
         assert_eq!(b[2].state(), ScanState::NotScanned);
-        assert_eq!(b[3].state(), ScanState::Pending, "inventoried, not matched yet");
+        assert_eq!(
+            b[3].state(),
+            ScanState::Pending,
+            "inventoried, not matched yet"
+        );
     }
 
     #[test]

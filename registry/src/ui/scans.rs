@@ -133,16 +133,16 @@ impl FindingsQuery {
     fn filter(&self) -> Result<(FindingFilter, u64), UiError> {
         let severity = match self.severity.as_deref().map(str::trim) {
             None | Some("" | "all" | "unknown") => None,
-            Some(s) => Some(Threshold::from_str(s).map_err(|e| UiError::BadRequest(e.to_string()))?),
+            Some(s) => {
+                Some(Threshold::from_str(s).map_err(|e| UiError::BadRequest(e.to_string()))?)
+            }
         };
         let fixable = match self.fixable.as_deref().map(str::trim) {
             None | Some("" | "any") => None,
             Some("yes" | "true") => Some(true),
             Some("no" | "false") => Some(false),
             Some(_) => {
-                return Err(UiError::BadRequest(
-                    "fixable is yes, no or any".to_owned(),
-                ));
+                return Err(UiError::BadRequest("fixable is yes, no or any".to_owned()));
             }
         };
         let page = match self.page.as_deref() {
@@ -151,7 +151,10 @@ impl FindingsQuery {
                 .parse::<u64>()
                 .map_err(|_| UiError::BadRequest("the page is a number".to_owned()))?,
         };
-        Ok((FindingFilter { severity, fixable }, page.clamp(1, u64::from(u32::MAX))))
+        Ok((
+            FindingFilter { severity, fixable },
+            page.clamp(1, u64::from(u32::MAX)),
+        ))
     }
 }
 
@@ -299,8 +302,16 @@ pub(super) async fn findings_page(
         }
     };
     let title = format!("Vulnerabilities of {}", name.as_str());
-    let crumbs = crumbs(name, digest, "Vulnerabilities", findings_href(name.as_str(), digest));
-    Ok(layout::html_response(page(viewer, &title, &crumbs, body), None))
+    let crumbs = crumbs(
+        name,
+        digest,
+        "Vulnerabilities",
+        findings_href(name.as_str(), digest),
+    );
+    Ok(layout::html_response(
+        page(viewer, &title, &crumbs, body),
+        None,
+    ))
 }
 
 fn severity_class(level: Level) -> &'static str {
@@ -443,8 +454,16 @@ pub(super) async fn packages_page(
         }
     };
     let title = format!("Packages of {}", name.as_str());
-    let crumbs = crumbs(name, digest, "Packages", packages_href(name.as_str(), digest));
-    Ok(layout::html_response(page(viewer, &title, &crumbs, body), None))
+    let crumbs = crumbs(
+        name,
+        digest,
+        "Packages",
+        packages_href(name.as_str(), digest),
+    );
+    Ok(layout::html_response(
+        page(viewer, &title, &crumbs, body),
+        None,
+    ))
 }
 
 #[cfg(test)]
@@ -458,11 +477,21 @@ mod tests {
         assert_eq!(f.severity, Some(Threshold(Level::High)));
         assert_eq!(f.fixable, Some(false));
         assert_eq!(page, 3);
-        let (f, page) = FindingsQuery::parse(Some("severity=&fixable=")).filter().expect("empty");
+        let (f, page) = FindingsQuery::parse(Some("severity=&fixable="))
+            .filter()
+            .expect("empty");
         assert!(f.severity.is_none() && f.fixable.is_none());
         assert_eq!(page, 1);
-        assert!(FindingsQuery::parse(Some("severity=dire")).filter().is_err());
-        assert!(FindingsQuery::parse(Some("fixable=maybe")).filter().is_err());
+        assert!(
+            FindingsQuery::parse(Some("severity=dire"))
+                .filter()
+                .is_err()
+        );
+        assert!(
+            FindingsQuery::parse(Some("fixable=maybe"))
+                .filter()
+                .is_err()
+        );
         assert!(FindingsQuery::parse(Some("page=x")).filter().is_err());
     }
 }
