@@ -28,6 +28,7 @@ mod postgres;
 pub mod retention;
 mod retention_sql;
 mod scan_sql;
+pub mod scan_views;
 pub mod scans;
 pub mod scrub;
 mod scrub_sql;
@@ -53,6 +54,7 @@ pub use history::HistoryStore;
 pub use immutable_rules::ImmutableRuleStore;
 pub use postgres::PostgresStore;
 pub use retention::RetentionStore;
+pub use scan_views::ScanViewStore;
 pub use scans::ScanStore;
 pub use scrub::ScrubStore;
 pub use sqlite::SqliteStore;
@@ -249,6 +251,7 @@ pub trait MetaStore:
     + ImmutableRuleStore
     + RetentionStore
     + ScanStore
+    + ScanViewStore
     + ScrubStore
     + TrustStore
     + UsageStore

@@ -168,6 +168,7 @@ super::trust_sql::impl_trust_store!(PostgresStore, sqlx::PgConnection);
 super::advisory_sql::impl_advisory_store!(PostgresStore, sqlx::PgConnection);
 
 super::finding_sql::impl_finding_store!(PostgresStore, sqlx::PgConnection);
+super::scan_views::impl_scan_view_store!(PostgresStore, sqlx::PgConnection);
 // Replicas claiming at once each take a different job.
 super::scan_sql::impl_scan_store!(PostgresStore, sqlx::PgConnection, " FOR UPDATE SKIP LOCKED");
 // Replicas delivering at once each take different due deliveries.

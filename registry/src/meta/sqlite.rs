@@ -128,6 +128,7 @@ super::trust_sql::impl_trust_store!(SqliteStore, sqlx::SqliteConnection);
 super::advisory_sql::impl_advisory_store!(SqliteStore, sqlx::SqliteConnection);
 
 super::finding_sql::impl_finding_store!(SqliteStore, sqlx::SqliteConnection);
+super::scan_views::impl_scan_view_store!(SqliteStore, sqlx::SqliteConnection);
 // Writes run one at a time: a claim's one `UPDATE ... RETURNING` is atomic as it is.
 super::scan_sql::impl_scan_store!(SqliteStore, sqlx::SqliteConnection, "");
 // One process: nothing to claim against.

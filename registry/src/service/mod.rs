@@ -31,6 +31,7 @@ pub mod proxy;
 pub mod quota;
 pub mod retention;
 pub mod sbom;
+pub mod scan_views;
 pub mod scanner;
 pub mod scrub;
 pub mod sign_ins;

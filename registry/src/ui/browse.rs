@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -11,6 +11,7 @@ use super::layout::{
     self, bytes, copy_box, manifest_href, page, repo_crumbs, repo_href, short_digest, size_range,
     when,
 };
+use super::scans;
 use super::viewer::Viewer;
 use super::{Ui, UiError, UiResult};
 use crate::auth::Action;
@@ -18,6 +19,7 @@ use crate::domain::{Digest, RepoName, human_bytes};
 use crate::meta::browse::{RepoSummary, TagOrder};
 use crate::service::browse::{ImageView, TagList};
 use crate::service::quota::QuotaStatus;
+use crate::service::scan_views::{ScanBadge, ScanState};
 use crate::service::trust::{self, TrustStatus};
 
 /// Tags per page of a repository.
@@ -33,6 +35,10 @@ pub(super) enum RepoPath {
     Tags,
     /// One manifest.
     Manifest(Digest),
+    /// A manifest's vulnerabilities.
+    Findings(Digest),
+    /// A manifest's packages and SBOMs.
+    Packages(Digest),
     /// Its settings page.
     Settings,
     /// A form target (`POST`).
@@ -52,6 +58,12 @@ pub(super) fn parse_repo_path(rest: &str) -> Result<(RepoName, RepoPath), UiErro
         Some(sub) => match sub.split_once('/') {
             Some(("manifest", d)) => {
                 RepoPath::Manifest(Digest::parse(d).map_err(|_| UiError::NotFound)?)
+            }
+            Some(("findings", d)) => {
+                RepoPath::Findings(Digest::parse(d).map_err(|_| UiError::NotFound)?)
+            }
+            Some(("packages", d)) => {
+                RepoPath::Packages(Digest::parse(d).map_err(|_| UiError::NotFound)?)
             }
             None => RepoPath::Action(sub.to_owned()),
             Some(_) => return Err(UiError::NotFound),
@@ -209,6 +221,7 @@ pub(super) async fn repository_get(
     mut viewer: Viewer,
     Path(rest): Path<String>,
     Query(q): Query<TagsQuery>,
+    RawQuery(raw): RawQuery,
 ) -> UiResult {
     let (name, path) = parse_repo_path(&rest)?;
     let reads = |n: &str| viewer.reads(n);
@@ -218,6 +231,14 @@ pub(super) async fn repository_get(
     match path {
         RepoPath::Tags => tags_page(&ui, &viewer, &name, q).await,
         RepoPath::Manifest(digest) => manifest_page(&ui, &viewer, &name, &digest).await,
+        RepoPath::Findings(digest) => {
+            let q = scans::FindingsQuery::parse(raw.as_deref());
+            scans::findings_page(&ui, &viewer, &name, &digest, &q).await
+        }
+        RepoPath::Packages(digest) => {
+            let q = scans::FindingsQuery::parse(raw.as_deref());
+            scans::packages_page(&ui, &viewer, &name, &digest, &q).await
+        }
         RepoPath::Settings => super::manage::settings_page(&ui, &mut viewer, &name).await,
         RepoPath::Action(_) => Err(UiError::NotFound),
     }
@@ -242,6 +263,13 @@ async fn tags_page(ui: &Ui, viewer: &Viewer, name: &RepoName, q: TagsQuery) -> U
         for t in &list.tags {
             trust.push(ui.registry.trust_status(name, &t.digest).await?);
         }
+    }
+    let digests: Vec<Digest> = list.tags.iter().map(|t| t.digest.clone()).collect();
+    let mut badges = ui.registry.scan_badges(name, &digests).await?;
+    if !ui.registry.limits().scan.enabled
+        && badges.iter().all(|b| b.state() == ScanState::NotScanned)
+    {
+        badges.clear();
     }
     let host = viewer.registry_host();
     let pages = list.total.div_ceil(u64::from(TAGS_PER_PAGE)).max(1);
@@ -277,7 +305,7 @@ async fn tags_page(ui: &Ui, viewer: &Viewer, name: &RepoName, q: TagsQuery) -> U
         }
         p.meta { (tag_count(list.total)) @if !filter.is_empty() { " matching “" (filter) "”" } }
         (quota_lines(&quotas))
-        (tag_table(name, &list, &trust, host))
+        (tag_table(name, &list, &trust, &badges, host))
         @if pages > 1 {
             nav.pager aria-label="Pages" {
                 @if page_no > 1 { a rel="prev" href=(link(page_no - 1)) { "← Previous" } }
@@ -326,8 +354,14 @@ fn trust_chip(status: &TrustStatus) -> Markup {
 }
 
 /// `trust` holds each tag's signature status, in order, or nothing when no policy covers the
-/// repository.
-fn tag_table(name: &RepoName, list: &TagList, trust: &[Option<TrustStatus>], host: &str) -> Markup {
+/// repository; `scans` each tag's severity summary, or nothing when nothing was scanned.
+fn tag_table(
+    name: &RepoName,
+    list: &TagList,
+    trust: &[Option<TrustStatus>],
+    scans: &[ScanBadge],
+    host: &str,
+) -> Markup {
     html! {
         @if list.tags.is_empty() {
             p.empty { "No tags." }
@@ -340,6 +374,7 @@ fn tag_table(name: &RepoName, list: &TagList, trust: &[Option<TrustStatus>], hos
                         th scope="col" { "Size" }
                         th scope="col" { "Platforms" }
                         @if !trust.is_empty() { th scope="col" { "Signature" } }
+                        @if !scans.is_empty() { th scope="col" { "Vulnerabilities" } }
                         th scope="col" { "Pushed" }
                         th scope="col" { span.visually-hidden { "Pull" } }
                     }
@@ -359,6 +394,9 @@ fn tag_table(name: &RepoName, list: &TagList, trust: &[Option<TrustStatus>], hos
                             @if let Some(status) = trust.get(i) {
                                 td.signature { @if let Some(s) = status { (trust_chip(s)) } }
                             }
+                            @if let Some(badge) = scans.get(i) {
+                                td.vulnerabilities { (scans::scan_badge(name.as_str(), &t.digest, badge)) }
+                            }
                             td { (when(t.pushed_at)) }
                             td { (copy_box("pull command", &format!("docker pull {host}/{}:{}", name.as_str(), t.name))) }
                         }
@@ -372,6 +410,12 @@ fn tag_table(name: &RepoName, list: &TagList, trust: &[Option<TrustStatus>], hos
 async fn manifest_page(ui: &Ui, viewer: &Viewer, name: &RepoName, digest: &Digest) -> UiResult {
     let image = ui.registry.image(name, digest).await?;
     let trust = ui.registry.trust_status(name, digest).await?;
+    let badge = ui
+        .registry
+        .scan_badges(name, std::slice::from_ref(digest))
+        .await?
+        .pop()
+        .unwrap_or_default();
     let host = viewer.registry_host();
     let title = format!(
         "{}@{}",
@@ -400,6 +444,15 @@ async fn manifest_page(ui: &Ui, viewer: &Viewer, name: &RepoName, digest: &Diges
                     (trust_chip(t)) " " (t.detail)
                     " (policy " code { (t.policy) } ", "
                     @if t.mode == berth_trust::Mode::Enforce { "enforced" } @else { "audit only" } ")"
+                }
+            }
+            @if badge.state() != ScanState::NotScanned {
+                dt { "Vulnerabilities" }
+                dd {
+                    (scans::scan_badge(name.as_str(), digest, &badge)) " "
+                    @if badge.platforms.is_none() {
+                        a href=(scans::packages_href(name.as_str(), digest)) { "Packages" }
+                    }
                 }
             }
             @if !image.manifest.is_index() {

@@ -14,6 +14,8 @@
 //! GET  /ui/n/{namespace}             a user's or organization's repositories
 //! GET  /ui/r/{name}                  tags: sort, filter, pages
 //! GET  /ui/r/{name}/-/manifest/{d}   an image or index
+//! GET  /ui/r/{name}/-/findings/{d}   its vulnerabilities: ?severity=&fixable=&page=
+//! GET  /ui/r/{name}/-/packages/{d}   its packages and SBOMs: ?page=
 //! GET  /ui/r/{name}/-/settings       visibility, deleting tags and manifests
 //! POST /ui/r/{name}/-/{action}       visibility | delete-tag | delete-manifest
 //! GET  /ui/login, POST /ui/login, POST /ui/logout
@@ -28,6 +30,7 @@ mod browse;
 mod form;
 mod layout;
 mod manage;
+mod scans;
 mod sso;
 mod viewer;
 
