@@ -577,7 +577,7 @@ impl Server {
         // Scan workers hear of the shutdown and give their jobs back before the process ends.
         let (stop_scans, scans_stopped) = watch::channel(false);
         let mut scanners = tokio::task::JoinSet::new();
-        for _ in 0..self.scan_workers {
+        for worker in 0..self.scan_workers {
             let (registry, stop, metrics) = (
                 self.registry.clone(),
                 scans_stopped.clone(),
@@ -585,7 +585,9 @@ impl Server {
             );
             scanners.spawn(async move {
                 registry
-                    .scan_forever(stop, move |end, took| metrics.scan_ended(end, took))
+                    .scan_forever(stop, worker == 0, move |end, took| {
+                        metrics.scan_ended(end, took)
+                    })
                     .await;
             });
         }

@@ -17,6 +17,8 @@ macro_rules! finding_queries {
             i64::try_from(n).unwrap_or(i64::MAX)
         }
 
+        use $crate::meta::sql::{ROWS_PER_INSERT, values_sql};
+
         fn json_list(v: &[String]) -> String {
             serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
         }
@@ -159,43 +161,52 @@ macro_rules! finding_queries {
                 .bind(manifest_id)
                 .execute(&mut *conn)
                 .await?;
-            for t in &new.targets {
-                sqlx::query(
-                    "INSERT INTO scan_targets (manifest_id, ecosystem, ecosystem_release, name)
-                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                )
-                .bind(manifest_id)
-                .bind(&t.ecosystem)
-                .bind(&t.release)
-                .bind(&t.name)
-                .execute(&mut *conn)
-                .await?;
+            // Many rows per statement: an image has hundreds of targets, and matching 1,000
+            // images again after an import wrote them one statement each for most of its time.
+            for chunk in new.targets.chunks(ROWS_PER_INSERT) {
+                let sql = values_sql(
+                    "INSERT INTO scan_targets (manifest_id, ecosystem, ecosystem_release, name) VALUES ",
+                    4,
+                    chunk.len(),
+                    " ON CONFLICT DO NOTHING",
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for t in chunk {
+                    query = query.bind(manifest_id).bind(&t.ecosystem).bind(&t.release).bind(&t.name);
+                }
+                query.execute(&mut *conn).await?;
             }
-            for (seq, f) in new.findings.iter().enumerate() {
-                sqlx::query(
+            let numbered: Vec<_> = new.findings.iter().enumerate().collect();
+            for chunk in numbered.chunks(ROWS_PER_INSERT) {
+                let sql = values_sql(
                     "INSERT INTO scan_findings (manifest_id, seq, package, type, installed,
                          ecosystem, matched_name, advisory_id, aliases, summary, severity, score,
-                         fixed, fixed_versions, fixable, paths)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-                )
-                .bind(manifest_id)
-                .bind(i64::try_from(seq).unwrap_or(i64::MAX))
-                .bind(&f.package)
-                .bind(&f.kind)
-                .bind(&f.installed)
-                .bind(&f.ecosystem)
-                .bind(&f.matched_name)
-                .bind(&f.advisory)
-                .bind(json_list(&f.aliases))
-                .bind(f.summary.as_deref())
-                .bind(&f.severity)
-                .bind(f.score)
-                .bind(f.fixed.as_deref())
-                .bind(json_list(&f.fixed_versions))
-                .bind(i64::from(f.fixable))
-                .bind(json_list(&f.paths))
-                .execute(&mut *conn)
-                .await?;
+                         fixed, fixed_versions, fixable, paths) VALUES ",
+                    16,
+                    chunk.len(),
+                    "",
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (seq, f) in chunk {
+                    query = query
+                        .bind(manifest_id)
+                        .bind(i64::try_from(*seq).unwrap_or(i64::MAX))
+                        .bind(&f.package)
+                        .bind(&f.kind)
+                        .bind(&f.installed)
+                        .bind(&f.ecosystem)
+                        .bind(&f.matched_name)
+                        .bind(&f.advisory)
+                        .bind(json_list(&f.aliases))
+                        .bind(f.summary.as_deref())
+                        .bind(&f.severity)
+                        .bind(f.score)
+                        .bind(f.fixed.as_deref())
+                        .bind(json_list(&f.fixed_versions))
+                        .bind(i64::from(f.fixable))
+                        .bind(json_list(&f.paths));
+                }
+                query.execute(&mut *conn).await?;
             }
             Ok(true)
         }

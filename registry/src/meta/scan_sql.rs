@@ -114,24 +114,30 @@ macro_rules! scan_queries {
                 .bind(job.manifest_id)
                 .execute(&mut *conn)
                 .await?;
-            for (seq, p) in o.packages.iter().enumerate() {
-                sqlx::query(
+            let numbered: Vec<_> = o.packages.iter().enumerate().collect();
+            for chunk in numbered.chunks($crate::meta::sql::ROWS_PER_INSERT) {
+                let sql = $crate::meta::sql::values_sql(
                     "INSERT INTO scan_packages (manifest_id, seq, type, name, version, source_name,
-                         source_version, arch, path, purl)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                )
-                .bind(job.manifest_id)
-                .bind(i64::try_from(seq).unwrap_or(i64::MAX))
-                .bind(&p.kind)
-                .bind(&p.name)
-                .bind(&p.version)
-                .bind(p.source_name.as_deref())
-                .bind(p.source_version.as_deref())
-                .bind(p.arch.as_deref())
-                .bind(&p.path)
-                .bind(&p.purl)
-                .execute(&mut *conn)
-                .await?;
+                         source_version, arch, path, purl) VALUES ",
+                    10,
+                    chunk.len(),
+                    "",
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (seq, p) in chunk {
+                    query = query
+                        .bind(job.manifest_id)
+                        .bind(i64::try_from(*seq).unwrap_or(i64::MAX))
+                        .bind(&p.kind)
+                        .bind(&p.name)
+                        .bind(&p.version)
+                        .bind(p.source_name.as_deref())
+                        .bind(p.source_version.as_deref())
+                        .bind(p.arch.as_deref())
+                        .bind(&p.path)
+                        .bind(&p.purl);
+                }
+                query.execute(&mut *conn).await?;
             }
             Ok(true)
         }

@@ -11,6 +11,30 @@ use std::str::FromStr;
 use super::{MetaError, MetaResult, PutManifestError, UploadRecord};
 use crate::domain::{Digest, RepoName, UploadId};
 
+/// Rows one multi-row `INSERT` writes at most (at 16 columns, 1,600 parameters: far below
+/// SQLite's and PostgreSQL's limits).
+pub(crate) const ROWS_PER_INSERT: usize = 100;
+
+/// `head` followed by `rows` tuples of `columns` numbered placeholders (`($1, $2), ($3, $4)`),
+/// then `tail`: one statement for many rows, where an inventory's hundreds of packages or a
+/// match's targets written one statement each took most of the time. Only placeholders are
+/// formatted in; every value is bound.
+pub(crate) fn values_sql(head: &str, columns: usize, rows: usize, tail: &str) -> String {
+    let mut sql = String::from(head);
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..columns {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", row * columns + column + 1));
+        }
+        sql.push(')');
+    }
+    sql.push_str(tail);
+    sql
+}
+
 /// A size or offset as stored (sizes are far below 2^63; saturate rather than wrap).
 pub(super) fn int(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
@@ -909,3 +933,22 @@ macro_rules! queries {
 }
 
 pub(super) use queries;
+
+#[cfg(test)]
+mod tests {
+    use super::values_sql;
+
+    #[test]
+    fn values_are_numbered_row_by_row() {
+        assert_eq!(
+            values_sql(
+                "INSERT INTO t (a, b) VALUES ",
+                2,
+                3,
+                " ON CONFLICT DO NOTHING"
+            ),
+            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4), ($5, $6) ON CONFLICT DO NOTHING"
+        );
+        assert_eq!(values_sql("X ", 1, 1, ""), "X ($1)");
+    }
+}

@@ -133,10 +133,14 @@ impl Registry {
     }
 
     /// Takes and runs jobs until `stop` turns true; a job in progress then is given back to
-    /// the queue. `ended` hears of each job's end and how long its inventory took.
+    /// the queue. `ended` hears of each job's end and how long its inventory took. With
+    /// `catch_up`, an idle worker also matches stored inventories again after an advisory
+    /// import: one worker per process does (two would match the same manifests at once, the
+    /// second's work thrown away by the generation fence).
     pub async fn scan_forever(
         &self,
         mut stop: watch::Receiver<bool>,
+        catch_up: bool,
         ended: impl Fn(ScanEnd, Duration) + Send + Sync,
     ) {
         let settings = self.limits.scan.clone();
@@ -150,10 +154,14 @@ impl Registry {
                 Ok(Some(job)) => job,
                 Ok(None) => {
                     // Idle: catch the findings up with the advisory database first.
-                    match self.catch_up_findings().await {
-                        Ok(0) => {}
-                        Ok(_) => continue,
-                        Err(e) => tracing::warn!(error = %e, "cannot match stored inventories"),
+                    if catch_up {
+                        match self.catch_up_findings().await {
+                            Ok(0) => {}
+                            Ok(_) => continue,
+                            Err(e) => {
+                                tracing::warn!(error = %e, "cannot match stored inventories");
+                            }
+                        }
                     }
                     let _ = tokio::time::timeout(settings.poll, stop.changed()).await;
                     continue;
