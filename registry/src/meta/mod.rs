@@ -24,6 +24,7 @@ mod gc_sql;
 pub mod history;
 mod history_sql;
 pub mod immutable_rules;
+pub mod org_retention;
 mod postgres;
 pub mod retention;
 mod retention_sql;
@@ -51,6 +52,7 @@ pub use findings::FindingStore;
 pub use gc::GcStore;
 pub use history::HistoryStore;
 pub use immutable_rules::ImmutableRuleStore;
+pub use org_retention::OrgRetentionStore;
 pub use postgres::PostgresStore;
 pub use retention::RetentionStore;
 pub use scans::ScanStore;
@@ -247,6 +249,7 @@ pub trait MetaStore:
     + GcStore
     + HistoryStore
     + ImmutableRuleStore
+    + OrgRetentionStore
     + RetentionStore
     + ScanStore
     + ScrubStore
