@@ -535,14 +535,15 @@ impl Server {
             self.retention.clone(),
             self.metrics.clone(),
         )));
-        let _webhooks = (!self.registry.webhooks().is_empty()).then(|| {
+        // Always running: organizations may add webhooks of their own at any time.
+        let _webhooks = {
             let metrics = self.metrics.clone();
             AbortOnDrop(tokio::spawn(crate::service::webhooks::deliver_forever(
                 self.registry.clone(),
                 self.webhook_poll,
                 move |tally| metrics.webhook_deliveries(tally),
             )))
-        });
+        };
         let _audit = (self.audit.retention_days > 0).then(|| {
             AbortOnDrop(tokio::spawn(prune_audit_forever(
                 self.registry.clone(),

@@ -645,3 +645,333 @@ async fn chromium_retention(c: &fantoccini::Client, b: &Berth) {
     let (_, v) = call(b, Some(ROOT), Method::GET, &retention_path("acme"), None).await;
     assert_eq!(v["rules"], json!([]));
 }
+
+fn hooks_path(org: &str) -> String {
+    format!("/api/v1/orgs/{org}/webhooks")
+}
+
+#[tokio::test]
+async fn org_policy_owners_webhooks_hear_their_org_signed_and_keep_secrets_hidden() {
+    use crate::events::{Receiver, signature_is_valid};
+    let b = start_with_auth(&[("BERTH_WEBHOOKS_POLL_INTERVAL_MS", "100")]);
+    for user in ["alice", "bob", "carol"] {
+        add_user(&b, user);
+    }
+    let alice = Some(("alice", PASSWORD));
+    let bob = Some(("bob", PASSWORD));
+    let carol = Some(("carol", PASSWORD));
+    org_of(&b, "acme", "alice").await;
+    org_of(&b, "beta", "bob").await;
+    let (s, _) = call(
+        &b,
+        alice,
+        Method::PUT,
+        "/api/v1/orgs/acme/members/carol",
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let robot = create_token(&b, "acme", "ci", "acme/*:pull,push");
+    let robot = Some(("acme+ci", robot.as_str()));
+    let receiver = Receiver::start(0, &[]).await;
+    let hook = json!({"url": receiver.url(), "events": ["push"], "scope": "acme/app",
+                      "secret": "first-secret"});
+
+    // Bad input is explained and nothing is saved.
+    for (body, needle) in [
+        (
+            json!({"url": "ftp://127.0.0.1/x", "events": ["push"]}),
+            "http:// or https://",
+        ),
+        (json!({"url": "no url", "events": ["push"]}), "invalid URL"),
+        (
+            json!({"url": receiver.url(), "events": []}),
+            "at least one event",
+        ),
+        (
+            json!({"url": receiver.url(), "events": ["bogus"]}),
+            "invalid JSON body",
+        ),
+        (
+            json!({"url": receiver.url(), "events": ["push"], "scope": "beta/app"}),
+            "not in organization acme",
+        ),
+    ] {
+        let (s, v) = call(
+            &b,
+            alice,
+            Method::POST,
+            &hooks_path("acme"),
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {v}");
+        assert!(
+            v["message"].as_str().unwrap().contains(needle),
+            "{body}: {v}"
+        );
+    }
+    let (_, v) = call(&b, alice, Method::GET, &hooks_path("acme"), None).await;
+    assert_eq!(v["webhooks"], json!([]));
+
+    // Created, the secret is never shown again.
+    let (s, v) = call(
+        &b,
+        alice,
+        Method::POST,
+        &hooks_path("acme"),
+        Some(hook.clone()),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(
+        (&v["has_secret"], &v["scope"]),
+        (&json!(true), &json!("acme/app")),
+        "{v}"
+    );
+    assert!(!v.to_string().contains("first-secret"), "{v}");
+    let id = v["id"].as_i64().unwrap();
+    let one = format!("{}/{id}", hooks_path("acme"));
+
+    // Only its organization's owners and administrators reach it.
+    for (who, method, path, status) in [
+        (bob, Method::GET, hooks_path("acme"), 403),
+        (bob, Method::POST, format!("{one}/test"), 403),
+        (bob, Method::GET, format!("{one}/deliveries"), 403),
+        (bob, Method::DELETE, one.clone(), 403),
+        (carol, Method::GET, hooks_path("acme"), 403),
+        (carol, Method::DELETE, one.clone(), 403),
+        (robot, Method::GET, hooks_path("acme"), 403),
+        (robot, Method::DELETE, one.clone(), 403),
+        (None, Method::GET, hooks_path("acme"), 401),
+        (Some(ROOT), Method::GET, hooks_path("acme"), 200),
+        (
+            bob,
+            Method::DELETE,
+            format!("{}/{id}", hooks_path("beta")),
+            404,
+        ),
+    ] {
+        let (s, v) = call(&b, who, method.clone(), &path, None).await;
+        assert_eq!(s.as_u16(), status, "{who:?} {method} {path}: {v}");
+        assert!(!v.to_string().contains("first-secret"), "{v}");
+    }
+
+    // A push in its scope reaches it, signed; pushes elsewhere do not.
+    b.push_image("acme/web", "x", 1, 1).await;
+    b.push_image("beta/app", "y", 2, 1).await;
+    b.push_image("acme/app", "v1", 3, 1).await;
+    let got = receiver.wait_for(1).await;
+    assert_eq!(got[0].json()["type"], json!("dev.berth.image.pushed"));
+    assert_eq!(got[0].json()["subject"], json!("acme/app:v1"));
+    assert!(signature_is_valid(&got[0], "first-secret"));
+
+    // "Send test" answers with the attempt at once.
+    let (s, v) = call(&b, alice, Method::POST, &format!("{one}/test"), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["attempts"][0]["status"], json!(200), "{v}");
+    let got = receiver.wait_for(2).await;
+    assert_eq!(got[1].json()["type"], json!("dev.berth.webhook.test"));
+    assert!(signature_is_valid(&got[1], "first-secret"));
+
+    // Changed without a secret, the secret stays; with one, it is replaced.
+    let mut change = hook.clone();
+    change.as_object_mut().unwrap().remove("secret");
+    change["events"] = json!(["push", "delete"]);
+    let (s, v) = call(&b, alice, Method::PUT, &one, Some(change)).await;
+    assert_eq!((s, &v["has_secret"]), (StatusCode::OK, &json!(true)), "{v}");
+    b.push_image("acme/app", "v2", 4, 1).await;
+    let got = receiver.wait_for(3).await;
+    assert!(signature_is_valid(&got[2], "first-secret"));
+    let mut change = hook.clone();
+    change["secret"] = json!("second-secret");
+    let (s, _) = call(&b, alice, Method::PUT, &one, Some(change)).await;
+    assert_eq!(s, StatusCode::OK);
+    b.push_image("acme/app", "v3", 5, 1).await;
+    let got = receiver.wait_for(4).await;
+    assert!(signature_is_valid(&got[3], "second-secret"));
+    assert!(!signature_is_valid(&got[3], "first-secret"));
+
+    // The delivery log has them all.
+    let (s, v) = call(
+        &b,
+        alice,
+        Method::GET,
+        &format!("{one}/deliveries?n=10"),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["deliveries"].as_array().unwrap().len(), 4, "{v}");
+
+    // Deleted, it hears nothing more.
+    let (s, _) = call(&b, alice, Method::DELETE, &one, None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    b.push_image("acme/app", "v4", 6, 1).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(receiver.wait_for(4).await.len(), 4);
+
+    // Every change is audited, never with a secret.
+    let (_, v) = call(
+        &b,
+        Some(ROOT),
+        Method::GET,
+        "/api/v1/audit?action=webhook&n=20",
+        None,
+    )
+    .await;
+    let text = v.to_string();
+    assert!(
+        !text.contains("first-secret") && !text.contains("second-secret"),
+        "{text}"
+    );
+    let summary: Vec<(&str, &str, &Value)> = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] != json!("webhook.test"))
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["actor"].as_str().unwrap(),
+                &e["detail"]["secret_changed"],
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("webhook.delete", "alice", &json!(false)),
+            ("webhook.update", "alice", &json!(true)),
+            ("webhook.update", "alice", &json!(false)),
+            ("webhook.create", "alice", &json!(true)),
+        ],
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn org_policy_webhook_forms_need_the_token_and_never_show_the_secret() {
+    use crate::ui::Web;
+    let b = start_with_auth(&[]);
+    add_user(&b, "alice");
+    org_of(&b, "acme", "alice").await;
+    let mut alice = Web::new(&b);
+    alice.sign_in("alice", PASSWORD).await;
+    let page = alice.get("/ui/orgs/acme").await;
+    assert!(
+        page.has("No webhooks of this organization"),
+        "{}",
+        page.body
+    );
+    let csrf = page.csrf();
+    let add = |url: &'static str| {
+        vec![
+            ("op", "webhook-add"),
+            ("url", url),
+            ("scope", ""),
+            ("event_push", "on"),
+            ("secret", "form-secret"),
+        ]
+    };
+    let forged = alice
+        .post("/ui/orgs/acme", &add("http://127.0.0.1:9/h"))
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let mut fields = add("ftp://127.0.0.1/h");
+    fields.push(("csrf", &csrf));
+    let bad = alice.post("/ui/orgs/acme", &fields).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.has("http:// or https://"), "{}", bad.body);
+    let mut fields = add("http://127.0.0.1:9/h");
+    fields.push(("csrf", &csrf));
+    let added = alice.post("/ui/orgs/acme", &fields).await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.body);
+    let page = alice.get("/ui/orgs/acme").await;
+    assert!(
+        page.has("http://127.0.0.1:9/h") && page.has("signed"),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.has("form-secret"),
+        "the secret is shown: {}",
+        page.body
+    );
+    let (_, v) = call(&b, Some(ROOT), Method::GET, &hooks_path("acme"), None).await;
+    assert_eq!(v["webhooks"].as_array().unwrap().len(), 1, "{v}");
+}
+
+#[tokio::test]
+async fn org_policy_chromium_webhook_made_in_the_ui_receives_a_signed_push() {
+    use futures_util::FutureExt;
+    let Some((_driver, c, _profile)) = crate::browser::browser().await else {
+        return;
+    };
+    let b = start_with_auth(&[("BERTH_WEBHOOKS_POLL_INTERVAL_MS", "100")]);
+    add_user(&b, "alice");
+    org_of(&b, "acme", "alice").await;
+    let receiver = crate::events::Receiver::start(0, &[]).await;
+    // Close the browser session even when a step fails, so no Chromium is left behind.
+    let outcome = std::panic::AssertUnwindSafe(chromium_webhook(&c, &b, &receiver))
+        .catch_unwind()
+        .await;
+    c.close().await.expect("close session");
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+async fn chromium_webhook(c: &fantoccini::Client, b: &Berth, receiver: &crate::events::Receiver) {
+    use crate::browser::{click, fill, screenshot, text, wait_for};
+    use crate::events::signature_is_valid;
+    use fantoccini::Locator;
+
+    // The owner adds a webhook for acme/app, signed.
+    chromium_sign_in(c, b, "alice", PASSWORD).await;
+    c.goto(&b.url("/ui/orgs/acme")).await.expect("goto");
+    fill(c, "#webhook-new-url", &receiver.url()).await;
+    fill(c, "#webhook-new-scope", "acme/app").await;
+    fill(c, "#webhook-new-secret", "browser-secret").await;
+    click(c, "#webhook-form button[type=submit]").await;
+    wait_for(c, Locator::Css("article.webhook"))
+        .await
+        .expect("the webhook listed");
+    let page = text(c).await;
+    assert!(
+        page.contains("signed") && !page.contains("browser-secret"),
+        "{page}"
+    );
+    screenshot(c, "org-webhooks").await;
+
+    // A push reaches it, signed with the secret typed in the browser.
+    b.push_image("acme/app", "v1", 1, 1).await;
+    let got = receiver.wait_for(1).await;
+    assert_eq!(got[0].json()["subject"], json!("acme/app:v1"));
+    assert!(signature_is_valid(&got[0], "browser-secret"));
+
+    // "Send test" shows the attempt; the administrator then deletes the hook.
+    click(c, "article.webhook form.inline button:not(.danger)").await;
+    let flash = wait_for(c, Locator::Css("#webhook-test"))
+        .await
+        .expect("the test's answer");
+    let flash = flash.text().await.expect("text");
+    assert!(flash.contains("delivered"), "{flash}");
+    assert!(signature_is_valid(
+        &receiver.wait_for(2).await[1],
+        "browser-secret"
+    ));
+    click(c, "form[action='/ui/logout'] button").await;
+    wait_for(c, Locator::LinkText("Sign in"))
+        .await
+        .expect("signed out");
+    chromium_sign_in(c, b, ROOT.0, ROOT.1).await;
+    c.goto(&b.url("/ui/orgs/acme")).await.expect("goto");
+    click(c, "article.webhook button.danger").await;
+    wait_for(
+        c,
+        Locator::XPath("//*[contains(text(), 'No webhooks of this organization')]"),
+    )
+    .await
+    .expect("the webhook deleted");
+}

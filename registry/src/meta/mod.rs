@@ -25,6 +25,7 @@ pub mod history;
 mod history_sql;
 pub mod immutable_rules;
 pub mod org_retention;
+pub mod org_webhooks;
 mod postgres;
 pub mod retention;
 mod retention_sql;
@@ -53,6 +54,7 @@ pub use gc::GcStore;
 pub use history::HistoryStore;
 pub use immutable_rules::ImmutableRuleStore;
 pub use org_retention::OrgRetentionStore;
+pub use org_webhooks::OrgWebhookStore;
 pub use postgres::PostgresStore;
 pub use retention::RetentionStore;
 pub use scans::ScanStore;
@@ -250,6 +252,7 @@ pub trait MetaStore:
     + HistoryStore
     + ImmutableRuleStore
     + OrgRetentionStore
+    + OrgWebhookStore
     + RetentionStore
     + ScanStore
     + ScrubStore

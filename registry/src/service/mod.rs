@@ -28,6 +28,7 @@ pub mod keys;
 mod listing;
 mod manifests;
 pub mod org_retention;
+pub mod org_webhooks;
 pub mod proxy;
 pub mod quota;
 pub mod retention;

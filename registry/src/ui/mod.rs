@@ -20,7 +20,7 @@
 //! GET  /ui/login/oidc, GET /ui/login/oidc/callback    single sign-on
 //! GET  /ui/account, POST /ui/account/{password|tokens|revoke}
 //! GET  /ui/orgs/{org}, POST /ui/orgs/{org}   members, teams, grants, immutable-tag rules,
-//!                                          retention rules
+//!                                          retention rules, webhooks
 //! GET  /ui/static/{file}
 //! ```
 
@@ -30,6 +30,7 @@ mod form;
 mod layout;
 mod manage;
 mod org_policy;
+mod org_webhooks;
 mod sso;
 mod viewer;
 

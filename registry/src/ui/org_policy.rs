@@ -9,7 +9,7 @@ use maud::{Markup, html};
 
 use super::form::Form;
 use super::layout::csrf_field;
-use super::manage::render_org;
+use super::manage::{OrgNotes, render_org};
 use super::viewer::Viewer;
 use super::{Ui, UiError, UiResult};
 use crate::api::caller::Refusal;
@@ -203,7 +203,19 @@ pub(super) async fn retention_post(ui: &Ui, viewer: &Viewer, org: &str, form: &F
                     }
                 }
             };
-            render_org(ui, viewer, org, None, None, Some(preview), StatusCode::OK).await
+            render_org(
+                ui,
+                viewer,
+                org,
+                None,
+                None,
+                OrgNotes {
+                    retention: Some(preview),
+                    ..OrgNotes::default()
+                },
+                StatusCode::OK,
+            )
+            .await
         }
         Err(UiError::BadRequest(m)) => {
             render_org(
@@ -212,7 +224,7 @@ pub(super) async fn retention_post(ui: &Ui, viewer: &Viewer, org: &str, form: &F
                 org,
                 Some(m),
                 None,
-                None,
+                OrgNotes::default(),
                 StatusCode::BAD_REQUEST,
             )
             .await
