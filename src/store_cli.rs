@@ -357,17 +357,20 @@ pub struct RetentionArgs {
 }
 
 pub async fn retention(config: &Config, args: RetentionArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        !config.retention.policy.is_empty(),
-        "no retention policies: add [[retention.policy]] entries to the configuration file"
-    );
+    // Organizations' own rules are read from the database, so a configuration without
+    // [[retention.policy]] entries may still have work to do.
     let registry = open(config).await?;
-    let report = registry
-        .apply_retention(&config.retention.policy, args.dry_run)
-        .await?;
+    let report = registry.apply_retention(args.dry_run).await?;
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        return Ok(());
+    }
+    if config.retention.policy.is_empty() && report.tags_judged == 0 {
+        writeln!(
+            out,
+            "no retention policies apply: none in the configuration ([[retention.policy]]) and none set by an organization"
+        )?;
         return Ok(());
     }
     let verb = if report.dry_run {

@@ -125,6 +125,7 @@ pub async fn open_registry(config: &Config) -> Result<Registry, StartError> {
         body_idle_timeout: Duration::from_secs(config.server.body_idle_timeout_secs),
         tag_history: Duration::from_secs(config.gc.tag_history_secs),
         immutable: crate::service::immutable::ImmutableTags::new(&config.policies.immutable),
+        retention: config.retention.policy.clone(),
         quotas: crate::service::quota::Quotas::new(&config.policies.quota),
         webhooks: Webhooks::new(&config.webhooks)?,
         trust: crate::service::trust::TrustPolicies::new(
@@ -554,14 +555,15 @@ impl Server {
             self.retention.clone(),
             self.metrics.clone(),
         )));
-        let _webhooks = (!self.registry.webhooks().is_empty()).then(|| {
+        // Always running: organizations may add webhooks of their own at any time.
+        let _webhooks = {
             let metrics = self.metrics.clone();
             AbortOnDrop(tokio::spawn(crate::service::webhooks::deliver_forever(
                 self.registry.clone(),
                 self.webhook_poll,
                 move |tally| metrics.webhook_deliveries(tally),
             )))
-        });
+        };
         let _audit = (self.audit.retention_days > 0).then(|| {
             AbortOnDrop(tokio::spawn(prune_audit_forever(
                 self.registry.clone(),
@@ -957,7 +959,9 @@ async fn retention_forever(
     let every = Duration::from_secs(retention.interval_secs.max(1));
     let mut runs = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     runs.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let scheduled = retention.enabled && !retention.policy.is_empty();
+    // Organizations may set rules of their own at any time: an enabled schedule runs even
+    // while the configuration has no policy.
+    let scheduled = retention.enabled;
     loop {
         tokio::select! {
             _ = flushes.tick() => {
@@ -967,7 +971,7 @@ async fn retention_forever(
             }
             _ = runs.tick(), if scheduled => {
                 let started = std::time::Instant::now();
-                match registry.apply_retention(&retention.policy, false).await {
+                match registry.apply_retention(false).await {
                     Ok(report) => metrics.retention.succeeded(&report, started.elapsed()),
                     Err(e) => {
                         metrics.retention.failed(started.elapsed());

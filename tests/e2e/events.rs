@@ -26,7 +26,7 @@ pub(crate) struct Received {
 }
 
 impl Received {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -150,7 +150,7 @@ async fn read_request(conn: &mut tokio::net::TcpStream) -> Option<Received> {
 
 /// Checks `X-Berth-Signature-256` the way a receiver should: HMAC-SHA256 of the raw body
 /// under the shared secret, compared in constant time.
-fn signature_is_valid(r: &Received, secret: &str) -> bool {
+pub(crate) fn signature_is_valid(r: &Received, secret: &str) -> bool {
     let Some(hex_sig) = r
         .header("x-berth-signature-256")
         .and_then(|v| v.strip_prefix("sha256="))

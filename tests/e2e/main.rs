@@ -29,6 +29,7 @@ mod metrics;
 mod namespaces;
 mod nginx;
 mod notation;
+mod org_policy;
 mod org_rules;
 mod policies;
 mod proxy;

@@ -8,10 +8,10 @@ use serde_json::{Value, json};
 use crate::auth::{ADMIN_PASSWORD, PASSWORD, basic_header, create_token, start_with_auth};
 use crate::harness::Berth;
 
-const ROOT: (&str, &str) = ("root", ADMIN_PASSWORD);
+pub(crate) const ROOT: (&str, &str) = ("root", ADMIN_PASSWORD);
 
 /// `METHOD path` as `who` (HTTP Basic), with a JSON body if any.
-async fn call(
+pub(crate) async fn call(
     b: &Berth,
     who: Option<(&str, &str)>,
     method: Method,
@@ -31,7 +31,7 @@ async fn call(
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
-fn add_user(b: &Berth, name: &str) {
+pub(crate) fn add_user(b: &Berth, name: &str) {
     b.admin_ok(
         &["user", "add", name, "--password-stdin"],
         &format!("{PASSWORD}\n"),
@@ -39,7 +39,7 @@ fn add_user(b: &Berth, name: &str) {
 }
 
 /// Organization `org` owned by `owner`, created over the API.
-async fn org_of(b: &Berth, org: &str, owner: &str) {
+pub(crate) async fn org_of(b: &Berth, org: &str, owner: &str) {
     let (s, v) = call(
         b,
         Some((owner, PASSWORD)),

@@ -18,6 +18,7 @@ mod listing;
 mod manifests;
 pub mod metrics;
 mod middleware;
+mod org_policy;
 mod policies;
 mod query;
 pub mod ratelimit;
@@ -97,7 +98,8 @@ pub fn router(parts: RouterParts) -> Router {
             .route("/.well-known/jwks.json", axum::routing::get(jwks::jwks))
             .with_state(gate.clone())
             .merge(admin::router(gate.clone()))
-            .merge(policies::router(registry.clone(), gate.clone())),
+            .merge(policies::router(registry.clone(), gate.clone()))
+            .merge(org_policy::router(registry.clone(), gate.clone())),
         None => Router::new(),
     };
     let health = Router::new()

@@ -104,6 +104,15 @@ pub enum Action {
     /// An image's findings were matched for the first time, or changed when the advisory
     /// database did (detail: trigger, generation, packages, summary).
     ScanCompleted,
+    /// An organization's retention rules were replaced (detail: old and new rules).
+    RetentionSet,
+    /// An organization's webhook was created (detail: old and new hook, never the secret).
+    WebhookCreate,
+    /// An organization's webhook was changed (detail: old and new hook, whether the secret
+    /// changed).
+    WebhookUpdate,
+    /// An organization's webhook was deleted (detail: old and new hook).
+    WebhookDelete,
 }
 
 /// The events webhooks subscribe to.
@@ -122,7 +131,7 @@ pub enum HookEvent {
 
 impl Action {
     /// Every action, for parsing stored names.
-    pub const ALL: [Action; 30] = [
+    pub const ALL: [Action; 34] = [
         Action::ManifestPush,
         Action::ManifestDelete,
         Action::TagDelete,
@@ -153,6 +162,10 @@ impl Action {
         Action::ImmutableRuleAdd,
         Action::ImmutableRuleDelete,
         Action::ScanCompleted,
+        Action::RetentionSet,
+        Action::WebhookCreate,
+        Action::WebhookUpdate,
+        Action::WebhookDelete,
     ];
 
     /// The stored name.
@@ -188,6 +201,10 @@ impl Action {
             Action::ImmutableRuleAdd => "immutable.rule.add",
             Action::ImmutableRuleDelete => "immutable.rule.delete",
             Action::ScanCompleted => "scan.completed",
+            Action::RetentionSet => "retention.set",
+            Action::WebhookCreate => "webhook.create",
+            Action::WebhookUpdate => "webhook.update",
+            Action::WebhookDelete => "webhook.delete",
         }
     }
 
@@ -247,6 +264,9 @@ pub struct Event {
     pub detail: Option<Value>,
     /// The webhooks to deliver it to, by name.
     pub deliver_to: Vec<String>,
+    /// The subscription it is for: the hooks its repository's organization set for that
+    /// event and scope hear of it too (read when it is recorded).
+    pub hook: Option<HookEvent>,
 }
 
 impl Event {
@@ -263,6 +283,7 @@ impl Event {
             target: None,
             detail: None,
             deliver_to: Vec::new(),
+            hook: None,
         }
     }
 

@@ -24,6 +24,8 @@ mod gc_sql;
 pub mod history;
 mod history_sql;
 pub mod immutable_rules;
+pub mod org_retention;
+pub mod org_webhooks;
 mod postgres;
 pub mod retention;
 mod retention_sql;
@@ -52,6 +54,8 @@ pub use findings::FindingStore;
 pub use gc::GcStore;
 pub use history::HistoryStore;
 pub use immutable_rules::ImmutableRuleStore;
+pub use org_retention::OrgRetentionStore;
+pub use org_webhooks::OrgWebhookStore;
 pub use postgres::PostgresStore;
 pub use retention::RetentionStore;
 pub use scan_views::ScanViewStore;
@@ -249,6 +253,8 @@ pub trait MetaStore:
     + GcStore
     + HistoryStore
     + ImmutableRuleStore
+    + OrgRetentionStore
+    + OrgWebhookStore
     + RetentionStore
     + ScanStore
     + ScanViewStore

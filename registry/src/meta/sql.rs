@@ -148,12 +148,29 @@ macro_rules! queries {
             .bind(event.detail.as_ref().map(ToString::to_string))
             .execute(&mut *conn)
             .await?;
-            let mut deliveries = Vec::with_capacity(event.deliver_to.len());
-            if event.deliver_to.is_empty() {
+            let mut hooks = event.deliver_to.clone();
+            // The hooks the repository's organization set for this event, in this transaction.
+            if let (Some(kind), Some(repo)) = (event.hook, event.repository.as_deref()) {
+                let namespace = repo.split('/').next().unwrap_or(repo);
+                let ids: Vec<i64> = sqlx::query_scalar(
+                    "SELECT h.id FROM org_webhooks h JOIN accounts a ON a.id = h.account_id
+                     WHERE a.name = $1 AND h.events LIKE $2
+                       AND (h.scope = $3 OR substr($3, 1, length(h.scope) + 1) = h.scope || '/')
+                     ORDER BY h.id",
+                )
+                .bind(namespace)
+                .bind(format!("%,{},%", $crate::meta::org_webhooks::event_name(kind)))
+                .bind(repo)
+                .fetch_all(&mut *conn)
+                .await?;
+                hooks.extend(ids.into_iter().map(|id| format!("{}{id}", $crate::meta::org_webhooks::HOOK_PREFIX)));
+            }
+            let mut deliveries = Vec::with_capacity(hooks.len());
+            if hooks.is_empty() {
                 return Ok(deliveries);
             }
             let payload = event.cloud_event(&id, at);
-            for hook in &event.deliver_to {
+            for hook in &hooks {
                 deliveries.push(sqlx::query_scalar(
                     "INSERT INTO webhook_deliveries (hook, event_id, event_type, payload, created_at, next_attempt_at)
                      VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",

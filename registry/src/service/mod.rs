@@ -27,6 +27,8 @@ pub mod immutable;
 pub mod keys;
 mod listing;
 mod manifests;
+pub mod org_retention;
+pub mod org_webhooks;
 pub mod proxy;
 pub mod quota;
 pub mod retention;
@@ -75,6 +77,8 @@ pub struct Limits {
     pub tag_history: std::time::Duration,
     /// Tags that may not move or go.
     pub immutable: immutable::ImmutableTags,
+    /// The configuration's retention policies (organizations' own are read from SQL).
+    pub retention: Vec<crate::config::RetentionPolicy>,
     /// What namespaces and repositories may hold.
     pub quotas: quota::Quotas,
     /// The webhooks that hear of pushes and deletes.
@@ -94,6 +98,7 @@ impl Default for Limits {
             body_idle_timeout: std::time::Duration::from_secs(60),
             tag_history: std::time::Duration::from_secs(14 * 24 * 60 * 60),
             immutable: immutable::ImmutableTags::default(),
+            retention: Vec::new(),
             quotas: quota::Quotas::default(),
             webhooks: webhooks::Webhooks::default(),
             trust: trust::TrustPolicies::default(),

@@ -51,6 +51,29 @@ pub struct Webhook {
     pub max_attempts: u32,
 }
 
+impl Webhook {
+    /// An organization's hook (`org:ID`), as the worker sends to it.
+    pub(super) fn of_org(
+        name: String,
+        url: String,
+        scope: String,
+        events: Vec<HookEvent>,
+        secret: String,
+        timeout: Duration,
+        max_attempts: u32,
+    ) -> Self {
+        Self {
+            name,
+            url,
+            scope,
+            events,
+            secret: Secret(secret),
+            timeout,
+            max_attempts,
+        }
+    }
+}
+
 /// Why the webhooks cannot be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookSetupError {
@@ -78,8 +101,8 @@ pub enum WebhookSetupError {
     Client(#[source] reqwest_tls::Error),
 }
 
-/// Every configured webhook, the retry schedule, and the HTTP client (when there is a
-/// webhook to send to).
+/// Every configured webhook, the retry schedule, and the HTTP client (organizations may add
+/// webhooks at any time, so a server always has one).
 #[derive(Debug, Clone, Default)]
 pub struct Webhooks {
     hooks: Arc<[Webhook]>,
@@ -106,13 +129,8 @@ impl Webhooks {
                 })
             })
             .collect::<Result<Vec<_>, WebhookSetupError>>()?;
-        let client = if hooks.is_empty() {
-            None
-        } else {
-            Some(client()?)
-        };
         Ok(Self {
-            client,
+            client: Some(client()?),
             hooks: hooks.into(),
             retry_base: Duration::from_millis(config.retry_base_ms),
             retry_max: Duration::from_millis(config.retry_max_ms.max(config.retry_base_ms)),
@@ -126,12 +144,13 @@ impl Webhooks {
             .hooks
             .iter()
             .map(|h| h.timeout)
+            .chain([super::org_webhooks::ORG_HOOK_TIMEOUT])
             .max()
             .unwrap_or_default();
         now.saturating_add(millis(longest + Duration::from_secs(30)))
     }
 
-    /// Whether any webhook is configured.
+    /// Whether no webhook is configured (organizations' own are in the database).
     pub fn is_empty(&self) -> bool {
         self.hooks.is_empty()
     }
@@ -225,6 +244,7 @@ impl Registry {
         if let Some(hook) = hook {
             event.deliver_to = self.limits.webhooks.listening(repo, hook);
         }
+        event.hook = hook;
         event
     }
 
@@ -263,7 +283,7 @@ impl Registry {
         let number = d.attempts.saturating_add(1);
         let at = now_ms();
         let started = Instant::now();
-        let Some(hook) = self.limits.webhooks.get(&d.hook) else {
+        let Some(hook) = self.hook_named(&d.hook).await? else {
             let attempt = Attempt {
                 attempt: number,
                 at,
@@ -333,6 +353,11 @@ impl Registry {
         }
         let mut event = Event::new(Action::WebhookTest, by).target(name);
         event.deliver_to = vec![name.to_owned()];
+        self.send_test(name, event).await
+    }
+
+    /// Records the test `event` for webhook `name` and makes its first attempt.
+    pub(super) async fn send_test(&self, name: &str, event: Event) -> RegistryResult<DeliveryLog> {
         // Claimed as it is queued, so a running server's worker leaves the first attempt to
         // this call.
         let claim = self.limits.webhooks.claim_until(now_ms());

@@ -1,6 +1,7 @@
 //! Pages that change things: repository settings (visibility, deleting tags and
 //! manifests, each after a confirmation page) and organization management (members, teams,
-//! grants, immutable-tag rules). Every action is checked against the viewer's rights here,
+//! grants, immutable-tag rules; retention and webhooks in [`super::org_policy`] and
+//! [`super::org_webhooks`]). Every action is checked against the viewer's rights here,
 //! whatever the page showed, and every form against its anti-forgery token.
 
 use std::sync::Arc;
@@ -215,7 +216,16 @@ pub(super) async fn org_page(
     Path(org): Path<String>,
 ) -> UiResult {
     manages(&ui, &viewer, &org).await?;
-    render_org(&ui, &viewer, &org, None, None, StatusCode::OK).await
+    render_org(
+        &ui,
+        &viewer,
+        &org,
+        None,
+        None,
+        OrgNotes::default(),
+        StatusCode::OK,
+    )
+    .await
 }
 
 async fn manages(ui: &Ui, viewer: &Viewer, org: &str) -> Result<(), UiError> {
@@ -231,14 +241,24 @@ async fn manages(ui: &Ui, viewer: &Viewer, org: &str) -> Result<(), UiError> {
     }
 }
 
+/// Answers shown in the organization page's retention and webhooks sections.
+#[derive(Default)]
+pub(super) struct OrgNotes {
+    /// A retention dry run's answer.
+    pub retention: Option<Markup>,
+    /// A webhook test's answer.
+    pub webhooks: Option<Markup>,
+}
+
 /// The organization's page: `failure` is shown at the top, `preview` (a dry run's answer) in
-/// the immutable-tags section.
-async fn render_org(
+/// the immutable-tags section, `notes` in the retention and webhooks sections.
+pub(super) async fn render_org(
     ui: &Ui,
     viewer: &Viewer,
     org: &str,
     failure: Option<String>,
     preview: Option<Markup>,
+    notes: OrgNotes,
     status: StatusCode,
 ) -> UiResult {
     let gate = ui.gate()?;
@@ -258,6 +278,8 @@ async fn render_org(
             (scope.clone(), tags.join(", "))
         })
         .collect();
+    let retention = super::org_policy::retention_section(ui, viewer, org, notes.retention).await?;
+    let webhooks = super::org_webhooks::section(ui, viewer, org, notes.webhooks).await?;
     let action = format!("/ui/orgs/{org}");
     let op_form = |op: &str, fields: Markup, button: Markup| {
         html! {
@@ -376,6 +398,8 @@ async fn render_org(
                 button.primary type="submit" { "Add rule" }
             }))
         }
+        (retention)
+        (webhooks)
     };
     let crumbs = [
         (org.to_owned(), format!("/ui/n/{org}")),
@@ -399,6 +423,12 @@ pub(super) async fn org_post(
     manages(&ui, &viewer, &org).await?;
     if matches!(form.get("op"), "immutable" | "delete-immutable") {
         return immutable_post(&ui, &viewer, &org, &form).await;
+    }
+    if super::org_policy::handles(form.get("op")) {
+        return super::org_policy::retention_post(&ui, &viewer, &org, &form).await;
+    }
+    if super::org_webhooks::handles(form.get("op")) {
+        return super::org_webhooks::webhook_post(&ui, &viewer, &org, &form).await;
     }
     let gate = ui.gate()?;
     let a = &gate.accounts;
@@ -461,7 +491,16 @@ pub(super) async fn org_post(
     match result.map_err(UiError::from) {
         Ok(()) => Ok(Redirect::to(&format!("/ui/orgs/{org}")).into_response()),
         Err(UiError::BadRequest(m)) => {
-            render_org(&ui, &viewer, &org, Some(m), None, StatusCode::BAD_REQUEST).await
+            render_org(
+                &ui,
+                &viewer,
+                &org,
+                Some(m),
+                None,
+                OrgNotes::default(),
+                StatusCode::BAD_REQUEST,
+            )
+            .await
         }
         Err(e) => Err(e),
     }
@@ -504,10 +543,28 @@ async fn immutable_post(ui: &Ui, viewer: &Viewer, org: &str, form: &Form) -> UiR
                     ul.plain { @for t in &tags { li { code { (t.repository) ":" (t.tag) } } } }
                 }
             };
-            render_org(ui, viewer, org, None, Some(preview), StatusCode::OK).await
+            render_org(
+                ui,
+                viewer,
+                org,
+                None,
+                Some(preview),
+                OrgNotes::default(),
+                StatusCode::OK,
+            )
+            .await
         }
         Err(UiError::BadRequest(m)) => {
-            render_org(ui, viewer, org, Some(m), None, StatusCode::BAD_REQUEST).await
+            render_org(
+                ui,
+                viewer,
+                org,
+                Some(m),
+                None,
+                OrgNotes::default(),
+                StatusCode::BAD_REQUEST,
+            )
+            .await
         }
         Err(e) => Err(e),
     }

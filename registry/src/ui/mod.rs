@@ -21,7 +21,8 @@
 //! GET  /ui/login, POST /ui/login, POST /ui/logout
 //! GET  /ui/login/oidc, GET /ui/login/oidc/callback    single sign-on
 //! GET  /ui/account, POST /ui/account/{password|tokens|revoke}
-//! GET  /ui/orgs/{org}, POST /ui/orgs/{org}   members, teams, grants, immutable-tag rules
+//! GET  /ui/orgs/{org}, POST /ui/orgs/{org}   members, teams, grants, immutable-tag rules,
+//!                                          retention rules, webhooks
 //! GET  /ui/static/{file}
 //! ```
 
@@ -30,6 +31,8 @@ mod browse;
 mod form;
 mod layout;
 mod manage;
+mod org_policy;
+mod org_webhooks;
 mod scans;
 mod sso;
 mod viewer;
