@@ -529,33 +529,26 @@ async fn rematch(
 }
 
 /// Waits until `done` holds of every repository's findings count; returns the counts.
+/// Repositories are looked at one at a time, in the order they were pushed (the order the
+/// server matches them in), so that waiting adds one request every few milliseconds, not a
+/// load that competes with the work measured.
 async fn wait_all(
     http: &reqwest::Client,
     reg: &Registry,
     repos: &[String],
     done: impl Fn(Option<usize>) -> bool,
 ) -> anyhow::Result<Vec<usize>> {
-    let mut counts = vec![0; repos.len()];
-    let mut pending: Vec<usize> = (0..repos.len()).collect();
+    let mut counts = Vec::with_capacity(repos.len());
     let deadline = Instant::now() + PATIENCE;
-    while !pending.is_empty() {
-        let mut still = Vec::new();
-        for i in pending {
-            let n = findings(http, reg, &repos[i]).await?;
+    for repo in repos {
+        loop {
+            let n = findings(http, reg, repo).await?;
             if done(n) {
-                counts[i] = n.unwrap_or(0);
-            } else {
-                still.push(i);
+                counts.push(n.unwrap_or(0));
+                break;
             }
-        }
-        pending = still;
-        ensure!(
-            Instant::now() < deadline,
-            "{} images never matched",
-            pending.len()
-        );
-        if !pending.is_empty() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            ensure!(Instant::now() < deadline, "{repo} never matched");
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
     Ok(counts)

@@ -17,7 +17,7 @@ macro_rules! finding_queries {
             i64::try_from(n).unwrap_or(i64::MAX)
         }
 
-        use $crate::meta::sql::{ROWS_PER_INSERT, values_sql};
+        use $crate::meta::sql::{rows_per_insert, values_sql};
 
         fn json_list(v: &[String]) -> String {
             serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
@@ -163,7 +163,7 @@ macro_rules! finding_queries {
                 .await?;
             // Many rows per statement: an image has hundreds of targets, and matching 1,000
             // images again after an import wrote them one statement each for most of its time.
-            for chunk in new.targets.chunks(ROWS_PER_INSERT) {
+            for chunk in new.targets.chunks(rows_per_insert(4)) {
                 let sql = values_sql(
                     "INSERT INTO scan_targets (manifest_id, ecosystem, ecosystem_release, name) VALUES ",
                     4,
@@ -177,7 +177,7 @@ macro_rules! finding_queries {
                 query.execute(&mut *conn).await?;
             }
             let numbered: Vec<_> = new.findings.iter().enumerate().collect();
-            for chunk in numbered.chunks(ROWS_PER_INSERT) {
+            for chunk in numbered.chunks(rows_per_insert(16)) {
                 let sql = values_sql(
                     "INSERT INTO scan_findings (manifest_id, seq, package, type, installed,
                          ecosystem, matched_name, advisory_id, aliases, summary, severity, score,

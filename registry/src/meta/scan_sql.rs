@@ -115,7 +115,7 @@ macro_rules! scan_queries {
                 .execute(&mut *conn)
                 .await?;
             let numbered: Vec<_> = o.packages.iter().enumerate().collect();
-            for chunk in numbered.chunks($crate::meta::sql::ROWS_PER_INSERT) {
+            for chunk in numbered.chunks($crate::meta::sql::rows_per_insert(10)) {
                 let sql = $crate::meta::sql::values_sql(
                     "INSERT INTO scan_packages (manifest_id, seq, type, name, version, source_name,
                          source_version, arch, path, purl) VALUES ",
