@@ -9,6 +9,7 @@ mod admin;
 pub mod auth;
 mod blobs;
 pub mod caller;
+mod cve_allowlist;
 pub mod error;
 mod events;
 mod hub;
@@ -97,7 +98,8 @@ pub fn router(parts: RouterParts) -> Router {
             .route("/.well-known/jwks.json", axum::routing::get(jwks::jwks))
             .with_state(gate.clone())
             .merge(admin::router(gate.clone()))
-            .merge(policies::router(registry.clone(), gate.clone())),
+            .merge(policies::router(registry.clone(), gate.clone()))
+            .merge(cve_allowlist::router(registry.clone(), gate.clone())),
         None => Router::new(),
     };
     let health = Router::new()

@@ -104,6 +104,8 @@ pub enum Action {
     /// An image's findings were matched for the first time, or changed when the advisory
     /// database did (detail: trigger, generation, packages, summary).
     ScanCompleted,
+    /// An organization's CVE allowlist was set (detail: old and new entries).
+    CveAllowlistSet,
 }
 
 /// The events webhooks subscribe to.
@@ -122,7 +124,7 @@ pub enum HookEvent {
 
 impl Action {
     /// Every action, for parsing stored names.
-    pub const ALL: [Action; 30] = [
+    pub const ALL: [Action; 31] = [
         Action::ManifestPush,
         Action::ManifestDelete,
         Action::TagDelete,
@@ -153,6 +155,7 @@ impl Action {
         Action::ImmutableRuleAdd,
         Action::ImmutableRuleDelete,
         Action::ScanCompleted,
+        Action::CveAllowlistSet,
     ];
 
     /// The stored name.
@@ -188,6 +191,7 @@ impl Action {
             Action::ImmutableRuleAdd => "immutable.rule.add",
             Action::ImmutableRuleDelete => "immutable.rule.delete",
             Action::ScanCompleted => "scan.completed",
+            Action::CveAllowlistSet => "cve.allowlist.set",
         }
     }
 

@@ -37,6 +37,7 @@ pub mod sign_ins;
 pub mod trust;
 mod uploads;
 pub mod usage;
+pub mod vuln_policy;
 pub mod vulndb;
 pub mod webhooks;
 
@@ -81,6 +82,8 @@ pub struct Limits {
     pub trust: trust::TrustPolicies,
     /// Inventories of pushed images.
     pub scan: scanner::ScanSettings,
+    /// Which findings each scope accepts, and above which severity it refuses pulls.
+    pub vuln: vuln_policy::VulnPolicies,
 }
 
 impl Default for Limits {
@@ -96,6 +99,7 @@ impl Default for Limits {
             webhooks: webhooks::Webhooks::default(),
             trust: trust::TrustPolicies::default(),
             scan: scanner::ScanSettings::default(),
+            vuln: vuln_policy::VulnPolicies::default(),
         }
     }
 }
