@@ -22,8 +22,8 @@ use berth_runtime::pull::Platform;
 use berth_runtime::store::Store;
 use berth_scan::inventory::{Inventory, Limits, Walker, default_cataloguers};
 use berth_scan::matching::{Allowlist, Finding, Findings, Threshold};
-use berth_scan::policy::AllowItem;
 use berth_scan::osv::Level;
+use berth_scan::policy::AllowItem;
 use bytes::{Buf, Bytes};
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -125,7 +125,9 @@ fn now() -> i64 {
 }
 
 /// The advisory database, which must have been imported into.
-async fn open_advisories(config: &Config) -> anyhow::Result<std::sync::Arc<dyn MetaStore>> {
+pub(crate) async fn open_advisories(
+    config: &Config,
+) -> anyhow::Result<std::sync::Arc<dyn MetaStore>> {
     let url = config.database_url();
     if let Some(path) = url
         .strip_prefix("sqlite://")
@@ -191,22 +193,12 @@ fn scan_local(store: &Store, name: &str) -> anyhow::Result<Scanned> {
     let record = store
         .image(name)?
         .with_context(|| format!("no such image: {name}"))?;
-    let manifest: Manifest = serde_json::from_slice(&store.read_blob(&record.manifest)?)
-        .with_context(|| format!("the stored manifest of {name} is not valid JSON"))?;
-    let cataloguers = default_cataloguers();
-    let mut walker = Walker::new(&cataloguers, Limits::default());
-    for layer in &manifest.layers {
-        let path = store.blob_path(&layer.digest)?;
-        match std::fs::File::open(&path) {
-            Ok(file) => walker.add_layer(&layer.media_type, file),
-            Err(e) => walker.skip_layer(format!("not read: {}: {e}", path.display())),
-        }
-    }
+    let inventory = berth_runtime::vuln_check::inventory(store, name, &record)?;
     Ok(Scanned {
         image: name.to_owned(),
         manifest: record.manifest,
         from: "local",
-        inventory: walker.finish(),
+        inventory,
     })
 }
 
