@@ -40,6 +40,7 @@ mod runtime_run;
 mod scan_cli;
 mod scan_findings;
 mod scan_hub;
+mod scan_policy;
 mod sigstore_js;
 mod sso;
 mod storage;
