@@ -450,7 +450,9 @@ fn run_command(args: RunArgs) -> anyhow::Result<ExitCode> {
     let options = run_options(&args)?;
     let store = open_store(&args.root)?;
     let trust = args.trust.load()?;
+    let scan = args.trust.load_scan()?;
     let name = ensure_image(&store, &args.image, args.pull == "missing", &trust)?;
+    crate::vuln_gate::admit(&store, &name, &scan)?;
     let containers = containers(&args.root)?;
     let record = run::create(&store, &containers, &LinuxHost, &name, &options)?;
     if !args.detach {

@@ -9,6 +9,7 @@ mod scan_cli;
 mod store_cli;
 mod table;
 mod trust_cli;
+mod vuln_gate;
 mod vulndb_cli;
 
 use std::io::Write;
@@ -164,7 +165,7 @@ enum Command {
     Container(container_cli::ContainerCommand),
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Default, clap::Args)]
 struct ConfigArgs {
     /// TOML configuration file.
     // Global: accepted after a subcommand too (`berth webhook test NAME -c FILE`).

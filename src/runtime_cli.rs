@@ -10,6 +10,7 @@ use berth_runtime::credentials;
 use berth_runtime::pull::{self, Platform};
 use berth_runtime::store::Store;
 use berth_runtime::verify::TrustCheck;
+use berth_runtime::vuln_check::ScanCheck;
 use berth_runtime::{Reference, RegistryAuth};
 use clap::Subcommand;
 
@@ -31,11 +32,12 @@ pub struct RootArgs {
 /// The signature checks `pull` and `run` make.
 #[derive(Debug, clap::Args)]
 pub struct TrustArgs {
-    /// The trust policy file (`[[trust.policy]]` tables whose scopes name registries);
+    /// The policy file (`[[trust.policy]]` and `[[scan.policy]]` tables whose scopes name
+    /// registries);
     /// default: /etc/berth/policy.toml when it exists.
     #[arg(long, env = "BERTH_POLICY", value_name = "FILE")]
     policy: Option<PathBuf>,
-    /// Use images an enforcing policy refuses (said on standard error).
+    /// Use images an enforcing trust or vulnerability policy refuses (said on standard error).
     #[arg(long)]
     insecure_skip_verify: bool,
 }
@@ -44,6 +46,14 @@ impl TrustArgs {
     /// The policies these flags select.
     pub fn load(&self) -> anyhow::Result<TrustCheck> {
         Ok(TrustCheck::load(
+            self.policy.as_deref(),
+            self.insecure_skip_verify,
+        )?)
+    }
+
+    /// The vulnerability policies (`[[scan.policy]]`) of the same file.
+    pub fn load_scan(&self) -> anyhow::Result<ScanCheck> {
+        Ok(ScanCheck::load(
             self.policy.as_deref(),
             self.insecure_skip_verify,
         )?)
@@ -266,6 +276,7 @@ pub fn run(command: RuntimeCommand) -> anyhow::Result<()> {
                 trust,
                 reference: r,
             } => {
+                let scan = trust.load_scan()?;
                 let trust = trust.load()?;
                 let store = open_store(&root)?;
                 let reference = reference(&r)?;
@@ -275,6 +286,7 @@ pub fn run(command: RuntimeCommand) -> anyhow::Result<()> {
                     None => Platform::host(),
                 };
                 let pulled = block_on(pull_image(&store, &reference, &platform, &trust))?;
+                crate::vuln_gate::admit(&store, &pulled.name, &scan)?;
                 writeln!(out, "{} {}", pulled.name, pulled.record.manifest)?;
             }
             RuntimeCommand::Push { root, reference: r } => {

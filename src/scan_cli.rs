@@ -21,8 +21,9 @@ use berth_runtime::Reference;
 use berth_runtime::pull::Platform;
 use berth_runtime::store::Store;
 use berth_scan::inventory::{Inventory, Limits, Walker, default_cataloguers};
-use berth_scan::matching::{AllowEntry, Allowlist, Finding, Findings, Threshold};
+use berth_scan::matching::{Allowlist, Finding, Findings, Threshold};
 use berth_scan::osv::Level;
+use berth_scan::policy::AllowItem;
 use bytes::{Buf, Bytes};
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -124,7 +125,9 @@ fn now() -> i64 {
 }
 
 /// The advisory database, which must have been imported into.
-async fn open_advisories(config: &Config) -> anyhow::Result<std::sync::Arc<dyn MetaStore>> {
+pub(crate) async fn open_advisories(
+    config: &Config,
+) -> anyhow::Result<std::sync::Arc<dyn MetaStore>> {
     let url = config.database_url();
     if let Some(path) = url
         .strip_prefix("sqlite://")
@@ -190,22 +193,12 @@ fn scan_local(store: &Store, name: &str) -> anyhow::Result<Scanned> {
     let record = store
         .image(name)?
         .with_context(|| format!("no such image: {name}"))?;
-    let manifest: Manifest = serde_json::from_slice(&store.read_blob(&record.manifest)?)
-        .with_context(|| format!("the stored manifest of {name} is not valid JSON"))?;
-    let cataloguers = default_cataloguers();
-    let mut walker = Walker::new(&cataloguers, Limits::default());
-    for layer in &manifest.layers {
-        let path = store.blob_path(&layer.digest)?;
-        match std::fs::File::open(&path) {
-            Ok(file) => walker.add_layer(&layer.media_type, file),
-            Err(e) => walker.skip_layer(format!("not read: {}: {e}", path.display())),
-        }
-    }
+    let inventory = berth_runtime::vuln_check::inventory(store, name, &record)?;
     Ok(Scanned {
         image: name.to_owned(),
         manifest: record.manifest,
         from: "local",
-        inventory: walker.finish(),
+        inventory,
     })
 }
 
@@ -361,22 +354,13 @@ fn choose(manifests: &[Descriptor], platform: &Platform) -> anyhow::Result<Strin
     )
 }
 
-/// An allowlist file: `allow` entries (or, in JSON, an array of them).
+/// An allowlist file: `allow` entries (or, in JSON, an array of them), each as a
+/// `[[scan.policy]]` table's `allowlist` entry.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AllowFile {
     #[serde(default)]
     allow: Vec<AllowItem>,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AllowItem {
-    id: String,
-    #[serde(default)]
-    expires: Option<String>,
-    #[serde(default)]
-    reason: Option<String>,
 }
 
 /// Reads an allowlist: JSON when the file is `*.json` or starts with `{`, TOML otherwise. TOML's own
@@ -399,68 +383,17 @@ fn load_allowlist(path: &Path) -> anyhow::Result<Allowlist> {
         };
         parsed.with_context(|| format!("the allowlist {} is malformed", path.display()))?
     } else {
-        // TOML dates (`expires = 2027-01-31`) become strings before the typed read.
-        let mut table: toml::Table = toml::from_str(&text)
-            .with_context(|| format!("the allowlist {} is not valid TOML", path.display()))?;
-        if let Some(toml::Value::Array(entries)) = table.get_mut("allow") {
-            for entry in entries {
-                if let Some(t) = entry.as_table_mut()
-                    && let Some(toml::Value::Datetime(d)) = t.get("expires")
-                {
-                    let d = d.to_string();
-                    t.insert("expires".into(), toml::Value::String(d));
-                }
-            }
-        }
-        toml::Value::Table(table)
-            .try_into::<AllowFile>()
+        toml::from_str::<AllowFile>(&text)
             .with_context(|| format!("the allowlist {} is malformed", path.display()))?
             .allow
     };
-    let mut entries = Vec::new();
-    for item in items {
-        let expires = item
-            .expires
-            .as_deref()
-            .map(|e| {
-                parse_expiry(e).with_context(|| {
-                    format!(
-                        "the allowlist entry {}: expires {e:?} is not an RFC 3339 time or a date",
-                        item.id
-                    )
-                })
-            })
-            .transpose()?;
-        entries.push(AllowEntry {
-            id: item.id,
-            expires,
-            reason: item.reason,
-        });
-    }
-    Ok(Allowlist { entries })
-}
-
-/// An expiry as Unix seconds: an RFC 3339 time, or a date (`2027-01-31`), which expires at
-/// its start, 00:00 UTC.
-fn parse_expiry(text: &str) -> anyhow::Result<i64> {
-    let text = text.trim();
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
-        return Ok(t.timestamp());
-    }
-    let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")?;
-    Ok(date
-        .and_hms_opt(0, 0, 0)
-        .context("midnight")?
-        .and_utc()
-        .timestamp())
+    berth_scan::policy::allowlist(&items)
+        .with_context(|| format!("the allowlist {} is malformed", path.display()))
 }
 
 /// Unix seconds as RFC 3339, UTC.
 fn rfc3339(secs: i64) -> String {
-    chrono::DateTime::from_timestamp(secs, 0).map_or_else(
-        || secs.to_string(),
-        |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    )
+    berth_scan::policy::rfc3339(secs)
 }
 
 /// The allowlist entry that accepted a finding.

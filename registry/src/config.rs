@@ -110,6 +110,22 @@ pub struct ScanConfig {
     /// Uncompressed layer bytes one inventory reads at most (a decompression bomb stops
     /// here), in MiB.
     pub max_unpacked_mib: u64,
+    /// Vulnerability policies (`[[scan.policy]]`): CVE allowlists with expiry and the
+    /// `prevent_vulnerable` threshold per namespace or repository; the most specific scope
+    /// covering a repository applies.
+    pub policy: Vec<berth_scan::policy::PolicyConfig>,
+}
+
+impl ScanConfig {
+    fn validate(&self) -> Result<(), String> {
+        for (i, rule) in self.policy.iter().enumerate() {
+            crate::domain::RepoName::parse(rule.scope.trim_end_matches('/'))
+                .map_err(|e| format!("scan.policy[{i}]: invalid scope {:?}: {e}", rule.scope))?;
+        }
+        berth_scan::policy::Policies::load(&self.policy)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
 }
 
 impl Default for ScanConfig {
@@ -125,6 +141,7 @@ impl Default for ScanConfig {
             poll_interval_ms: 1000,
             timeout_secs: 1800,
             max_unpacked_mib: 256 * 1024,
+            policy: Vec::new(),
         }
     }
 }
@@ -1254,6 +1271,7 @@ impl Config {
             .and_then(|()| config.webhooks.validate())
             .and_then(|()| config.proxy.validate())
             .and_then(|()| config.trust.validate())
+            .and_then(|()| config.scan.validate())
             .and_then(|()| config.auth.validate())
             .and_then(|()| {
                 config

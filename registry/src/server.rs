@@ -133,6 +133,10 @@ pub async fn open_registry(config: &Config) -> Result<Registry, StartError> {
                 .map_err(|e| StartError::Trust(e.to_string()))?,
         ),
         scan: scan_settings(&config.scan),
+        vuln: crate::service::vuln_policy::VulnPolicies::new(
+            berth_scan::policy::Policies::load(&config.scan.policy)
+                .map_err(|e| StartError::Trust(e.to_string()))?,
+        ),
     };
     let mirrors = crate::service::proxy::Mirrors::open(&config.proxy)?;
     Ok(Registry::new(meta, blobs, limits).with_mirrors(mirrors))

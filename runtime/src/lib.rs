@@ -53,6 +53,7 @@ pub mod terminal;
 pub mod unpack;
 pub mod user;
 pub mod verify;
+pub mod vuln_check;
 
 pub use oci_client::Reference;
 pub use oci_client::secrets::RegistryAuth;

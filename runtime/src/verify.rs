@@ -86,6 +86,10 @@ pub struct Verified {
 struct PolicyFile {
     #[serde(default)]
     trust: TrustSection,
+    /// `[[scan.policy]]` tables, read by [`crate::vuln_check`].
+    #[serde(default)]
+    #[expect(dead_code, reason = "read by vuln_check, accepted here")]
+    scan: toml::Table,
 }
 
 #[derive(Default, Deserialize)]

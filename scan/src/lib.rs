@@ -8,6 +8,8 @@
 //!   severities.
 //! - [`matching`]: an inventory's packages named as OSV names them, matched against advisory
 //!   records: findings with severity and fixed version; allowlists and severity thresholds.
+//! - [`policy`]: `[[scan.policy]]` tables: per-scope CVE allowlists with expiry and the
+//!   `prevent_vulnerable` threshold, and the one rule judging findings against them.
 //! - [`sbom`]: an inventory as a CycloneDX 1.6 or SPDX 2.3 JSON document, each package named by
 //!   its package URL.
 //!
@@ -18,5 +20,6 @@
 pub mod inventory;
 pub mod matching;
 pub mod osv;
+pub mod policy;
 pub mod sbom;
 pub mod version;

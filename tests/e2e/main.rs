@@ -41,6 +41,7 @@ mod runtime_run;
 mod scan_cli;
 mod scan_findings;
 mod scan_hub;
+mod scan_policy;
 mod scan_ui;
 mod sigstore_js;
 mod sso;

@@ -194,7 +194,7 @@ struct FindingParams {
 /// `GET /api/v1/findings/REPO?reference=TAG|DIGEST[&severity=LEVEL][&fixable=true|false]`:
 /// the manifest's vulnerability findings (`status` as for the SBOM, `done` once matched),
 /// most severe first; `severity` keeps those at or above a level, `fixable` those with (or
-/// without) a fixed version.
+/// without) a fixed version. Each finding says which allowlist entry accepts it, if any.
 async fn findings(
     State(hub): State<Arc<Hub>>,
     Path(repository): Path<String>,
@@ -232,7 +232,11 @@ async fn findings(
         severity,
         fixable: params.fixable,
     };
-    match hub.registry.findings_for(&repo, &reference, filter).await {
+    match hub
+        .registry
+        .judged_findings(&repo, &reference, filter)
+        .await
+    {
         Ok(found) => ok(super::scans::render_findings(&repo, &found)),
         Err(RegistryError::ManifestUnknown) => error(
             StatusCode::NOT_FOUND,

@@ -9,6 +9,7 @@ mod admin;
 pub mod auth;
 mod blobs;
 pub mod caller;
+mod cve_allowlist;
 pub mod error;
 mod events;
 mod hub;
@@ -99,7 +100,8 @@ pub fn router(parts: RouterParts) -> Router {
             .with_state(gate.clone())
             .merge(admin::router(gate.clone()))
             .merge(policies::router(registry.clone(), gate.clone()))
-            .merge(org_policy::router(registry.clone(), gate.clone())),
+            .merge(org_policy::router(registry.clone(), gate.clone()))
+            .merge(cve_allowlist::router(registry.clone(), gate.clone())),
         None => Router::new(),
     };
     let health = Router::new()

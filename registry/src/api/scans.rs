@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 use crate::domain::RepoName;
 use crate::meta::findings::MatchRecord;
 use crate::meta::scans::ScanStatus;
-use crate::service::findings::ManifestFindings;
 use crate::service::sbom::ManifestSbom;
+use crate::service::vuln_policy::JudgedFindings;
 
 /// The manifest's inventory as JSON.
 pub(super) fn render(repo: &RepoName, found: &ManifestSbom) -> Value {
@@ -55,13 +55,37 @@ fn matched(m: Option<&MatchRecord>) -> Value {
     })
 }
 
-/// The manifest's findings as JSON.
-pub(super) fn render_findings(repo: &RepoName, found: &ManifestFindings) -> Value {
+/// The manifest's findings as JSON: each with the allowlist entry accepting it
+/// (`allowlisted`, null when none) or the expired one that no longer does
+/// (`allowlist_expired`); `matched.unallowlisted` counts the findings no entry accepts, beside
+/// `matched.counts` (all of them); `policy` is the vulnerability policy covering the
+/// repository and whether it refuses a pull.
+pub(super) fn render_findings(repo: &RepoName, judged: &JudgedFindings) -> Value {
+    let found = &judged.found;
+    let findings: Vec<Value> = found
+        .findings
+        .iter()
+        .zip(judged.allowlisted.iter().zip(&judged.expired))
+        .map(|(f, (allowlisted, expired))| {
+            let mut v = json!(f);
+            v["allowlisted"] = json!(allowlisted);
+            if expired.is_some() {
+                v["allowlist_expired"] = json!(expired);
+            }
+            v
+        })
+        .collect();
+    let mut matched = matched(found.matched.as_ref());
+    if !matched.is_null() {
+        matched["unallowlisted"] = json!(judged.open);
+        matched["allowlisted"] = json!(judged.allowlisted_total);
+    }
     json!({
         "repository": repo.as_str(),
         "digest": found.digest.to_string(),
         "status": found.status.as_str(),
-        "matched": matched(found.matched.as_ref()),
-        "findings": found.findings,
+        "matched": matched,
+        "policy": judged.policy,
+        "findings": findings,
     })
 }

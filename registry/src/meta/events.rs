@@ -113,6 +113,8 @@ pub enum Action {
     WebhookUpdate,
     /// An organization's webhook was deleted (detail: old and new hook).
     WebhookDelete,
+    /// An organization's CVE allowlist was set (detail: old and new entries).
+    CveAllowlistSet,
 }
 
 /// The events webhooks subscribe to.
@@ -131,7 +133,7 @@ pub enum HookEvent {
 
 impl Action {
     /// Every action, for parsing stored names.
-    pub const ALL: [Action; 34] = [
+    pub const ALL: [Action; 35] = [
         Action::ManifestPush,
         Action::ManifestDelete,
         Action::TagDelete,
@@ -166,6 +168,7 @@ impl Action {
         Action::WebhookCreate,
         Action::WebhookUpdate,
         Action::WebhookDelete,
+        Action::CveAllowlistSet,
     ];
 
     /// The stored name.
@@ -205,6 +208,7 @@ impl Action {
             Action::WebhookCreate => "webhook.create",
             Action::WebhookUpdate => "webhook.update",
             Action::WebhookDelete => "webhook.delete",
+            Action::CveAllowlistSet => "cve.allowlist.set",
         }
     }
 

@@ -16,6 +16,7 @@ mod audit_sql;
 pub mod browse;
 mod browse_sql;
 mod cache;
+pub mod cve_allowlist;
 pub mod events;
 mod finding_sql;
 pub mod findings;
@@ -50,6 +51,7 @@ pub use accounts::AccountStore;
 pub use advisories::AdvisoryStore;
 pub use audit::AuditStore;
 pub use browse::BrowseStore;
+pub use cve_allowlist::CveAllowlistStore;
 pub use findings::FindingStore;
 pub use gc::GcStore;
 pub use history::HistoryStore;
@@ -249,6 +251,7 @@ pub trait MetaStore:
     + AdvisoryStore
     + AuditStore
     + BrowseStore
+    + CveAllowlistStore
     + FindingStore
     + GcStore
     + HistoryStore

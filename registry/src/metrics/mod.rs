@@ -18,6 +18,7 @@ mod passes;
 mod scans;
 mod storage;
 mod trust;
+mod vuln_policy;
 
 pub use connections::{ConnectionMetrics, Refused, TimedOut};
 
@@ -144,6 +145,8 @@ pub struct Metrics {
     pub trust: trust::TrustMetrics,
     /// Image inventories.
     pub scans: scans::ScanMetrics,
+    /// Pulls vulnerability policies refused.
+    pub vuln_policy: vuln_policy::VulnPolicyMetrics,
 }
 
 impl Metrics {
@@ -210,6 +213,7 @@ impl Metrics {
         let connections = ConnectionMetrics::register(&mut families);
         let trust = trust::TrustMetrics::register(&mut families);
         let scans = scans::ScanMetrics::register(&mut families);
+        let vuln_policy = vuln_policy::VulnPolicyMetrics::register(&mut families);
         Self {
             families,
             requests,
@@ -226,6 +230,7 @@ impl Metrics {
             connections,
             trust,
             scans,
+            vuln_policy,
         }
     }
 
@@ -292,6 +297,7 @@ impl Metrics {
     pub async fn sample_storage(&self, registry: &crate::service::Registry) {
         self.storage.refresh(registry).await;
         self.trust.set(&registry.trust_counts());
+        self.vuln_policy.set(registry.vuln_refused_pulls());
         self.scans.refresh(registry).await;
     }
 

@@ -199,6 +199,15 @@ pub struct FindingFilter {
     pub fixable: Option<bool>,
 }
 
+impl FindingFilter {
+    /// Whether the filter keeps `f`.
+    pub fn keeps(&self, f: &StoredFinding) -> bool {
+        self.severity
+            .is_none_or(|t| t.met_by(level_of(&f.severity)))
+            && self.fixable.is_none_or(|want| f.fixable == want)
+    }
+}
+
 /// Where a manifest's findings stand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FindingStatus {
@@ -358,15 +367,7 @@ impl Registry {
                 (status, Vec::new())
             }
         };
-        let findings = findings
-            .into_iter()
-            .filter(|f| {
-                filter
-                    .severity
-                    .is_none_or(|t| t.met_by(level_of(&f.severity)))
-            })
-            .filter(|f| filter.fixable.is_none_or(|want| f.fixable == want))
-            .collect();
+        let findings = findings.into_iter().filter(|f| filter.keeps(f)).collect();
         Ok(ManifestFindings {
             digest,
             status,

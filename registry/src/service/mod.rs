@@ -40,6 +40,7 @@ pub mod sign_ins;
 pub mod trust;
 mod uploads;
 pub mod usage;
+pub mod vuln_policy;
 pub mod vulndb;
 pub mod vulndb_refresh;
 pub mod webhooks;
@@ -87,6 +88,8 @@ pub struct Limits {
     pub trust: trust::TrustPolicies,
     /// Inventories of pushed images.
     pub scan: scanner::ScanSettings,
+    /// Which findings each scope accepts, and above which severity it refuses pulls.
+    pub vuln: vuln_policy::VulnPolicies,
 }
 
 impl Default for Limits {
@@ -103,6 +106,7 @@ impl Default for Limits {
             webhooks: webhooks::Webhooks::default(),
             trust: trust::TrustPolicies::default(),
             scan: scanner::ScanSettings::default(),
+            vuln: vuln_policy::VulnPolicies::default(),
         }
     }
 }

@@ -213,8 +213,9 @@ impl Registry {
 
     /// Serves a manifest pull as [`Registry::pull_manifest`] does, unless the policy covering
     /// `repo` enforces signatures and no trusted key vouches for the manifest: then a `GET` is
-    /// `DENIED`, naming the policy (a `HEAD`, `content == false`, is answered).
-    pub async fn pull_manifest_as(
+    /// `DENIED`, naming the policy (a `HEAD`, `content == false`, is answered). The
+    /// vulnerability policies judge what this serves ([`Registry::pull_manifest_as`]).
+    pub(super) async fn pull_manifest_trusted(
         &self,
         repo: &RepoName,
         reference: &Reference,
