@@ -158,6 +158,7 @@ allowlist = [{ id = "CVE-2099-0001", expires = "2020-01-01T00:00:00Z" }]
 [[scan.policy]]
 scope = "vuln/lenient"
 prevent_vulnerable = "critical"
+allowlist = [{ id = "CVE-2099-0001" }]
 "#;
 
 #[tokio::test]
@@ -241,8 +242,12 @@ async fn scan_policy_refuses_docker_pulls_until_the_cve_is_allowlisted_in_the_co
             )
         );
     }
-    // Served where the CVE is accepted, the threshold is above the finding, or no policy is.
+    // Served where the CVE is accepted, the threshold is above what is left (lenient: the
+    // medium finding under a critical threshold), or no policy is. The GET is checked as well
+    // as docker's pull: docker may find the image's content at home from another repository.
     for repo in ["vuln/accepted/app", "vuln/lenient/app", "open/app"] {
+        let (status, message) = pull(&b, repo, "1").await;
+        assert_eq!(status, StatusCode::OK, "{repo}: {message}");
         let image = format!("{}/{repo}:1", b.host());
         docker.ok(&["pull", &image]);
         docker.ok(&["rmi", &image]);
