@@ -7,7 +7,7 @@ macro_rules! finding_queries {
             FindingSummary, MatchDue, MatchRecord, NewFindings, StoredFinding, StoredInventory,
         };
         use $crate::meta::scans::{StoredOs, StoredPackage};
-        use $crate::meta::{MetaError, MetaResult};
+        use $crate::meta::MetaResult;
 
         fn count(n: i64) -> u64 {
             u64::try_from(n).unwrap_or(0)
