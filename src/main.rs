@@ -446,15 +446,12 @@ fn purge_in_background() {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = Config::load(
-        config_file(args.config.as_ref()).as_deref(),
-        std::env::vars(),
-    )?;
+    let mut config = load_config(&ConfigArgs {
+        config: args.config,
+        data_dir: args.data_dir,
+    })?;
     if let Some(listen) = args.listen {
         config.server.listen = listen;
-    }
-    if let Some(dir) = args.data_dir {
-        config.server.data_dir = dir;
     }
     berth_registry::telemetry::init(&config.log)?;
     purge_in_background();

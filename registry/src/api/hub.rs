@@ -66,6 +66,11 @@ fn ok(body: Value) -> Response {
 fn registry_error(e: &RegistryError) -> Response {
     match e {
         RegistryError::NameUnknown(_) => error(StatusCode::NOT_FOUND, "not_found", e.to_string()),
+        RegistryError::ManifestUnknown => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such manifest in the repository",
+        ),
         RegistryError::Denied(_) => error(StatusCode::FORBIDDEN, "denied", e.to_string()),
         RegistryError::RestoreImpossible(_) => {
             error(StatusCode::CONFLICT, "not_restorable", e.to_string())
@@ -102,6 +107,25 @@ impl Hub {
             None => rp.origin(String::new(), self.trust_forwarded),
         };
         Ok((repo, origin))
+    }
+
+    /// The repository named in the path and the manifest `reference` names there, if the
+    /// caller may pull it: what every per-manifest read (trust, SBOM, findings) starts with.
+    async fn manifest_read(
+        &self,
+        parts: &Parts,
+        repository: &str,
+        reference: &str,
+    ) -> Result<(RepoName, Reference), Response> {
+        let (repo, _) = self.authorize(parts, repository, Actions::PULL).await?;
+        let reference = Reference::parse(reference).map_err(|_| {
+            error(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                "reference must be a tag or a digest",
+            )
+        })?;
+        Ok((repo, reference))
     }
 }
 
@@ -161,24 +185,15 @@ async fn sbom(
             "the query parameter is reference (a tag or a digest)",
         );
     };
-    let repo = match hub.authorize(&parts, &repository, Actions::PULL).await {
-        Ok((repo, _)) => repo,
+    let (repo, reference) = match hub
+        .manifest_read(&parts, &repository, &params.reference)
+        .await
+    {
+        Ok(found) => found,
         Err(response) => return response,
-    };
-    let Ok(reference) = Reference::parse(&params.reference) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid",
-            "reference must be a tag or a digest",
-        );
     };
     match hub.registry.sbom_of(&repo, &reference).await {
         Ok(found) => ok(super::scans::render(&repo, &found)),
-        Err(RegistryError::ManifestUnknown) => error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such manifest in the repository",
-        ),
         Err(e) => registry_error(&e),
     }
 }
@@ -208,16 +223,12 @@ async fn findings(
             "query parameters are reference (a tag or a digest), severity (unknown, low, medium, high, critical) and fixable (true or false)",
         );
     };
-    let repo = match hub.authorize(&parts, &repository, Actions::PULL).await {
-        Ok((repo, _)) => repo,
+    let (repo, reference) = match hub
+        .manifest_read(&parts, &repository, &params.reference)
+        .await
+    {
+        Ok(found) => found,
         Err(response) => return response,
-    };
-    let Ok(reference) = Reference::parse(&params.reference) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid",
-            "reference must be a tag or a digest",
-        );
     };
     let severity = match params
         .severity
@@ -238,11 +249,6 @@ async fn findings(
         .await
     {
         Ok(found) => ok(super::scans::render_findings(&repo, &found)),
-        Err(RegistryError::ManifestUnknown) => error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such manifest in the repository",
-        ),
         Err(e) => registry_error(&e),
     }
 }
@@ -268,16 +274,12 @@ async fn trust(
             "the query parameter is reference (a tag or a digest)",
         );
     };
-    let repo = match hub.authorize(&parts, &repository, Actions::PULL).await {
-        Ok((repo, _)) => repo,
+    let (repo, reference) = match hub
+        .manifest_read(&parts, &repository, &params.reference)
+        .await
+    {
+        Ok(found) => found,
         Err(response) => return response,
-    };
-    let Ok(reference) = Reference::parse(&params.reference) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid",
-            "reference must be a tag or a digest",
-        );
     };
     match hub.registry.trust_status_of(&repo, &reference).await {
         Ok((digest, status)) => ok(json!({
@@ -285,11 +287,6 @@ async fn trust(
             "digest": digest.to_string(),
             "trust": status,
         })),
-        Err(RegistryError::ManifestUnknown) => error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such manifest in the repository",
-        ),
         Err(e) => registry_error(&e),
     }
 }

@@ -7,7 +7,7 @@ macro_rules! finding_queries {
             FindingSummary, MatchDue, MatchRecord, NewFindings, StoredFinding, StoredInventory,
         };
         use $crate::meta::scans::{StoredOs, StoredPackage};
-        use $crate::meta::{MetaError, MetaResult};
+        use $crate::meta::MetaResult;
 
         fn count(n: i64) -> u64 {
             u64::try_from(n).unwrap_or(0)
@@ -23,12 +23,6 @@ macro_rules! finding_queries {
             serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
         }
 
-        fn list_of(text: &str, what: &str) -> MetaResult<Vec<String>> {
-            serde_json::from_str(text).map_err(|e| MetaError::Corrupt {
-                table: "scan_findings",
-                reason: format!("{what}: {e}"),
-            })
-        }
 
         pub(super) async fn generation(conn: &mut $conn) -> MetaResult<i64> {
             Ok(sqlx::query_scalar("SELECT value FROM vulndb_generation WHERE id = 1")
@@ -246,37 +240,17 @@ macro_rules! finding_queries {
             }))
         }
 
-        type FindingRow = (String, String, String, String, String, String, String, Option<String>,
-                           String, Option<f64>, Option<String>, String, i64, String);
 
         pub(super) async fn findings(conn: &mut $conn, manifest_id: i64) -> MetaResult<Vec<StoredFinding>> {
-            let rows: Vec<FindingRow> = sqlx::query_as(
-                "SELECT package, type, installed, ecosystem, matched_name, advisory_id, aliases,
-                     summary, severity, score, fixed, fixed_versions, fixable, paths
-                 FROM scan_findings WHERE manifest_id = $1 ORDER BY seq",
-            )
+            let rows: Vec<$crate::meta::findings::FindingRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {} FROM scan_findings WHERE manifest_id = $1 ORDER BY seq",
+                $crate::meta::findings::FINDING_COLUMNS
+            )))
             .bind(manifest_id)
             .fetch_all(conn)
             .await?;
             rows.into_iter()
-                .map(|r| {
-                    Ok(StoredFinding {
-                        aliases: list_of(&r.6, "aliases")?,
-                        fixed_versions: list_of(&r.11, "fixed_versions")?,
-                        paths: list_of(&r.13, "paths")?,
-                        package: r.0,
-                        kind: r.1,
-                        installed: r.2,
-                        ecosystem: r.3,
-                        matched_name: r.4,
-                        advisory: r.5,
-                        summary: r.7,
-                        severity: r.8,
-                        score: r.9,
-                        fixed: r.10,
-                        fixable: r.12 != 0,
-                    })
-                })
+                .map($crate::meta::findings::finding_of)
                 .collect()
         }
 

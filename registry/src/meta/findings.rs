@@ -10,9 +10,9 @@
 use async_trait::async_trait;
 use serde::Serialize;
 
-use super::MetaResult;
 use super::advisories::AdvisoryPackage;
 use super::scans::{StoredOs, StoredPackage};
+use super::{MetaError, MetaResult};
 
 /// Findings per severity, and how many a fixed version is known for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -67,6 +67,54 @@ pub struct StoredFinding {
     pub fixable: bool,
     /// The files the package was found in.
     pub paths: Vec<String>,
+}
+
+/// A `scan_findings` row as read, its columns in [`FINDING_COLUMNS`]' order.
+pub(crate) type FindingRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    Option<f64>,
+    Option<String>,
+    String,
+    i64,
+    String,
+);
+
+/// The columns a [`FindingRow`] is read from.
+pub(crate) const FINDING_COLUMNS: &str = "package, type, installed, ecosystem, matched_name, \
+     advisory_id, aliases, summary, severity, score, fixed, fixed_versions, fixable, paths";
+
+/// A stored finding from its row (its lists are stored as JSON arrays).
+pub(crate) fn finding_of(r: FindingRow) -> MetaResult<StoredFinding> {
+    let list = |text: &str, what: &str| -> MetaResult<Vec<String>> {
+        serde_json::from_str(text).map_err(|e| MetaError::Corrupt {
+            table: "scan_findings",
+            reason: format!("{what}: {e}"),
+        })
+    };
+    Ok(StoredFinding {
+        aliases: list(&r.6, "aliases")?,
+        fixed_versions: list(&r.11, "fixed_versions")?,
+        paths: list(&r.13, "paths")?,
+        package: r.0,
+        kind: r.1,
+        installed: r.2,
+        ecosystem: r.3,
+        matched_name: r.4,
+        advisory: r.5,
+        summary: r.7,
+        severity: r.8,
+        score: r.9,
+        fixed: r.10,
+        fixable: r.12 != 0,
+    })
 }
 
 /// A manifest's findings as last matched.

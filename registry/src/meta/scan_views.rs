@@ -107,12 +107,6 @@ macro_rules! impl_scan_view_store {
                 n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0)
             }
 
-            fn list_of(text: &str, what: &str) -> MetaResult<Vec<String>> {
-                serde_json::from_str(text).map_err(|e| MetaError::Corrupt {
-                    table: "scan_findings",
-                    reason: format!("{what}: {e}"),
-                })
-            }
 
             /// The columns of a summary row after the digest and `via_child`.
             const COLUMNS: &str = "s.status, s.matched_generation, s.matched_at,
@@ -219,8 +213,6 @@ macro_rules! impl_scan_view_store {
                      WHEN 'low' THEN 2 WHEN 'none' THEN 1 ELSE 0 END) >= $2
                 AND ($3 IS NULL OR fixable = $3)";
 
-            type FindingRow = (String, String, String, String, String, String, String, Option<String>,
-                               String, Option<f64>, Option<String>, String, i64, String);
 
             pub(super) async fn findings(
                 conn: &mut $conn,
@@ -236,10 +228,9 @@ macro_rules! impl_scan_view_store {
                 .bind(fixable)
                 .fetch_one(&mut *conn)
                 .await?;
-                let rows: Vec<FindingRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT package, type, installed, ecosystem, matched_name, advisory_id, aliases,
-                         summary, severity, score, fixed, fixed_versions, fixable, paths
-                     FROM scan_findings {FINDINGS_WHERE} ORDER BY seq LIMIT $4 OFFSET $5"
+                let rows: Vec<$crate::meta::findings::FindingRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {} FROM scan_findings {FINDINGS_WHERE} ORDER BY seq LIMIT $4 OFFSET $5",
+                    $crate::meta::findings::FINDING_COLUMNS
                 )))
                 .bind(manifest_id)
                 .bind(q.min_rank)
@@ -250,24 +241,7 @@ macro_rules! impl_scan_view_store {
                 .await?;
                 let findings = rows
                     .into_iter()
-                    .map(|r| {
-                        Ok(StoredFinding {
-                            aliases: list_of(&r.6, "aliases")?,
-                            fixed_versions: list_of(&r.11, "fixed_versions")?,
-                            paths: list_of(&r.13, "paths")?,
-                            package: r.0,
-                            kind: r.1,
-                            installed: r.2,
-                            ecosystem: r.3,
-                            matched_name: r.4,
-                            advisory: r.5,
-                            summary: r.7,
-                            severity: r.8,
-                            score: r.9,
-                            fixed: r.10,
-                            fixable: r.12 != 0,
-                        })
-                    })
+                    .map($crate::meta::findings::finding_of)
                     .collect::<MetaResult<Vec<_>>>()?;
                 Ok((count(Some(total)), findings))
             }
