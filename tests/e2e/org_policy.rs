@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::auth::{PASSWORD, basic_header, create_token, start_with_auth};
+use crate::auth::{PASSWORD, basic_header, start_with_auth};
 use crate::harness::Berth;
-use crate::org_rules::{ROOT, add_user, call, org_of};
+use crate::org_rules::{ROOT, add_user, call, org_of, two_orgs};
 
 fn retention_path(org: &str) -> String {
     format!("/api/v1/orgs/{org}/retention")
@@ -52,24 +52,10 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 #[tokio::test]
 async fn org_policy_retention_is_for_owners_and_admins_checked_and_audited() {
     let b = start_with_auth(&[]);
-    for user in ["alice", "bob", "carol"] {
-        add_user(&b, user);
-    }
+    let robot = two_orgs(&b).await;
     let alice = Some(("alice", PASSWORD));
     let bob = Some(("bob", PASSWORD));
     let carol = Some(("carol", PASSWORD));
-    org_of(&b, "acme", "alice").await;
-    org_of(&b, "beta", "bob").await;
-    let (s, _) = call(
-        &b,
-        alice,
-        Method::PUT,
-        "/api/v1/orgs/acme/members/carol",
-        None,
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK);
-    let robot = create_token(&b, "acme", "ci", "acme/*:pull,push");
     let robot = Some(("acme+ci", robot.as_str()));
     let acme_rules = json!({"rules": [
         {"scope": "acme", "keep_newest": 5, "keep_tags": ["v*", "latest"]},
@@ -654,24 +640,10 @@ fn hooks_path(org: &str) -> String {
 async fn org_policy_owners_webhooks_hear_their_org_signed_and_keep_secrets_hidden() {
     use crate::events::{Receiver, signature_is_valid};
     let b = start_with_auth(&[("BERTH_WEBHOOKS_POLL_INTERVAL_MS", "100")]);
-    for user in ["alice", "bob", "carol"] {
-        add_user(&b, user);
-    }
+    let robot = two_orgs(&b).await;
     let alice = Some(("alice", PASSWORD));
     let bob = Some(("bob", PASSWORD));
     let carol = Some(("carol", PASSWORD));
-    org_of(&b, "acme", "alice").await;
-    org_of(&b, "beta", "bob").await;
-    let (s, _) = call(
-        &b,
-        alice,
-        Method::PUT,
-        "/api/v1/orgs/acme/members/carol",
-        None,
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK);
-    let robot = create_token(&b, "acme", "ci", "acme/*:pull,push");
     let robot = Some(("acme+ci", robot.as_str()));
     let receiver = Receiver::start(0, &[]).await;
     let hook = json!({"url": receiver.url(), "events": ["push"], "scope": "acme/app",

@@ -51,6 +51,27 @@ pub(crate) async fn org_of(b: &Berth, org: &str, owner: &str) {
     assert_eq!(s, StatusCode::CREATED, "{v}");
 }
 
+/// The cast of the permission tests: users alice, bob and carol; organization acme owned by
+/// alice with carol a member, beta owned by bob; and acme's robot `acme+ci` (pull and push in
+/// acme), whose secret is returned.
+pub(crate) async fn two_orgs(b: &Berth) -> String {
+    for user in ["alice", "bob", "carol"] {
+        add_user(b, user);
+    }
+    org_of(b, "acme", "alice").await;
+    org_of(b, "beta", "bob").await;
+    let (s, _) = call(
+        b,
+        Some(("alice", PASSWORD)),
+        Method::PUT,
+        "/api/v1/orgs/acme/members/carol",
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    create_token(b, "acme", "ci", "acme/*:pull,push")
+}
+
 fn rules_path(org: &str) -> String {
     format!("/api/v1/orgs/{org}/immutable-rules")
 }
@@ -68,24 +89,10 @@ async fn overwrite(b: &Berth, repo: &str, tag: &str, seed: u64) -> StatusCode {
 #[tokio::test]
 async fn only_owners_and_administrators_manage_an_orgs_rules() {
     let b = start_with_auth(&[]);
-    for user in ["alice", "bob", "carol"] {
-        add_user(&b, user);
-    }
+    let robot = two_orgs(&b).await;
     let alice = Some(("alice", PASSWORD));
     let bob = Some(("bob", PASSWORD));
     let carol = Some(("carol", PASSWORD));
-    org_of(&b, "acme", "alice").await;
-    org_of(&b, "beta", "bob").await;
-    let (s, _) = call(
-        &b,
-        alice,
-        Method::PUT,
-        "/api/v1/orgs/acme/members/carol",
-        None,
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK);
-    let robot = create_token(&b, "acme", "ci", "acme/*:pull,push");
     let robot = Some(("acme+ci", robot.as_str()));
     let rule = json!({"pattern": "v*"});
 
