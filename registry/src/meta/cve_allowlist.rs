@@ -139,8 +139,7 @@ pub(crate) use impl_cve_allowlist_store;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meta::SqliteStore;
-    use crate::meta::accounts::{AccountKind, AccountStore, NamespaceClaim};
+    use crate::meta::accounts::AccountStore;
     use crate::meta::audit::{AuditQuery, AuditStore};
     use crate::meta::events::{Action, Origin};
     use berth_scan::policy::Expiry;
@@ -149,18 +148,8 @@ mod tests {
     /// gone with the organization.
     #[tokio::test]
     async fn lists_are_stored_audited_and_go_with_their_organization() {
-        let dir = tempfile::tempdir().expect("dir");
-        let store = SqliteStore::open(&dir.path().join("meta.db"), 2, true)
-            .await
-            .expect("db");
+        let (_dir, store) = crate::meta::acme_store().await;
         let by = Origin::system("test");
-        let create = Event::new(Action::OrgCreate, &by);
-        for (name, kind) in [("acme", AccountKind::Org), ("alice", AccountKind::User)] {
-            store
-                .create_account(name, kind, None, false, NamespaceClaim::New, &create)
-                .await
-                .expect("account");
-        }
         let set = Event::new(Action::CveAllowlistSet, &by);
         let first = vec![AllowItem {
             id: "CVE-2023-1".into(),

@@ -161,8 +161,7 @@ pub(crate) use impl_immutable_rule_store;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meta::SqliteStore;
-    use crate::meta::accounts::{AccountKind, AccountStore, NamespaceClaim};
+    use crate::meta::accounts::AccountStore;
     use crate::meta::audit::{AuditQuery, AuditStore};
     use crate::meta::events::{Action, Origin};
 
@@ -170,18 +169,8 @@ mod tests {
     /// organization; reading them per push is cheap (the time is printed with `--nocapture`).
     #[tokio::test]
     async fn rules_are_stored_audited_and_go_with_their_organization() {
-        let dir = tempfile::tempdir().expect("dir");
-        let store = SqliteStore::open(&dir.path().join("meta.db"), 2, true)
-            .await
-            .expect("db");
+        let (_dir, store) = crate::meta::acme_store().await;
         let by = Origin::system("test");
-        let create = Event::new(Action::OrgCreate, &by);
-        for (name, kind) in [("acme", AccountKind::Org), ("alice", AccountKind::User)] {
-            store
-                .create_account(name, kind, None, false, NamespaceClaim::New, &create)
-                .await
-                .expect("account");
-        }
         let add = Event::new(Action::ImmutableRuleAdd, &by);
         let RuleAdded::Added(rule) = store
             .add_immutable_rule("acme", "acme/app", "v*", &add)

@@ -423,3 +423,23 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
+
+/// A fresh SQLite store holding organization `acme` and user `alice` (the organization rule
+/// stores' tests start there), and the directory it lives in.
+#[cfg(test)]
+pub(crate) async fn acme_store() -> (tempfile::TempDir, SqliteStore) {
+    use accounts::{AccountKind, AccountStore, NamespaceClaim};
+    use events::{Action, Event, Origin};
+    let dir = tempfile::tempdir().expect("dir");
+    let store = SqliteStore::open(&dir.path().join("meta.db"), 2, true)
+        .await
+        .expect("db");
+    let create = Event::new(Action::OrgCreate, &Origin::system("test"));
+    for (name, kind) in [("acme", AccountKind::Org), ("alice", AccountKind::User)] {
+        store
+            .create_account(name, kind, None, false, NamespaceClaim::New, &create)
+            .await
+            .expect("account");
+    }
+    (dir, store)
+}

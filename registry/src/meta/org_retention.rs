@@ -166,8 +166,7 @@ pub(crate) use impl_org_retention_store;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meta::SqliteStore;
-    use crate::meta::accounts::{AccountKind, AccountStore, NamespaceClaim};
+    use crate::meta::accounts::AccountStore;
     use crate::meta::audit::{AuditQuery, AuditStore};
     use crate::meta::events::{Action, Origin};
 
@@ -175,18 +174,8 @@ mod tests {
     /// organization.
     #[tokio::test]
     async fn rules_are_replaced_audited_and_go_with_their_organization() {
-        let dir = tempfile::tempdir().expect("dir");
-        let store = SqliteStore::open(&dir.path().join("meta.db"), 2, true)
-            .await
-            .expect("db");
+        let (_dir, store) = crate::meta::acme_store().await;
         let by = Origin::system("test");
-        let create = Event::new(Action::OrgCreate, &by);
-        for (name, kind) in [("acme", AccountKind::Org), ("alice", AccountKind::User)] {
-            store
-                .create_account(name, kind, None, false, NamespaceClaim::New, &create)
-                .await
-                .expect("account");
-        }
         let set = Event::new(Action::RetentionSet, &by);
         let first = vec![
             RetentionRule {
