@@ -286,6 +286,16 @@ pub struct WebhooksConfig {
     pub retry_base_ms: u64,
     /// Longest wait between two attempts, in milliseconds.
     pub retry_max_ms: u64,
+    /// Host names, addresses and CIDR ranges organizations' webhooks may reach although they
+    /// are loopback, private, link-local or otherwise special-purpose (refused by default).
+    pub org_allow_targets: Vec<String>,
+    /// Host names, addresses and CIDR ranges organizations' webhooks may never reach, even
+    /// public ones; they win over `org_allow_targets`.
+    pub org_deny_targets: Vec<String>,
+    /// Seconds one attempt at an organization's webhook may take.
+    pub org_timeout_secs: u64,
+    /// Attempts at an organization's webhook before a delivery is given up.
+    pub org_max_attempts: u32,
     /// The webhooks.
     pub hook: Vec<WebhookConfig>,
 }
@@ -296,6 +306,10 @@ impl Default for WebhooksConfig {
             poll_interval_ms: 1000,
             retry_base_ms: 10_000,
             retry_max_ms: 3_600_000,
+            org_allow_targets: Vec::new(),
+            org_deny_targets: Vec::new(),
+            org_timeout_secs: 10,
+            org_max_attempts: 6,
             hook: Vec::new(),
         }
     }
@@ -344,6 +358,16 @@ impl Default for WebhookConfig {
 
 impl WebhooksConfig {
     fn validate(&self) -> Result<(), String> {
+        crate::service::webhook_targets::TargetPolicy::new(
+            &self.org_allow_targets,
+            &self.org_deny_targets,
+        )?;
+        if !(1..=300).contains(&self.org_timeout_secs) {
+            return Err("webhooks.org_timeout_secs must be between 1 and 300".into());
+        }
+        if !(1..=50).contains(&self.org_max_attempts) {
+            return Err("webhooks.org_max_attempts must be between 1 and 50".into());
+        }
         let mut names = std::collections::HashSet::new();
         for (i, h) in self.hook.iter().enumerate() {
             let which = format!("webhooks.hook[{i}] (name {:?})", h.name);
@@ -1577,6 +1601,23 @@ mod tests {
         std::fs::write(&path, hook("url = \"https://ci.example/hook\"")).unwrap();
         let c = Config::load(Some(&path), env(&[])).unwrap();
         assert_eq!(c.webhooks.hook[0].max_attempts, 8);
+        assert_eq!(c.webhooks.org_max_attempts, 6);
+        for (text, complaint) in [
+            (
+                "org_allow_targets = [\"10.0.0.0/33\"]",
+                "webhooks.org_allow_targets",
+            ),
+            (
+                "org_deny_targets = [\"not a host\"]",
+                "webhooks.org_deny_targets",
+            ),
+            ("org_timeout_secs = 0", "org_timeout_secs"),
+            ("org_max_attempts = 1000", "org_max_attempts"),
+        ] {
+            std::fs::write(&path, format!("[webhooks]\n{text}\n")).unwrap();
+            let e = Config::load(Some(&path), env(&[])).unwrap_err();
+            assert!(e.to_string().contains(complaint), "{text}: {e}");
+        }
     }
 
     #[test]

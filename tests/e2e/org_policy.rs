@@ -639,7 +639,10 @@ fn hooks_path(org: &str) -> String {
 #[tokio::test]
 async fn org_policy_owners_webhooks_hear_their_org_signed_and_keep_secrets_hidden() {
     use crate::events::{Receiver, signature_is_valid};
-    let b = start_with_auth(&[("BERTH_WEBHOOKS_POLL_INTERVAL_MS", "100")]);
+    let b = start_with_auth(&[
+        ("BERTH_WEBHOOKS_POLL_INTERVAL_MS", "100"),
+        ("BERTH_WEBHOOKS_ORG_ALLOW_TARGETS", "127.0.0.1"),
+    ]);
     let robot = two_orgs(&b).await;
     let alice = Some(("alice", PASSWORD));
     let bob = Some(("bob", PASSWORD));
@@ -825,7 +828,7 @@ async fn org_policy_owners_webhooks_hear_their_org_signed_and_keep_secrets_hidde
 #[tokio::test]
 async fn org_policy_webhook_forms_need_the_token_and_never_show_the_secret() {
     use crate::ui::Web;
-    let b = start_with_auth(&[]);
+    let b = start_with_auth(&[("BERTH_WEBHOOKS_ORG_ALLOW_TARGETS", "127.0.0.1")]);
     add_user(&b, "alice");
     org_of(&b, "acme", "alice").await;
     let mut alice = Web::new(&b);
@@ -855,6 +858,12 @@ async fn org_policy_webhook_forms_need_the_token_and_never_show_the_secret() {
     let bad = alice.post("/ui/orgs/acme", &fields).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert!(bad.has("http:// or https://"), "{}", bad.body);
+    // An internal address the operator did not allow is refused in the form too.
+    let mut fields = add("http://127.0.0.2:9/h");
+    fields.push(("csrf", &csrf));
+    let bad = alice.post("/ui/orgs/acme", &fields).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.has("127.0.0.2 is a loopback address"), "{}", bad.body);
     let mut fields = add("http://127.0.0.1:9/h");
     fields.push(("csrf", &csrf));
     let added = alice.post("/ui/orgs/acme", &fields).await;
@@ -880,7 +889,10 @@ async fn org_policy_chromium_webhook_made_in_the_ui_receives_a_signed_push() {
     let Some((_driver, c, _profile)) = crate::browser::browser().await else {
         return;
     };
-    let b = start_with_auth(&[("BERTH_WEBHOOKS_POLL_INTERVAL_MS", "100")]);
+    let b = start_with_auth(&[
+        ("BERTH_WEBHOOKS_POLL_INTERVAL_MS", "100"),
+        ("BERTH_WEBHOOKS_ORG_ALLOW_TARGETS", "127.0.0.1"),
+    ]);
     add_user(&b, "alice");
     org_of(&b, "acme", "alice").await;
     let receiver = crate::events::Receiver::start(0, &[]).await;
@@ -946,4 +958,160 @@ async fn chromium_webhook(c: &fantoccini::Client, b: &Berth, receiver: &crate::e
     )
     .await
     .expect("the webhook deleted");
+}
+
+/// Restarts `b` on its data with authentication on and `env`.
+fn restart(b: &mut Berth, env: &[(&str, &str)]) -> Berth {
+    b.http = reqwest::Client::new();
+    assert!(b.terminate(Duration::from_secs(30)), "clean shutdown");
+    let mut all = vec![
+        ("BERTH_AUTH_ENABLED", "true"),
+        ("BERTH_WEBHOOKS_POLL_INTERVAL_MS", "100"),
+    ];
+    all.extend_from_slice(env);
+    Berth::start_in(&b.data_dir, &all)
+}
+
+/// The first attempt of a test delivery to hook `id` of acme, made now.
+async fn test_attempt(b: &Berth, id: &Value) -> Value {
+    let (s, v) = call(
+        b,
+        Some(("alice", PASSWORD)),
+        Method::POST,
+        &format!("{}/{id}/test", hooks_path("acme")),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v["attempts"][0].clone()
+}
+
+#[tokio::test]
+async fn org_policy_webhooks_reach_only_the_targets_the_operator_allows() {
+    use crate::events::Receiver;
+    let alice = Some(("alice", PASSWORD));
+    let receiver = Receiver::start(0, &[]).await;
+    let port = receiver
+        .url()
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut b = start_with_auth(&[("BERTH_WEBHOOKS_POLL_INTERVAL_MS", "100")]);
+    two_orgs(&b).await;
+
+    // By default an owner's hook may not aim the server at its loopback, the cloud's metadata
+    // service or the private network, however the address is spelled: refused with the reason,
+    // and nothing is saved.
+    for (url, needle) in [
+        (receiver.url(), "127.0.0.1 is a loopback address"),
+        (
+            format!("http://localhost:{port}/hook"),
+            "localhost resolves to",
+        ),
+        (format!("http://[::ffff:127.0.0.1]:{port}/"), "loopback"),
+        (format!("http://[::1]:{port}/"), "::1 is a loopback address"),
+        (
+            "http://0x7f.1/".to_owned(),
+            "127.0.0.1 is a loopback address",
+        ),
+        (
+            "http://2130706433/".to_owned(),
+            "127.0.0.1 is a loopback address",
+        ),
+        (
+            "http://169.254.169.254/latest/meta-data/".to_owned(),
+            "link-local",
+        ),
+        ("http://10.0.0.1/".to_owned(), "private"),
+        ("http://[fd00::1]/".to_owned(), "unique local"),
+        ("http://100.64.0.1/".to_owned(), "shared address space"),
+    ] {
+        let body = json!({"url": url, "events": ["push"]});
+        let (s, v) = call(&b, alice, Method::POST, &hooks_path("acme"), Some(body)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{url}: {v}");
+        let message = v["message"].as_str().unwrap();
+        assert!(
+            message.contains(needle) && message.contains("org_allow_targets"),
+            "{url}: {v}"
+        );
+    }
+    let (_, v) = call(&b, alice, Method::GET, &hooks_path("acme"), None).await;
+    assert_eq!(v["webhooks"], json!([]));
+    let (_, v) = call(
+        &b,
+        Some(ROOT),
+        Method::GET,
+        "/api/v1/audit?action=webhook.create",
+        None,
+    )
+    .await;
+    assert_eq!(v["entries"], json!([]), "a refused hook was audited");
+
+    // The operator allows the loopback address and the name: hooks to both are saved and
+    // delivered; administrators see them beside the instance's.
+    let mut b = restart(
+        &mut b,
+        &[("BERTH_WEBHOOKS_ORG_ALLOW_TARGETS", "127.0.0.1, localhost")],
+    );
+    let mut ids = Vec::new();
+    for url in [receiver.url(), format!("http://localhost:{port}/hook")] {
+        let body = json!({"url": url, "events": ["push"]});
+        let (s, v) = call(&b, alice, Method::POST, &hooks_path("acme"), Some(body)).await;
+        assert_eq!(s, StatusCode::CREATED, "{url}: {v}");
+        ids.push(v["id"].clone());
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let attempt = test_attempt(&b, id).await;
+        assert_eq!(attempt["status"], 200, "{attempt}");
+        receiver.wait_for(i + 1).await;
+    }
+    let (s, v) = call(&b, Some(ROOT), Method::GET, "/api/v1/webhooks", None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let listed: Vec<&Value> = v["org_webhooks"].as_array().unwrap().iter().collect();
+    assert_eq!(listed.len(), 2, "{v}");
+    assert_eq!(listed[0]["org"], "acme");
+    assert_eq!(listed[0]["name"], format!("org:{}", ids[0]));
+    assert_eq!(
+        (&listed[0]["timeout_secs"], &listed[0]["max_attempts"]),
+        (&json!(10), &json!(6))
+    );
+    assert!(listed[0].get("secret").is_none(), "{v}");
+    let (s, _) = call(&b, alice, Method::GET, "/api/v1/webhooks", None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "owners do not list every hook");
+
+    // A deny entry wins over an allow entry.
+    let mut b = restart(
+        &mut b,
+        &[
+            ("BERTH_WEBHOOKS_ORG_ALLOW_TARGETS", "127.0.0.0/8"),
+            ("BERTH_WEBHOOKS_ORG_DENY_TARGETS", "127.0.0.1"),
+        ],
+    );
+    let attempt = test_attempt(&b, &ids[0]).await;
+    assert_eq!(attempt["status"], Value::Null, "{attempt}");
+    let error = attempt["error"].as_str().unwrap();
+    assert!(error.contains("org_deny_targets"), "{attempt}");
+
+    // Without the allowance the saved hooks are refused at every attempt, also the one whose
+    // name is resolved only when it is sent (what a name rebound to an internal address
+    // would get), and the receiver hears nothing more.
+    let b = restart(&mut b, &[]);
+    for (id, needle) in [
+        (&ids[0], "refused: 127.0.0.1 is a loopback address"),
+        (&ids[1], "refused: localhost resolves to"),
+    ] {
+        let attempt = test_attempt(&b, id).await;
+        assert_eq!(attempt["status"], Value::Null, "{attempt}");
+        let error = attempt["error"].as_str().unwrap();
+        assert!(error.contains(needle), "{attempt}");
+    }
+    assert_eq!(
+        receiver.received().len(),
+        2,
+        "a refused hook reached its target"
+    );
 }

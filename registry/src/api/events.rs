@@ -3,7 +3,8 @@
 //!
 //! - `GET /api/v1/audit?repository=R&actor=A&action=X&since=MS&before=ID&n=N`: entries
 //!   newest first (`since` in Unix milliseconds, `before` an entry id for the next page);
-//! - `GET /api/v1/webhooks`: the configured webhooks (never their secrets);
+//! - `GET /api/v1/webhooks`: the configured webhooks, and every organization's
+//!   (`org_webhooks`), never their secrets;
 //! - `POST /api/v1/webhooks/NAME/test`: queue a test event and make its first attempt now;
 //! - `GET /api/v1/webhooks/NAME/deliveries?n=N`: the delivery log with every attempt.
 //!
@@ -140,7 +141,30 @@ async fn webhooks(State(events): State<Arc<Events>>, parts: Parts) -> Response {
             })
         })
         .collect();
-    ok(json!({"webhooks": hooks}))
+    let org_hooks = match events.registry.all_org_webhooks().await {
+        Ok(hooks) => hooks,
+        Err(e) => return registry_error(&e),
+    };
+    let limits = events.registry.webhooks();
+    let org_hooks: Vec<Value> = org_hooks
+        .iter()
+        .map(|h| {
+            json!({
+                "name": h.name(),
+                "org": h.org,
+                "id": h.id,
+                "url": h.url,
+                "scope": h.scope,
+                "events": h.events,
+                "has_secret": h.has_secret,
+                "updated_by": h.updated_by,
+                "updated_at": h.updated_at,
+                "timeout_secs": limits.org_timeout().as_secs(),
+                "max_attempts": limits.org_max_attempts(),
+            })
+        })
+        .collect();
+    ok(json!({"webhooks": hooks, "org_webhooks": org_hooks}))
 }
 
 /// `POST /api/v1/webhooks/NAME/test`.

@@ -74,8 +74,8 @@ pub struct HookSpec {
 /// The hooks' queries.
 #[async_trait]
 pub trait OrgWebhookStore {
-    /// The hooks of organization `org`, by id.
-    async fn org_webhooks(&self, org: &str) -> MetaResult<Vec<OrgWebhook>>;
+    /// The hooks of organization `org` (`None`: of every organization), by id.
+    async fn org_webhooks(&self, org: Option<&str>) -> MetaResult<Vec<OrgWebhook>>;
 
     /// Hook `id` of any organization (for the delivery worker).
     async fn org_webhook(&self, id: i64) -> MetaResult<Option<OrgWebhook>>;
@@ -183,8 +183,8 @@ macro_rules! impl_org_webhook_store {
             const SELECT: &str = "SELECT h.id, a.name, h.url, h.scope, h.events, h.secret, h.created_by, h.updated_at
                  FROM org_webhooks h JOIN accounts a ON a.id = h.account_id";
 
-            pub(super) async fn list(c: &mut $conn, org: &str) -> MetaResult<Vec<OrgWebhook>> {
-                let sql = format!("{SELECT} WHERE a.name = $1 ORDER BY h.id");
+            pub(super) async fn list(c: &mut $conn, org: Option<&str>) -> MetaResult<Vec<OrgWebhook>> {
+                let sql = format!("{SELECT} WHERE ($1 IS NULL OR a.name = $1) ORDER BY h.id");
                 let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(org).fetch_all(c).await?;
                 Ok(rows.into_iter().map(hook_from_row).collect())
             }
@@ -246,8 +246,9 @@ macro_rules! impl_org_webhook_store {
 
         #[async_trait::async_trait]
         impl $crate::meta::org_webhooks::OrgWebhookStore for $store {
-            async fn org_webhooks(&self, org: &str) -> $crate::meta::MetaResult<Vec<$crate::meta::org_webhooks::OrgWebhook>> {
-                $crate::meta::account_sql::run_owned!($conn; self.account_read, [org], |c| owq::list(c, &org))
+            async fn org_webhooks(&self, org: Option<&str>) -> $crate::meta::MetaResult<Vec<$crate::meta::org_webhooks::OrgWebhook>> {
+                let org = org.map(str::to_owned);
+                $crate::meta::account_sql::run_owned!($conn; self.account_read, [org], |c| owq::list(c, org.as_deref()))
             }
             async fn org_webhook(&self, id: i64) -> $crate::meta::MetaResult<Option<$crate::meta::org_webhooks::OrgWebhook>> {
                 $crate::meta::account_sql::run_owned!($conn; self.account_read, [], |c| owq::one(c, None, id))

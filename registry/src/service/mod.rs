@@ -43,6 +43,7 @@ pub mod usage;
 pub mod vuln_policy;
 pub mod vulndb;
 pub mod vulndb_refresh;
+pub mod webhook_targets;
 pub mod webhooks;
 
 use std::sync::Arc;

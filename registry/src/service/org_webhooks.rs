@@ -3,8 +3,6 @@
 //! hear of their organization's events beside the configuration's instance hooks; deliveries
 //! go through the same outbox and worker (see [`super::webhooks`]), named `org:ID`.
 
-use std::time::Duration;
-
 use crate::domain::RepoName;
 use crate::meta::audit::DeliveryLog;
 use crate::meta::events::{Action, Event, HookEvent, Origin};
@@ -20,10 +18,6 @@ pub const MAX_HOOKS_PER_ORG: usize = 20;
 const MAX_URL_CHARS: usize = 2048;
 /// Longest secret accepted.
 const MAX_SECRET_CHARS: usize = 512;
-/// How long one attempt at an organization's hook may take.
-pub const ORG_HOOK_TIMEOUT: Duration = Duration::from_secs(10);
-/// Attempts at an organization's hook before giving up.
-const ORG_HOOK_ATTEMPTS: u32 = 6;
 
 /// A hook as an owner asks for it.
 #[derive(Debug, Clone, Default)]
@@ -90,7 +84,12 @@ pub fn check_hook(org: &str, r: &HookRequest) -> Result<HookSpec, RuleError> {
 impl Registry {
     /// The webhooks organization `org` set (secrets not shown).
     pub async fn org_webhooks(&self, org: &str) -> RegistryResult<Vec<OrgWebhook>> {
-        Ok(self.meta.org_webhooks(org).await?)
+        Ok(self.meta.org_webhooks(Some(org)).await?)
+    }
+
+    /// Every organization's webhooks (secrets not shown), for administrators.
+    pub async fn all_org_webhooks(&self) -> RegistryResult<Vec<OrgWebhook>> {
+        Ok(self.meta.org_webhooks(None).await?)
     }
 
     /// Adds a webhook to `org` (audited); it hears of the next event on every replica.
@@ -100,8 +99,8 @@ impl Registry {
         r: &HookRequest,
         by: &Origin,
     ) -> Result<OrgWebhook, RuleError> {
-        let spec = check_hook(org, r)?;
-        if self.meta.org_webhooks(org).await?.len() >= MAX_HOOKS_PER_ORG {
+        let spec = self.check_hook_target(org, r).await?;
+        if self.meta.org_webhooks(Some(org)).await?.len() >= MAX_HOOKS_PER_ORG {
             return Err(RuleError::Invalid(format!(
                 "an organization may have at most {MAX_HOOKS_PER_ORG} webhooks"
             )));
@@ -121,7 +120,7 @@ impl Registry {
         r: &HookRequest,
         by: &Origin,
     ) -> Result<OrgWebhook, RuleError> {
-        let spec = check_hook(org, r)?;
+        let spec = self.check_hook_target(org, r).await?;
         let event = Event::new(Action::WebhookUpdate, by).target(org);
         self.meta
             .update_org_webhook(org, id, &spec, &event)
@@ -143,10 +142,29 @@ impl Registry {
             .ok_or_else(|| RuleError::NotFound(format!("webhook {id} of {org} not found")))
     }
 
+    /// [`check_hook`], then whether the URL's host may be reached (see
+    /// [`super::webhook_targets`]); every attempt checks it again.
+    async fn check_hook_target(&self, org: &str, r: &HookRequest) -> Result<HookSpec, RuleError> {
+        let spec = check_hook(org, r)?;
+        let host = reqwest_tls::Url::parse(&spec.url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_default();
+        self.limits
+            .webhooks
+            .targets()
+            .vet(&host)
+            .await
+            .map_err(|refusal| {
+                RuleError::Invalid(format!("webhook URL {:?} refused: {refusal}", spec.url))
+            })?;
+        Ok(spec)
+    }
+
     /// Webhook `id` of `org`.
     async fn org_hook(&self, org: &str, id: i64) -> Result<OrgWebhook, RuleError> {
         self.meta
-            .org_webhooks(org)
+            .org_webhooks(Some(org))
             .await?
             .into_iter()
             .find(|h| h.id == id)
@@ -199,8 +217,7 @@ impl Registry {
                 h.scope,
                 h.events,
                 h.secret.0,
-                ORG_HOOK_TIMEOUT,
-                ORG_HOOK_ATTEMPTS,
+                &self.limits.webhooks,
             )
         }))
     }

@@ -24,6 +24,8 @@ use crate::meta::audit::{Attempt, AttemptOutcome, Delivery, DeliveryLog};
 use crate::meta::events::{Action, Event, HookEvent, Origin};
 use crate::meta::now_ms;
 
+use super::webhook_targets::{GuardedResolver, TargetPolicy};
+
 /// Deliveries claimed at once by one worker.
 const BATCH: u32 = 16;
 
@@ -49,6 +51,9 @@ pub struct Webhook {
     pub timeout: Duration,
     /// Attempts before giving up.
     pub max_attempts: u32,
+    /// An organization's hook: it may reach only the targets `[webhooks]` allows them
+    /// (see [`super::webhook_targets`]).
+    restricted: bool,
 }
 
 impl Webhook {
@@ -59,8 +64,7 @@ impl Webhook {
         scope: String,
         events: Vec<HookEvent>,
         secret: String,
-        timeout: Duration,
-        max_attempts: u32,
+        hooks: &Webhooks,
     ) -> Self {
         Self {
             name,
@@ -68,8 +72,9 @@ impl Webhook {
             scope,
             events,
             secret: Secret(secret),
-            timeout,
-            max_attempts,
+            timeout: hooks.org_timeout,
+            max_attempts: hooks.org_max_attempts,
+            restricted: true,
         }
     }
 }
@@ -99,6 +104,9 @@ pub enum WebhookSetupError {
     /// The HTTP client could not be built.
     #[error("cannot build the webhook HTTP client")]
     Client(#[source] reqwest_tls::Error),
+    /// A target rule is not a host, address or range.
+    #[error("{0}")]
+    Targets(String),
 }
 
 /// Every configured webhook, the retry schedule, and the HTTP client (organizations may add
@@ -108,7 +116,14 @@ pub struct Webhooks {
     hooks: Arc<[Webhook]>,
     retry_base: Duration,
     retry_max: Duration,
+    /// For the configuration's hooks.
     client: Option<reqwest_tls::Client>,
+    /// For organizations' hooks: resolves names through the target policy, and never through
+    /// a proxy (which would reach what the policy refuses on berth's behalf).
+    org_client: Option<reqwest_tls::Client>,
+    targets: Arc<TargetPolicy>,
+    org_timeout: Duration,
+    org_max_attempts: u32,
 }
 
 impl Webhooks {
@@ -126,15 +141,43 @@ impl Webhooks {
                     secret: read_secret(h)?,
                     timeout: Duration::from_secs(h.timeout_secs.max(1)),
                     max_attempts: h.max_attempts.max(1),
+                    restricted: false,
                 })
             })
             .collect::<Result<Vec<_>, WebhookSetupError>>()?;
+        let targets = Arc::new(
+            TargetPolicy::new(&config.org_allow_targets, &config.org_deny_targets)
+                .map_err(WebhookSetupError::Targets)?,
+        );
         Ok(Self {
-            client: Some(client()?),
+            client: Some(client(builder())?),
+            org_client: Some(client(
+                builder()
+                    .no_proxy()
+                    .dns_resolver(GuardedResolver::new(Arc::clone(&targets))),
+            )?),
+            targets,
+            org_timeout: Duration::from_secs(config.org_timeout_secs.max(1)),
+            org_max_attempts: config.org_max_attempts.max(1),
             hooks: hooks.into(),
             retry_base: Duration::from_millis(config.retry_base_ms),
             retry_max: Duration::from_millis(config.retry_max_ms.max(config.retry_base_ms)),
         })
+    }
+
+    /// Where organizations' hooks may send.
+    pub fn targets(&self) -> &TargetPolicy {
+        &self.targets
+    }
+
+    /// How long one attempt at an organization's hook may take.
+    pub fn org_timeout(&self) -> Duration {
+        self.org_timeout
+    }
+
+    /// Attempts at an organization's hook before a delivery is given up.
+    pub fn org_max_attempts(&self) -> u32 {
+        self.org_max_attempts
     }
 
     /// How long a worker claims a delivery from `now`: past the slowest attempt, so no other
@@ -144,7 +187,7 @@ impl Webhooks {
             .hooks
             .iter()
             .map(|h| h.timeout)
-            .chain([super::org_webhooks::ORG_HOOK_TIMEOUT])
+            .chain([self.org_timeout])
             .max()
             .unwrap_or_default();
         now.saturating_add(millis(longest + Duration::from_secs(30)))
@@ -219,16 +262,18 @@ pub fn signature(secret: &[u8], body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// The HTTP client deliveries go through: no redirects (a request only ever goes to the
-/// configured URL), TLS through rustls.
-fn client() -> Result<reqwest_tls::Client, WebhookSetupError> {
-    // Installing the ring provider twice is harmless.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+/// How the HTTP clients deliveries go through start: no redirects (a request only ever goes
+/// to the hook's URL), TLS through rustls.
+fn builder() -> reqwest_tls::ClientBuilder {
     reqwest_tls::Client::builder()
         .redirect(reqwest_tls::redirect::Policy::none())
         .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(WebhookSetupError::Client)
+}
+
+fn client(builder: reqwest_tls::ClientBuilder) -> Result<reqwest_tls::Client, WebhookSetupError> {
+    // Installing the ring provider twice is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    builder.build().map_err(WebhookSetupError::Client)
 }
 
 impl Registry {
@@ -257,13 +302,13 @@ impl Registry {
     /// attempts ended.
     pub async fn deliver_due(&self, only: Option<i64>) -> RegistryResult<DeliveryTally> {
         let mut tally = DeliveryTally::default();
-        let Some(client) = &self.limits.webhooks.client else {
+        if self.limits.webhooks.client.is_none() {
             return Ok(tally);
-        };
+        }
         let now = now_ms();
         let lease = self.limits.webhooks.claim_until(now);
         let claimed = self.meta.claim_deliveries(now, lease, BATCH, only).await?;
-        let attempts = claimed.into_iter().map(|d| self.attempt(client, d));
+        let attempts = claimed.into_iter().map(|d| self.attempt(d));
         for result in futures_util::future::join_all(attempts).await {
             match result? {
                 AttemptOutcome::Delivered => tally.delivered += 1,
@@ -275,11 +320,7 @@ impl Registry {
     }
 
     /// Makes one attempt at a claimed delivery and records it; returns how it ended.
-    async fn attempt(
-        &self,
-        client: &reqwest_tls::Client,
-        d: Delivery,
-    ) -> RegistryResult<AttemptOutcome> {
+    async fn attempt(&self, d: Delivery) -> RegistryResult<AttemptOutcome> {
         let number = d.attempts.saturating_add(1);
         let at = now_ms();
         let started = Instant::now();
@@ -295,6 +336,22 @@ impl Registry {
                 .finish_attempt(d.id, &attempt, AttemptOutcome::GiveUp)
                 .await?;
             return Ok(AttemptOutcome::GiveUp);
+        };
+        let hooks = &self.limits.webhooks;
+        let client = if hook.restricted {
+            &hooks.org_client
+        } else {
+            &hooks.client
+        };
+        let Some(client) = client else {
+            // Not reached: both clients exist together, and without them `deliver_due`
+            // claims nothing.
+            return Ok(AttemptOutcome::RetryAt(now_ms()));
+        };
+        let refused = if hook.restricted {
+            refused_literal(&hooks.targets, &hook.url)
+        } else {
+            None
         };
         let mut request = client
             .post(&hook.url)
@@ -312,7 +369,16 @@ impl Registry {
                 signature(hook.secret.0.as_bytes(), d.payload.as_bytes()),
             );
         }
-        let (status, error) = match request.body(d.payload.clone()).send().await {
+        let sent = match refused {
+            // An address in the URL itself is not resolved, so the resolver cannot judge it.
+            Some(refusal) => Err(refusal),
+            None => request
+                .body(d.payload.clone())
+                .send()
+                .await
+                .map_err(|e| crate::telemetry::error_chain(&e.without_url())),
+        };
+        let (status, error) = match sent {
             Ok(response) if response.status().is_success() => {
                 (Some(response.status().as_u16()), None)
             }
@@ -320,7 +386,7 @@ impl Registry {
                 Some(response.status().as_u16()),
                 Some(format!("the receiver answered {}", response.status())),
             ),
-            Err(e) => (None, Some(crate::telemetry::error_chain(&e.without_url()))),
+            Err(e) => (None, Some(e)),
         };
         let outcome = if error.is_none() {
             AttemptOutcome::Delivered
@@ -387,6 +453,23 @@ impl Registry {
             _ => Ok(log),
         }
     }
+}
+
+/// Why the address in `url`, if it names one, is refused by `targets`.
+fn refused_literal(targets: &TargetPolicy, url: &str) -> Option<String> {
+    let url = reqwest_tls::Url::parse(url).ok()?;
+    // The URL parser has already turned every IPv4 spelling (0x7f.1, 2130706433) into
+    // dotted decimal, and IPv6 comes in brackets.
+    let host = url.host_str()?;
+    let ip: std::net::IpAddr = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()?;
+    targets
+        .check(&ip.to_string(), ip)
+        .err()
+        .map(|r| format!("refused: {r}"))
 }
 
 fn millis(d: Duration) -> i64 {

@@ -86,7 +86,7 @@ pub(super) async fn section(
     Ok(html! {
         section aria-labelledby="webhooks" {
             h2 #webhooks { "Webhooks" }
-            p.meta { "Events of this organization's repositories are POSTed to each webhook, signed with its secret (X-Berth-Signature-256). Instance webhooks from the configuration are not listed here." }
+            p.meta { "Events of this organization's repositories are POSTed to each webhook, signed with its secret (X-Berth-Signature-256). Instance webhooks from the configuration are not listed here. A webhook may reach public addresses only, unless the operator allows an internal one." }
             @if let Some(flash) = &flash { (flash) }
             @if hooks.is_empty() { p #webhook-list { span.muted { "No webhooks of this organization." } } }
             @for (h, log) in hooks.iter().zip(&logs) {
