@@ -383,10 +383,13 @@ fn gc(args: GcArgs) -> anyhow::Result<()> {
         let registry = berth_registry::server::open_registry(&config).await?;
         anyhow::Ok(
             registry
-                .collect_garbage(&berth_registry::service::gc::GcOptions {
-                    requeue: args.requeue,
-                    ..config.gc.options(args.dry_run)
-                })
+                .collect_garbage_recorded(
+                    &berth_registry::service::gc::GcOptions {
+                        requeue: args.requeue,
+                        ..config.gc.options(args.dry_run)
+                    },
+                    berth_registry::meta::maintenance::GcRunner::Cli,
+                )
                 .await?,
         )
     })?;

@@ -533,20 +533,25 @@ impl PoliciesConfig {
 }
 
 /// Sizes written as a number of bytes or with a unit.
-mod size {
+pub(crate) mod size {
     use serde::{Deserialize, Deserializer};
 
-    /// Decimal (`kB`, `MB`, `GB`, `TB`) and binary (`KiB`, `MiB`, `GiB`, `TiB`) units.
-    const UNITS: [(&str, u64); 9] = [
+    /// Decimal (`kB`, `MB`, `GB`, `TB`, `PB`, `EB`) and binary (`KiB`, `MiB`, `GiB`, `TiB`,
+    /// `PiB`, `EiB`) units.
+    const UNITS: [(&str, u64); 13] = [
         ("B", 1),
         ("kB", 1_000),
         ("MB", 1_000_000),
         ("GB", 1_000_000_000),
         ("TB", 1_000_000_000_000),
+        ("PB", 1_000_000_000_000_000),
+        ("EB", 1_000_000_000_000_000_000),
         ("KiB", 1 << 10),
         ("MiB", 1 << 20),
         ("GiB", 1 << 30),
         ("TiB", 1 << 40),
+        ("PiB", 1 << 50),
+        ("EiB", 1 << 60),
     ];
 
     /// Parses `"20GiB"`, `"1.5 GB"`, `"123"`.
@@ -565,7 +570,7 @@ mod size {
                 .map(|(_, f)| *f)
                 .ok_or_else(|| {
                     format!(
-                        "unknown size unit {unit:?} (use B, kB, MB, GB, TB, KiB, MiB, GiB or TiB)"
+                        "unknown size unit {unit:?} (use B, kB, MB, GB, TB, PB, EB, KiB, MiB, GiB, TiB, PiB or EiB)"
                     )
                 })?
         };

@@ -940,7 +940,13 @@ async fn collect_garbage_forever(
     loop {
         tick.tick().await;
         let started = std::time::Instant::now();
-        match registry.collect_garbage(&gc.options(false)).await {
+        match registry
+            .collect_garbage_recorded(
+                &gc.options(false),
+                crate::meta::maintenance::GcRunner::Serve,
+            )
+            .await
+        {
             Ok(report) => metrics.gc.succeeded(&report, started.elapsed()),
             Err(e) => {
                 metrics.gc.failed(started.elapsed());

@@ -33,6 +33,7 @@ mod org_policy;
 mod org_rules;
 mod policies;
 mod proxy;
+mod quota_pages;
 mod ratelimit;
 mod real_clients;
 mod replicas;

@@ -569,7 +569,12 @@ async fn org_policy_chromium_owner_and_admin_manage_retention() {
     }
 }
 
-async fn chromium_sign_in(c: &fantoccini::Client, b: &Berth, user: &str, password: &str) {
+pub(crate) async fn chromium_sign_in(
+    c: &fantoccini::Client,
+    b: &Berth,
+    user: &str,
+    password: &str,
+) {
     use crate::browser::{click, fill, wait_for};
     use fantoccini::Locator;
     c.goto(&b.url("/ui/login")).await.expect("goto");

@@ -276,7 +276,7 @@ async fn quotas_refuse_bytes_and_repositories_past_the_limit() {
     let usage: serde_json::Value = b.get("/api/v1/usage/q").await.json().await.expect("usage");
     assert_eq!(
         usage["quotas"],
-        json!([{"scope": "q", "max_bytes": 3000, "used_bytes": 3000,
+        json!([{"scope": "q", "source": "config", "max_bytes": 3000, "used_bytes": 3000,
                 "max_repositories": 2, "repositories": 2}])
     );
     let (ok, out, err) = b.cli(&["usage", "q"], &[]);

@@ -16,12 +16,14 @@ mod hub;
 mod json;
 mod jwks;
 mod listing;
+mod maintenance;
 mod manifests;
 pub mod metrics;
 mod middleware;
 mod org_policy;
 mod policies;
 mod query;
+mod quotas;
 pub mod ratelimit;
 pub mod route;
 mod scans;
@@ -101,7 +103,9 @@ pub fn router(parts: RouterParts) -> Router {
             .merge(admin::router(gate.clone()))
             .merge(policies::router(registry.clone(), gate.clone()))
             .merge(org_policy::router(registry.clone(), gate.clone()))
-            .merge(cve_allowlist::router(registry.clone(), gate.clone())),
+            .merge(cve_allowlist::router(registry.clone(), gate.clone()))
+            .merge(quotas::router(registry.clone(), gate.clone()))
+            .merge(maintenance::router(registry.clone(), gate.clone())),
         None => Router::new(),
     };
     let health = Router::new()

@@ -115,6 +115,10 @@ pub enum Action {
     WebhookDelete,
     /// An organization's CVE allowlist was set (detail: old and new entries).
     CveAllowlistSet,
+    /// An administrator set a quota (detail: old and new limits).
+    QuotaSet,
+    /// An administrator removed a quota (detail: old and new limits).
+    QuotaDelete,
 }
 
 /// The events webhooks subscribe to.
@@ -133,7 +137,7 @@ pub enum HookEvent {
 
 impl Action {
     /// Every action, for parsing stored names.
-    pub const ALL: [Action; 35] = [
+    pub const ALL: [Action; 37] = [
         Action::ManifestPush,
         Action::ManifestDelete,
         Action::TagDelete,
@@ -169,6 +173,8 @@ impl Action {
         Action::WebhookUpdate,
         Action::WebhookDelete,
         Action::CveAllowlistSet,
+        Action::QuotaSet,
+        Action::QuotaDelete,
     ];
 
     /// The stored name.
@@ -209,6 +215,8 @@ impl Action {
             Action::WebhookUpdate => "webhook.update",
             Action::WebhookDelete => "webhook.delete",
             Action::CveAllowlistSet => "cve.allowlist.set",
+            Action::QuotaSet => "quota.set",
+            Action::QuotaDelete => "quota.delete",
         }
     }
 

@@ -25,9 +25,11 @@ mod gc_sql;
 pub mod history;
 mod history_sql;
 pub mod immutable_rules;
+pub mod maintenance;
 pub mod org_retention;
 pub mod org_webhooks;
 mod postgres;
+pub mod quotas;
 pub mod retention;
 mod retention_sql;
 mod scan_sql;
@@ -56,9 +58,11 @@ pub use findings::FindingStore;
 pub use gc::GcStore;
 pub use history::HistoryStore;
 pub use immutable_rules::ImmutableRuleStore;
+pub use maintenance::MaintenanceStore;
 pub use org_retention::OrgRetentionStore;
 pub use org_webhooks::OrgWebhookStore;
 pub use postgres::PostgresStore;
+pub use quotas::QuotaStore;
 pub use retention::RetentionStore;
 pub use scan_views::ScanViewStore;
 pub use scans::ScanStore;
@@ -256,8 +260,10 @@ pub trait MetaStore:
     + GcStore
     + HistoryStore
     + ImmutableRuleStore
+    + MaintenanceStore
     + OrgRetentionStore
     + OrgWebhookStore
+    + QuotaStore
     + RetentionStore
     + ScanStore
     + ScanViewStore

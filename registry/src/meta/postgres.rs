@@ -165,6 +165,8 @@ super::retention_sql::impl_retention_store!(PostgresStore, sqlx::PgConnection);
 super::immutable_rules::impl_immutable_rule_store!(PostgresStore, sqlx::PgConnection);
 super::org_retention::impl_org_retention_store!(PostgresStore, sqlx::PgConnection);
 super::org_webhooks::impl_org_webhook_store!(PostgresStore, sqlx::PgConnection);
+super::quotas::impl_quota_store!(PostgresStore, sqlx::PgConnection);
+super::maintenance::impl_maintenance_store!(PostgresStore, sqlx::PgConnection);
 super::cve_allowlist::impl_cve_allowlist_store!(PostgresStore, sqlx::PgConnection);
 super::browse_sql::impl_browse_store!(PostgresStore, sqlx::PgConnection);
 super::trust_sql::impl_trust_store!(PostgresStore, sqlx::PgConnection);

@@ -125,6 +125,8 @@ super::retention_sql::impl_retention_store!(SqliteStore, sqlx::SqliteConnection)
 super::immutable_rules::impl_immutable_rule_store!(SqliteStore, sqlx::SqliteConnection);
 super::org_retention::impl_org_retention_store!(SqliteStore, sqlx::SqliteConnection);
 super::org_webhooks::impl_org_webhook_store!(SqliteStore, sqlx::SqliteConnection);
+super::quotas::impl_quota_store!(SqliteStore, sqlx::SqliteConnection);
+super::maintenance::impl_maintenance_store!(SqliteStore, sqlx::SqliteConnection);
 super::cve_allowlist::impl_cve_allowlist_store!(SqliteStore, sqlx::SqliteConnection);
 super::browse_sql::impl_browse_store!(SqliteStore, sqlx::SqliteConnection);
 super::trust_sql::impl_trust_store!(SqliteStore, sqlx::SqliteConnection);

@@ -134,7 +134,7 @@ impl Registry {
         from: Option<&RepoName>,
     ) -> RegistryResult<Option<u64>> {
         self.mirrors.refuse_push(repo)?;
-        if self.limits.quotas.cover(repo)
+        if self.quota_covers(repo).await?
             && let Some(size) = self.meta.blob_anywhere(digest).await?
         {
             self.quota_admits_blob(repo, digest, size).await?;

@@ -26,6 +26,7 @@ pub mod identity;
 pub mod immutable;
 pub mod keys;
 mod listing;
+pub mod maintenance;
 mod manifests;
 pub mod org_retention;
 pub mod org_webhooks;

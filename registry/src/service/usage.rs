@@ -49,6 +49,12 @@ impl Registry {
         })
     }
 
+    /// What `scope` (a repository or namespace) holds in total, each blob once; zeros when
+    /// it holds nothing.
+    pub async fn usage_total(&self, scope: &RepoName) -> RegistryResult<UsageTotal> {
+        Ok(self.meta.usage_total(Some(scope.as_str())).await?)
+    }
+
     /// The whole registry's totals and open upload sessions: aggregate queries only
     /// (`usage(None)` also lists every repository).
     #[tracing::instrument(skip(self))]

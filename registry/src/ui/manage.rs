@@ -228,7 +228,8 @@ pub(super) async fn org_page(
     .await
 }
 
-async fn manages(ui: &Ui, viewer: &Viewer, org: &str) -> Result<(), UiError> {
+/// Refuses anyone who does not manage organization `org` (its owners, administrators).
+pub(super) async fn manages(ui: &Ui, viewer: &Viewer, org: &str) -> Result<(), UiError> {
     let gate = ui.gate()?;
     let Some(user) = viewer.user() else {
         return Err(UiError::SignIn(format!("/ui/orgs/{org}")));
@@ -293,6 +294,7 @@ pub(super) async fn render_org(
     };
     let body = html! {
         h1 { "Organization " (org) }
+        p { a href={ "/ui/orgs/" (org) "/usage" } { "Storage usage and quotas" } }
         @if let Some(f) = &failure { p.notice.error role="alert" { (f) } }
         section aria-labelledby="members" {
             h2 #members { "Members" }

@@ -23,6 +23,9 @@
 //! GET  /ui/account, POST /ui/account/{password|tokens|revoke}
 //! GET  /ui/orgs/{org}, POST /ui/orgs/{org}   members, teams, grants, immutable-tag rules,
 //!                                          retention rules, webhooks
+//! GET  /ui/orgs/{org}/usage, POST (admins)  storage usage against the organization's quotas
+//! GET  /ui/admin/usage, POST /ui/admin/usage  every namespace's usage; quotas set, removed
+//! GET  /ui/admin/maintenance             garbage-collection passes, scrub progress, findings
 //! GET  /ui/static/{file}
 //! ```
 
@@ -30,11 +33,13 @@ mod account;
 mod browse;
 mod form;
 mod layout;
+mod maintenance;
 mod manage;
 mod org_policy;
 mod org_webhooks;
 mod scans;
 mod sso;
+mod usage;
 mod viewer;
 
 use std::sync::Arc;
@@ -96,6 +101,15 @@ pub fn router(registry: Registry, gate: Option<Arc<Gate>>, trust_forwarded: bool
             "/ui/orgs/{org}",
             get(manage::org_page).post(manage::org_post),
         )
+        .route(
+            "/ui/orgs/{org}/usage",
+            get(usage::org_usage).post(usage::org_usage_post),
+        )
+        .route(
+            "/ui/admin/usage",
+            get(usage::admin_usage).post(usage::admin_usage_post),
+        )
+        .route("/ui/admin/maintenance", get(maintenance::page_get))
         .route("/ui/static/{file}", get(asset))
         .route(
             "/ui/{*rest}",
