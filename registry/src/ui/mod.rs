@@ -31,6 +31,7 @@ mod browse;
 mod form;
 mod layout;
 mod manage;
+mod org_allowlist;
 mod org_policy;
 mod org_webhooks;
 mod scans;
