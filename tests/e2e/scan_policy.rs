@@ -586,3 +586,209 @@ async fn scan_policy_berth_run_refuses_then_runs_with_the_cve_allowlisted() {
         "{err}"
     );
 }
+
+/// The text of `page`'s findings row for advisory `id` (from its row to the next).
+fn row<'a>(page: &'a crate::ui::Page, id: &str) -> &'a str {
+    let start = page
+        .body
+        .find(&format!("<code class=\"advisory\">{id}</code>"))
+        .unwrap_or_else(|| panic!("no row of {id}: {}", page.body));
+    let row_start = page.body[..start].rfind("<tr").unwrap();
+    let end = page.body[start..].find("</tr>").unwrap() + start;
+    &page.body[row_start..end]
+}
+
+#[tokio::test]
+async fn scan_policy_owners_accept_cves_on_the_organization_page_and_findings_show_it() {
+    use crate::ui::Web;
+    let config = tempfile::tempdir().unwrap();
+    let file = config.path().join("berth.toml");
+    std::fs::write(
+        &file,
+        "[[scan.policy]]\nscope = \"acme\"\nprevent_vulnerable = \"high\"\n\
+         allowlist = [{ id = \"RUSTSEC-2023-0071\", reason = \"timing side channel, no network\" }]\n",
+    )
+    .unwrap();
+    let b = start_with_auth(&[
+        ("BERTH_CONFIG", file.to_str().unwrap()),
+        ("BERTH_SCAN_ENABLED", "true"),
+        ("BERTH_SCAN_POLL_INTERVAL_MS", "100"),
+    ]);
+    for user in ["alice", "carol"] {
+        b.admin_ok(
+            &["user", "add", user, "--password-stdin"],
+            &format!("{PASSWORD}\n"),
+        );
+    }
+    let (s, _) = call(
+        &b,
+        "alice",
+        Method::POST,
+        "/api/v1/orgs",
+        Some(json!({"name": "acme"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, _) = call(
+        &b,
+        "alice",
+        Method::PUT,
+        "/api/v1/orgs/acme/members/carol",
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    vulndb_update(&b);
+    let digest = push_image(&b, "acme/app", "1", None).await;
+    matched(&b, "acme/app", &digest).await;
+    let findings = format!("/ui/r/acme/app/-/findings/{digest}");
+
+    let mut alice = Web::new(&b);
+    alice.sign_in("alice", PASSWORD).await;
+    // The configuration's entry marks its finding; the critical one is open and refuses pulls.
+    let page = alice.get(&findings).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.has("Pulls of this image are refused by vulnerability policy")
+            && page.has("1 critical not allowlisted"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.has("1 of all are accepted by an allowlist"),
+        "{}",
+        page.body
+    );
+    let accepted = row(&page, "RUSTSEC-2023-0071");
+    assert!(
+        accepted.contains("accepted") && accepted.contains("timing side channel, no network"),
+        "{accepted}"
+    );
+    assert!(
+        !row(&page, CRITICAL).contains("accepted"),
+        "{}",
+        row(&page, CRITICAL)
+    );
+
+    // The organization page lists the configuration's entry, read-only, and takes the
+    // owner's own; bad input and forged posts are refused and change nothing.
+    let org = alice.get("/ui/orgs/acme").await;
+    assert!(
+        org.has("Accepted vulnerabilities")
+            && org.has("RUSTSEC-2023-0071")
+            && org.has("No entries of this organization."),
+        "{}",
+        org.body
+    );
+    let csrf = org.csrf();
+    let add = |id: &'static str, expires: &'static str| {
+        vec![
+            ("op", "cve-add"),
+            ("id", id),
+            ("expires", expires),
+            ("reason", "sandboxed <b>here</b>"),
+        ]
+    };
+    let forged = alice.post("/ui/orgs/acme", &add(CVE, "")).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    for (id, expires, complaint) in [("CVE 1", "", "CVE 1"), (CVE, "someday", "someday")] {
+        let mut fields = add(id, expires);
+        fields.push(("csrf", &csrf));
+        let bad = alice.post("/ui/orgs/acme", &fields).await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+        assert!(bad.has(complaint), "{}", bad.body);
+    }
+    let (_, v) = call(&b, "alice", Method::GET, &allowlist_path("acme"), None).await;
+    assert_eq!(v["entries"], json!([]), "{v}");
+
+    // An expired entry is shown as such and refuses still.
+    let mut fields = add(CVE, "2020-01-01");
+    fields.push(("csrf", &csrf));
+    let saved = alice.post("/ui/orgs/acme", &fields).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    let page = alice.get(&findings).await;
+    assert!(
+        row(&page, CRITICAL).contains("acceptance expired"),
+        "{}",
+        row(&page, CRITICAL)
+    );
+    assert_eq!(pull(&b, "acme/app", &digest).await.0, StatusCode::FORBIDDEN);
+
+    // Accepted until 2999 (the entry of the same id is replaced): the pull passes and the
+    // findings page says why.
+    let mut fields = add(CVE, "2999-01-31");
+    fields.push(("csrf", &csrf));
+    assert_eq!(
+        alice.post("/ui/orgs/acme", &fields).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let (_, v) = call(&b, "alice", Method::GET, &allowlist_path("acme"), None).await;
+    assert_eq!(
+        v["entries"],
+        json!([{"id": CVE, "expires": "2999-01-31", "reason": "sandboxed <b>here</b>"}]),
+        "{v}"
+    );
+    assert_eq!(pull(&b, "acme/app", &digest).await.0, StatusCode::OK);
+    let page = alice.get(&findings).await;
+    assert!(page.has("this one passes"), "{}", page.body);
+    assert!(
+        page.has("2 of all are accepted by an allowlist"),
+        "{}",
+        page.body
+    );
+    let critical = row(&page, CRITICAL);
+    assert!(
+        critical.contains("accepted")
+            && critical.contains("until 2999-01-31")
+            && critical.contains("sandboxed &lt;b&gt;here&lt;/b&gt;"),
+        "{critical}"
+    );
+    let org = alice.get("/ui/orgs/acme").await;
+    assert!(
+        org.has(CVE) && org.has("Last changed by alice"),
+        "{}",
+        org.body
+    );
+
+    // A member cannot change the list from the page.
+    let mut carol = Web::new(&b);
+    carol.sign_in("carol", PASSWORD).await;
+    let home = carol.get("/ui/").await;
+    let csrf_carol = home.csrf();
+    let fields = vec![
+        ("op", "cve-remove"),
+        ("id", CVE),
+        ("csrf", csrf_carol.as_str()),
+    ];
+    let refused = carol.post("/ui/orgs/acme", &fields).await;
+    assert!(
+        matches!(
+            refused.status,
+            StatusCode::FORBIDDEN | StatusCode::NOT_FOUND
+        ),
+        "{}",
+        refused.status
+    );
+    assert_eq!(pull(&b, "acme/app", &digest).await.0, StatusCode::OK);
+
+    // The owner removes it: refused again. Every change was audited.
+    let fields = vec![("op", "cve-remove"), ("id", CVE), ("csrf", csrf.as_str())];
+    assert_eq!(
+        alice.post("/ui/orgs/acme", &fields).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pull(&b, "acme/app", &digest).await.0 != StatusCode::FORBIDDEN {
+        assert!(Instant::now() < deadline, "the removal was not applied");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, v) = crate::org_rules::call(
+        &b,
+        Some(crate::org_rules::ROOT),
+        Method::GET,
+        "/api/v1/audit?action=cve.allowlist.set&n=10",
+        None,
+    )
+    .await;
+    assert_eq!(v["entries"].as_array().map(Vec::len), Some(3), "{v}");
+}

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 
 use super::findings::{FindingFilter, FindingStatus};
+use super::vuln_policy::PageMarks;
 use super::{Registry, RegistryError, RegistryResult};
 use crate::domain::{Digest, Reference, RepoName};
 use crate::meta::findings::{FindingSummary, MatchRecord, StoredFinding};
@@ -125,6 +126,8 @@ pub struct FindingsView {
     pub total: u64,
     /// This page of them, most severe first, then by package.
     pub findings: Vec<StoredFinding>,
+    /// What the allowlist and the vulnerability policy say of them.
+    pub marks: PageMarks,
 }
 
 /// A page of a manifest's packages and its SBOMs.
@@ -203,6 +206,7 @@ impl Registry {
             matched: None,
             total: 0,
             findings: Vec::new(),
+            marks: PageMarks::default(),
         };
         let Some(id) = self.scan_row(repo, digest).await? else {
             return Ok(view);
@@ -224,6 +228,7 @@ impl Registry {
                 limit,
             };
             (view.total, view.findings) = self.meta.findings_page(id, query).await?;
+            view.marks = self.page_marks(repo, id, &view.findings).await?;
         }
         Ok(view)
     }

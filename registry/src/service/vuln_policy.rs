@@ -159,6 +159,28 @@ pub struct JudgedFindings {
     pub policy: Option<PolicyView>,
 }
 
+/// What the allowlist says of one finding on a page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowMark {
+    /// No entry names it.
+    Open,
+    /// This entry accepts it.
+    Accepted(ShownEntry),
+    /// Only this expired entry names it: it counts again.
+    Expired(ShownEntry),
+}
+
+/// What the allowlist and the policy say of a page of a manifest's findings.
+#[derive(Debug, Clone, Default)]
+pub struct PageMarks {
+    /// Per finding of the page, in its order.
+    pub rows: Vec<RowMark>,
+    /// Over all the manifest's findings: how many are accepted.
+    pub allowlisted_total: u64,
+    /// The policy covering the repository, and why a pull would be refused, if it would.
+    pub policy: Option<PolicyView>,
+}
+
 /// The policy covering a repository, as the findings API shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct PolicyView {
@@ -182,7 +204,18 @@ pub struct OrgAllowlistView {
     /// When, Unix ms.
     pub updated_at: Option<i64>,
     /// The configuration's tables over the organization or part of it, with their entries.
-    pub instance_policies: Vec<serde_json::Value>,
+    pub instance_policies: Vec<InstancePolicyView>,
+}
+
+/// A configuration table that applies in an organization, as its owners see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct InstancePolicyView {
+    /// Its scope.
+    pub scope: String,
+    /// Its threshold, if it refuses pulls.
+    pub prevent_vulnerable: Option<String>,
+    /// Its entries.
+    pub entries: Vec<ShownEntry>,
 }
 
 /// Why an organization's list was not set.
@@ -383,6 +416,45 @@ impl Registry {
         })
     }
 
+    /// What the allowlist in force in `repo` says of `page`, some of the findings of the
+    /// manifest whose scan row is `scan_id`; with a policy, or any entry, all of its findings
+    /// are judged too (for the totals and the pull verdict).
+    pub(super) async fn page_marks(
+        &self,
+        repo: &RepoName,
+        scan_id: i64,
+        page: &[StoredFinding],
+    ) -> RegistryResult<PageMarks> {
+        let allowlist = self.allowlist_in(repo).await?;
+        if allowlist.list.entries.is_empty() && allowlist.scope.is_none() {
+            return Ok(PageMarks {
+                rows: vec![RowMark::Open; page.len()],
+                ..PageMarks::default()
+            });
+        }
+        let now = now_secs();
+        let rows = judge(page, &allowlist.list, None, now)
+            .marks
+            .iter()
+            .map(|mark| match *mark {
+                Mark::Open => RowMark::Open,
+                Mark::Allowlisted(i) => allowlist.shown(i).map_or(RowMark::Open, RowMark::Accepted),
+                Mark::Expired(i) => allowlist.shown(i).map_or(RowMark::Open, RowMark::Expired),
+            })
+            .collect();
+        let all = self.meta.findings_of(scan_id).await?;
+        let verdict = judge(&all, &allowlist.list, allowlist.threshold, now);
+        Ok(PageMarks {
+            rows,
+            allowlisted_total: verdict.allowlisted,
+            policy: allowlist.scope.clone().map(|scope| PolicyView {
+                scope,
+                prevent_vulnerable: allowlist.threshold.map(|t| t.to_string()),
+                refused: verdict.refusal().map(|r| r.to_string()),
+            }),
+        })
+    }
+
     /// Organization `org`'s own list, and the configuration's tables that apply in it.
     pub async fn org_cve_allowlist(&self, org: &str) -> RegistryResult<OrgAllowlistView> {
         let own = self.meta.org_cve_allowlist(org).await?;
@@ -394,18 +466,15 @@ impl Registry {
                 berth_scan::policy::covers(&p.scope, org)
                     || berth_scan::policy::covers(org, &p.scope)
             })
-            .map(|p| {
-                let entries: Vec<ShownEntry> = p
+            .map(|p| InstancePolicyView {
+                scope: p.scope.clone(),
+                prevent_vulnerable: p.prevent_vulnerable.map(|t| t.to_string()),
+                entries: p
                     .allowlist
                     .entries
                     .iter()
                     .map(|e| ShownEntry::of(e, EntrySource::Instance))
-                    .collect();
-                serde_json::json!({
-                    "scope": p.scope,
-                    "prevent_vulnerable": p.prevent_vulnerable.map(|t| t.to_string()),
-                    "entries": entries,
-                })
+                    .collect(),
             })
             .collect();
         Ok(OrgAllowlistView {

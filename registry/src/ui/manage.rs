@@ -281,6 +281,7 @@ pub(super) async fn render_org(
         .collect();
     let retention = super::org_policy::retention_section(ui, viewer, org, notes.retention).await?;
     let webhooks = super::org_webhooks::section(ui, viewer, org, notes.webhooks).await?;
+    let allowlist = super::org_allowlist::section(ui, viewer, org).await?;
     let action = format!("/ui/orgs/{org}");
     let op_form = |op: &str, fields: Markup, button: Markup| {
         html! {
@@ -402,6 +403,7 @@ pub(super) async fn render_org(
         }
         (retention)
         (webhooks)
+        (allowlist)
     };
     let crumbs = [
         (org.to_owned(), format!("/ui/n/{org}")),
@@ -428,6 +430,9 @@ pub(super) async fn org_post(
     }
     if super::org_policy::handles(form.get("op")) {
         return super::org_policy::retention_post(&ui, &viewer, &org, &form).await;
+    }
+    if super::org_allowlist::handles(form.get("op")) {
+        return super::org_allowlist::allowlist_post(&ui, &viewer, &org, &form).await;
     }
     if super::org_webhooks::handles(form.get("op")) {
         return super::org_webhooks::webhook_post(&ui, &viewer, &org, &form).await;

@@ -35,6 +35,7 @@ mod form;
 mod layout;
 mod maintenance;
 mod manage;
+mod org_allowlist;
 mod org_policy;
 mod org_webhooks;
 mod scans;

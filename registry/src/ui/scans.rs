@@ -19,6 +19,7 @@ use crate::domain::{Digest, RepoName};
 use crate::meta::findings::{FindingSummary, StoredFinding};
 use crate::service::findings::{FindingFilter, FindingStatus, level_of};
 use crate::service::scan_views::{ScanBadge, ScanState};
+use crate::service::vuln_policy::{EntrySource, RowMark, ShownEntry};
 
 /// Findings per page.
 const FINDINGS_PER_PAGE: u32 = 100;
@@ -266,8 +267,18 @@ pub(super) async fn findings_page(
                     }
                     button type="submit" { "Apply" }
                 }
-                p.meta.finding-count { (view.total) " finding" @if view.total != 1 { "s" } @if filter.severity.is_some() || filter.fixable.is_some() { " match the filter" } }
-                @if !view.findings.is_empty() { (findings_table(&view.findings)) }
+                @if let Some(policy) = &view.marks.policy {
+                    @if let Some(refused) = &policy.refused {
+                        p.notice.error.policy-verdict role="status" { "Pulls of this image are refused by vulnerability policy " code { (policy.scope) } ": " (refused) "." }
+                    } @else if let Some(t) = &policy.prevent_vulnerable {
+                        p.notice.policy-verdict role="status" { "Vulnerability policy " code { (policy.scope) } " refuses pulls of images with unaccepted findings of severity " (t) " or above; this one passes." }
+                    }
+                }
+                p.meta.finding-count {
+                    (view.total) " finding" @if view.total != 1 { "s" } @if filter.severity.is_some() || filter.fixable.is_some() { " match the filter" }
+                    @if view.marks.allowlisted_total > 0 { "; " (view.marks.allowlisted_total) " of all are accepted by an allowlist" }
+                }
+                @if !view.findings.is_empty() { (findings_table(&view.findings, &view.marks.rows)) }
                 @if pages > 1 {
                     nav.pager aria-label="Pages" {
                         @if page_no > 1 { a rel="prev" href=(link(page_no - 1)) { "← Previous" } }
@@ -324,7 +335,29 @@ fn severity_class(level: Level) -> &'static str {
     }
 }
 
-fn findings_table(findings: &[StoredFinding]) -> Markup {
+/// What the allowlist says of a finding, in its row.
+fn mark_cell(mark: Option<&RowMark>) -> Markup {
+    let source = |e: &ShownEntry| match e.source {
+        EntrySource::Instance => "the configuration",
+        EntrySource::Org => "the organization",
+    };
+    html! {
+        @match mark {
+            Some(RowMark::Accepted(e)) => {
+                span.chip.accepted title={ "Allowlisted by " (source(e)) } { "accepted" }
+                @if let Some(x) = &e.expires { " " span.muted { "until " (x) } }
+                @if let Some(r) = &e.reason { br; span.muted.reason { (r) } }
+            }
+            Some(RowMark::Expired(e)) => {
+                span.chip.entry-expired title={ "The entry of " (source(e)) " expired" } { "acceptance expired" }
+                @if let Some(x) = &e.expires { " " span.muted { (x) } }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn findings_table(findings: &[StoredFinding], marks: &[RowMark]) -> Markup {
     html! {
         table.list.findings {
             thead {
@@ -335,12 +368,14 @@ fn findings_table(findings: &[StoredFinding]) -> Markup {
                     th scope="col" { "Severity" }
                     th scope="col" { "Fixed in" }
                     th scope="col" { "Path" }
+                    th scope="col" { "Allowlist" }
                 }
             }
             tbody {
-                @for f in findings {
+                @for (i, f) in findings.iter().enumerate() {
                     @let level = level_of(&f.severity);
-                    tr {
+                    @let mark = marks.get(i);
+                    tr.accepted[matches!(mark, Some(RowMark::Accepted(_)))] {
                         th scope="row" {
                             span.package { (f.package) } " " span.muted { (f.kind) }
                         }
@@ -361,6 +396,7 @@ fn findings_table(findings: &[StoredFinding]) -> Markup {
                             @else { span.muted { "no fix" } }
                         }
                         td { @for p in &f.paths { code { (p) } " " } }
+                        td.allowlist { (mark_cell(mark)) }
                     }
                 }
             }
