@@ -431,3 +431,222 @@ async fn findings_are_matched_from_stored_inventories_and_caught_up_by_generatio
     assert_eq!(r.catch_up_findings().await.expect("catch up"), 1);
     assert_eq!(r.meta.findings_of(id).await.expect("findings"), found);
 }
+
+/// Imports one OSV record written here: `id` affects crates.io `package` below 99.0.0,
+/// modified at `modified`; `withdrawn` withdraws it, `details` only changes its text.
+async fn import_record(
+    r: &Registry,
+    dir: &std::path::Path,
+    id: &str,
+    package: &str,
+    modified: &str,
+    details: &str,
+    withdrawn: bool,
+) {
+    use crate::service::vulndb::{Source, VulnDb};
+    let mut record = json!({
+        "id": id,
+        "modified": modified,
+        "summary": format!("{package} is affected"),
+        "details": details,
+        "affected": [{
+            "package": {"ecosystem": "crates.io", "name": package},
+            "ranges": [{"type": "SEMVER", "events": [{"introduced": "0.0.0-0"}, {"fixed": "99.0.0"}]}],
+        }],
+    });
+    if withdrawn {
+        record["withdrawn"] = json!(modified);
+    }
+    let path = dir.join(format!("{id}-{modified}.json").replace(':', "-"));
+    std::fs::write(&path, record.to_string()).expect("record");
+    let report = VulnDb::new(r.meta.clone())
+        .expect("importer")
+        .import(&Source::Path(path))
+        .await
+        .expect("import");
+    assert_eq!(report.new + report.updated, 1, "{report:?}");
+}
+
+/// The row ids of a manifest's stored findings and targets, read straight from the database
+/// file: a row rewritten gets a new one.
+async fn row_ids(dir: &std::path::Path, manifest_id: i64) -> (Vec<i64>, Vec<i64>) {
+    use sqlx::Connection;
+    let url = format!("sqlite://{}", dir.join("meta.db").display());
+    let mut c = sqlx::SqliteConnection::connect(&url).await.expect("db");
+    let ids =
+        |table: &str| format!("SELECT rowid FROM {table} WHERE manifest_id = $1 ORDER BY rowid");
+    let findings = sqlx::query_scalar(sqlx::AssertSqlSafe(ids("scan_findings")))
+        .bind(manifest_id)
+        .fetch_all(&mut c)
+        .await
+        .expect("findings");
+    let targets = sqlx::query_scalar(sqlx::AssertSqlSafe(ids("scan_targets")))
+        .bind(manifest_id)
+        .fetch_all(&mut c)
+        .await
+        .expect("targets");
+    (findings, targets)
+}
+
+/// Inventories the next queued image with `packages`; returns its manifest id.
+async fn inventoried(r: &Registry, packages: Vec<crate::meta::scans::StoredPackage>) -> i64 {
+    let job = r
+        .meta
+        .scan_claim(now_ms(), 60_000, 3)
+        .await
+        .expect("claim")
+        .expect("job");
+    let outcome = ScanOutcome {
+        problems: "[]".into(),
+        packages,
+        ..ScanOutcome::default()
+    };
+    assert!(r.meta.scan_done(&job, &outcome).await.expect("done"));
+    job.manifest_id
+}
+
+async fn caught_up(r: &Registry) {
+    while r.catch_up_findings().await.expect("catch up") > 0 {}
+}
+
+async fn advisories(r: &Registry, id: i64) -> Vec<(String, String)> {
+    r.meta
+        .findings_of(id)
+        .await
+        .expect("findings")
+        .into_iter()
+        .map(|f| (f.package, f.advisory))
+        .collect()
+}
+
+#[tokio::test]
+async fn matching_again_keeps_the_rows_that_did_not_change() {
+    let dir = tempfile::tempdir().expect("dir");
+    let records = tempfile::tempdir().expect("records");
+    let r = registry(dir.path()).await;
+    let repo = RepoName::parse("app").expect("repo");
+    image(&r, &repo, "a", "a").await;
+    let a = inventoried(&r, vec![cargo("rsa", "0.9.6"), cargo("serde", "1.0.0")]).await;
+    let (digest_b, _) = image(&r, &repo, "b", "b").await;
+    let b = inventoried(&r, vec![cargo("rsa", "0.9.6"), cargo("protobuf", "2.0.0")]).await;
+    let rec = records.path();
+    import_record(
+        &r,
+        rec,
+        "TEST-RSA",
+        "rsa",
+        "2026-01-01T00:00:00Z",
+        "one",
+        false,
+    )
+    .await;
+    import_record(
+        &r,
+        rec,
+        "TEST-PB",
+        "protobuf",
+        "2026-01-01T00:00:00Z",
+        "one",
+        false,
+    )
+    .await;
+    caught_up(&r).await;
+    let rsa = ("rsa".to_owned(), "TEST-RSA".to_owned());
+    let protobuf = ("protobuf".to_owned(), "TEST-PB".to_owned());
+    assert_eq!(advisories(&r, a).await, std::slice::from_ref(&rsa));
+    let mut found_b = advisories(&r, b).await;
+    found_b.sort();
+    assert_eq!(found_b, [protobuf.clone(), rsa.clone()]);
+    let (rows_a, rows_b) = (row_ids(dir.path(), a).await, row_ids(dir.path(), b).await);
+    assert_eq!(
+        (rows_a.0.len(), rows_a.1.len()),
+        (1, 2),
+        "a: one finding, two targets"
+    );
+    assert_eq!(
+        (rows_b.0.len(), rows_b.1.len()),
+        (2, 2),
+        "b: two findings, two targets"
+    );
+    let events = scan_events(&r).await;
+
+    // The rsa record changes in a way that changes no finding: both images are matched again
+    // (their generation moves on) and every row stays, with no event.
+    let before = r
+        .meta
+        .findings_match(a)
+        .await
+        .expect("read")
+        .expect("matched");
+    import_record(
+        &r,
+        rec,
+        "TEST-RSA",
+        "rsa",
+        "2026-02-01T00:00:00Z",
+        "two",
+        false,
+    )
+    .await;
+    caught_up(&r).await;
+    let after = r
+        .meta
+        .findings_match(a)
+        .await
+        .expect("read")
+        .expect("matched");
+    assert!(after.generation > before.generation);
+    assert!(after.matched_at >= before.matched_at);
+    assert_eq!(row_ids(dir.path(), a).await, rows_a);
+    assert_eq!(row_ids(dir.path(), b).await, rows_b);
+    assert_eq!(scan_events(&r).await, events, "nothing changed");
+
+    // The protobuf record is withdrawn: b's finding goes (its findings are written again, its
+    // targets stay), a's rows are not touched.
+    import_record(
+        &r,
+        rec,
+        "TEST-PB",
+        "protobuf",
+        "2026-03-01T00:00:00Z",
+        "one",
+        true,
+    )
+    .await;
+    caught_up(&r).await;
+    assert_eq!(advisories(&r, b).await, std::slice::from_ref(&rsa));
+    let now_b = row_ids(dir.path(), b).await;
+    assert_eq!(now_b.0.len(), 1);
+    assert!(
+        !rows_b.0.contains(&now_b.0[0]),
+        "b's findings were written again"
+    );
+    assert_eq!(now_b.1, rows_b.1, "b's targets stay");
+    assert_eq!(row_ids(dir.path(), a).await, rows_a);
+    assert_eq!(scan_events(&r).await, events + 1, "b's findings changed");
+    let summary = r
+        .meta
+        .findings_match(b)
+        .await
+        .expect("read")
+        .expect("matched");
+    assert_eq!(summary.summary.total, 1);
+
+    // A new inventory of b without protobuf and with serde: only the targets that changed
+    // are written, the rsa target's row stays.
+    assert!(
+        r.meta
+            .scan_requeue("app", &digest_b.to_string(), now_ms())
+            .await
+            .expect("requeue")
+    );
+    let again = inventoried(&r, vec![cargo("rsa", "0.9.6"), cargo("serde", "1.0.0")]).await;
+    assert_eq!(again, b);
+    caught_up(&r).await;
+    assert_eq!(advisories(&r, b).await, [rsa]);
+    let last_b = row_ids(dir.path(), b).await;
+    assert_eq!(last_b.0, now_b.0, "the same findings: kept");
+    assert_eq!(last_b.1.len(), 2);
+    let kept = last_b.1.iter().filter(|id| now_b.1.contains(id)).count();
+    assert_eq!(kept, 1, "rsa's target kept, protobuf's replaced by serde's");
+}
