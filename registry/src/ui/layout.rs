@@ -57,6 +57,7 @@ fn shell(title: &str, viewer: Option<&Viewer>, crumbs: &[Crumb], body: Markup) -
                     nav aria-label="Account" {
                         @if let Some(viewer) = viewer {
                             @if let Some(user) = viewer.user() {
+                                @if user.admin { a #nav-audit href="/ui/audit" { "Audit log" } }
                                 a href="/ui/account" { (user.name) }
                                 form.inline action="/ui/logout" method="post" {
                                     (csrf_field(viewer))
