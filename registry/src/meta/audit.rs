@@ -199,7 +199,7 @@ mod tests {
             event(Action::TeamCreate, &|e| e.target("ab/devs")),
             event(Action::TokenCreate, &|e| e.target("ab+ci")),
             event(Action::MemberSet, &|e| {
-                e.target("a").detail(json!({"org": "ab", "owner": true}))
+                e.target("bob").detail(json!({"org": "ab", "owner": true}))
             }),
             event(Action::TeamMemberAdd, &|e| {
                 e.target("alice").detail(json!({"team": "ab/devs"}))
