@@ -134,6 +134,7 @@ async fn hub_pages_audit_log_is_scoped_to_the_org_filtered_and_escaped() {
     // Owners of another organization, members, robots and nobody get nothing.
     let carol = Some(("carol", PASSWORD));
     let bob = Some(("bob", PASSWORD));
+    let robot_secret = robot.clone();
     let robot = Some(("acme+ci", robot.as_str()));
     for (who, path, status) in [
         (alice, org_audit("beta"), 403),
@@ -194,7 +195,7 @@ async fn hub_pages_audit_log_is_scoped_to_the_org_filtered_and_escaped() {
         .build()
         .unwrap()
         .get(b.url("/ui/orgs/acme/audit"))
-        .header("authorization", basic_header("acme+ci", robot.unwrap().1))
+        .header("authorization", basic_header("acme+ci", &robot_secret))
         .send()
         .await
         .unwrap();
