@@ -90,7 +90,9 @@ pub async fn audit(config: &Config, args: AuditArgs) -> anyhow::Result<()> {
             repository: args.repo.as_deref(),
             actor: args.actor.as_deref(),
             action: args.action.as_deref(),
+            org: None,
             since_ms,
+            until_ms: None,
             before_id: None,
             limit: args.limit,
         })

@@ -19,6 +19,7 @@ mod crash;
 mod events;
 mod gc;
 mod harness;
+mod hub_pages;
 mod keyless;
 mod keys;
 mod ldap;

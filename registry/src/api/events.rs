@@ -110,7 +110,9 @@ async fn audit(
         repository: p.repository.as_deref(),
         actor: p.actor.as_deref(),
         action: p.action.as_deref(),
+        org: None,
         since_ms: p.since,
+        until_ms: None,
         before_id: p.before,
         limit: p.n.unwrap_or(100),
     };

@@ -22,7 +22,12 @@
 //! DELETE /api/v1/orgs/{org}/webhooks/{id}
 //! POST   /api/v1/orgs/{org}/webhooks/{id}/test     the test delivery and its first attempt
 //! GET    /api/v1/orgs/{org}/webhooks/{id}/deliveries?n=20
+//! GET    /api/v1/orgs/{org}/audit?repository=&actor=&action=&since=MS&until=MS&before=ID&n=N
+//!                                                  {"entries": [...]}, newest first
 //! ```
+//!
+//! The audit log of an organization holds only entries about it: its repositories, and
+//! changes of the organization, its members, teams, robots, rules and webhooks.
 
 use std::sync::Arc;
 
@@ -36,6 +41,8 @@ use serde_json::json;
 
 use super::auth::Gate;
 use super::caller::{JsonBody, MaybeJson, OrgManager, Refusal};
+use crate::meta::accounts::AccountKind;
+use crate::meta::audit::AuditQuery;
 use crate::meta::events::HookEvent;
 use crate::meta::org_retention::RetentionRule;
 use crate::service::Registry;
@@ -75,6 +82,7 @@ pub fn router(registry: Registry, gate: Arc<Gate>) -> Router {
             "/api/v1/orgs/{org}/webhooks/{id}/deliveries",
             get(hook_deliveries),
         )
+        .route("/api/v1/orgs/{org}/audit", get(org_audit))
         .with_state(OrgPolicy { registry, gate })
         .layer(axum::middleware::map_response(
             |mut response: Response| async move {
@@ -239,4 +247,49 @@ async fn hook_deliveries(
         .org_webhook_deliveries(&m.org, id, q.n.unwrap_or(20))
         .await?;
     Ok(super::json::ok(StatusCode::OK, json!({"deliveries": log})))
+}
+
+/// The filters of an organization's audit log.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditParams {
+    repository: Option<String>,
+    actor: Option<String>,
+    action: Option<String>,
+    since: Option<i64>,
+    until: Option<i64>,
+    before: Option<i64>,
+    n: Option<u32>,
+}
+
+/// `GET audit`: the organization's audit log, newest first.
+async fn org_audit(
+    State(p): State<OrgPolicy>,
+    m: OrgManager,
+    params: Result<Query<AuditParams>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    let Query(q) = params.map_err(|_| {
+        Refusal::Invalid(
+            "query parameters are repository, actor, action, since and until (Unix ms), \
+             before (an entry id) and n (a count)"
+                .into(),
+        )
+    })?;
+    // An administrator manages every organization, even one that does not exist.
+    p.gate
+        .accounts
+        .account(&m.org, Some(AccountKind::Org))
+        .await?;
+    let query = AuditQuery {
+        repository: q.repository.as_deref(),
+        actor: q.actor.as_deref(),
+        action: q.action.as_deref(),
+        org: None,
+        since_ms: q.since,
+        until_ms: q.until,
+        before_id: q.before,
+        limit: q.n.unwrap_or(100),
+    };
+    let entries = p.registry.org_audit(&m.org, query).await?;
+    Ok(super::json::ok(StatusCode::OK, json!({"entries": entries})))
 }

@@ -48,8 +48,15 @@ pub struct AuditQuery<'a> {
     pub actor: Option<&'a str>,
     /// Only this action, or with a prefix such as `tag`, every `tag.*` action.
     pub action: Option<&'a str>,
+    /// Only entries about this organization: its repositories (the organization's name or
+    /// under `ORG/`), the organization itself, its teams (`ORG/TEAM`), its robots
+    /// (`ORG+ROBOT`), and its members joining or leaving it or its teams. Exact names, never
+    /// a pattern: organization `a` sees nothing of `ab` or `ab/app`.
+    pub org: Option<&'a str>,
     /// Only entries at or after this time (Unix ms).
     pub since_ms: Option<i64>,
+    /// Only entries before this time (Unix ms).
+    pub until_ms: Option<i64>,
     /// Only entries older than this id (the previous page's last id).
     pub before_id: Option<i64>,
     /// At most this many entries.
@@ -156,4 +163,101 @@ pub trait AuditStore {
     /// The newest `limit` deliveries (of one webhook, if given) with their attempts, newest
     /// first.
     async fn deliveries(&self, hook: Option<&str>, limit: u32) -> MetaResult<Vec<DeliveryLog>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::meta::events::{Action, Origin};
+
+    /// An organization's entries are exactly those about it: organization `a` sees nothing
+    /// of `ab`, `ab/app`, a user's token or a member joining another organization.
+    #[tokio::test]
+    async fn an_organizations_entries_are_exactly_its_own() {
+        let (_dir, store) = crate::meta::acme_store().await;
+        let by = Origin::system("test");
+        let event = |action, f: &dyn Fn(Event) -> Event| f(Event::new(action, &by));
+        let about_a = [
+            event(Action::ManifestPush, &|e| e.on("a/app")),
+            event(Action::Visibility, &|e| e.on("a")),
+            event(Action::OrgCreate, &|e| e.target("a")),
+            event(Action::TeamCreate, &|e| e.target("a/devs")),
+            event(Action::TokenCreate, &|e| e.target("a+ci")),
+            event(Action::MemberSet, &|e| {
+                e.target("alice").detail(json!({"org": "a", "owner": true}))
+            }),
+            event(Action::TeamMemberAdd, &|e| {
+                e.target("alice").detail(json!({"team": "a/devs"}))
+            }),
+        ];
+        let elsewhere = [
+            event(Action::ManifestPush, &|e| e.on("ab/app")),
+            event(Action::ManifestPush, &|e| e.on("ab")),
+            event(Action::OrgCreate, &|e| e.target("ab")),
+            event(Action::TeamCreate, &|e| e.target("ab/devs")),
+            event(Action::TokenCreate, &|e| e.target("ab+ci")),
+            event(Action::MemberSet, &|e| {
+                e.target("bob").detail(json!({"org": "ab", "owner": true}))
+            }),
+            event(Action::TeamMemberAdd, &|e| {
+                e.target("alice").detail(json!({"team": "ab/devs"}))
+            }),
+            // A detail that merely mentions the organization is no membership of it.
+            event(Action::UserCreate, &|e| {
+                e.target("bob").detail(json!({"org": "a"}))
+            }),
+        ];
+        for e in about_a.iter().chain(&elsewhere) {
+            store.record_event(e, 0).await.expect("record");
+        }
+        let entries = store
+            .audit_entries(AuditQuery {
+                org: Some("a"),
+                limit: 100,
+                ..AuditQuery::default()
+            })
+            .await
+            .expect("audit");
+        let seen: Vec<(String, Option<String>, Option<String>)> = entries
+            .into_iter()
+            .rev()
+            .map(|e| (e.action, e.repository, e.target))
+            .collect();
+        let wanted: Vec<(String, Option<String>, Option<String>)> = about_a
+            .iter()
+            .map(|e| {
+                (
+                    e.action.as_str().to_owned(),
+                    e.repository.clone(),
+                    e.target.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(seen, wanted);
+
+        // Other filters narrow within the organization; a time window too.
+        let pushes = store
+            .audit_entries(AuditQuery {
+                org: Some("a"),
+                action: Some("manifest"),
+                until_ms: Some(i64::MAX),
+                limit: 100,
+                ..AuditQuery::default()
+            })
+            .await
+            .expect("audit");
+        assert_eq!(pushes.len(), 1);
+        let none = store
+            .audit_entries(AuditQuery {
+                org: Some("a"),
+                until_ms: Some(0),
+                limit: 100,
+                ..AuditQuery::default()
+            })
+            .await
+            .expect("audit");
+        assert!(none.is_empty());
+    }
 }

@@ -2,9 +2,11 @@
 //! are recorded by `sql.rs` (`record_event`) inside the transactions of the changes.
 
 /// Defines the audit and outbox query functions over `&mut $conn`; `$claim` locks the
-/// claimed rows (PostgreSQL: `FOR UPDATE SKIP LOCKED`, so replicas claim different ones).
+/// claimed rows (PostgreSQL: `FOR UPDATE SKIP LOCKED`, so replicas claim different ones);
+/// `$detail` is the `detail` column as a value `->> 'field'` reads a JSON field of (SQLite
+/// reads JSON text as it is; PostgreSQL needs it cast to `jsonb`).
 macro_rules! audit_queries {
-    ($conn:ty, $claim:literal) => {
+    ($conn:ty, $claim:literal, $detail:literal) => {
         use $crate::meta::audit::{Attempt, AttemptOutcome, AuditEntry, AuditQuery, Delivery, DeliveryLog};
         use $crate::meta::sql::{int, uint};
         use $crate::meta::{MetaError, MetaResult, now_ms};
@@ -35,18 +37,29 @@ macro_rules! audit_queries {
         }
 
         pub(super) async fn entries(conn: &mut $conn, q: AuditQuery<'_>) -> MetaResult<Vec<AuditEntry>> {
-            let rows: Vec<EntryRow> = sqlx::query_as(
+            let rows: Vec<EntryRow> = sqlx::query_as(concat!(
                 "SELECT id, event_id, at, action, actor, address, repository, tag, digest, media_type,
                         size, target, detail
                  FROM audit_log
                  WHERE ($1 IS NULL OR repository = $1 OR substr(repository, 1, length($2)) = $2)
                    AND ($3 IS NULL OR actor = $3)
                    AND ($4 IS NULL OR action = $4 OR substr(action, 1, length($5)) = $5)
-                   AND at >= $6 AND id < $7
+                   AND at >= $6 AND id < $7 AND at < $9
+                   AND ($10 IS NULL
+                        OR repository = $10 OR substr(repository, 1, length($11)) = $11
+                        OR target = $10 OR substr(target, 1, length($11)) = $11
+                        OR substr(target, 1, length($12)) = $12
+                        OR (action IN ('member.set', 'member.remove') AND (", $detail, " ->> 'org') = $10)
+                        OR (action IN ('team.member.add', 'team.member.remove')
+                            AND substr((", $detail, " ->> 'team'), 1, length($11)) = $11))
                  ORDER BY id DESC LIMIT $8",
-            )
+            ))
             // A namespace covers the repositories under `NAME/`, an action prefix the actions
-            // under `PREFIX.` (compared as text: `_` in a name is no wildcard).
+            // under `PREFIX.` (compared as text: `_` in a name is no wildcard). An
+            // organization covers its repositories, itself, its teams (`ORG/TEAM`) and robots
+            // (`ORG+ROBOT`) as targets, and its members' joining and leaving, which name the
+            // organization (or the team) in their detail: account names hold neither `/` nor
+            // `+`, so no other account's entries match.
             .bind(q.repository)
             .bind(q.repository.map(|r| format!("{r}/")))
             .bind(q.actor)
@@ -55,6 +68,10 @@ macro_rules! audit_queries {
             .bind(q.since_ms.unwrap_or(i64::MIN))
             .bind(q.before_id.unwrap_or(i64::MAX))
             .bind(i64::from(q.limit))
+            .bind(q.until_ms.unwrap_or(i64::MAX))
+            .bind(q.org)
+            .bind(q.org.map(|o| format!("{o}/")))
+            .bind(q.org.map(|o| format!("{o}+")))
             .fetch_all(conn)
             .await?;
             rows.into_iter().map(entry).collect()
@@ -217,21 +234,24 @@ macro_rules! audit_queries {
 /// Implements [`AuditStore`](super::audit::AuditStore) for a store with the `account_read`
 /// and `account_write` runners.
 macro_rules! impl_audit_store {
-    ($store:ty, $conn:ty, $claim:literal) => {
+    ($store:ty, $conn:ty, $claim:literal, $detail:literal) => {
         mod eq {
-            $crate::meta::audit_sql::audit_queries!($conn, $claim);
+            $crate::meta::audit_sql::audit_queries!($conn, $claim, $detail);
         }
 
         #[async_trait::async_trait]
         impl $crate::meta::audit::AuditStore for $store {
             async fn audit_entries(&self, query: $crate::meta::audit::AuditQuery<'_>) -> $crate::meta::MetaResult<Vec<$crate::meta::audit::AuditEntry>> {
                 let (repository, actor, action) = (query.repository.map(str::to_owned), query.actor.map(str::to_owned), query.action.map(str::to_owned));
-                let (since_ms, before_id, limit) = (query.since_ms, query.before_id, query.limit);
-                $crate::meta::account_sql::run_owned!($conn; self.account_read, [repository, actor, action], |c| eq::entries(c, $crate::meta::audit::AuditQuery {
+                let org = query.org.map(str::to_owned);
+                let (since_ms, until_ms, before_id, limit) = (query.since_ms, query.until_ms, query.before_id, query.limit);
+                $crate::meta::account_sql::run_owned!($conn; self.account_read, [repository, actor, action, org], |c| eq::entries(c, $crate::meta::audit::AuditQuery {
                     repository: repository.as_deref(),
                     actor: actor.as_deref(),
                     action: action.as_deref(),
+                    org: org.as_deref(),
                     since_ms,
+                    until_ms,
                     before_id,
                     limit,
                 }))

@@ -177,7 +177,12 @@ super::scan_views::impl_scan_view_store!(PostgresStore, sqlx::PgConnection);
 // Replicas claiming at once each take a different job.
 super::scan_sql::impl_scan_store!(PostgresStore, sqlx::PgConnection, " FOR UPDATE SKIP LOCKED");
 // Replicas delivering at once each take different due deliveries.
-super::audit_sql::impl_audit_store!(PostgresStore, sqlx::PgConnection, " FOR UPDATE SKIP LOCKED");
+super::audit_sql::impl_audit_store!(
+    PostgresStore,
+    sqlx::PgConnection,
+    " FOR UPDATE SKIP LOCKED",
+    "CAST(detail AS jsonb)"
+);
 
 #[async_trait]
 impl MetaStore for PostgresStore {

@@ -137,7 +137,7 @@ super::scan_views::impl_scan_view_store!(SqliteStore, sqlx::SqliteConnection);
 // Writes run one at a time: a claim's one `UPDATE ... RETURNING` is atomic as it is.
 super::scan_sql::impl_scan_store!(SqliteStore, sqlx::SqliteConnection, "");
 // One process: nothing to claim against.
-super::audit_sql::impl_audit_store!(SqliteStore, sqlx::SqliteConnection, "");
+super::audit_sql::impl_audit_store!(SqliteStore, sqlx::SqliteConnection, "", "detail");
 
 #[async_trait]
 impl MetaStore for SqliteStore {

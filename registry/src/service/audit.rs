@@ -28,6 +28,18 @@ impl Registry {
         Ok(self.meta.audit_entries(query).await?)
     }
 
+    /// A page of organization `org`'s audit log, newest first: only entries about it (see
+    /// [`AuditQuery::org`]), whatever else `query` asks. Callers have checked that the
+    /// caller manages the organization.
+    pub async fn org_audit(
+        &self,
+        org: &str,
+        mut query: AuditQuery<'_>,
+    ) -> RegistryResult<Vec<AuditEntry>> {
+        query.org = Some(org);
+        self.audit(query).await
+    }
+
     /// Records a `policy.change` entry (actor `system:config`) holding `policies`, the hub
     /// policies this server enforces, unless the last one recorded holds the same. Policies
     /// live in the configuration file, so a change shows when a server starts with new ones.
@@ -42,7 +54,9 @@ impl Registry {
                 repository: None,
                 actor: None,
                 action: Some(Action::PolicyChange.as_str()),
+                org: None,
                 since_ms: None,
+                until_ms: None,
                 before_id: None,
                 limit: 1,
             })

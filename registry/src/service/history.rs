@@ -137,6 +137,66 @@ impl Registry {
             ))),
         }
     }
+
+    /// For each of `events` (changes of `repo`'s tags), the manifest a restore could point its
+    /// tag back at now, if any: what the tag pointed at before the change (or, for a
+    /// creation, after it), while the change is within the history window, the manifest is
+    /// still stored and the tag points elsewhere. [`Registry::restore_tag`] decides again
+    /// when asked; this is what a page offers.
+    #[tracing::instrument(skip(self, events))]
+    pub async fn restore_choices(
+        &self,
+        repo: &RepoName,
+        events: &[TagEvent],
+    ) -> RegistryResult<Vec<Option<Digest>>> {
+        use std::collections::HashMap;
+
+        use crate::domain::Reference;
+        let now = now_ms();
+        let mut current: HashMap<String, Option<Digest>> = HashMap::new();
+        let mut stored: HashMap<Digest, bool> = HashMap::new();
+        let mut choices = Vec::with_capacity(events.len());
+        for e in events {
+            let candidate = e.old_digest.as_ref().or(e.new_digest.as_ref());
+            let (Some(candidate), true) = (candidate, e.restorable_until > now) else {
+                choices.push(None);
+                continue;
+            };
+            let Ok(candidate) = Digest::parse(candidate) else {
+                choices.push(None);
+                continue;
+            };
+            if !current.contains_key(&e.tag) {
+                let now_at = match Tag::parse(&e.tag) {
+                    Ok(tag) => self
+                        .meta
+                        .manifest(repo, &Reference::Tag(tag), false)
+                        .await?
+                        .map(|m| m.digest),
+                    Err(_) => None,
+                };
+                current.insert(e.tag.clone(), now_at);
+            }
+            if current.get(&e.tag).and_then(Option::as_ref) == Some(&candidate) {
+                choices.push(None);
+                continue;
+            }
+            let is_stored = match stored.get(&candidate) {
+                Some(s) => *s,
+                None => {
+                    let s = self
+                        .meta
+                        .manifest(repo, &Reference::Digest(candidate.clone()), false)
+                        .await?
+                        .is_some();
+                    stored.insert(candidate.clone(), s);
+                    s
+                }
+            };
+            choices.push(is_stored.then_some(candidate));
+        }
+        Ok(choices)
+    }
 }
 
 /// A duration in stored milliseconds.

@@ -41,6 +41,8 @@ pub(super) enum RepoPath {
     Packages(Digest),
     /// Its settings page.
     Settings,
+    /// Its tag history.
+    History,
     /// A form target (`POST`).
     Action(String),
 }
@@ -55,6 +57,7 @@ pub(super) fn parse_repo_path(rest: &str) -> Result<(RepoName, RepoPath), UiErro
     let path = match sub {
         None => RepoPath::Tags,
         Some("settings") => RepoPath::Settings,
+        Some("history") => RepoPath::History,
         Some(sub) => match sub.split_once('/') {
             Some(("manifest", d)) => {
                 RepoPath::Manifest(Digest::parse(d).map_err(|_| UiError::NotFound)?)
@@ -240,6 +243,10 @@ pub(super) async fn repository_get(
             scans::packages_page(&ui, &viewer, &name, &digest, &q).await
         }
         RepoPath::Settings => super::manage::settings_page(&ui, &mut viewer, &name).await,
+        RepoPath::History => {
+            let q = super::history::HistoryQuery::parse(raw.as_deref())?;
+            super::history::history_page(&ui, &viewer, &name, &q).await
+        }
         RepoPath::Action(_) => Err(UiError::NotFound),
     }
 }
@@ -288,6 +295,7 @@ async fn tags_page(ui: &Ui, viewer: &Viewer, name: &RepoName, q: TagsQuery) -> U
     let body = html! {
         div.heading {
             h1 { (name.as_str()) }
+            a.button #tag-history href=(super::history::history_href(name.as_str(), None)) { "Tag history" }
             @if actions.contains(Action::Delete) {
                 a.button href={ (repo_href(name.as_str())) "/-/settings" } { "Settings" }
             }

@@ -58,6 +58,7 @@ fn shell(title: &str, viewer: Option<&Viewer>, crumbs: &[Crumb], body: Markup) -
                         @if let Some(viewer) = viewer {
                             @if let Some(user) = viewer.user() {
                                 @if user.admin {
+                                    a #nav-audit href="/ui/audit" { "Audit log" }
                                     a href="/ui/admin/usage" { "Usage" }
                                     a href="/ui/admin/maintenance" { "Maintenance" }
                                 }

@@ -1,8 +1,9 @@
 //! Pages that change things: repository settings (visibility, deleting tags and
 //! manifests, each after a confirmation page) and organization management (members, teams,
-//! grants, immutable-tag rules; retention and webhooks in [`super::org_policy`] and
-//! [`super::org_webhooks`]). Every action is checked against the viewer's rights here,
-//! whatever the page showed, and every form against its anti-forgery token.
+//! grants, immutable-tag rules; retention, webhooks and robots in [`super::org_policy`],
+//! [`super::org_webhooks`] and [`super::org_robots`]). Every action is checked against the
+//! viewer's rights here, whatever the page showed, and every form against its anti-forgery
+//! token.
 
 use std::sync::Arc;
 
@@ -77,7 +78,7 @@ pub(super) async fn settings_page(ui: &Ui, viewer: &mut Viewer, name: &RepoName)
     ))
 }
 
-/// `POST /ui/r/{name}/-/{visibility|delete-tag|delete-manifest}`.
+/// `POST /ui/r/{name}/-/{visibility|delete-tag|delete-manifest|restore}`.
 pub(super) async fn repository_post(
     State(ui): State<Arc<Ui>>,
     viewer: Viewer,
@@ -97,6 +98,7 @@ pub(super) async fn repository_post(
     }
     let actions = viewer.actions_on(&ui, name.as_str()).await?;
     match action.as_str() {
+        "restore" => super::history::restore(&ui, &viewer, &name, &form).await,
         "visibility" => {
             let gate = ui.gate()?;
             if !actions.covers(Actions::ALL) {
@@ -228,7 +230,8 @@ pub(super) async fn org_page(
     .await
 }
 
-/// Refuses anyone who does not manage organization `org` (its owners, administrators).
+/// Refuses anyone but the organization's owners and hub administrators (with a 404: the page
+/// is not there for them); asks whoever is not signed in to sign in.
 pub(super) async fn manages(ui: &Ui, viewer: &Viewer, org: &str) -> Result<(), UiError> {
     let gate = ui.gate()?;
     let Some(user) = viewer.user() else {
@@ -249,6 +252,8 @@ pub(super) struct OrgNotes {
     pub retention: Option<Markup>,
     /// A webhook test's answer.
     pub webhooks: Option<Markup>,
+    /// A new robot's secret, or a revocation's answer.
+    pub robots: Option<Markup>,
 }
 
 /// The organization's page: `failure` is shown at the top, `preview` (a dry run's answer) in
@@ -282,6 +287,7 @@ pub(super) async fn render_org(
     let retention = super::org_policy::retention_section(ui, viewer, org, notes.retention).await?;
     let webhooks = super::org_webhooks::section(ui, viewer, org, notes.webhooks).await?;
     let allowlist = super::org_allowlist::section(ui, viewer, org).await?;
+    let robots = super::org_robots::section(ui, viewer, org, notes.robots).await?;
     let action = format!("/ui/orgs/{org}");
     let op_form = |op: &str, fields: Markup, button: Markup| {
         html! {
@@ -295,7 +301,11 @@ pub(super) async fn render_org(
     };
     let body = html! {
         h1 { "Organization " (org) }
-        p { a href={ "/ui/orgs/" (org) "/usage" } { "Storage usage and quotas" } }
+        p {
+            a.button #org-audit href={ "/ui/orgs/" (org) "/audit" } { "Audit log" }
+            " "
+            a href={ "/ui/orgs/" (org) "/usage" } { "Storage usage and quotas" }
+        }
         @if let Some(f) = &failure { p.notice.error role="alert" { (f) } }
         section aria-labelledby="members" {
             h2 #members { "Members" }
@@ -404,6 +414,7 @@ pub(super) async fn render_org(
         (retention)
         (webhooks)
         (allowlist)
+        (robots)
     };
     let crumbs = [
         (org.to_owned(), format!("/ui/n/{org}")),
@@ -436,6 +447,9 @@ pub(super) async fn org_post(
     }
     if super::org_webhooks::handles(form.get("op")) {
         return super::org_webhooks::webhook_post(&ui, &viewer, &org, &form).await;
+    }
+    if super::org_robots::handles(form.get("op")) {
+        return super::org_robots::robot_post(&ui, &viewer, &org, &form).await;
     }
     let gate = ui.gate()?;
     let a = &gate.accounts;

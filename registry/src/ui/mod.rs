@@ -17,26 +17,34 @@
 //! GET  /ui/r/{name}/-/findings/{d}   its vulnerabilities: ?severity=&fixable=&page=
 //! GET  /ui/r/{name}/-/packages/{d}   its packages and SBOMs: ?page=
 //! GET  /ui/r/{name}/-/settings       visibility, deleting tags and manifests
-//! POST /ui/r/{name}/-/{action}       visibility | delete-tag | delete-manifest
+//! GET  /ui/r/{name}/-/history        tag history: ?tag=&before=
+//! POST /ui/r/{name}/-/{action}       visibility | delete-tag | delete-manifest | restore
 //! GET  /ui/login, POST /ui/login, POST /ui/logout
 //! GET  /ui/login/oidc, GET /ui/login/oidc/callback    single sign-on
 //! GET  /ui/account, POST /ui/account/{password|tokens|revoke}
 //! GET  /ui/orgs/{org}, POST /ui/orgs/{org}   members, teams, grants, immutable-tag rules,
-//!                                          retention rules, webhooks
+//!                                          retention rules, webhooks, robot accounts,
+//!                                          accepted vulnerabilities
 //! GET  /ui/orgs/{org}/usage, POST (admins)  storage usage against the organization's quotas
 //! GET  /ui/admin/usage, POST /ui/admin/usage  every namespace's usage; quotas set, removed
 //! GET  /ui/admin/maintenance             garbage-collection passes, scrub progress, findings
+//! GET  /ui/audit                     the audit log, for administrators: ?repository=&actor=
+//!                                    &action=&since=&until=&before=
+//! GET  /ui/orgs/{org}/audit          an organization's audit log, for its owners
 //! GET  /ui/static/{file}
 //! ```
 
 mod account;
+mod audit;
 mod browse;
 mod form;
+mod history;
 mod layout;
 mod maintenance;
 mod manage;
 mod org_allowlist;
 mod org_policy;
+mod org_robots;
 mod org_webhooks;
 mod scans;
 mod sso;
@@ -111,6 +119,8 @@ pub fn router(registry: Registry, gate: Option<Arc<Gate>>, trust_forwarded: bool
             get(usage::admin_usage).post(usage::admin_usage_post),
         )
         .route("/ui/admin/maintenance", get(maintenance::page_get))
+        .route("/ui/audit", get(audit::admin_page))
+        .route("/ui/orgs/{org}/audit", get(audit::org_page))
         .route("/ui/static/{file}", get(asset))
         .route(
             "/ui/{*rest}",

@@ -323,7 +323,9 @@ async fn scan_events(r: &Registry) -> usize {
             repository: None,
             actor: None,
             action: Some("scan.completed"),
+            org: None,
             since_ms: None,
+            until_ms: None,
             before_id: None,
             limit: 100,
         })
