@@ -116,6 +116,25 @@ impl RepoAllowlist {
         let e = self.list.entries.get(i)?;
         Some(ShownEntry::of(e, self.source(i)))
     }
+
+    /// The entries a finding marked `mark` is shown with: the one accepting it, or the
+    /// expired one naming it.
+    fn entries_of(&self, mark: Mark) -> (Option<ShownEntry>, Option<ShownEntry>) {
+        match mark {
+            Mark::Open => (None, None),
+            Mark::Allowlisted(i) => (self.shown(i), None),
+            Mark::Expired(i) => (None, self.shown(i)),
+        }
+    }
+
+    /// The covering policy as shown, with `verdict`'s refusal; `None` without a policy.
+    fn policy_view(&self, verdict: &Judgement) -> Option<PolicyView> {
+        self.scope.clone().map(|scope| PolicyView {
+            scope,
+            prevent_vulnerable: self.threshold.map(|t| t.to_string()),
+            refused: verdict.refusal().map(|r| r.to_string()),
+        })
+    }
 }
 
 /// An allowlist entry as the API shows it.
@@ -381,11 +400,7 @@ impl Registry {
         let allowlist = self.allowlist_in(repo).await?;
         let now = now_secs();
         let verdict: Judgement = judge(&found.findings, &allowlist.list, allowlist.threshold, now);
-        let policy = allowlist.scope.clone().map(|scope| PolicyView {
-            scope,
-            prevent_vulnerable: allowlist.threshold.map(|t| t.to_string()),
-            refused: verdict.refusal().map(|r| r.to_string()),
-        });
+        let policy = allowlist.policy_view(&verdict);
         let mut allowlisted = Vec::new();
         let mut expired = Vec::new();
         let mut kept = Vec::new();
@@ -396,11 +411,7 @@ impl Registry {
             if !filter.keeps(&f) {
                 continue;
             }
-            let (a, x) = match *mark {
-                Mark::Open => (None, None),
-                Mark::Allowlisted(i) => (allowlist.shown(i), None),
-                Mark::Expired(i) => (None, allowlist.shown(i)),
-            };
+            let (a, x) = allowlist.entries_of(*mark);
             allowlisted.push(a);
             expired.push(x);
             kept.push(f);
@@ -436,10 +447,10 @@ impl Registry {
         let rows = judge(page, &allowlist.list, None, now)
             .marks
             .iter()
-            .map(|mark| match *mark {
-                Mark::Open => RowMark::Open,
-                Mark::Allowlisted(i) => allowlist.shown(i).map_or(RowMark::Open, RowMark::Accepted),
-                Mark::Expired(i) => allowlist.shown(i).map_or(RowMark::Open, RowMark::Expired),
+            .map(|mark| match allowlist.entries_of(*mark) {
+                (Some(accepting), _) => RowMark::Accepted(accepting),
+                (None, Some(expired)) => RowMark::Expired(expired),
+                (None, None) => RowMark::Open,
             })
             .collect();
         let all = self.meta.findings_of(scan_id).await?;
@@ -447,11 +458,7 @@ impl Registry {
         Ok(PageMarks {
             rows,
             allowlisted_total: verdict.allowlisted,
-            policy: allowlist.scope.clone().map(|scope| PolicyView {
-                scope,
-                prevent_vulnerable: allowlist.threshold.map(|t| t.to_string()),
-                refused: verdict.refusal().map(|r| r.to_string()),
-            }),
+            policy: allowlist.policy_view(&verdict),
         })
     }
 

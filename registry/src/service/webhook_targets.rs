@@ -232,14 +232,21 @@ impl TargetPolicy {
         }
     }
 
+    /// Judges `host` (a URL's host: IPv6 in brackets) when it is an address; `None` for a
+    /// name, which only resolving can judge.
+    pub fn check_literal(&self, host: &str) -> Option<Result<(), Refusal>> {
+        let ip = normal_host(host).parse::<IpAddr>().ok()?;
+        Some(self.check(&ip.to_string(), ip))
+    }
+
     /// Checks `host` (an IP literal, or a name resolved here): refused when it is, or every
     /// address it resolves to is, refused. A name that does not resolve now passes: it is
     /// checked again at every attempt.
     pub async fn vet(&self, host: &str) -> Result<(), Refusal> {
-        let bare = normal_host(host);
-        if let Ok(ip) = bare.parse::<IpAddr>() {
-            return self.check(&bare, ip);
+        if let Some(verdict) = self.check_literal(host) {
+            return verdict;
         }
+        let bare = normal_host(host);
         let Ok(Ok(addrs)) = tokio::time::timeout(
             std::time::Duration::from_secs(5),
             tokio::net::lookup_host((bare.as_str(), 0)),

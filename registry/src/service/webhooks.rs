@@ -457,17 +457,11 @@ impl Registry {
 
 /// Why the address in `url`, if it names one, is refused by `targets`.
 fn refused_literal(targets: &TargetPolicy, url: &str) -> Option<String> {
-    let url = reqwest_tls::Url::parse(url).ok()?;
     // The URL parser has already turned every IPv4 spelling (0x7f.1, 2130706433) into
-    // dotted decimal, and IPv6 comes in brackets.
-    let host = url.host_str()?;
-    let ip: std::net::IpAddr = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse()
-        .ok()?;
+    // dotted decimal.
+    let url = reqwest_tls::Url::parse(url).ok()?;
     targets
-        .check(&ip.to_string(), ip)
+        .check_literal(url.host_str()?)?
         .err()
         .map(|r| format!("refused: {r}"))
 }
