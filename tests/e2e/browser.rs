@@ -88,6 +88,16 @@ pub(crate) async fn browser() -> Option<(Driver, Client, tempfile::TempDir)> {
     Some((driver, client, profile))
 }
 
+/// Runs a browser test's steps, then closes the session even when a step failed (so no
+/// Chromium is left behind) and lets the failure through.
+pub(crate) async fn closing(c: &Client, steps: impl std::future::Future<Output = ()>) {
+    let outcome = std::panic::AssertUnwindSafe(steps).catch_unwind().await;
+    c.clone().close().await.expect("close session");
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
 fn artifacts() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts/ui");
     std::fs::create_dir_all(&dir).expect("artifact dir");
@@ -149,14 +159,7 @@ async fn chromium_signs_in_browses_searches_manages_tokens_and_deletes() {
         return;
     };
     let hub = Hub::start(true).await;
-    // Close the browser session even when a step fails, so no Chromium is left behind.
-    let outcome = std::panic::AssertUnwindSafe(run(&c, &hub))
-        .catch_unwind()
-        .await;
-    c.close().await.expect("close session");
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    closing(&c, run(&c, &hub)).await;
 }
 
 async fn run(c: &Client, hub: &Hub) {

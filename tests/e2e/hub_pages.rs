@@ -648,7 +648,6 @@ async fn hub_pages_owners_create_use_and_revoke_robots_on_the_org_page() {
 
 #[tokio::test]
 async fn hub_pages_chromium_owner_and_admin_use_audit_history_and_robots() {
-    use futures_util::FutureExt;
     let Some((_driver, c, _profile)) = crate::browser::browser().await else {
         return;
     };
@@ -664,14 +663,7 @@ async fn hub_pages_chromium_owner_and_admin_use_audit_history_and_robots() {
         b.delete("/v2/acme/app/manifests/v1").await.status(),
         StatusCode::ACCEPTED
     );
-    // Close the browser session even when a step fails, so no Chromium is left behind.
-    let outcome = std::panic::AssertUnwindSafe(chromium_round(&c, &b, &one))
-        .catch_unwind()
-        .await;
-    c.close().await.expect("close session");
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    crate::browser::closing(&c, chromium_round(&c, &b, &one)).await;
 }
 
 async fn chromium_sign_in(c: &fantoccini::Client, b: &Berth, user: &str, password: &str) {

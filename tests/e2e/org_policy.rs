@@ -551,7 +551,6 @@ async fn org_policy_owners_try_and_save_retention_on_the_organization_page() {
 
 #[tokio::test]
 async fn org_policy_chromium_owner_and_admin_manage_retention() {
-    use futures_util::FutureExt;
     let Some((_driver, c, _profile)) = crate::browser::browser().await else {
         return;
     };
@@ -559,14 +558,7 @@ async fn org_policy_chromium_owner_and_admin_manage_retention() {
     add_user(&b, "alice");
     org_of(&b, "acme", "alice").await;
     push_in_order(&b, &[("acme/app", "old"), ("acme/app", "new")]).await;
-    // Close the browser session even when a step fails, so no Chromium is left behind.
-    let outcome = std::panic::AssertUnwindSafe(chromium_retention(&c, &b))
-        .catch_unwind()
-        .await;
-    c.close().await.expect("close session");
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    crate::browser::closing(&c, chromium_retention(&c, &b)).await;
 }
 
 pub(crate) async fn chromium_sign_in(
@@ -890,7 +882,6 @@ async fn org_policy_webhook_forms_need_the_token_and_never_show_the_secret() {
 
 #[tokio::test]
 async fn org_policy_chromium_webhook_made_in_the_ui_receives_a_signed_push() {
-    use futures_util::FutureExt;
     let Some((_driver, c, _profile)) = crate::browser::browser().await else {
         return;
     };
@@ -901,14 +892,7 @@ async fn org_policy_chromium_webhook_made_in_the_ui_receives_a_signed_push() {
     add_user(&b, "alice");
     org_of(&b, "acme", "alice").await;
     let receiver = crate::events::Receiver::start(0, &[]).await;
-    // Close the browser session even when a step fails, so no Chromium is left behind.
-    let outcome = std::panic::AssertUnwindSafe(chromium_webhook(&c, &b, &receiver))
-        .catch_unwind()
-        .await;
-    c.close().await.expect("close session");
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    crate::browser::closing(&c, chromium_webhook(&c, &b, &receiver)).await;
 }
 
 async fn chromium_webhook(c: &fantoccini::Client, b: &Berth, receiver: &crate::events::Receiver) {

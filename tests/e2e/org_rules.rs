@@ -561,3 +561,119 @@ async fn owners_manage_rules_on_the_organization_page() {
     bob.sign_in("bob", PASSWORD).await;
     assert_eq!(bob.get("/ui/orgs/acme").await.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn chromium_owner_freezes_tags_and_the_administrator_lifts_the_rule_and_reads_maintenance() {
+    let Some((_driver, c, _profile)) = crate::browser::browser().await else {
+        return;
+    };
+    let b = start_with_auth(&[("BERTH_GC_ENABLED", "false")]);
+    add_user(&b, "alice");
+    org_of(&b, "acme", "alice").await;
+    b.push_image("acme/app", "v1", 1, 1).await;
+    b.push_image("acme/app", "latest", 2, 1).await;
+    // A garbage-collection pass that frees something, for the maintenance page.
+    let gone = b.push_image("acme/old", "x", 3, 2).await;
+    let del = b
+        .delete(&format!("/v2/acme/old/manifests/{}", gone.digest))
+        .await;
+    assert_eq!(del.status(), StatusCode::ACCEPTED);
+    let pass = b.gc(&["--review-delay", "0"], &[]);
+    crate::browser::closing(&c, chromium_rules(&c, &b, &pass)).await;
+}
+
+async fn chromium_rules(c: &fantoccini::Client, b: &Berth, pass: &Value) {
+    use crate::browser::{click, fill, screenshot, text, wait_for};
+    use crate::org_policy::chromium_sign_in;
+    use fantoccini::Locator;
+    const FORM: &str = "form:has(#immutable-pattern)";
+
+    // The owner asks which tags a rule would freeze, then adds it; it holds at once.
+    chromium_sign_in(c, b, "alice", PASSWORD).await;
+    c.goto(&b.url("/ui/orgs/acme")).await.expect("goto");
+    fill(c, "#immutable-pattern", "v*").await;
+    fill(c, "#immutable-repository", "acme/app").await;
+    click(c, &format!("{FORM} button[name=dry_run]")).await;
+    let preview = wait_for(c, Locator::Css("#dry-run"))
+        .await
+        .expect("the dry run")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        preview.contains("would freeze now: 1")
+            && preview.contains("acme/app:v1")
+            && !preview.contains("acme/app:latest"),
+        "{preview}"
+    );
+    assert!(text(c).await.contains("No rules of this organization."));
+    fill(c, "#immutable-pattern", "v*").await;
+    fill(c, "#immutable-repository", "acme/app").await;
+    click(c, &format!("{FORM} button.primary")).await;
+    wait_for(
+        c,
+        Locator::Css("button[aria-label='Delete rule v* in acme/app']"),
+    )
+    .await
+    .expect("the rule listed");
+    screenshot(c, "immutable-owner").await;
+    assert_eq!(
+        overwrite(b, "acme/app", "v1", 4).await,
+        StatusCode::FORBIDDEN
+    );
+    click(c, "form[action='/ui/logout'] button").await;
+    wait_for(c, Locator::LinkText("Sign in"))
+        .await
+        .expect("signed out");
+
+    // The administrator lifts it from the same page, then follows the navigation to the
+    // maintenance page and finds the pass.
+    chromium_sign_in(c, b, ROOT.0, ROOT.1).await;
+    c.goto(&b.url("/ui/orgs/acme")).await.expect("goto");
+    click(c, "button[aria-label='Delete rule v* in acme/app']").await;
+    wait_for(
+        c,
+        Locator::XPath("//*[contains(text(), 'No rules of this organization.')]"),
+    )
+    .await
+    .expect("the rule gone");
+    assert_eq!(overwrite(b, "acme/app", "v1", 5).await, StatusCode::CREATED);
+    let (_, v) = call(
+        b,
+        Some(ROOT),
+        Method::GET,
+        "/api/v1/audit?action=immutable&n=10",
+        None,
+    )
+    .await;
+    let actions: Vec<(&Value, &Value)> = v["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| (&e["action"], &e["actor"]))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            (&json!("immutable.rule.delete"), &json!("root")),
+            (&json!("immutable.rule.add"), &json!("alice")),
+        ],
+        "{v}"
+    );
+
+    click(c, "header a[href='/ui/admin/maintenance']").await;
+    let removed = wait_for(c, Locator::Css("#gc-passes td.blobs-removed"))
+        .await
+        .expect("the pass")
+        .text()
+        .await
+        .expect("text");
+    let blobs = pass["blobs"].as_array().expect("blobs").len();
+    assert_eq!(removed, blobs.to_string());
+    let page = text(c).await;
+    assert!(
+        page.contains("berth gc") && page.contains("No open findings."),
+        "{page}"
+    );
+    screenshot(c, "maintenance-admin").await;
+}

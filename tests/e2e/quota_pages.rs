@@ -531,7 +531,6 @@ async fn quota_usage_pages_show_quotas_and_refuse_bad_input() {
 
 #[tokio::test]
 async fn quota_chromium_admin_sets_a_quota_and_the_owner_sees_usage_against_it() {
-    use futures_util::FutureExt;
     let Some((_driver, c, _profile)) = crate::browser::browser().await else {
         return;
     };
@@ -539,14 +538,7 @@ async fn quota_chromium_admin_sets_a_quota_and_the_owner_sees_usage_against_it()
     add_user(&b, "alice");
     org_of(&b, "acme", "alice").await;
     b.push_blob("acme/app", &random_bytes(3000, 1)).await;
-    // Close the browser session even when a step fails, so no Chromium is left behind.
-    let outcome = std::panic::AssertUnwindSafe(chromium_quota(&c, &b))
-        .catch_unwind()
-        .await;
-    c.close().await.expect("close session");
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    crate::browser::closing(&c, chromium_quota(&c, &b)).await;
 }
 
 async fn chromium_quota(c: &fantoccini::Client, b: &Berth) {

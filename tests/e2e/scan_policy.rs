@@ -792,3 +792,104 @@ async fn scan_policy_owners_accept_cves_on_the_organization_page_and_findings_sh
     .await;
     assert_eq!(v["entries"].as_array().map(Vec::len), Some(3), "{v}");
 }
+
+#[tokio::test]
+async fn scan_policy_chromium_owner_accepts_a_cve_and_the_administrator_withdraws_it() {
+    let Some((_driver, c, _profile)) = crate::browser::browser().await else {
+        return;
+    };
+    let config = tempfile::tempdir().unwrap();
+    let file = config.path().join("berth.toml");
+    std::fs::write(
+        &file,
+        "[[scan.policy]]\nscope = \"acme\"\nprevent_vulnerable = \"high\"\n",
+    )
+    .unwrap();
+    let b = start_with_auth(&[
+        ("BERTH_CONFIG", file.to_str().unwrap()),
+        ("BERTH_SCAN_ENABLED", "true"),
+        ("BERTH_SCAN_POLL_INTERVAL_MS", "100"),
+    ]);
+    crate::org_rules::add_user(&b, "alice");
+    crate::org_rules::org_of(&b, "acme", "alice").await;
+    vulndb_update(&b);
+    let digest = push_image(&b, "acme/app", "1", None).await;
+    matched(&b, "acme/app", &digest).await;
+    assert_eq!(pull(&b, "acme/app", &digest).await.0, StatusCode::FORBIDDEN);
+    crate::browser::closing(&c, chromium_allowlist(&c, &b, &digest)).await;
+}
+
+async fn chromium_allowlist(c: &fantoccini::Client, b: &Berth, digest: &str) {
+    use crate::browser::{click, fill, screenshot, text, wait_for};
+    use crate::org_policy::chromium_sign_in;
+    use crate::org_rules::ROOT;
+    use fantoccini::Locator;
+    let remove = format!("button[aria-label='Remove {CVE}']");
+
+    // The owner accepts the CVE on the organization page: the pull passes and the findings
+    // page marks the finding with the reason.
+    chromium_sign_in(c, b, "alice", PASSWORD).await;
+    c.goto(&b.url("/ui/orgs/acme")).await.expect("goto");
+    fill(c, "#cve-id", CVE).await;
+    fill(c, "#cve-reason", "only reachable <b>offline</b>").await;
+    click(c, "#cve-allowlist-form button[type=submit]").await;
+    wait_for(c, Locator::Css(&remove))
+        .await
+        .expect("the entry listed");
+    assert!(text(c).await.contains("Last changed by alice"));
+    screenshot(c, "allowlist-owner").await;
+    assert_eq!(pull(b, "acme/app", digest).await.0, StatusCode::OK);
+    c.goto(&b.url(&format!("/ui/r/acme/app/-/findings/{digest}")))
+        .await
+        .expect("goto");
+    let row = wait_for(
+        c,
+        Locator::XPath(&format!(
+            "//tr[.//code[@class='advisory' and text()='{CRITICAL}']]"
+        )),
+    )
+    .await
+    .expect("the critical finding")
+    .text()
+    .await
+    .expect("text");
+    assert!(
+        row.contains("accepted") && row.contains("only reachable <b>offline</b>"),
+        "{row}"
+    );
+    click(c, "form[action='/ui/logout'] button").await;
+    wait_for(c, Locator::LinkText("Sign in"))
+        .await
+        .expect("signed out");
+
+    // The administrator withdraws it from the same page: pulls are refused again.
+    chromium_sign_in(c, b, ROOT.0, ROOT.1).await;
+    c.goto(&b.url("/ui/orgs/acme")).await.expect("goto");
+    click(c, &remove).await;
+    wait_for(
+        c,
+        Locator::XPath("//*[contains(text(), 'No entries of this organization.')]"),
+    )
+    .await
+    .expect("the entry gone");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pull(b, "acme/app", digest).await.0 != StatusCode::FORBIDDEN {
+        assert!(Instant::now() < deadline, "the removal was not applied");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, v) = crate::org_rules::call(
+        b,
+        Some(ROOT),
+        Method::GET,
+        "/api/v1/audit?action=cve.allowlist.set&n=10",
+        None,
+    )
+    .await;
+    let actors: Vec<&Value> = v["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| &e["actor"])
+        .collect();
+    assert_eq!(actors, [&json!("root"), &json!("alice")], "{v}");
+}

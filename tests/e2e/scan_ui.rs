@@ -11,7 +11,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, Locator};
-use futures_util::FutureExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -184,13 +183,7 @@ async fn scan_ui_chromium_shows_counts_filters_findings_and_lists_packages() {
         .unwrap();
     let packages = sbom_api["packages"].as_array().unwrap().len();
 
-    let outcome = std::panic::AssertUnwindSafe(look(&c, &b, &image, &expat, packages))
-        .catch_unwind()
-        .await;
-    c.close().await.expect("close session");
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    crate::browser::closing(&c, look(&c, &b, &image, &expat, packages)).await;
 }
 
 /// The (package, installed) pairs of the findings table.

@@ -7,7 +7,6 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use futures_util::FutureExt as _;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -310,14 +309,7 @@ async fn chromium_signs_in_through_the_provider_and_out_again() {
         json!({"preferred_username": "carol", "groups": ["devs"]}),
     )
     .await;
-    // Close the browser session even when a step fails, so no Chromium is left behind.
-    let outcome = std::panic::AssertUnwindSafe(sign_in_with_chromium(&c, &p, &all[all.len() - 1]))
-        .catch_unwind()
-        .await;
-    c.close().await.expect("close session");
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    crate::browser::closing(&c, sign_in_with_chromium(&c, &p, &all[all.len() - 1])).await;
 }
 
 async fn sign_in_with_chromium(c: &fantoccini::Client, p: &Provider, b: &Berth) {
