@@ -229,9 +229,32 @@ async fn the_admin_api_manages_accounts_teams_tokens_and_visibility() {
         )
         .await;
     assert_eq!(s, 403);
+    // A robot's scope stays in its organization, whoever asks; nothing is saved.
+    for (who, rule) in [
+        (alice, "*:pull"),
+        (alice, "acmeco/*:pull"),
+        (alice, "beta/app:pull,push"),
+        (ROOT, "other/app:pull"),
+    ] {
+        let (s, v) = api
+            .call(
+                Some(who),
+                M::POST,
+                "/api/v1/orgs/acme/robots",
+                Some(json!({"name": "wide", "scopes": ["acme/app:pull", rule]})),
+            )
+            .await;
+        assert_eq!(s, 400, "{rule}: {v}");
+        let message = v["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(rule) && message.contains("outside organization acme"),
+            "{v}"
+        );
+    }
     let (_, v) = api
         .call(Some(alice), M::GET, "/api/v1/orgs/acme/robots", None)
         .await;
+    assert_eq!(v["robots"].as_array().map(Vec::len), Some(1), "{v}");
     assert!(
         v["robots"][0].get("secret").is_none(),
         "secrets are never listed"

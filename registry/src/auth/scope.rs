@@ -147,6 +147,19 @@ impl TokenScope {
             .fold(Actions::NONE, |set, rule| set.union(rule.actions))
     }
 
+    /// The first rule that reaches outside `namespace` (`*`, another namespace, or a
+    /// repository of another namespace), as text. A robot's scope must stay in its
+    /// organization: its rights would be cut to the organization's anyway, but a scope that
+    /// names more than it can ever grant misleads whoever reads it.
+    pub fn outside(&self, namespace: &str) -> Option<String> {
+        let rule = self.0.iter().find(|rule| match &rule.target {
+            Target::Any => true,
+            Target::Namespace(ns) => ns != namespace,
+            Target::Repository(r) => namespace_of(r) != namespace,
+        })?;
+        TokenScope(vec![rule.clone()]).to_strings().pop()
+    }
+
     /// The rules as text, as stored and shown.
     pub fn to_strings(&self) -> Vec<String> {
         self.0
@@ -191,6 +204,27 @@ fn parse_rule(s: &str) -> Result<ScopeRule, InvalidScope> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn robot_scopes_stay_in_their_namespace() {
+        let scope = |rules: &[&str]| TokenScope::parse_list(rules).expect("parses");
+        assert_eq!(
+            scope(&["acme/*:pull", "acme/app:push"]).outside("acme"),
+            None
+        );
+        assert_eq!(
+            scope(&["acme/*:pull", "*:pull"]).outside("acme"),
+            Some("*:pull".into())
+        );
+        assert_eq!(
+            scope(&["acmeco/*:pull"]).outside("acme"),
+            Some("acmeco/*:pull".into())
+        );
+        assert_eq!(
+            scope(&["beta/app:pull,push"]).outside("acme"),
+            Some("beta/app:pull,push".into())
+        );
+    }
 
     #[test]
     fn client_scopes_parse_as_docker_sends_them() {

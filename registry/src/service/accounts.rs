@@ -1240,6 +1240,14 @@ impl Accounts {
                 "a token needs at least one scope".into(),
             ));
         }
+        if owner.kind == AccountKind::Org
+            && let Some(rule) = scope.outside(&owner.name)
+        {
+            return Err(AdminError::Invalid(format!(
+                "robot scope {rule} reaches outside organization {org}: use {org}/* or repositories under {org}/",
+                org = owner.name
+            )));
+        }
         let secret = secret::generate()?;
         let expires_at = expires_in
             .map(|d| now_ms().saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)));
