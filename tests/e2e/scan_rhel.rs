@@ -78,6 +78,32 @@ async fn scan_rhel_images_match_red_hat_advisories_in_every_stream_of_their_rele
         ("BERTH_SCAN_POLL_INTERVAL_MS", "100"),
     ]);
 
+    let rpms = rpmdb(
+        &python,
+        &[
+            ("openssh", "8.7p1", "38.el9", "openssh-8.7p1-38.el9.src.rpm"),
+            (
+                "openssh-clients",
+                "8.7p1",
+                "38.el9",
+                "openssh-8.7p1-38.el9.src.rpm",
+            ),
+            ("bash", "5.1.8", "9.el9", "bash-5.1.8-9.el9.src.rpm"),
+        ],
+    );
+    let layer = tar(&[
+        E::Dir("etc/", 0o755),
+        E::File("etc/os-release", OS_RELEASE.as_bytes(), 0o644, 0),
+        E::Dir("var/lib/rpm/", 0o755),
+        E::File("var/lib/rpm/rpmdb.sqlite", &rpms, 0o644, 0),
+    ]);
+    let digest = push_layers(&b, "ubi/app", "9.4", &[layer]).await;
+
+    // Matched first against an empty database: nothing.
+    let body = findings_when(&b, "ubi/app", &digest, "the first match", |_| true).await;
+    assert_eq!(body["findings"], serde_json::json!([]), "{body:#}");
+    let generation = body["matched"]["generation"].as_i64();
+
     // OSV's layout: `<ecosystem>/all.zip`, the ecosystem's name with its space.
     let served = tempfile::tempdir().unwrap();
     let zip = served.path().join("Red Hat").join("all.zip");
@@ -102,28 +128,12 @@ async fn scan_rhel_images_match_red_hat_advisories_in_every_stream_of_their_rele
     assert_eq!(status["sources"][0]["source"], url.as_str(), "{status}");
     assert_eq!(status["sources"][0]["ecosystems"], "Red Hat", "{status}");
 
-    let rpms = rpmdb(
-        &python,
-        &[
-            ("openssh", "8.7p1", "38.el9", "openssh-8.7p1-38.el9.src.rpm"),
-            (
-                "openssh-clients",
-                "8.7p1",
-                "38.el9",
-                "openssh-8.7p1-38.el9.src.rpm",
-            ),
-            ("bash", "5.1.8", "9.el9", "bash-5.1.8-9.el9.src.rpm"),
-        ],
-    );
-    let layer = tar(&[
-        E::Dir("etc/", 0o755),
-        E::File("etc/os-release", OS_RELEASE.as_bytes(), 0o644, 0),
-        E::Dir("var/lib/rpm/", 0o755),
-        E::File("var/lib/rpm/rpmdb.sqlite", &rpms, 0o644, 0),
-    ]);
-    let digest = push_layers(&b, "ubi/app", "9.4", &[layer]).await;
-
-    let body = findings_when(&b, "ubi/app", &digest, "the match", |_| true).await;
+    // The advisory names the image's release only through its streams
+    // (`enterprise_linux:9::baseos`): the rematch finds it from the stored inventory.
+    let body = findings_when(&b, "ubi/app", &digest, "the rematch", |body| {
+        body["matched"]["generation"].as_i64() > generation
+    })
+    .await;
     let row = |name: &str| -> Row {
         (
             name.into(),
