@@ -262,7 +262,8 @@ pub struct Affected {
 ///
 /// A record's package matches when its ecosystem is the same and its release is absent or
 /// applies to the package's ([`Ecosystem::release_applies`]: the same, or for Red Hat one of
-/// the release's product streams), and its name is the same (PyPI names are compared normalised, as PEP 503 says).
+/// the release's product streams), and its name is the same (PyPI names are compared
+/// normalised, as PEP 503 says).
 /// Withdrawn records affect nothing. A version that does not parse in the scheme of a range
 /// that applies is an error, so the caller can log the record and go on.
 pub fn affected(

@@ -182,8 +182,8 @@ pub trait AdvisoryStore {
 
     /// The stored records, not withdrawn, that name any of `packages` in its ecosystem, in its
     /// release, a stream of it, or in none (a record for `Debian` without a release names
-    /// every release; see [`release_applies_sql`]), each once, by id. One query per [`PACKAGES_PER_QUERY`] packages, over the
-    /// `(ecosystem, name)` index.
+    /// every release; see [`release_applies_sql`]), each once, by id. One query per
+    /// [`PACKAGES_PER_QUERY`] packages, over the `(ecosystem, name)` index.
     async fn advisories_for(
         &self,
         packages: &[AdvisoryPackage],
