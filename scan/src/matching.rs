@@ -12,14 +12,25 @@
 //! | dpkg on `ID=ubuntu` | `Ubuntu:<VERSION_ID>` (`Ubuntu:22.04:LTS` for LTS releases) | the source package and its version |
 //! | apk on `ID=alpine` | `Alpine:v<major.minor>` (`Alpine:v3.19`) | the origin (source) package |
 //! | rpm on `ID=rocky` / `ID=almalinux` | `Rocky Linux:<major>` / `AlmaLinux:<major>` | the binary package, `epoch:version-release` |
+//! | rpm on `ID=rhel` (RHEL, UBI) | `Red Hat:enterprise_linux:<major>`, matching every stream of it | the binary package, `epoch:version-release` |
 //! | cargo, npm, PyPI, Go, Maven | `crates.io`, `npm`, `PyPI`, `Go`, `Maven` | as found (PyPI in PEP 503 form) |
 //!
 //! Debian's and Ubuntu's security trackers, and so OSV's `Debian` and `Ubuntu` records, name
 //! source packages (`expat`, not `libexpat1`), Alpine's secdb names origins; AlmaLinux's and
 //! Rocky's errata list binary rpms. OS packages on a distribution OSV does not cover (or
-//! without a `VERSION_ID`: Debian testing, Alpine edge), and Red Hat's rpms (whose OSV
-//! releases are CPE-like product streams that os-release does not name), get no target and
-//! are not matched.
+//! without a `VERSION_ID`: Debian testing, Alpine edge) get no target and are not matched.
+//!
+//! Red Hat publishes its own OSV records (RHSA ids, the CVEs in `upstream`; OSV's `Red Hat`
+//! archive), one `affected` entry per binary rpm and product stream. The OSV schema's
+//! ecosystem table says the release is the stream's CPE without its `cpe:/[oa]:redhat:`
+//! prefix (`Red Hat:enterprise_linux:9::baseos`, `Red Hat:enterprise_linux:9::appstream`,
+//! `Red Hat:rhel_eus:9.4::baseos`; RHEL 10: `Red Hat:enterprise_linux:10.1`), and the
+//! versions are rpm's `epoch:version-release` with the epoch written even when 0
+//! (`0:8.7p1-38.el9_4.1` in RHSA-2024:4312). os-release does not name a stream, and a package
+//! database does not say which repository a package came from, so an `ID=rhel` image (RHEL
+//! and UBI both say `rhel`) is given `enterprise_linux:<major>` and every stream of that
+//! major applies ([`Ecosystem::release_applies`]): the main stream's fix is what `dnf update`
+//! brings. Extended-support streams (EUS, AUS, E4S) and layered products are not matched.
 //!
 //! Then each candidate record is evaluated by [`crate::osv::affected`], in the ecosystem's
 //! own version order; withdrawn records and records whose ranges do not parse never match
@@ -89,6 +100,9 @@ fn os_ecosystem(kind: PackageType, os: &OsRelease) -> Option<(Ecosystem, String)
         (PackageType::Apk, "alpine") => Some((Ecosystem::Alpine, format!("v{major}.{}", minor?))),
         (PackageType::Rpm, "rocky") => Some((Ecosystem::RockyLinux, major.to_owned())),
         (PackageType::Rpm, "almalinux") => Some((Ecosystem::AlmaLinux, major.to_owned())),
+        (PackageType::Rpm, "rhel") => {
+            Some((Ecosystem::RedHat, format!("enterprise_linux:{major}")))
+        }
         _ => None,
     }
 }
@@ -279,10 +293,17 @@ pub fn match_packages(
                     continue;
                 }
             };
+            // The entry of this package's own release (Red Hat's records list every stream of
+            // every product the advisory fixes), for its severity.
             let entry = record.affected.iter().find(|e| {
                 e.package.as_ref().is_some_and(|p| {
-                    Ecosystem::parse_osv(&p.ecosystem)
-                        .is_ok_and(|eco| eco.ecosystem.osv_name() == target.ecosystem)
+                    Ecosystem::parse_osv(&p.ecosystem).is_ok_and(|eco| {
+                        eco.ecosystem.osv_name() == target.ecosystem
+                            && eco
+                                .release
+                                .as_deref()
+                                .is_none_or(|r| eco.ecosystem.release_applies(r, &target.release))
+                    })
                 })
             });
             let severity = osv::severity(record, entry);

@@ -260,8 +260,10 @@ pub struct Affected {
 /// Whether `record` affects version `installed` of `package` in `ecosystem` (an OSV ecosystem
 /// string such as `Debian:12`), and if so with which fixes.
 ///
-/// A record's package matches when its ecosystem is the same and its release is the same or
-/// absent, and its name is the same (PyPI names are compared normalised, as PEP 503 says).
+/// A record's package matches when its ecosystem is the same and its release is absent or
+/// applies to the package's ([`Ecosystem::release_applies`]: the same, or for Red Hat one of
+/// the release's product streams), and its name is the same (PyPI names are compared
+/// normalised, as PEP 503 says).
 /// Withdrawn records affect nothing. A version that does not parse in the scheme of a range
 /// that applies is an error, so the caller can log the record and go on.
 pub fn affected(
@@ -283,7 +285,11 @@ pub fn affected(
             continue;
         };
         if theirs.ecosystem != target.ecosystem
-            || (theirs.release.is_some() && theirs.release != target.release)
+            || theirs.release.as_deref().is_some_and(|r| {
+                !target
+                    .ecosystem
+                    .release_applies(r, target.release.as_deref().unwrap_or_default())
+            })
             || !same_name(target.ecosystem, &p.name, package)
         {
             continue;

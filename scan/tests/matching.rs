@@ -153,7 +153,31 @@ fn packages_are_named_as_osv_names_them() {
         target(&rpm, Some(&os("almalinux", Some("9.3")))),
         t("AlmaLinux", "9", "openssl-libs", "1:3.0.7-24.el9")
     );
-    assert_eq!(target(&rpm, Some(&os("rhel", Some("9.3")))), None);
+    // RHEL and UBI: every stream of the major release (see `Ecosystem::release_applies`).
+    assert_eq!(
+        target(&rpm, Some(&os("rhel", Some("9.3")))),
+        t(
+            "Red Hat",
+            "enterprise_linux:9",
+            "openssl-libs",
+            "1:3.0.7-24.el9"
+        )
+    );
+    assert_eq!(
+        target(&rpm, Some(&os("rhel", Some("10.0")))),
+        t(
+            "Red Hat",
+            "enterprise_linux:10",
+            "openssl-libs",
+            "1:3.0.7-24.el9"
+        )
+    );
+    assert_eq!(target(&rpm, Some(&os("rhel", None))), None);
+    assert_eq!(
+        target(&rpm, Some(&os("centos", Some("9")))),
+        None,
+        "CentOS Stream is not RHEL"
+    );
     assert_eq!(
         target(&rpm, Some(&os("debian", Some("12")))),
         None,
@@ -243,6 +267,127 @@ fn a_debian_record_matches_the_source_package_in_its_own_release_only() {
             .findings
             .is_empty()
     );
+}
+
+#[test]
+fn a_red_hat_record_matches_binary_rpms_in_every_stream_of_the_major_release() {
+    // RHSA-2024:4312 (CVE-2024-6387, regreSSHion) as Red Hat publishes it in OSV: one entry
+    // per binary rpm and stream, the fix as `0:8.7p1-38.el9_4.1`.
+    let r = [record("RHSA-2024_4312.json")];
+    let ubi = os("rhel", Some("9.4"));
+    let rpm = |name: &str, version: &str| {
+        pkg(PackageType::Rpm, name, version, "/var/lib/rpm/rpmdb.sqlite")
+    };
+    let installed = [
+        rpm("openssh", "8.7p1-38.el9"),
+        rpm("openssh-clients", "8.7p1-38.el9"),
+        // From AppStream: its entry is in the other stream of the same release.
+        rpm("openssh-askpass", "8.7p1-38.el9"),
+        // Not in the advisory (its fix is a separate rpm name).
+        rpm("bash", "5.1.8-9.el9"),
+    ];
+    let found = match_packages(&installed, Some(&ubi), &r);
+    let fix = Some("0:8.7p1-38.el9_4.1".to_owned());
+    let row = |name: &str| {
+        (
+            name.to_owned(),
+            "8.7p1-38.el9".to_owned(),
+            "RHSA-2024:4312".to_owned(),
+            fix.clone(),
+        )
+    };
+    assert_eq!(
+        summary(&found.findings),
+        [
+            row("openssh"),
+            row("openssh-askpass"),
+            row("openssh-clients")
+        ]
+    );
+    assert!(found.skipped.is_empty(), "{:?}", found.skipped);
+    let f = &found.findings[0];
+    assert_eq!(f.ecosystem, "Red Hat:enterprise_linux:9");
+    assert_eq!(f.matched_name, "openssh");
+    assert_eq!(f.aliases, ["CVE-2024-6387"], "the CVE is in `upstream`");
+    assert_eq!(
+        f.summary.as_deref(),
+        Some("Important: openssh security update")
+    );
+    assert_eq!((f.severity, f.score), (Level::High, Some(8.1)));
+    assert_eq!(
+        f.fixed_versions,
+        [fix.clone().unwrap_or_default()],
+        "one fix"
+    );
+
+    // Epochs and releases: an explicit epoch 0 is no epoch; the fix's own version and later
+    // rebuilds are fixed; a z-stream release (`el9_4.1`) is after the GA one (`el9`).
+    for (v, affected) in [
+        ("0:8.7p1-38.el9", true),
+        ("8.7p1-37.el9", true),
+        ("8.7p1-38.el9_4", true),
+        ("8.7p1-38.el9_4.1", false),
+        ("0:8.7p1-38.el9_4.1", false),
+        ("8.7p1-38.el9_4.2", false),
+        ("8.7p1-43.el9", false),
+        ("9.8p1-1.el9", false),
+        // An epoch outweighs any version.
+        ("1:8.0p1-1.el9", false),
+    ] {
+        let p = [rpm("openssh", v)];
+        let found = match_packages(&p, Some(&ubi), &r);
+        assert_eq!(found.findings.len(), usize::from(affected), "{v}");
+    }
+
+    // RHEL 8's packages are not in RHEL 9's streams, nor are Rocky's in Red Hat's records.
+    let old = [rpm("openssh", "8.0p1-19.el8_8")];
+    assert!(
+        match_packages(&old, Some(&os("rhel", Some("8.10"))), &r)
+            .findings
+            .is_empty()
+    );
+    assert!(
+        match_packages(&installed, Some(&os("rocky", Some("9.4"))), &r)
+            .findings
+            .is_empty()
+    );
+}
+
+#[test]
+fn red_hat_extended_support_and_layered_streams_do_not_apply() {
+    // The same fix published only for streams an ordinary RHEL 9 image does not follow.
+    let ubi = os("rhel", Some("9.4"));
+    let p = [pkg(
+        PackageType::Rpm,
+        "openssh",
+        "8.7p1-38.el9",
+        "/var/lib/rpm/rpmdb.sqlite",
+    )];
+    for stream in [
+        "Red Hat:rhel_eus:9.4::baseos",
+        "Red Hat:rhel_e4s:9.0::baseos",
+        "Red Hat:openshift:4.16::el9",
+        "Red Hat:enterprise_linux:8::baseos",
+        "Red Hat:enterprise_linux:90::baseos",
+    ] {
+        let r = [synthetic(
+            stream,
+            "openssh",
+            "ECOSYSTEM",
+            r#"[{"introduced":"0"},{"fixed":"0:8.7p1-38.el9_4.1"}]"#,
+        )];
+        assert!(
+            match_packages(&p, Some(&ubi), &r).findings.is_empty(),
+            "{stream}"
+        );
+    }
+    let r = [synthetic(
+        "Red Hat:enterprise_linux:9::crb",
+        "openssh",
+        "ECOSYSTEM",
+        r#"[{"introduced":"0"},{"fixed":"0:8.7p1-38.el9_4.1"}]"#,
+    )];
+    assert_eq!(match_packages(&p, Some(&ubi), &r).findings.len(), 1);
 }
 
 #[test]

@@ -44,6 +44,7 @@ mod scan_cli;
 mod scan_findings;
 mod scan_hub;
 mod scan_policy;
+mod scan_rhel;
 mod scan_ui;
 mod sigstore_js;
 mod sso;

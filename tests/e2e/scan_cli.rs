@@ -58,9 +58,15 @@ pub(crate) async fn push_image(b: &Berth, repo: &str, tag: &str) -> String {
             E::File("app/Cargo.lock", &lock, 0o644, 0),
         ]),
     ];
+    push_layers(b, repo, tag, &layers).await
+}
+
+/// Pushes `repo:tag` of the uncompressed tar `layers` (gzipped here). Returns the manifest
+/// digest.
+pub(crate) async fn push_layers(b: &Berth, repo: &str, tag: &str, layers: &[Vec<u8>]) -> String {
     let mut descriptors = Vec::new();
     let mut diff_ids = Vec::new();
-    for raw in &layers {
+    for raw in layers {
         descriptors.push(b.push_blob_typed(repo, &gzip(raw), GZIP).await.descriptor());
         diff_ids.push(sha256(raw));
     }

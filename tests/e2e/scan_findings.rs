@@ -16,7 +16,7 @@ use crate::metrics::{scrape, scrape_until};
 use crate::scan_cli::{data, dpkg_lt, installed_from, locked, push_image};
 
 /// A finding as compared: (package, installed, advisory, fixed).
-type Row = (String, String, String, Option<String>);
+pub(crate) type Row = (String, String, String, Option<String>);
 
 /// A directory holding the given OSV records of scan/tests/data/osv-match.
 fn records(files: &[&str]) -> tempfile::TempDir {
@@ -37,7 +37,7 @@ fn debian(source: &str, advisory: &str, fixed: &str) -> BTreeSet<Row> {
         .collect()
 }
 
-fn rows(body: &Value) -> BTreeSet<Row> {
+pub(crate) fn rows(body: &Value) -> BTreeSet<Row> {
     body["findings"]
         .as_array()
         .unwrap_or_else(|| panic!("no findings in {body}"))
@@ -53,14 +53,14 @@ fn rows(body: &Value) -> BTreeSet<Row> {
         .collect()
 }
 
-async fn get_json(b: &Berth, path: &str) -> Value {
+pub(crate) async fn get_json(b: &Berth, path: &str) -> Value {
     let resp = b.get(path).await;
     assert_eq!(resp.status(), 200, "{path}");
     resp.json().await.unwrap()
 }
 
 /// The findings of `repo@digest` once `done` holds of them.
-async fn findings_when(
+pub(crate) async fn findings_when(
     b: &Berth,
     repo: &str,
     digest: &str,

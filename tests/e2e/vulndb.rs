@@ -37,7 +37,7 @@ fn record(id: &str) -> Value {
 /// Writes `entries` (name, bytes) as the zip `path` with Python's zipfile (deflated, as OSV's
 /// archives are), its modification time set to `mtime` (seconds since the epoch: the HTTP
 /// server's `Last-Modified`).
-fn write_zip(python: &Path, path: &Path, entries: &[(String, Vec<u8>)], mtime: u64) {
+pub(crate) fn write_zip(python: &Path, path: &Path, entries: &[(String, Vec<u8>)], mtime: u64) {
     let dir = tempfile::tempdir().unwrap();
     for (name, bytes) in entries {
         std::fs::write(dir.path().join(name), bytes).unwrap();
@@ -75,13 +75,13 @@ fn archive_entries() -> Vec<(String, Vec<u8>)> {
 }
 
 /// `python3 -m http.server` serving `dir` on 127.0.0.1; killed on drop.
-struct Files {
+pub(crate) struct Files {
     child: Child,
     port: u16,
 }
 
 impl Files {
-    fn serve(python: &Path, dir: &Path) -> Self {
+    pub(crate) fn serve(python: &Path, dir: &Path) -> Self {
         let mut child = Command::new(python)
             .args(["-u", "-m", "http.server", "--bind", "127.0.0.1", "0"])
             .current_dir(dir)
@@ -103,7 +103,7 @@ impl Files {
         Self { child, port }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}/{path}", self.port)
     }
 }

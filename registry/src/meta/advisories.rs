@@ -137,6 +137,21 @@ pub struct CandidateAdvisory {
 /// lookups plans as one on both.
 pub const PACKAGES_PER_QUERY: usize = 300;
 
+/// The SQL condition that a stored package's release (the column or expression `stored`)
+/// may apply to an image's release `wanted`: the same, none (`''`), or continuing it with `:`
+/// or `.` (Red Hat's product streams: `enterprise_linux:9::baseos` under `enterprise_linux:9`).
+///
+/// A coarse filter, so that records already stored are found as they are: matching then
+/// keeps only the releases `berth_scan::version::Ecosystem::release_applies` accepts (for
+/// every ecosystem but Red Hat, the same one). Only column names and placeholders are
+/// formatted in.
+pub(crate) fn release_applies_sql(stored: &str, wanted: &str) -> String {
+    format!(
+        "({stored} IN ({wanted}, '') OR substr({stored}, 1, length({wanted}) + 1) \
+         IN ({wanted} || ':', {wanted} || '.'))"
+    )
+}
+
 /// The advisory database's queries.
 #[async_trait]
 pub trait AdvisoryStore {
@@ -166,9 +181,9 @@ pub trait AdvisoryStore {
     async fn advisory_save_source(&self, source: &AdvisorySource) -> MetaResult<()>;
 
     /// The stored records, not withdrawn, that name any of `packages` in its ecosystem, in its
-    /// release or in none (a record for `Debian` without a release names every release), each
-    /// once, by id. One query per [`PACKAGES_PER_QUERY`] packages, over the
-    /// `(ecosystem, name)` index.
+    /// release, a stream of it, or in none (a record for `Debian` without a release names
+    /// every release; see [`release_applies_sql`]), each once, by id. One query per
+    /// [`PACKAGES_PER_QUERY`] packages, over the `(ecosystem, name)` index.
     async fn advisories_for(
         &self,
         packages: &[AdvisoryPackage],

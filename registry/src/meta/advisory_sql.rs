@@ -167,10 +167,13 @@ macro_rules! advisory_queries {
                         sql.push_str(" OR ");
                     }
                     sql.push_str(&format!(
-                        "(p.ecosystem = ${} AND p.name = ${} AND p.ecosystem_release IN (${}, ''))",
+                        "(p.ecosystem = ${} AND p.name = ${} AND {})",
                         n + 1,
                         n + 2,
-                        n + 3
+                        $crate::meta::advisories::release_applies_sql(
+                            "p.ecosystem_release",
+                            &format!("${}", n + 3)
+                        )
                     ));
                 }
                 sql.push(')');

@@ -47,17 +47,23 @@ macro_rules! finding_queries {
         }
 
         pub(super) async fn touched(conn: &mut $conn, manifest_id: i64, since: i64) -> MetaResult<bool> {
-            let hit: Option<i64> = sqlx::query_scalar(
+            // Only column names are formatted in.
+            let sql = format!(
                 "SELECT t.manifest_id FROM scan_targets t
                  JOIN advisory_packages p ON p.ecosystem = t.ecosystem AND p.name = t.name
-                     AND p.ecosystem_release IN (t.ecosystem_release, '')
+                     AND {}
                  JOIN advisories a ON a.id = p.advisory_id
                  WHERE t.manifest_id = $1 AND a.generation > $2
                  UNION ALL
                  SELECT f.manifest_id FROM scan_findings f JOIN advisories a ON a.id = f.advisory_id
                  WHERE f.manifest_id = $1 AND a.generation > $2
                  LIMIT 1",
-            )
+                $crate::meta::advisories::release_applies_sql(
+                    "p.ecosystem_release",
+                    "t.ecosystem_release"
+                )
+            );
+            let hit: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .bind(manifest_id)
             .bind(since)
             .fetch_optional(conn)

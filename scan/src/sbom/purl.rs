@@ -14,7 +14,7 @@
 //! | --- | --- |
 //! | dpkg | `pkg:deb/<os id>/<name>@<[epoch:]version>?arch=<arch>&distro=<os id>-<VERSION_ID>` |
 //! | apk | `pkg:apk/<os id>/<name>@<version>?arch=<arch>&distro=<VERSION_ID>` |
-//! | rpm | `pkg:rpm/<os id>/<name>@<version>-<release>?arch=<arch>&distro=<os id>-<VERSION_ID>&epoch=<e>` |
+//! | rpm | `pkg:rpm/<os id>/<name>@<version>-<release>?arch=<arch>&distro=<os id>-<VERSION_ID>&epoch=<e>` (`ID=rhel`: namespace `redhat`) |
 //! | cargo | `pkg:cargo/<name>@<version>` |
 //! | npm | `pkg:npm/%40<scope>/<name>@<version>` (scope and name lower case) |
 //! | pypi | `pkg:pypi/<PEP 503 name>@<version>` |
@@ -183,7 +183,7 @@ fn os_package(t: OsType, package: &Package, os: Option<&OsRelease>) -> Purl {
         (epoch, rest) if t.epoch_qualifier => (epoch, rest),
         _ => (None, package.version.as_str()),
     };
-    let namespace = os.map_or(t.fallback, |os| os.id.as_str()).to_lowercase();
+    let namespace = os.map_or(t.fallback, |os| vendor(&os.id)).to_lowercase();
     let distro = os.and_then(|os| match &os.version_id {
         Some(v) if t.distro_with_id => Some(format!("{}-{v}", os.id)),
         Some(v) => Some(v.clone()),
@@ -200,6 +200,17 @@ fn os_package(t: OsType, package: &Package, os: Option<&OsRelease>) -> Purl {
         .with("arch", package.arch.clone().unwrap_or_default())
         .with("distro", distro.unwrap_or_default())
         .with("epoch", epoch.filter(|e| *e != "0").unwrap_or_default())
+}
+
+/// The purl namespace of the distribution whose os-release `ID` is `id`: the id itself, but
+/// `redhat` for RHEL and UBI (`ID=rhel`), the vendor name Red Hat's own purls use (its SBOMs,
+/// its VEX and OSV records: `pkg:rpm/redhat/openssh`), as the rpm type's definition says the
+/// namespace is the vendor.
+fn vendor(id: &str) -> &str {
+    match id {
+        "rhel" => "redhat",
+        _ => id,
+    }
 }
 
 /// `1:2.36-9` into (`Some("1")`, `2.36-9`); a version without a numeric epoch is whole.
@@ -318,6 +329,18 @@ mod tests {
         assert_eq!(
             Purl::of_package(&p, Some(&rocky)).to_string(),
             "pkg:rpm/rocky/bash@5.1.8-9.el9?distro=rocky-9.4"
+        );
+        // RHEL and UBI: Red Hat's vendor namespace, the os-release id in `distro`.
+        let rhel = os("rhel", Some("9.4"));
+        let p = package(
+            PackageType::Rpm,
+            "openssh",
+            "0:8.7p1-38.el9",
+            Some("x86_64"),
+        );
+        assert_eq!(
+            Purl::of_package(&p, Some(&rhel)).to_string(),
+            "pkg:rpm/redhat/openssh@8.7p1-38.el9?arch=x86_64&distro=rhel-9.4"
         );
         // Debian sid has a codename and no VERSION_ID; an image without os-release falls back
         // to the package manager's own distribution and no distro.

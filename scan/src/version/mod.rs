@@ -246,6 +246,29 @@ impl Ecosystem {
         }
     }
 
+    /// Whether a record's package in release `theirs` of this ecosystem applies to a package
+    /// whose release is `ours` (both what follows the ecosystem's first `:`).
+    ///
+    /// Exact, except for Red Hat, whose OSV releases are product streams (a CPE without its
+    /// `cpe:/[oa]:redhat:` prefix, OSV schema "Affected package": `enterprise_linux:9::baseos`,
+    /// `enterprise_linux:9::appstream`, `enterprise_linux:10.1`, `rhel_eus:9.4::baseos`): an
+    /// image names only `enterprise_linux:<major>` (see `matching::target`), and every stream
+    /// of it applies, that is `theirs` equal to `ours` or continuing it with `:` or `.`.
+    /// Extended-support streams (`rhel_eus`, `rhel_aus`, `rhel_e4s`) and layered products
+    /// (`openshift:4.16::el9`) continue another name and do not apply: a standard RHEL or UBI
+    /// image takes its updates from the main stream.
+    pub fn release_applies(self, theirs: &str, ours: &str) -> bool {
+        if theirs == ours {
+            return true;
+        }
+        match self {
+            Self::RedHat if !ours.is_empty() => theirs
+                .strip_prefix(ours)
+                .is_some_and(|rest| rest.starts_with([':', '.'])),
+            _ => false,
+        }
+    }
+
     /// Parses an OSV `affected[].package.ecosystem` value. The name before the first `:` must
     /// match exactly (OSV names are case-sensitive); the rest is the release.
     pub fn parse_osv(value: &str) -> Result<EcosystemRelease, UnknownEcosystem> {
@@ -319,6 +342,37 @@ mod tests {
         for name in ["debian:12", "", "Hex", "Packagist", ":12", "PyPi"] {
             assert!(Ecosystem::parse_osv(name).is_err(), "{name:?} accepted");
         }
+    }
+
+    #[test]
+    fn red_hat_streams_apply_to_their_major_release_only() {
+        let ours = "enterprise_linux:9";
+        for theirs in [
+            "enterprise_linux:9",
+            "enterprise_linux:9::baseos",
+            "enterprise_linux:9::appstream",
+            "enterprise_linux:9::crb",
+        ] {
+            assert!(Ecosystem::RedHat.release_applies(theirs, ours), "{theirs}");
+        }
+        for theirs in [
+            "enterprise_linux:8::baseos",
+            "enterprise_linux:90::baseos",
+            "enterprise_linux:10.1",
+            "enterprise_linux_ai:9::baseos",
+            "rhel_eus:9.4::baseos",
+            "openshift:4.16::el9",
+            "",
+        ] {
+            assert!(!Ecosystem::RedHat.release_applies(theirs, ours), "{theirs}");
+        }
+        // RHEL 10's streams carry the minor release.
+        assert!(Ecosystem::RedHat.release_applies("enterprise_linux:10.1", "enterprise_linux:10"));
+        assert!(!Ecosystem::RedHat.release_applies("enterprise_linux:1", ""));
+        // Other ecosystems compare releases exactly.
+        assert!(Ecosystem::Debian.release_applies("12", "12"));
+        assert!(!Ecosystem::Debian.release_applies("12.1", "12"));
+        assert!(!Ecosystem::Ubuntu.release_applies("22.04:LTS", "22.04"));
     }
 
     #[test]

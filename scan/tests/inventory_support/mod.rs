@@ -3,6 +3,8 @@
 
 #![allow(dead_code, reason = "each test binary uses a part")]
 
+pub mod rpm_header;
+
 use std::io::Write;
 
 use berth_scan::inventory::{Inventory, Limits, default_cataloguers};
