@@ -29,7 +29,9 @@ use super::{Registry, RegistryError, RegistryResult};
 use crate::domain::{Digest, Reference, RepoName};
 use crate::meta::advisories::AdvisoryPackage;
 use crate::meta::events::{Action, HookEvent, Origin};
-use crate::meta::findings::{FindingSummary, MatchRecord, NewFindings, StoredFinding};
+use crate::meta::findings::{
+    FindingSummary, FindingsStored, MatchRecord, NewFindings, StoredFinding,
+};
 use crate::meta::scans::{ScanStatus, StoredOs, StoredPackage};
 use crate::meta::{MetaResult, MetaStore, now_ms};
 
@@ -262,29 +264,23 @@ impl Registry {
         let (targets, found) = match_inventory(&*self.meta, &packages, os.as_ref()).await?;
         let findings: Vec<StoredFinding> = found.findings.iter().map(stored_finding).collect();
         let summary = summary_of(&findings);
-        let before = match trigger {
-            Trigger::Inventory => None,
-            Trigger::Advisories => Some(self.meta.findings_of(manifest_id).await?),
+        let new = NewFindings {
+            generation,
+            matched_at: now_ms(),
+            targets,
+            findings,
+            summary,
         };
-        let stored = self
-            .meta
-            .findings_store(
-                manifest_id,
-                &NewFindings {
-                    generation,
-                    matched_at: now_ms(),
-                    targets,
-                    findings: findings.clone(),
-                    summary,
-                },
-            )
-            .await?;
-        if !stored {
-            return Ok(false);
-        }
+        let previous = match self.meta.findings_store(manifest_id, &new).await? {
+            FindingsStored::Fenced => return Ok(false),
+            FindingsStored::Replaced(previous) => previous,
+        };
         tracing::info!(repository = %inventory.repository, digest = %inventory.digest,
             generation, findings = summary.total, trigger = trigger.as_str(), "findings matched");
-        let changed = before.is_none_or(|before| keys(&before) != keys(&findings));
+        let changed = match trigger {
+            Trigger::Inventory => true,
+            Trigger::Advisories => keys(&previous) != keys(&new.findings),
+        };
         if changed && let Ok(repo) = RepoName::parse(&inventory.repository) {
             let mut event = self.event(
                 Action::ScanCompleted,
