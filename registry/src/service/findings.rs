@@ -21,6 +21,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
+use futures_util::{StreamExt, TryStreamExt};
+
 use berth_scan::inventory::{OsRelease, Package, PackageType, SourcePackage};
 use berth_scan::matching::{Finding, Findings, Target, Threshold, match_packages, targets};
 use berth_scan::osv::{Level, Record};
@@ -38,6 +40,10 @@ use crate::meta::{MetaResult, MetaStore, now_ms};
 
 /// Manifests one catch-up round looks at.
 const CATCH_UP_BATCH: u32 = 64;
+
+/// Manifests of a round matched at once: their reads overlap on the read connections, and
+/// their writes share the writer's commits (one `fsync` for several).
+const CATCH_UP_CONCURRENCY: usize = 4;
 
 /// Packages whose advisory lookups one round remembers at most (a few MiB); beyond it
 /// further packages are looked up without being remembered.
@@ -426,23 +432,29 @@ impl Registry {
         let generation = self.meta.vulndb_generation().await?;
         let due = self.meta.findings_due(generation, CATCH_UP_BATCH).await?;
         let lookups = AdvisoryLookups::default();
-        for d in &due {
-            match d.matched_generation {
-                Some(from) if !self.meta.findings_touched(d.manifest_id, from).await? => {
-                    self.meta
-                        .findings_advance(d.manifest_id, from, generation)
-                        .await?;
+        let lookups = &lookups;
+        futures_util::stream::iter(due.iter().cloned())
+            .map(|d| async move {
+                match d.matched_generation {
+                    Some(from) if !self.meta.findings_touched(d.manifest_id, from).await? => {
+                        self.meta
+                            .findings_advance(d.manifest_id, from, generation)
+                            .await?;
+                    }
+                    Some(_) => {
+                        self.match_at(d.manifest_id, Trigger::Advisories, generation, lookups)
+                            .await?;
+                    }
+                    None => {
+                        self.match_at(d.manifest_id, Trigger::Inventory, generation, lookups)
+                            .await?;
+                    }
                 }
-                Some(_) => {
-                    self.match_at(d.manifest_id, Trigger::Advisories, generation, &lookups)
-                        .await?;
-                }
-                None => {
-                    self.match_at(d.manifest_id, Trigger::Inventory, generation, &lookups)
-                        .await?;
-                }
-            }
-        }
+                Ok::<_, RegistryError>(())
+            })
+            .buffer_unordered(CATCH_UP_CONCURRENCY)
+            .try_collect::<()>()
+            .await?;
         Ok(due.len())
     }
 
