@@ -133,6 +133,15 @@ pub struct BlobRead {
     pub stream: BoxStream<'static, Result<Bytes, BlobError>>,
 }
 
+/// The bytes of a whole blob for a reader on a blocking thread (an inventory's layer walk).
+pub enum BlobSource {
+    /// A local file, read in place: the blob is `range` of it. Reading it directly on the
+    /// reader's thread saves a hand-off to another thread and back for every chunk.
+    File(std::fs::File, Range<u64>),
+    /// The bytes from a remote store, as a stream.
+    Stream(BoxStream<'static, Result<Bytes, BlobError>>),
+}
+
 /// A stored copy of blob bytes, as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredCopy {
@@ -308,6 +317,26 @@ impl BlobStore {
             GetResultPayload::Stream(s) => Box::pin(s.map_err(BlobError::from)),
         };
         Ok(Some(BlobRead { range, stream }))
+    }
+
+    /// The whole of a blob stored at `location`, for a blocking reader: a local file is handed
+    /// over as it is, a remote object as a stream. `None` when the bytes are missing.
+    pub async fn source(
+        &self,
+        digest: &Digest,
+        location: Option<&str>,
+    ) -> Result<Option<BlobSource>, BlobError> {
+        let path = location_path(digest, location)?;
+        let result = match self.objects.get_opts(&path, GetOptions::default()).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let range = result.range.clone();
+        Ok(Some(match result.payload {
+            GetResultPayload::File(file, _) => BlobSource::File(file, range),
+            GetResultPayload::Stream(s) => BlobSource::Stream(Box::pin(s.map_err(BlobError::from))),
+        }))
     }
 
     /// Appends `body` to upload `id`, which has `offset` bytes stored and `stage` staged,

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::MetaResult;
 
 /// A package a record affects, as stored for lookups.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AdvisoryPackage {
     /// OSV's ecosystem name before the first `:` (`Debian`, `PyPI`).
     pub ecosystem: String,
@@ -132,6 +132,23 @@ pub struct CandidateAdvisory {
     pub record: String,
 }
 
+/// A stored record found for one of the packages looked up, as
+/// [`AdvisoryStore::advisories_by_package`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageAdvisory {
+    /// The package looked up, as it was given (its release, not the record's).
+    pub package: AdvisoryPackage,
+    /// The record's id.
+    pub id: String,
+    /// The record's JSON, as published.
+    pub record: String,
+}
+
+/// Packages looked up per query by [`AdvisoryStore::advisories_by_package`]: three bound
+/// parameters each, within the few hundred that SQLite binds cheaply (it finds each parameter
+/// by a linear search; see `meta::sql`).
+pub const PACKAGES_PER_LOOKUP: usize = 85;
+
 /// Packages looked up per query by [`AdvisoryStore::advisories_for`]: three bound parameters
 /// each, far below SQLite's 32766 and PostgreSQL's 65535, and an `OR` of this many index
 /// lookups plans as one on both.
@@ -188,4 +205,13 @@ pub trait AdvisoryStore {
         &self,
         packages: &[AdvisoryPackage],
     ) -> MetaResult<Vec<CandidateAdvisory>>;
+
+    /// What [`AdvisoryStore::advisories_for`] finds, with the package each record was found
+    /// for: a record naming several of `packages` is listed once for each, so a caller can
+    /// remember the answer per package (matching many images of one base looks each package
+    /// up once). One query per [`PACKAGES_PER_LOOKUP`] packages.
+    async fn advisories_by_package(
+        &self,
+        packages: &[AdvisoryPackage],
+    ) -> MetaResult<Vec<PackageAdvisory>>;
 }

@@ -6,7 +6,8 @@ macro_rules! advisory_queries {
         use $crate::meta::MetaResult;
         use $crate::meta::advisories::{
             AdvisoryCounts, AdvisoryPackage, AdvisorySource, CandidateAdvisory, NewAdvisory,
-            PACKAGES_PER_QUERY, StoredAdvisory, UpsertCounts,
+            PACKAGES_PER_LOOKUP, PACKAGES_PER_QUERY, PackageAdvisory, StoredAdvisory,
+            UpsertCounts,
         };
 
         /// A stored count (never negative) as a count.
@@ -191,6 +192,43 @@ macro_rules! advisory_queries {
                 .collect())
         }
 
+        pub(super) async fn by_package(
+            conn: &mut $conn,
+            packages: &[AdvisoryPackage],
+        ) -> MetaResult<Vec<PackageAdvisory>> {
+            let mut found = Vec::new();
+            for chunk in packages.chunks(PACKAGES_PER_LOOKUP) {
+                // The packages as a table joined to the `(ecosystem, name)` index: each row
+                // found says which package it was found for. Only placeholders are formatted
+                // in; every value is bound.
+                let sql = $crate::meta::sql::values_sql(
+                    "WITH wanted (ecosystem, ecosystem_release, name) AS (VALUES ",
+                    3,
+                    chunk.len(),
+                    ") SELECT w.ecosystem, w.ecosystem_release, w.name, a.id, a.record
+                     FROM wanted w
+                     JOIN advisory_packages p ON p.ecosystem = w.ecosystem AND p.name = w.name
+                         AND p.ecosystem_release IN (w.ecosystem_release, '')
+                     JOIN advisories a ON a.id = p.advisory_id
+                     WHERE a.withdrawn IS NULL",
+                );
+                let mut query = sqlx::query_as::<_, (String, String, String, String, String)>(
+                    sqlx::AssertSqlSafe(sql),
+                );
+                for p in chunk {
+                    query = query.bind(&p.ecosystem).bind(&p.release).bind(&p.name);
+                }
+                for (ecosystem, release, name, id, record) in query.fetch_all(&mut *conn).await? {
+                    found.push(PackageAdvisory {
+                        package: AdvisoryPackage { ecosystem, release, name },
+                        id,
+                        record,
+                    });
+                }
+            }
+            Ok(found)
+        }
+
         pub(super) async fn counts(conn: &mut $conn) -> MetaResult<AdvisoryCounts> {
             let (advisories, withdrawn): (i64, i64) = sqlx::query_as(
                 "SELECT COUNT(*), COUNT(withdrawn) FROM advisories",
@@ -340,6 +378,12 @@ macro_rules! impl_advisory_store {
                 packages: &[$crate::meta::advisories::AdvisoryPackage],
             ) -> $crate::meta::MetaResult<Vec<$crate::meta::advisories::CandidateAdvisory>> {
                 $crate::meta::account_sql::run_owned!($conn; self.account_read, [packages], |c| vq::candidates(c, &packages))
+            }
+            async fn advisories_by_package(
+                &self,
+                packages: &[$crate::meta::advisories::AdvisoryPackage],
+            ) -> $crate::meta::MetaResult<Vec<$crate::meta::advisories::PackageAdvisory>> {
+                $crate::meta::account_sql::run_owned!($conn; self.account_read, [packages], |c| vq::by_package(c, &packages))
             }
         }
     };

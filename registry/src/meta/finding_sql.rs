@@ -4,7 +4,8 @@
 macro_rules! finding_queries {
     ($conn:ty) => {
         use $crate::meta::findings::{
-            FindingSummary, MatchDue, MatchRecord, NewFindings, StoredFinding, StoredInventory,
+            FindingRow, FindingSummary, FindingsStored, MatchDue, MatchRecord, NewFindings,
+            StoredFinding, StoredInventory, finding_of, row_of,
         };
         use $crate::meta::scans::{StoredOs, StoredPackage};
         use $crate::meta::MetaResult;
@@ -18,10 +19,6 @@ macro_rules! finding_queries {
         }
 
         use $crate::meta::sql::{rows_per_insert, values_sql};
-
-        fn json_list(v: &[String]) -> String {
-            serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
-        }
 
 
         pub(super) async fn generation(conn: &mut $conn) -> MetaResult<i64> {
@@ -128,7 +125,7 @@ macro_rules! finding_queries {
             }))
         }
 
-        pub(super) async fn store(conn: &mut $conn, manifest_id: i64, new: &NewFindings) -> MetaResult<bool> {
+        pub(super) async fn store(conn: &mut $conn, manifest_id: i64, new: &NewFindings) -> MetaResult<FindingsStored> {
             let s = &new.summary;
             let n = sqlx::query(
                 "UPDATE scans SET matched_generation = $2, matched_at = $3, findings_critical = $4,
@@ -151,19 +148,72 @@ macro_rules! finding_queries {
             .await?
             .rows_affected();
             if n != 1 {
-                return Ok(false);
+                return Ok(FindingsStored::Fenced);
             }
-            sqlx::query("DELETE FROM scan_targets WHERE manifest_id = $1")
-                .bind(manifest_id)
-                .execute(&mut *conn)
-                .await?;
-            sqlx::query("DELETE FROM scan_findings WHERE manifest_id = $1")
-                .bind(manifest_id)
-                .execute(&mut *conn)
-                .await?;
+            store_targets(conn, manifest_id, new).await?;
+            let previous: Vec<FindingRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {} FROM scan_findings WHERE manifest_id = $1 ORDER BY seq",
+                $crate::meta::findings::FINDING_COLUMNS
+            )))
+            .bind(manifest_id)
+            .fetch_all(&mut *conn)
+            .await?;
+            let previous: Vec<StoredFinding> =
+                previous.into_iter().map(finding_of).collect::<MetaResult<_>>()?;
+            if previous != new.findings {
+                sqlx::query("DELETE FROM scan_findings WHERE manifest_id = $1")
+                    .bind(manifest_id)
+                    .execute(&mut *conn)
+                    .await?;
+                let rows: Vec<FindingRow> = new.findings.iter().map(row_of).collect();
+                insert_findings(conn, manifest_id, &rows).await?;
+            }
+            Ok(FindingsStored::Replaced(previous))
+        }
+
+        /// Brings the manifest's stored targets to `new.targets`, writing only the difference:
+        /// targets follow from the packages, which a new match of the same inventory keeps.
+        async fn store_targets(conn: &mut $conn, manifest_id: i64, new: &NewFindings) -> MetaResult<()> {
+            use std::collections::BTreeSet;
+            let old: Vec<(String, String, String)> = sqlx::query_as(
+                "SELECT ecosystem, ecosystem_release, name FROM scan_targets WHERE manifest_id = $1",
+            )
+            .bind(manifest_id)
+            .fetch_all(&mut *conn)
+            .await?;
+            let old: BTreeSet<(&str, &str, &str)> =
+                old.iter().map(|(e, r, n)| (e.as_str(), r.as_str(), n.as_str())).collect();
+            let wanted: BTreeSet<(&str, &str, &str)> = new
+                .targets
+                .iter()
+                .map(|t| (t.ecosystem.as_str(), t.release.as_str(), t.name.as_str()))
+                .collect();
+            let gone: Vec<_> = old.difference(&wanted).collect();
+            let mut added: Vec<_> = wanted.difference(&old).collect();
+            if gone.len() > TARGETS_DELETED_ONE_BY_ONE {
+                // Mostly different (a new inventory): cheaper to write them all again.
+                sqlx::query("DELETE FROM scan_targets WHERE manifest_id = $1")
+                    .bind(manifest_id)
+                    .execute(&mut *conn)
+                    .await?;
+                added = wanted.iter().collect();
+            } else {
+                for (ecosystem, release, name) in gone {
+                    sqlx::query(
+                        "DELETE FROM scan_targets WHERE manifest_id = $1 AND ecosystem = $2
+                             AND ecosystem_release = $3 AND name = $4",
+                    )
+                    .bind(manifest_id)
+                    .bind(*ecosystem)
+                    .bind(*release)
+                    .bind(*name)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+            }
             // Many rows per statement: an image has hundreds of targets, and matching 1,000
             // images again after an import wrote them one statement each for most of its time.
-            for chunk in new.targets.chunks(rows_per_insert(4)) {
+            for chunk in added.chunks(rows_per_insert(4)) {
                 let sql = values_sql(
                     "INSERT INTO scan_targets (manifest_id, ecosystem, ecosystem_release, name) VALUES ",
                     4,
@@ -171,12 +221,20 @@ macro_rules! finding_queries {
                     " ON CONFLICT DO NOTHING",
                 );
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for t in chunk {
-                    query = query.bind(manifest_id).bind(&t.ecosystem).bind(&t.release).bind(&t.name);
+                for (ecosystem, release, name) in chunk {
+                    query = query.bind(manifest_id).bind(*ecosystem).bind(*release).bind(*name);
                 }
                 query.execute(&mut *conn).await?;
             }
-            let numbered: Vec<_> = new.findings.iter().enumerate().collect();
+            Ok(())
+        }
+
+        /// Targets that went away deleted one statement each; beyond this many, all of them
+        /// are deleted and written again.
+        const TARGETS_DELETED_ONE_BY_ONE: usize = 16;
+
+        async fn insert_findings(conn: &mut $conn, manifest_id: i64, rows: &[FindingRow]) -> MetaResult<()> {
+            let numbered: Vec<_> = rows.iter().enumerate().collect();
             for chunk in numbered.chunks(rows_per_insert(16)) {
                 let sql = values_sql(
                     "INSERT INTO scan_findings (manifest_id, seq, package, type, installed,
@@ -187,28 +245,28 @@ macro_rules! finding_queries {
                     "",
                 );
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for (seq, f) in chunk {
+                for (seq, r) in chunk {
                     query = query
                         .bind(manifest_id)
                         .bind(i64::try_from(*seq).unwrap_or(i64::MAX))
-                        .bind(&f.package)
-                        .bind(&f.kind)
-                        .bind(&f.installed)
-                        .bind(&f.ecosystem)
-                        .bind(&f.matched_name)
-                        .bind(&f.advisory)
-                        .bind(json_list(&f.aliases))
-                        .bind(f.summary.as_deref())
-                        .bind(&f.severity)
-                        .bind(f.score)
-                        .bind(f.fixed.as_deref())
-                        .bind(json_list(&f.fixed_versions))
-                        .bind(i64::from(f.fixable))
-                        .bind(json_list(&f.paths));
+                        .bind(&r.0)
+                        .bind(&r.1)
+                        .bind(&r.2)
+                        .bind(&r.3)
+                        .bind(&r.4)
+                        .bind(&r.5)
+                        .bind(&r.6)
+                        .bind(r.7.as_deref())
+                        .bind(&r.8)
+                        .bind(r.9)
+                        .bind(r.10.as_deref())
+                        .bind(&r.11)
+                        .bind(r.12)
+                        .bind(&r.13);
                 }
                 query.execute(&mut *conn).await?;
             }
-            Ok(true)
+            Ok(())
         }
 
         type SummaryRow = (i64, i64, i64, i64, i64, i64, i64);
@@ -255,9 +313,7 @@ macro_rules! finding_queries {
             .bind(manifest_id)
             .fetch_all(conn)
             .await?;
-            rows.into_iter()
-                .map($crate::meta::findings::finding_of)
-                .collect()
+            rows.into_iter().map(finding_of).collect()
         }
 
         pub(super) async fn manifest_id(conn: &mut $conn, repository: &str, digest: &str) -> MetaResult<Option<i64>> {
@@ -323,7 +379,7 @@ macro_rules! impl_finding_store {
                 &self,
                 manifest_id: i64,
                 new: &$crate::meta::findings::NewFindings,
-            ) -> $crate::meta::MetaResult<bool> {
+            ) -> $crate::meta::MetaResult<$crate::meta::findings::FindingsStored> {
                 $crate::meta::account_sql::run_owned!($conn; self.account_write, [new], |c| fq::store(c, manifest_id, &new))
             }
             async fn findings_match(

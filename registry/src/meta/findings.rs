@@ -117,6 +117,38 @@ pub(crate) fn finding_of(r: FindingRow) -> MetaResult<StoredFinding> {
     })
 }
 
+/// A stored finding as its row, with its lists as JSON arrays: how it is written, and what
+/// a new match is compared with to keep rows that did not change.
+pub(crate) fn row_of(f: &StoredFinding) -> FindingRow {
+    let list = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+    (
+        f.package.clone(),
+        f.kind.clone(),
+        f.installed.clone(),
+        f.ecosystem.clone(),
+        f.matched_name.clone(),
+        f.advisory.clone(),
+        list(&f.aliases),
+        f.summary.clone(),
+        f.severity.clone(),
+        f.score,
+        f.fixed.clone(),
+        list(&f.fixed_versions),
+        i64::from(f.fixable),
+        list(&f.paths),
+    )
+}
+
+/// What [`FindingStore::findings_store`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FindingsStored {
+    /// Nothing: findings of the same generation or a later one are stored already (another
+    /// replica), or the inventory is gone or not done.
+    Fenced,
+    /// Stored; these are the findings they replaced (none the first time).
+    Replaced(Vec<StoredFinding>),
+}
+
 /// A manifest's findings as last matched.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MatchRecord {
@@ -188,9 +220,15 @@ pub trait FindingStore {
     async fn inventory_of(&self, manifest_id: i64) -> MetaResult<Option<StoredInventory>>;
 
     /// Replaces the manifest's findings, targets and summary, unless they were matched at
-    /// `new.generation` or later already (another replica); false then, or when the
-    /// inventory is gone or not done.
-    async fn findings_store(&self, manifest_id: i64, new: &NewFindings) -> MetaResult<bool>;
+    /// `new.generation` or later already (another replica) or the inventory is gone or not
+    /// done. Rows that stay the same are kept: only targets that came or went are written,
+    /// and the findings only when they changed (after an import most images' targets, and
+    /// many images' findings, are what they were).
+    async fn findings_store(
+        &self,
+        manifest_id: i64,
+        new: &NewFindings,
+    ) -> MetaResult<FindingsStored>;
 
     /// The manifest's summary, if it was matched.
     async fn findings_match(&self, manifest_id: i64) -> MetaResult<Option<MatchRecord>>;

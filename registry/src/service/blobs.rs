@@ -112,6 +112,26 @@ impl Registry {
         }
     }
 
+    /// The whole of a blob of `repo`, for a reader on a blocking thread (see
+    /// [`BlobSource`](crate::blob::BlobSource)).
+    #[tracing::instrument(skip(self))]
+    pub(crate) async fn blob_source(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> RegistryResult<crate::blob::BlobSource> {
+        let BlobInfo { location, .. } = self.blob_info(repo, digest).await?;
+        self.blob_reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match self.blobs.source(digest, location.as_deref()).await? {
+            Some(source) => Ok(source),
+            None => {
+                tracing::error!(%digest, "blob is recorded in the database but missing from storage");
+                Err(RegistryError::BlobUnknown(digest.clone()))
+            }
+        }
+    }
+
     /// Removes a blob from `repo`. The bytes stay while other repositories link them.
     #[tracing::instrument(skip(self))]
     pub async fn delete_blob(&self, repo: &RepoName, digest: &Digest) -> RegistryResult<()> {

@@ -18,7 +18,10 @@
 //! Depends on `meta` (inventories, advisories, findings) and `berth_scan::matching`; never on
 //! `blob`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use futures_util::{StreamExt, TryStreamExt};
 
 use berth_scan::inventory::{OsRelease, Package, PackageType, SourcePackage};
 use berth_scan::matching::{Finding, Findings, Target, Threshold, match_packages, targets};
@@ -29,12 +32,22 @@ use super::{Registry, RegistryError, RegistryResult};
 use crate::domain::{Digest, Reference, RepoName};
 use crate::meta::advisories::AdvisoryPackage;
 use crate::meta::events::{Action, HookEvent, Origin};
-use crate::meta::findings::{FindingSummary, MatchRecord, NewFindings, StoredFinding};
+use crate::meta::findings::{
+    FindingSummary, FindingsStored, MatchRecord, NewFindings, StoredFinding,
+};
 use crate::meta::scans::{ScanStatus, StoredOs, StoredPackage};
 use crate::meta::{MetaResult, MetaStore, now_ms};
 
 /// Manifests one catch-up round looks at.
 const CATCH_UP_BATCH: u32 = 64;
+
+/// Manifests of a round matched at once: their reads overlap on the read connections, and
+/// their writes share the writer's commits (one `fsync` for several).
+const CATCH_UP_CONCURRENCY: usize = 4;
+
+/// Packages whose advisory lookups one round remembers at most (a few MiB); beyond it
+/// further packages are looked up without being remembered.
+const REMEMBERED_PACKAGES: usize = 100_000;
 
 /// A package as stored in an inventory.
 pub fn stored_package(p: &Package, os: Option<&OsRelease>) -> StoredPackage {
@@ -125,6 +138,97 @@ pub async fn match_inventory(
         }
     }
     Ok((wanted, match_packages(packages, os, &records)))
+}
+
+/// Advisory lookups remembered for one catch-up round. The images of a hub share most of
+/// their packages (1,000 images of one base share all of them), so each package is looked up
+/// and each record parsed once a round instead of once an image. Only for one round: a record
+/// imported later is found by the next round, whose generation covers it.
+#[derive(Default)]
+struct AdvisoryLookups {
+    inner: Mutex<Lookups>,
+}
+
+#[derive(Default)]
+struct Lookups {
+    /// Per package looked up, the ids of the records found for it (none: no record).
+    by_package: HashMap<AdvisoryPackage, Vec<Arc<str>>>,
+    /// The records of those ids, parsed; `None` for one that does not parse (logged once).
+    records: HashMap<Arc<str>, Option<Arc<Record>>>,
+}
+
+impl AdvisoryLookups {
+    /// The records that name any of `wanted`, each once, by id (as
+    /// [`AdvisoryStore::advisories_for`](crate::meta::advisories::AdvisoryStore::advisories_for)
+    /// finds them); packages not looked up yet this round are looked up now.
+    async fn records_for(
+        &self,
+        meta: &dyn MetaStore,
+        wanted: &[AdvisoryPackage],
+    ) -> MetaResult<Vec<Record>> {
+        let mut out: BTreeMap<Arc<str>, Arc<Record>> = BTreeMap::new();
+        let mut missing = Vec::new();
+        {
+            let lookups = self.lock();
+            for package in wanted {
+                match lookups.by_package.get(package) {
+                    Some(ids) => {
+                        for id in ids {
+                            if let Some(Some(record)) = lookups.records.get(id) {
+                                out.insert(id.clone(), record.clone());
+                            }
+                        }
+                    }
+                    None => missing.push(package.clone()),
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(out.into_values().map(|r| Record::clone(&r)).collect());
+        }
+        let found = meta.advisories_by_package(&missing).await?;
+        let mut lookups = self.lock();
+        let remember = lookups.by_package.len() + missing.len() <= REMEMBERED_PACKAGES;
+        if remember {
+            for package in &missing {
+                lookups.by_package.entry(package.clone()).or_default();
+            }
+        }
+        for hit in found {
+            let id: Arc<str> = Arc::from(hit.id.as_str());
+            let record = match lookups.records.get(&id) {
+                Some(parsed) => parsed.clone(),
+                None => {
+                    let parsed = match Record::from_json(hit.record.as_bytes()) {
+                        Ok(r) => Some(Arc::new(r)),
+                        Err(e) => {
+                            tracing::warn!(advisory = %hit.id, error = %e, "stored advisory skipped");
+                            None
+                        }
+                    };
+                    if remember {
+                        lookups.records.insert(id.clone(), parsed.clone());
+                    }
+                    parsed
+                }
+            };
+            if remember
+                && let Some(ids) = lookups.by_package.get_mut(&hit.package)
+                && !ids.contains(&id)
+            {
+                ids.push(id.clone());
+            }
+            if let Some(record) = record {
+                out.insert(id, record);
+            }
+        }
+        Ok(out.into_values().map(|r| Record::clone(&r)).collect())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Lookups> {
+        // Nothing panics while holding it; a poisoned map is still a valid map.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// A finding as stored.
@@ -254,37 +358,53 @@ impl Registry {
     pub async fn match_manifest(&self, manifest_id: i64, trigger: Trigger) -> RegistryResult<bool> {
         // Read before the advisories: what is stored is at least as new as the generation.
         let generation = self.meta.vulndb_generation().await?;
+        self.match_at(
+            manifest_id,
+            trigger,
+            generation,
+            &AdvisoryLookups::default(),
+        )
+        .await
+    }
+
+    /// [`Registry::match_manifest`] at `generation`, read before any advisory in `lookups`.
+    async fn match_at(
+        &self,
+        manifest_id: i64,
+        trigger: Trigger,
+        generation: i64,
+        lookups: &AdvisoryLookups,
+    ) -> RegistryResult<bool> {
         let Some(inventory) = self.meta.inventory_of(manifest_id).await? else {
             return Ok(false);
         };
         let os = inventory.os.as_ref().map(os_of);
         let packages: Vec<Package> = inventory.packages.iter().filter_map(package_of).collect();
-        let (targets, found) = match_inventory(&*self.meta, &packages, os.as_ref()).await?;
+        let wanted: Vec<AdvisoryPackage> = targets(&packages, os.as_ref())
+            .into_iter()
+            .map(advisory_package)
+            .collect();
+        let records = lookups.records_for(&*self.meta, &wanted).await?;
+        let found = match_packages(&packages, os.as_ref(), &records);
         let findings: Vec<StoredFinding> = found.findings.iter().map(stored_finding).collect();
         let summary = summary_of(&findings);
-        let before = match trigger {
-            Trigger::Inventory => None,
-            Trigger::Advisories => Some(self.meta.findings_of(manifest_id).await?),
+        let new = NewFindings {
+            generation,
+            matched_at: now_ms(),
+            targets: wanted,
+            findings,
+            summary,
         };
-        let stored = self
-            .meta
-            .findings_store(
-                manifest_id,
-                &NewFindings {
-                    generation,
-                    matched_at: now_ms(),
-                    targets,
-                    findings: findings.clone(),
-                    summary,
-                },
-            )
-            .await?;
-        if !stored {
-            return Ok(false);
-        }
+        let previous = match self.meta.findings_store(manifest_id, &new).await? {
+            FindingsStored::Fenced => return Ok(false),
+            FindingsStored::Replaced(previous) => previous,
+        };
         tracing::info!(repository = %inventory.repository, digest = %inventory.digest,
             generation, findings = summary.total, trigger = trigger.as_str(), "findings matched");
-        let changed = before.is_none_or(|before| keys(&before) != keys(&findings));
+        let changed = match trigger {
+            Trigger::Inventory => true,
+            Trigger::Advisories => keys(&previous) != keys(&new.findings),
+        };
         if changed && let Ok(repo) = RepoName::parse(&inventory.repository) {
             let mut event = self.event(
                 Action::ScanCompleted,
@@ -311,23 +431,30 @@ impl Registry {
     pub async fn catch_up_findings(&self) -> RegistryResult<usize> {
         let generation = self.meta.vulndb_generation().await?;
         let due = self.meta.findings_due(generation, CATCH_UP_BATCH).await?;
-        for d in &due {
-            match d.matched_generation {
-                Some(from) if !self.meta.findings_touched(d.manifest_id, from).await? => {
-                    self.meta
-                        .findings_advance(d.manifest_id, from, generation)
-                        .await?;
+        let lookups = AdvisoryLookups::default();
+        let lookups = &lookups;
+        futures_util::stream::iter(due.iter().cloned())
+            .map(|d| async move {
+                match d.matched_generation {
+                    Some(from) if !self.meta.findings_touched(d.manifest_id, from).await? => {
+                        self.meta
+                            .findings_advance(d.manifest_id, from, generation)
+                            .await?;
+                    }
+                    Some(_) => {
+                        self.match_at(d.manifest_id, Trigger::Advisories, generation, lookups)
+                            .await?;
+                    }
+                    None => {
+                        self.match_at(d.manifest_id, Trigger::Inventory, generation, lookups)
+                            .await?;
+                    }
                 }
-                Some(_) => {
-                    self.match_manifest(d.manifest_id, Trigger::Advisories)
-                        .await?;
-                }
-                None => {
-                    self.match_manifest(d.manifest_id, Trigger::Inventory)
-                        .await?;
-                }
-            }
-        }
+                Ok::<_, RegistryError>(())
+            })
+            .buffer_unordered(CATCH_UP_CONCURRENCY)
+            .try_collect::<()>()
+            .await?;
         Ok(due.len())
     }
 

@@ -14,14 +14,13 @@
 //!
 //! Depends on `meta` (the queue, the inventories), `blob` (layer bytes) and `berth_scan`.
 
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
 use futures_util::StreamExt;
-use futures_util::stream::BoxStream;
 use serde::Deserialize;
 use tokio::sync::watch;
 
@@ -29,7 +28,7 @@ use berth_scan::inventory::{Compression, Inventory, Limits, Walker, default_cata
 
 use super::findings::{Trigger, stored_os, stored_package};
 use super::{Registry, RegistryError};
-use crate::blob::BlobError;
+use crate::blob::{BlobError, BlobSource};
 use crate::domain::{Digest, ManifestKind, ParsedManifest, Reference, RepoName};
 use crate::meta::now_ms;
 use crate::meta::scans::{ScanJob, ScanOutcome};
@@ -320,17 +319,10 @@ impl Registry {
                     ));
                     continue;
                 }
-                match handle.block_on(registry.layer_stream(&repo, &layer.digest)) {
-                    Ok(stream) => walker.add_layer(
-                        &layer.media_type,
-                        BlockingRead {
-                            handle: handle.clone(),
-                            stream,
-                            chunk: Bytes::new(),
-                            stopped: stopped.clone(),
-                        },
-                    ),
-                    Err(e) => return Err(e),
+                let source = handle.block_on(registry.layer_source(&repo, &layer.digest))?;
+                match layer_reader(source, &handle, stopped.clone()) {
+                    Ok(read) => walker.add_layer(&layer.media_type, read),
+                    Err(e) => walker.skip_layer(format!("not read: {e}")),
                 }
             }
             Ok(walker.finish())
@@ -339,16 +331,15 @@ impl Registry {
         .map_err(|e| AttemptError::Crashed(e.to_string()))?
     }
 
-    /// The bytes of layer `digest` of `repo`, as a stream.
-    async fn layer_stream(
+    /// The bytes of layer `digest` of `repo`.
+    async fn layer_source(
         &self,
         repo: &RepoName,
         digest: &str,
-    ) -> Result<BoxStream<'static, Result<Bytes, BlobError>>, AttemptError> {
+    ) -> Result<BlobSource, AttemptError> {
         let digest = Digest::parse(digest)
             .map_err(|e| AttemptError::Manifest(format!("layer {digest:?}: {e}")))?;
-        let content = self.read_blob(repo, &digest, None).await?;
-        Ok(content.read.stream)
+        Ok(self.blob_source(repo, &digest).await?)
     }
 }
 
@@ -361,23 +352,75 @@ impl Drop for StopOnDrop {
     }
 }
 
-/// A blob stream read from a blocking thread, one chunk at a time: memory stays at one chunk
-/// (what tokio-util's `SyncIoBridge` does, without its feature).
-struct BlockingRead {
-    handle: tokio::runtime::Handle,
-    stream: BoxStream<'static, Result<Bytes, BlobError>>,
-    chunk: Bytes,
-    /// Set when the walk's owner gave up on it.
+/// Chunks of a remote layer read ahead of the walk: enough that decompression does not wait
+/// for the network chunk by chunk, few enough that a walk holds a constant, small amount of
+/// memory (a chunk is what the store's HTTP client hands over, well under a MiB).
+const READ_AHEAD_CHUNKS: usize = 16;
+
+/// A reader of a layer for the blocking walk. A local file is read in place, in the walk's
+/// own large reads; a remote stream is pulled by a task of its own into a bounded channel, so
+/// the network and the decompression overlap.
+fn layer_reader(
+    source: BlobSource,
+    handle: &tokio::runtime::Handle,
+    stopped: Arc<AtomicBool>,
+) -> std::io::Result<Box<dyn Read + Send>> {
+    match source {
+        BlobSource::File(mut file, range) => {
+            file.seek(SeekFrom::Start(range.start))?;
+            Ok(Box::new(Stoppable {
+                inner: file.take(range.end - range.start),
+                stopped,
+            }))
+        }
+        BlobSource::Stream(mut stream) => {
+            let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD_CHUNKS);
+            handle.spawn(async move {
+                while let Some(item) = stream.next().await {
+                    let failed = item.is_err();
+                    // A closed channel means the walk is done with this layer: stop reading.
+                    if tx.send(item).await.is_err() || failed {
+                        return;
+                    }
+                }
+            });
+            Ok(Box::new(Stoppable {
+                inner: ChannelRead {
+                    rx,
+                    chunk: Bytes::new(),
+                },
+                stopped,
+            }))
+        }
+    }
+}
+
+/// A reader that fails once the walk's owner gave up on it, so the blocking walk ends at its
+/// next read instead of holding up the process's exit.
+struct Stoppable<R> {
+    inner: R,
     stopped: Arc<AtomicBool>,
 }
 
-impl Read for BlockingRead {
+impl<R: Read> Read for Stoppable<R> {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
         if self.stopped.load(Ordering::Relaxed) {
             return Err(std::io::Error::other("the scan worker stopped"));
         }
+        self.inner.read(out)
+    }
+}
+
+/// The chunks a read-ahead task sends, as a blocking reader.
+struct ChannelRead {
+    rx: tokio::sync::mpsc::Receiver<Result<Bytes, BlobError>>,
+    chunk: Bytes,
+}
+
+impl Read for ChannelRead {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
         while self.chunk.is_empty() {
-            match self.handle.block_on(self.stream.next()) {
+            match self.rx.blocking_recv() {
                 None => return Ok(0),
                 Some(Ok(chunk)) => self.chunk = chunk,
                 Some(Err(e)) => return Err(std::io::Error::other(e)),

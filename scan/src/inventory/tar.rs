@@ -21,6 +21,9 @@ pub(crate) const MAX_EXTENSIONS: usize = 16;
 
 const BLOCK: usize = 512;
 
+/// The buffer skipped bytes are read into: one per reader, whatever the layer's size.
+const SKIP_BUFFER: usize = 256 * 1024;
+
 /// What an entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -77,6 +80,8 @@ pub(crate) struct TarReader<R> {
     /// Padding after the current entry's data.
     padding: u64,
     done: bool,
+    /// Where skipped bytes are read to, allocated at the first skip.
+    skip_buffer: Option<Vec<u8>>,
 }
 
 #[derive(Default)]
@@ -95,6 +100,7 @@ impl<R: Read> TarReader<R> {
             remaining: 0,
             padding: 0,
             done: false,
+            skip_buffer: None,
         }
     }
 
@@ -218,10 +224,19 @@ impl<R: Read> TarReader<R> {
         self.skip(n)
     }
 
-    fn skip(&mut self, n: u64) -> Result<(), TarError> {
-        let copied = io::copy(&mut (&mut self.inner).take(n), &mut io::sink())?;
-        if copied < n {
-            return Err(TarError::Truncated);
+    /// Reads past `n` bytes that nobody wants (most of a layer: file bodies no cataloguer
+    /// reads). In reads of [`SKIP_BUFFER`] bytes, not `io::copy`'s 8 KiB: each read is one
+    /// call into the decompressor, which inflates fastest into a large buffer.
+    fn skip(&mut self, mut n: u64) -> Result<(), TarError> {
+        while n > 0 {
+            let buf = self.skip_buffer.get_or_insert_with(|| vec![0; SKIP_BUFFER]);
+            let want = buf.len().min(usize::try_from(n).unwrap_or(usize::MAX));
+            match self.inner.read(&mut buf[..want]) {
+                Ok(0) => return Err(TarError::Truncated),
+                Ok(read) => n -= read as u64,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         Ok(())
     }

@@ -433,3 +433,270 @@ async fn findings_are_matched_from_stored_inventories_and_caught_up_by_generatio
     assert_eq!(r.catch_up_findings().await.expect("catch up"), 1);
     assert_eq!(r.meta.findings_of(id).await.expect("findings"), found);
 }
+
+/// Imports one OSV record written here: `id` affects crates.io `package` below 99.0.0,
+/// modified at `modified`; `withdrawn` withdraws it, `details` only changes its text.
+async fn import_record(
+    r: &Registry,
+    dir: &std::path::Path,
+    id: &str,
+    package: &str,
+    modified: &str,
+    details: &str,
+    withdrawn: bool,
+) {
+    use crate::service::vulndb::{Source, VulnDb};
+    let mut record = json!({
+        "id": id,
+        "modified": modified,
+        "summary": format!("{package} is affected"),
+        "details": details,
+        "affected": [{
+            "package": {"ecosystem": "crates.io", "name": package},
+            "ranges": [{"type": "SEMVER", "events": [{"introduced": "0.0.0-0"}, {"fixed": "99.0.0"}]}],
+        }],
+    });
+    if withdrawn {
+        record["withdrawn"] = json!(modified);
+    }
+    let path = dir.join(format!("{id}-{modified}.json").replace(':', "-"));
+    std::fs::write(&path, record.to_string()).expect("record");
+    let report = VulnDb::new(r.meta.clone())
+        .expect("importer")
+        .import(&Source::Path(path))
+        .await
+        .expect("import");
+    assert_eq!(report.new + report.updated, 1, "{report:?}");
+}
+
+/// Rows inserted into and deleted from a manifest's findings and targets, as counted by
+/// [`watch_writes`]'s triggers.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Writes {
+    findings_in: i64,
+    findings_out: i64,
+    targets_in: i64,
+    targets_out: i64,
+}
+
+/// The test's own connection to the registry's database file.
+async fn db(dir: &std::path::Path) -> sqlx::SqliteConnection {
+    use sqlx::Connection;
+    let url = format!("sqlite://{}", dir.join("meta.db").display());
+    sqlx::SqliteConnection::connect(&url).await.expect("db")
+}
+
+/// Makes the database count every row inserted into or deleted from `scan_findings` and
+/// `scan_targets`, per manifest, in a table of the test's own. Row ids cannot tell whether a
+/// row was written again: SQLite gives a new row the largest rowid plus one, so rows deleted
+/// from the end of the table and written again get their old ids back.
+async fn watch_writes(dir: &std::path::Path) {
+    let mut c = db(dir).await;
+    sqlx::query("CREATE TABLE test_writes (tbl TEXT NOT NULL, op TEXT NOT NULL, manifest_id INTEGER NOT NULL)")
+        .execute(&mut c)
+        .await
+        .expect("table");
+    for table in ["scan_findings", "scan_targets"] {
+        for (op, row) in [("INSERT", "NEW"), ("DELETE", "OLD")] {
+            let sql = format!(
+                "CREATE TRIGGER test_{table}_{op} AFTER {op} ON {table} BEGIN
+                 INSERT INTO test_writes VALUES ('{table}', '{op}', {row}.manifest_id); END"
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut c)
+                .await
+                .expect("trigger");
+        }
+    }
+}
+
+/// What [`watch_writes`] counted for `manifest_id` so far.
+async fn writes(dir: &std::path::Path, manifest_id: i64) -> Writes {
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT tbl, op, COUNT(*) FROM test_writes WHERE manifest_id = $1 GROUP BY tbl, op",
+    )
+    .bind(manifest_id)
+    .fetch_all(&mut db(dir).await)
+    .await
+    .expect("writes");
+    let mut w = Writes::default();
+    for (table, op, n) in rows {
+        match (table.as_str(), op.as_str()) {
+            ("scan_findings", "INSERT") => w.findings_in = n,
+            ("scan_findings", "DELETE") => w.findings_out = n,
+            ("scan_targets", "INSERT") => w.targets_in = n,
+            ("scan_targets", "DELETE") => w.targets_out = n,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    w
+}
+
+/// Inventories the next queued image with `packages`; returns its manifest id.
+async fn inventoried(r: &Registry, packages: Vec<crate::meta::scans::StoredPackage>) -> i64 {
+    let job = r
+        .meta
+        .scan_claim(now_ms(), 60_000, 3)
+        .await
+        .expect("claim")
+        .expect("job");
+    let outcome = ScanOutcome {
+        problems: "[]".into(),
+        packages,
+        ..ScanOutcome::default()
+    };
+    assert!(r.meta.scan_done(&job, &outcome).await.expect("done"));
+    job.manifest_id
+}
+
+async fn caught_up(r: &Registry) {
+    while r.catch_up_findings().await.expect("catch up") > 0 {}
+}
+
+async fn advisories(r: &Registry, id: i64) -> Vec<(String, String)> {
+    r.meta
+        .findings_of(id)
+        .await
+        .expect("findings")
+        .into_iter()
+        .map(|f| (f.package, f.advisory))
+        .collect()
+}
+
+#[tokio::test]
+async fn matching_again_keeps_the_rows_that_did_not_change() {
+    let dir = tempfile::tempdir().expect("dir");
+    let records = tempfile::tempdir().expect("records");
+    let r = registry(dir.path()).await;
+    watch_writes(dir.path()).await;
+    let repo = RepoName::parse("app").expect("repo");
+    image(&r, &repo, "a", "a").await;
+    let a = inventoried(&r, vec![cargo("rsa", "0.9.6"), cargo("serde", "1.0.0")]).await;
+    let (digest_b, _) = image(&r, &repo, "b", "b").await;
+    let b = inventoried(&r, vec![cargo("rsa", "0.9.6"), cargo("protobuf", "2.0.0")]).await;
+    let rec = records.path();
+    import_record(
+        &r,
+        rec,
+        "TEST-RSA",
+        "rsa",
+        "2026-01-01T00:00:00Z",
+        "one",
+        false,
+    )
+    .await;
+    import_record(
+        &r,
+        rec,
+        "TEST-PB",
+        "protobuf",
+        "2026-01-01T00:00:00Z",
+        "one",
+        false,
+    )
+    .await;
+    caught_up(&r).await;
+    let rsa = ("rsa".to_owned(), "TEST-RSA".to_owned());
+    let protobuf = ("protobuf".to_owned(), "TEST-PB".to_owned());
+    assert_eq!(advisories(&r, a).await, std::slice::from_ref(&rsa));
+    let mut found_b = advisories(&r, b).await;
+    found_b.sort();
+    assert_eq!(found_b, [protobuf.clone(), rsa.clone()]);
+    // The first match writes every row once.
+    let (writes_a, writes_b) = (writes(dir.path(), a).await, writes(dir.path(), b).await);
+    let first = |findings_in, targets_in| Writes {
+        findings_in,
+        targets_in,
+        ..Writes::default()
+    };
+    assert_eq!(writes_a, first(1, 2), "a: one finding, two targets");
+    assert_eq!(writes_b, first(2, 2), "b: two findings, two targets");
+    let events = scan_events(&r).await;
+
+    // The rsa record changes in a way that changes no finding: both images are matched again
+    // (their generation moves on) and every row stays, with no event.
+    let before = r
+        .meta
+        .findings_match(a)
+        .await
+        .expect("read")
+        .expect("matched");
+    import_record(
+        &r,
+        rec,
+        "TEST-RSA",
+        "rsa",
+        "2026-02-01T00:00:00Z",
+        "two",
+        false,
+    )
+    .await;
+    caught_up(&r).await;
+    let after = r
+        .meta
+        .findings_match(a)
+        .await
+        .expect("read")
+        .expect("matched");
+    assert!(after.generation > before.generation);
+    assert!(after.matched_at >= before.matched_at);
+    assert_eq!(writes(dir.path(), a).await, writes_a, "a: no row written");
+    assert_eq!(writes(dir.path(), b).await, writes_b, "b: no row written");
+    assert_eq!(scan_events(&r).await, events, "nothing changed");
+
+    // The protobuf record is withdrawn: b's finding goes (its findings are written again, its
+    // targets stay), a's rows are not touched.
+    import_record(
+        &r,
+        rec,
+        "TEST-PB",
+        "protobuf",
+        "2026-03-01T00:00:00Z",
+        "one",
+        true,
+    )
+    .await;
+    caught_up(&r).await;
+    assert_eq!(advisories(&r, b).await, std::slice::from_ref(&rsa));
+    let now_b = writes(dir.path(), b).await;
+    assert_eq!(
+        now_b,
+        Writes {
+            findings_in: writes_b.findings_in + 1,
+            findings_out: 2,
+            ..writes_b
+        },
+        "b's findings written again, its targets kept"
+    );
+    assert_eq!(writes(dir.path(), a).await, writes_a, "a: no row written");
+    assert_eq!(scan_events(&r).await, events + 1, "b's findings changed");
+    let summary = r
+        .meta
+        .findings_match(b)
+        .await
+        .expect("read")
+        .expect("matched");
+    assert_eq!(summary.summary.total, 1);
+
+    // A new inventory of b without protobuf and with serde: only the targets that changed
+    // are written, the rsa target's row stays.
+    assert!(
+        r.meta
+            .scan_requeue("app", &digest_b.to_string(), now_ms())
+            .await
+            .expect("requeue")
+    );
+    let again = inventoried(&r, vec![cargo("rsa", "0.9.6"), cargo("serde", "1.0.0")]).await;
+    assert_eq!(again, b);
+    caught_up(&r).await;
+    assert_eq!(advisories(&r, b).await, [rsa]);
+    assert_eq!(
+        writes(dir.path(), b).await,
+        Writes {
+            targets_in: now_b.targets_in + 1,
+            targets_out: now_b.targets_out + 1,
+            ..now_b
+        },
+        "the same findings kept; rsa's target kept, protobuf's replaced by serde's"
+    );
+}
