@@ -200,17 +200,23 @@ macro_rules! advisory_queries {
             for chunk in packages.chunks(PACKAGES_PER_LOOKUP) {
                 // The packages as a table joined to the `(ecosystem, name)` index: each row
                 // found says which package it was found for. Only placeholders are formatted
-                // in; every value is bound.
+                // in; every value is bound. Releases are compared as in `advisories_for`.
                 let sql = $crate::meta::sql::values_sql(
                     "WITH wanted (ecosystem, ecosystem_release, name) AS (VALUES ",
                     3,
                     chunk.len(),
-                    ") SELECT w.ecosystem, w.ecosystem_release, w.name, a.id, a.record
-                     FROM wanted w
-                     JOIN advisory_packages p ON p.ecosystem = w.ecosystem AND p.name = w.name
-                         AND p.ecosystem_release IN (w.ecosystem_release, '')
-                     JOIN advisories a ON a.id = p.advisory_id
-                     WHERE a.withdrawn IS NULL",
+                    &format!(
+                        ") SELECT w.ecosystem, w.ecosystem_release, w.name, a.id, a.record
+                         FROM wanted w
+                         JOIN advisory_packages p ON p.ecosystem = w.ecosystem AND p.name = w.name
+                             AND {}
+                         JOIN advisories a ON a.id = p.advisory_id
+                         WHERE a.withdrawn IS NULL",
+                        $crate::meta::advisories::release_applies_sql(
+                            "p.ecosystem_release",
+                            "w.ecosystem_release"
+                        )
+                    ),
                 );
                 let mut query = sqlx::query_as::<_, (String, String, String, String, String)>(
                     sqlx::AssertSqlSafe(sql),
