@@ -743,17 +743,34 @@ async fn concurrent_writes_to_one_session_never_interleave() {
             .patch(b.url(&location))
             .header("content-range", format!("0-{}", data.len() - 1))
             .body(data);
-        async move { req.send().await.unwrap().status() }
+        // The loser is answered 416 as soon as the session is found busy, before its body is
+        // read, and the server then closes the connection: a client still writing its body
+        // may see that as a broken pipe instead of the answer. Either way it was refused.
+        async move {
+            match req.send().await {
+                Ok(resp) => Some(resp.status()),
+                Err(e) if e.is_request() => None,
+                Err(e) => panic!("{e}"),
+            }
+        }
     };
     let (s1, s2) = tokio::join!(send(a.clone()), send(c.clone()));
     let statuses = [s1, s2];
-    assert!(statuses.contains(&StatusCode::ACCEPTED), "{statuses:?}");
+    let accepted = statuses
+        .iter()
+        .filter(|s| **s == Some(StatusCode::ACCEPTED))
+        .count();
+    assert_eq!(accepted, 1, "{statuses:?}");
     assert!(
-        statuses.contains(&StatusCode::RANGE_NOT_SATISFIABLE),
+        statuses.contains(&Some(StatusCode::RANGE_NOT_SATISFIABLE)) || statuses.contains(&None),
         "{statuses:?}"
     );
     // Exactly one of the two bodies made it, whole.
-    let winner = if s1 == StatusCode::ACCEPTED { a } else { c };
+    let winner = if s1 == Some(StatusCode::ACCEPTED) {
+        a
+    } else {
+        c
+    };
     let resp = b
         .http
         .put(b.url(&format!("{location}?digest={}", sha256(&winner))))
