@@ -98,6 +98,25 @@ pub(crate) async fn closing(c: &Client, steps: impl std::future::Future<Output =
     }
 }
 
+/// Signs `user` in through the login form and waits for the signed-in header.
+pub(crate) async fn sign_in(c: &Client, b: &crate::harness::Berth, user: &str, password: &str) {
+    c.goto(&b.url("/ui/login")).await.expect("goto");
+    fill(c, "#username", user).await;
+    fill(c, "#password", password).await;
+    click(c, "form.stacked button[type=submit]").await;
+    wait_for(c, Locator::Css("form[action='/ui/logout']"))
+        .await
+        .expect("signed in");
+}
+
+/// Signs out with the header's button and waits for the "Sign in" link.
+pub(crate) async fn sign_out(c: &Client) {
+    click(c, "form[action='/ui/logout'] button").await;
+    wait_for(c, Locator::LinkText("Sign in"))
+        .await
+        .expect("signed out");
+}
+
 fn artifacts() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts/ui");
     std::fs::create_dir_all(&dir).expect("artifact dir");

@@ -666,18 +666,6 @@ async fn hub_pages_chromium_owner_and_admin_use_audit_history_and_robots() {
     crate::browser::closing(&c, chromium_round(&c, &b, &one)).await;
 }
 
-async fn chromium_sign_in(c: &fantoccini::Client, b: &Berth, user: &str, password: &str) {
-    use crate::browser::{click, fill, wait_for};
-    use fantoccini::Locator;
-    c.goto(&b.url("/ui/login")).await.expect("goto");
-    fill(c, "#username", user).await;
-    fill(c, "#password", password).await;
-    click(c, "form.stacked button[type=submit]").await;
-    wait_for(c, Locator::Css("form[action='/ui/logout']"))
-        .await
-        .expect("signed in");
-}
-
 /// Waits (up to 15 s) until the browser is at a URL containing `needle`: a submitted `GET`
 /// form's page, whose elements the page before it may share.
 async fn wait_for_url(c: &fantoccini::Client, needle: &str) {
@@ -702,7 +690,7 @@ async fn chromium_round(c: &fantoccini::Client, b: &Berth, one: &crate::client::
     use fantoccini::Locator;
 
     // The owner filters the organization's log from the organization page.
-    chromium_sign_in(c, b, "alice", PASSWORD).await;
+    crate::browser::sign_in(c, b, "alice", PASSWORD).await;
     c.goto(&b.url("/ui/orgs/acme")).await.expect("goto");
     click(c, "#org-audit").await;
     wait_for(c, Locator::Id("audit-filter"))
@@ -786,13 +774,10 @@ async fn chromium_round(c: &fantoccini::Client, b: &Berth, one: &crate::client::
         push_as(b, "acme+builder", &secret, "acme/app", "after", one).await,
         StatusCode::UNAUTHORIZED
     );
-    click(c, "form[action='/ui/logout'] button").await;
-    wait_for(c, Locator::LinkText("Sign in"))
-        .await
-        .expect("signed out");
+    crate::browser::sign_out(c).await;
 
     // The administrator reaches the whole log from the navigation and filters it.
-    chromium_sign_in(c, b, ROOT.0, ROOT.1).await;
+    crate::browser::sign_in(c, b, ROOT.0, ROOT.1).await;
     click(c, "#nav-audit").await;
     wait_for(c, Locator::Id("audit-filter"))
         .await

@@ -561,29 +561,12 @@ async fn org_policy_chromium_owner_and_admin_manage_retention() {
     crate::browser::closing(&c, chromium_retention(&c, &b)).await;
 }
 
-pub(crate) async fn chromium_sign_in(
-    c: &fantoccini::Client,
-    b: &Berth,
-    user: &str,
-    password: &str,
-) {
-    use crate::browser::{click, fill, wait_for};
-    use fantoccini::Locator;
-    c.goto(&b.url("/ui/login")).await.expect("goto");
-    fill(c, "#username", user).await;
-    fill(c, "#password", password).await;
-    click(c, "form.stacked button[type=submit]").await;
-    wait_for(c, Locator::Css("form[action='/ui/logout']"))
-        .await
-        .expect("signed in");
-}
-
 async fn chromium_retention(c: &fantoccini::Client, b: &Berth) {
     use crate::browser::{click, fill, screenshot, text, wait_for};
     use fantoccini::Locator;
 
     // The owner tries a rule, sees what it would delete, and saves it from the preview.
-    chromium_sign_in(c, b, "alice", PASSWORD).await;
+    crate::browser::sign_in(c, b, "alice", PASSWORD).await;
     c.goto(&b.url("/ui/orgs/acme")).await.expect("goto");
     fill(c, "#retention-scope", "acme/app").await;
     fill(c, "#retention-newest", "1").await;
@@ -609,13 +592,10 @@ async fn chromium_retention(c: &fantoccini::Client, b: &Berth) {
         (&json!("acme/app"), &json!("alice")),
         "{v}"
     );
-    click(c, "form[action='/ui/logout'] button").await;
-    wait_for(c, Locator::LinkText("Sign in"))
-        .await
-        .expect("signed out");
+    crate::browser::sign_out(c).await;
 
     // The administrator deletes it.
-    chromium_sign_in(c, b, ROOT.0, ROOT.1).await;
+    crate::browser::sign_in(c, b, ROOT.0, ROOT.1).await;
     c.goto(&b.url("/ui/orgs/acme")).await.expect("goto");
     click(c, "#retention-rules button.danger").await;
     wait_for(
@@ -901,7 +881,7 @@ async fn chromium_webhook(c: &fantoccini::Client, b: &Berth, receiver: &crate::e
     use fantoccini::Locator;
 
     // The owner adds a webhook for acme/app, signed.
-    chromium_sign_in(c, b, "alice", PASSWORD).await;
+    crate::browser::sign_in(c, b, "alice", PASSWORD).await;
     c.goto(&b.url("/ui/orgs/acme")).await.expect("goto");
     fill(c, "#webhook-new-url", &receiver.url()).await;
     fill(c, "#webhook-new-scope", "acme/app").await;
@@ -934,11 +914,8 @@ async fn chromium_webhook(c: &fantoccini::Client, b: &Berth, receiver: &crate::e
         &receiver.wait_for(2).await[1],
         "browser-secret"
     ));
-    click(c, "form[action='/ui/logout'] button").await;
-    wait_for(c, Locator::LinkText("Sign in"))
-        .await
-        .expect("signed out");
-    chromium_sign_in(c, b, ROOT.0, ROOT.1).await;
+    crate::browser::sign_out(c).await;
+    crate::browser::sign_in(c, b, ROOT.0, ROOT.1).await;
     c.goto(&b.url("/ui/orgs/acme")).await.expect("goto");
     click(c, "article.webhook button.danger").await;
     wait_for(

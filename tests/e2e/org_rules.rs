@@ -584,12 +584,11 @@ async fn chromium_owner_freezes_tags_and_the_administrator_lifts_the_rule_and_re
 
 async fn chromium_rules(c: &fantoccini::Client, b: &Berth, pass: &Value) {
     use crate::browser::{click, fill, screenshot, text, wait_for};
-    use crate::org_policy::chromium_sign_in;
     use fantoccini::Locator;
     const FORM: &str = "form:has(#immutable-pattern)";
 
     // The owner asks which tags a rule would freeze, then adds it; it holds at once.
-    chromium_sign_in(c, b, "alice", PASSWORD).await;
+    crate::browser::sign_in(c, b, "alice", PASSWORD).await;
     c.goto(&b.url("/ui/orgs/acme")).await.expect("goto");
     fill(c, "#immutable-pattern", "v*").await;
     fill(c, "#immutable-repository", "acme/app").await;
@@ -621,14 +620,11 @@ async fn chromium_rules(c: &fantoccini::Client, b: &Berth, pass: &Value) {
         overwrite(b, "acme/app", "v1", 4).await,
         StatusCode::FORBIDDEN
     );
-    click(c, "form[action='/ui/logout'] button").await;
-    wait_for(c, Locator::LinkText("Sign in"))
-        .await
-        .expect("signed out");
+    crate::browser::sign_out(c).await;
 
     // The administrator lifts it from the same page, then follows the navigation to the
     // maintenance page and finds the pass.
-    chromium_sign_in(c, b, ROOT.0, ROOT.1).await;
+    crate::browser::sign_in(c, b, ROOT.0, ROOT.1).await;
     c.goto(&b.url("/ui/orgs/acme")).await.expect("goto");
     click(c, "button[aria-label='Delete rule v* in acme/app']").await;
     wait_for(

@@ -543,11 +543,10 @@ async fn quota_chromium_admin_sets_a_quota_and_the_owner_sees_usage_against_it()
 
 async fn chromium_quota(c: &fantoccini::Client, b: &Berth) {
     use crate::browser::{click, fill, screenshot, text, wait_for};
-    use crate::org_policy::chromium_sign_in;
     use fantoccini::Locator;
 
     // The administrator follows the navigation, tries an absurd quota, then sets one.
-    chromium_sign_in(c, b, ROOT.0, ROOT.1).await;
+    crate::browser::sign_in(c, b, ROOT.0, ROOT.1).await;
     click(c, "header a[href='/ui/admin/usage']").await;
     wait_for(c, Locator::Css("#quota-form"))
         .await
@@ -576,13 +575,10 @@ async fn chromium_quota(c: &fantoccini::Client, b: &Berth) {
         (&json!(6000), &json!(2)),
         "{v}"
     );
-    click(c, "form[action='/ui/logout'] button").await;
-    wait_for(c, Locator::LinkText("Sign in"))
-        .await
-        .expect("signed out");
+    crate::browser::sign_out(c).await;
 
     // The owner finds the page from the organization's and sees usage against the quota.
-    chromium_sign_in(c, b, "alice", PASSWORD).await;
+    crate::browser::sign_in(c, b, "alice", PASSWORD).await;
     c.goto(&b.url("/ui/orgs/acme")).await.expect("goto");
     click(c, "a[href='/ui/orgs/acme/usage']").await;
     wait_for(c, Locator::Css("#quota-table"))

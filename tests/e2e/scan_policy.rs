@@ -821,14 +821,13 @@ async fn scan_policy_chromium_owner_accepts_a_cve_and_the_administrator_withdraw
 
 async fn chromium_allowlist(c: &fantoccini::Client, b: &Berth, digest: &str) {
     use crate::browser::{click, fill, screenshot, text, wait_for};
-    use crate::org_policy::chromium_sign_in;
     use crate::org_rules::ROOT;
     use fantoccini::Locator;
     let remove = format!("button[aria-label='Remove {CVE}']");
 
     // The owner accepts the CVE on the organization page: the pull passes and the findings
     // page marks the finding with the reason.
-    chromium_sign_in(c, b, "alice", PASSWORD).await;
+    crate::browser::sign_in(c, b, "alice", PASSWORD).await;
     c.goto(&b.url("/ui/orgs/acme")).await.expect("goto");
     fill(c, "#cve-id", CVE).await;
     fill(c, "#cve-reason", "only reachable <b>offline</b>").await;
@@ -857,13 +856,10 @@ async fn chromium_allowlist(c: &fantoccini::Client, b: &Berth, digest: &str) {
         row.contains("accepted") && row.contains("only reachable <b>offline</b>"),
         "{row}"
     );
-    click(c, "form[action='/ui/logout'] button").await;
-    wait_for(c, Locator::LinkText("Sign in"))
-        .await
-        .expect("signed out");
+    crate::browser::sign_out(c).await;
 
     // The administrator withdraws it from the same page: pulls are refused again.
-    chromium_sign_in(c, b, ROOT.0, ROOT.1).await;
+    crate::browser::sign_in(c, b, ROOT.0, ROOT.1).await;
     c.goto(&b.url("/ui/orgs/acme")).await.expect("goto");
     click(c, &remove).await;
     wait_for(
