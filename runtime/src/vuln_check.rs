@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use berth_scan::inventory::{Inventory, Limits, Walker, default_cataloguers};
+use berth_scan::inventory::{Inventory, LayerBlob, Limits, Walker, default_cataloguers};
 use berth_scan::matching::Finding;
 use berth_scan::policy::{Policies, Policy, PolicyConfig, judge};
 
@@ -168,19 +168,23 @@ pub fn inventory(store: &Store, name: &str, record: &ImageRecord) -> Result<Inve
     let manifest: Manifest =
         serde_json::from_slice(&bytes).map_err(|_| VulnError::Manifest(name.to_owned()))?;
     let cataloguers = default_cataloguers();
+    let blobs = manifest
+        .layers
+        .iter()
+        .map(|layer| LayerBlob {
+            media_type: layer.media_type.clone(),
+            open: Box::new(move || {
+                let path = store
+                    .blob_path(&layer.digest)
+                    .map_err(|e| format!("not read: {e}"))?;
+                let file = std::fs::File::open(&path)
+                    .map_err(|e| format!("not read: {}: {e}", path.display()))?;
+                Ok(Box::new(file) as Box<dyn std::io::Read + Send>)
+            }),
+        })
+        .collect();
     let mut walker = Walker::new(&cataloguers, Limits::default());
-    for layer in &manifest.layers {
-        let opened = store
-            .blob_path(&layer.digest)
-            .map_err(|e| e.to_string())
-            .and_then(|path| {
-                std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))
-            });
-        match opened {
-            Ok(file) => walker.add_layer(&layer.media_type, file),
-            Err(e) => walker.skip_layer(format!("not read: {e}")),
-        }
-    }
+    walker.add_layers(blobs);
     Ok(walker.finish())
 }
 

@@ -7,7 +7,7 @@ mod inventory_support;
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
-use berth_scan::inventory::{Inventory, Limits, default_cataloguers};
+use berth_scan::inventory::{Inventory, LayerBlob, Limits, Walker, default_cataloguers};
 use inventory_support::{
     GZIP, Item, TAR, ZSTD, found, layer, peak_rss_kib, raw_header, set_checksum,
 };
@@ -85,6 +85,82 @@ fn millions_of_entries_stop_at_the_entry_bound() {
             (0, "the image has more than 1000000 entries"),
             (1, "not read: the walk stopped at a bound"),
         ]
+    );
+    assert_memory_bounded();
+}
+
+/// A layer for [`Walker::add_layers`] that `open` makes anew each time it is opened.
+fn blob(
+    media_type: &str,
+    open: impl Fn() -> Box<dyn Read + Send> + Send + 'static,
+) -> LayerBlob<'static> {
+    LayerBlob {
+        media_type: media_type.to_owned(),
+        open: Box::new(move || Ok(open())),
+    }
+}
+
+#[test]
+fn bombs_walked_ahead_of_their_turn_stop_at_the_same_bounds() {
+    let os = layer(&[Item::File("etc/os-release", b"ID=debian\n")]);
+    let bomb = gzip_bomb("var/lib/dpkg/status", 3 << 29, 24);
+    let cataloguers = default_cataloguers();
+
+    // An endless layer walked ahead is given up at the look-ahead bound and walked again at
+    // its turn, where the entry bound stops it; the layer after it is not read.
+    let limits = Limits {
+        max_entries: 1_000_000,
+        ..Limits::default()
+    };
+    let mut walker = Walker::new(&cataloguers, limits);
+    let (first, last) = (os.clone(), os.clone());
+    walker.add_layers(vec![
+        blob(TAR, move || Box::new(io::Cursor::new(first.clone()))),
+        blob(TAR, || Box::new(EndlessEntries::new())),
+        blob(TAR, move || Box::new(io::Cursor::new(last.clone()))),
+    ]);
+    let inv = walker.finish();
+    assert_eq!(inv.os.map(|os| os.id), Some("debian".to_owned()));
+    let messages: Vec<_> = inv
+        .errors
+        .iter()
+        .map(|e| (e.layer, e.message.as_str()))
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            (1, "the image has more than 1000000 entries"),
+            (2, "not read: the walk stopped at a bound"),
+        ]
+    );
+    assert_memory_bounded();
+
+    // A gzip bomb walked ahead reaches the byte bound shared by both threads, and the walk
+    // stops there.
+    let limits = Limits {
+        max_bytes: 512 << 20,
+        ..Limits::default()
+    };
+    let mut walker = Walker::new(&cataloguers, limits);
+    walker.add_layers(vec![
+        blob(TAR, move || Box::new(io::Cursor::new(os.clone()))),
+        blob(GZIP, move || Box::new(io::Cursor::new(bomb.clone()))),
+        blob(TAR, || Box::new(EndlessEntries::new())),
+    ]);
+    let inv = walker.finish();
+    assert_eq!(inv.os.map(|os| os.id), Some("debian".to_owned()));
+    let messages: Vec<_> = inv
+        .errors
+        .iter()
+        .map(|e| (e.layer, e.message.as_str()))
+        .collect();
+    assert!(
+        messages.contains(&(1, "stopped: the layers expand to more bytes than allowed")),
+        "{messages:?}"
+    );
+    assert!(
+        messages.contains(&(2, "not read: the walk stopped at a bound")),
+        "{messages:?}"
     );
     assert_memory_bounded();
 }

@@ -24,7 +24,9 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::sync::watch;
 
-use berth_scan::inventory::{Compression, Inventory, Limits, Walker, default_cataloguers};
+use berth_scan::inventory::{
+    Compression, Inventory, LayerBlob, Limits, Walker, default_cataloguers,
+};
 
 use super::findings::{Trigger, stored_os, stored_package};
 use super::{Registry, RegistryError};
@@ -303,29 +305,52 @@ impl Registry {
         let _stop_walk = StopOnDrop(stopped.clone());
         tokio::task::spawn_blocking(move || {
             let cataloguers = default_cataloguers();
+            // A layer the store cannot give fails the attempt (it is tried again later), as
+            // a blob gone or a storage error is not a problem of the image's.
+            let failed: std::sync::Mutex<Option<AttemptError>> = std::sync::Mutex::new(None);
+            let blobs = layers
+                .into_iter()
+                .map(|layer| {
+                    let (registry, repo, handle) = (&registry, &repo, &handle);
+                    let (stopped, failed) = (stopped.clone(), &failed);
+                    let media_type = layer.media_type.clone();
+                    let open = move || -> Result<Box<dyn Read + Send>, String> {
+                        if stopped.load(Ordering::Relaxed) {
+                            return Err("not read: the scan worker stopped".into());
+                        }
+                        if layer.media_type.contains("encrypted") {
+                            return Err(format!("not read: {:?} is encrypted", layer.media_type));
+                        }
+                        if Compression::from_media_type(&layer.media_type).is_none() {
+                            return Err(format!(
+                                "not read: {:?} is not a layer media type",
+                                layer.media_type
+                            ));
+                        }
+                        let source = handle
+                            .block_on(registry.layer_source(repo, &layer.digest))
+                            .map_err(|e| {
+                                let message = format!("not read: {e}");
+                                let mut failed = failed.lock().unwrap_or_else(|e| e.into_inner());
+                                failed.get_or_insert(e);
+                                message
+                            })?;
+                        layer_reader(source, handle, stopped.clone())
+                            .map_err(|e| format!("not read: {e}"))
+                    };
+                    LayerBlob {
+                        media_type,
+                        open: Box::new(open),
+                    }
+                })
+                .collect();
             let mut walker = Walker::new(&cataloguers, limits);
-            for layer in layers {
-                if stopped.load(Ordering::Relaxed) {
-                    break;
-                }
-                if layer.media_type.contains("encrypted") {
-                    walker.skip_layer(format!("not read: {:?} is encrypted", layer.media_type));
-                    continue;
-                }
-                if Compression::from_media_type(&layer.media_type).is_none() {
-                    walker.skip_layer(format!(
-                        "not read: {:?} is not a layer media type",
-                        layer.media_type
-                    ));
-                    continue;
-                }
-                let source = handle.block_on(registry.layer_source(&repo, &layer.digest))?;
-                match layer_reader(source, &handle, stopped.clone()) {
-                    Ok(read) => walker.add_layer(&layer.media_type, read),
-                    Err(e) => walker.skip_layer(format!("not read: {e}")),
-                }
+            walker.add_layers(blobs);
+            let failed = failed.lock().unwrap_or_else(|e| e.into_inner()).take();
+            match failed {
+                Some(e) => Err(e),
+                None => Ok(walker.finish()),
             }
-            Ok(walker.finish())
         })
         .await
         .map_err(|e| AttemptError::Crashed(e.to_string()))?

@@ -30,7 +30,7 @@ pub mod walker;
 
 pub use layer::Compression;
 pub use os_release::OsRelease;
-pub use walker::{Inventory, InventoryError, Limits, Walker};
+pub use walker::{Inventory, InventoryError, LayerBlob, Limits, Walker};
 
 /// The cataloguers an inventory runs by default: the OS package databases, then the language
 /// ecosystems ([`lang::cataloguers`]).

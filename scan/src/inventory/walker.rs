@@ -31,7 +31,9 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::ops::ControlFlow;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use super::layer::{self, Compression, Meter};
@@ -62,7 +64,15 @@ pub struct Limits {
     pub max_errors: usize,
     /// The walk stops when this instant passes.
     pub deadline: Option<Instant>,
+    /// What a layer walked ahead of its turn may hold before it is given up and walked again
+    /// at its turn (see [`Walker::add_layers`]): its entries' paths and link targets, plus
+    /// [`AHEAD_ENTRY_BYTES`] per entry. 0 walks every layer at its turn.
+    pub max_lookahead_bytes: usize,
 }
+
+/// What one entry of a layer walked ahead costs besides its path and link target: the entry,
+/// and its place in the list.
+pub const AHEAD_ENTRY_BYTES: usize = 128;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -75,6 +85,7 @@ impl Default for Limits {
             max_bytes: 256 * 1024 * 1024 * 1024,
             max_errors: 1000,
             deadline: None,
+            max_lookahead_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -191,6 +202,54 @@ impl<'c> Walker<'c> {
         }
     }
 
+    /// Walks `layers`, in order from the base, with the same result as [`Walker::add_layer`]
+    /// on each in turn, two layers at a time: while this thread walks a layer, another walks
+    /// the next one ahead of its turn (decompresses it and reads the files the cataloguers
+    /// want), and what it read is applied at its turn. Whiteouts, hard links and the bounds
+    /// on files, packages and entries are applied at that turn, in layer order, so they
+    /// decide exactly as in a walk of one layer at a time. The bounds on bytes and time are
+    /// shared by both threads. A layer walked ahead holds at most
+    /// [`Limits::max_lookahead_bytes`] (and [`Limits::max_packages`]); past that it is given
+    /// up and walked again at its turn, so memory stays bounded whatever the layers hold.
+    pub fn add_layers(&mut self, layers: Vec<LayerBlob<'_>>) {
+        let mut layers = layers.into_iter();
+        while let Some(mut this) = layers.next() {
+            let Some(mut next) = layers.next() else {
+                self.open_and_add(&mut this);
+                break;
+            };
+            let (cataloguers, limits) = (self.cataloguers, self.limits.clone());
+            let (meter, halt) = (Arc::clone(&self.meter), AtomicBool::new(false));
+            let ahead = std::thread::scope(|scope| {
+                let ahead =
+                    scope.spawn(|| walk_ahead(cataloguers, &limits, &meter, &halt, &mut next));
+                self.open_and_add(&mut this);
+                if self.stopped {
+                    halt.store(true, Ordering::Relaxed);
+                }
+                ahead.join()
+            });
+            match ahead {
+                Ok(Some(Ok(ahead))) => self.replay(ahead),
+                Ok(Some(Err(_))) if self.stopped => self.open_and_add(&mut next),
+                Ok(Some(Err(reason))) => self.skip_layer(reason),
+                // Given up, or its thread panicked: walked at its turn instead.
+                Ok(None) | Err(_) => self.open_and_add(&mut next),
+            }
+        }
+    }
+
+    /// [`Walker::add_layer`] on a blob opened now (not at all once the walk stopped).
+    fn open_and_add(&mut self, blob: &mut LayerBlob<'_>) {
+        if self.stopped {
+            return self.add_layer(&blob.media_type, std::io::empty());
+        }
+        match (blob.open)() {
+            Ok(reader) => self.add_layer(&blob.media_type, reader),
+            Err(reason) => self.skip_layer(reason),
+        }
+    }
+
     /// Records that a layer could not be opened (the caller's side of a walk): the walk goes
     /// on with the next, as with any broken layer.
     pub fn skip_layer(&mut self, reason: impl Into<String>) {
@@ -254,165 +313,143 @@ impl<'c> Walker<'c> {
                 Ok(Some(entry)) => entry,
                 Ok(None) => break,
                 Err(e) => {
-                    let bound = self.meter.tripped();
-                    self.layer_error(
-                        layer,
-                        match bound {
-                            Some(bound) => bound.to_owned(),
-                            None => e.to_string(),
-                        },
-                    );
-                    self.stopped |= bound.is_some();
+                    let (message, bound) = ended(&self.meter, &e);
+                    self.layer_error(layer, message);
+                    self.stopped |= bound;
                     break;
                 }
             };
-            self.entries += 1;
-            if self.entries > self.limits.max_entries {
-                let max = self.limits.max_entries;
-                self.layer_error(layer, format!("the image has more than {max} entries"));
-                self.stopped = true;
+            let mut data = tar.data();
+            if self
+                .step(layer, entry, &mut upper, Contents::Stream(&mut data))
+                .is_break()
+            {
                 break;
-            }
-            let path = match normalise(&entry.path, self.limits.max_path_len) {
-                Ok(path) => path,
-                Err(reason) => {
-                    self.file_error(layer, &String::from_utf8_lossy(&entry.path), reason);
-                    continue;
-                }
-            };
-            let (dir, base) = split(&path);
-            if let Some(whiteout) = base.strip_prefix(".wh.") {
-                if whiteout == ".wh..opq" {
-                    remove_under(&mut self.lower, dir);
-                } else if whiteout.starts_with(".wh.") {
-                    // aufs bookkeeping (.wh..wh.plnk, .wh..wh.aufs): not a whiteout.
-                } else if whiteout.is_empty() || whiteout == "." || whiteout == ".." {
-                    self.file_error(layer, &path, "a whiteout of no name".into());
-                } else {
-                    let target = join(dir, whiteout);
-                    self.lower.remove(&target);
-                    remove_under(&mut self.lower, &target);
-                }
-                continue;
-            }
-            for map in [&mut self.lower, &mut upper] {
-                map.remove(&path);
-                if entry.kind != Kind::Directory {
-                    remove_under(map, &path);
-                }
-            }
-            let kept = self.lower.len() + upper.len();
-            let record = match entry.kind {
-                Kind::Regular => self.catalog(layer, &path, &entry, &mut tar, kept),
-                Kind::Sparse => self.sparse(layer, &path, &entry),
-                Kind::HardLink => self.hard_link(layer, &path, &entry, &upper),
-                Kind::Symlink | Kind::Directory | Kind::Other => None,
-            };
-            if let Some(record) = record {
-                upper.insert(path, record);
             }
         }
         self.lower.extend(upper);
     }
 
-    /// Reads a regular file for whoever wants it.
-    fn catalog<R: Read>(
-        &mut self,
-        layer: usize,
-        path: &str,
-        entry: &Entry,
-        tar: &mut TarReader<R>,
-        kept: usize,
-    ) -> Option<Record> {
-        let info = FileInfo {
-            path,
-            size: entry.size,
-            executable: entry.mode & 0o111 != 0,
-        };
-        let wanting = self.wanting(&info);
-        let os = os_release::PATHS.contains(&path);
-        if wanting.is_empty() && !os {
-            return None;
+    /// Applies a layer walked ahead of its turn, as [`Walker::walk`] would have walked it.
+    fn replay(&mut self, ahead: Ahead) {
+        let layer = self.layer;
+        self.layer += 1;
+        if self.stopped {
+            self.layer_error(layer, "not read: the walk stopped at a bound".into());
+            return;
         }
-        let mut record = Record {
-            layer,
-            size: entry.size,
-            os: None,
-            found: Vec::new(),
-        };
-        let refuse = if kept >= self.limits.max_files {
-            Some(format!(
-                "not read: more than {} files catalogued",
-                self.limits.max_files
-            ))
-        } else if entry.size > self.limits.max_file_bytes {
-            Some(format!(
-                "not read: larger than {} bytes",
-                self.limits.max_file_bytes
-            ))
-        } else {
-            None
-        };
-        if let Some(reason) = refuse {
-            record.os = os.then(|| Err(reason.clone()));
-            record.found = wanting
-                .into_iter()
-                .map(|i| (i, Err(reason.clone())))
-                .collect();
-            return Some(record);
-        }
-        let readers = wanting.len() + usize::from(os);
-        let mut data = tar.data();
-        if readers == 1 {
-            if os {
-                record.os = Some(os_release::read(&mut data));
+        let mut upper: BTreeMap<String, Record> = BTreeMap::new();
+        let mut ended = ahead.end;
+        for (entry, record) in ahead.steps {
+            if self
+                .step(layer, entry, &mut upper, Contents::Read(record))
+                .is_break()
+            {
+                ended = None;
+                break;
             }
-            for index in wanting {
-                let found = self.run(index, &info, &mut data);
-                record.found.push((index, found));
-            }
-            return Some(record);
         }
-        let mut spool = match Spool::fill(&mut data, entry.size) {
-            Ok(spool) => spool,
-            Err(e) => {
-                let reason = format!("spooling the file: {e}");
-                record.os = os.then(|| Err(reason.clone()));
-                record.found = wanting
-                    .into_iter()
-                    .map(|i| (i, Err(reason.clone())))
-                    .collect();
-                return Some(record);
-            }
-        };
-        if os {
-            record.os = Some(match spool.reader() {
-                Ok(mut r) => os_release::read(&mut r),
-                Err(e) => Err(e.to_string()),
-            });
+        if let Some((message, bound)) = ended {
+            self.layer_error(layer, message);
+            self.stopped |= bound;
         }
-        for index in wanting {
-            let found = match spool.reader() {
-                Ok(mut r) => self.run(index, &info, &mut r),
-                Err(e) => Err(e.to_string()),
-            };
-            record.found.push((index, found));
-        }
-        Some(record)
+        self.lower.extend(upper);
     }
 
-    /// One cataloguer on one file, with the package bound applied.
-    fn run(
+    /// One entry of layer `layer`: its path taken from the layers below and from earlier
+    /// entries of its own layer (`upper`), and its record, if any, put in its place. Breaks
+    /// when the walk must stop.
+    fn step(
         &mut self,
-        index: usize,
-        info: &FileInfo<'_>,
-        contents: &mut dyn Read,
-    ) -> Result<Vec<Package>, String> {
-        let mut bounded = contents.take(self.limits.max_file_bytes);
-        let found = self.cataloguers[index]
-            .catalog(info, &mut bounded)
-            .map_err(|e: CatalogError| e.to_string())?;
-        self.count(found)
+        layer: usize,
+        entry: Entry,
+        upper: &mut BTreeMap<String, Record>,
+        contents: Contents<'_>,
+    ) -> ControlFlow<()> {
+        self.entries += 1;
+        if self.entries > self.limits.max_entries {
+            let max = self.limits.max_entries;
+            self.layer_error(layer, format!("the image has more than {max} entries"));
+            self.stopped = true;
+            return ControlFlow::Break(());
+        }
+        let path = match normalise(&entry.path, self.limits.max_path_len) {
+            Ok(path) => path,
+            Err(reason) => {
+                self.file_error(layer, &String::from_utf8_lossy(&entry.path), reason);
+                return ControlFlow::Continue(());
+            }
+        };
+        let (dir, base) = split(&path);
+        if let Some(whiteout) = base.strip_prefix(".wh.") {
+            if whiteout == ".wh..opq" {
+                remove_under(&mut self.lower, dir);
+            } else if whiteout.starts_with(".wh.") {
+                // aufs bookkeeping (.wh..wh.plnk, .wh..wh.aufs): not a whiteout.
+            } else if whiteout.is_empty() || whiteout == "." || whiteout == ".." {
+                self.file_error(layer, &path, "a whiteout of no name".into());
+            } else {
+                let target = join(dir, whiteout);
+                self.lower.remove(&target);
+                remove_under(&mut self.lower, &target);
+            }
+            return ControlFlow::Continue(());
+        }
+        for map in [&mut self.lower, &mut *upper] {
+            map.remove(&path);
+            if entry.kind != Kind::Directory {
+                remove_under(map, &path);
+            }
+        }
+        let kept = self.lower.len() + upper.len();
+        let record = match (entry.kind, contents) {
+            (Kind::Regular, Contents::Stream(data)) => {
+                let refused = self.too_many(kept);
+                let read = read_file(self.cataloguers, &self.limits, &path, &entry, data, refused);
+                read.map(|record| self.settle(layer, record, kept))
+            }
+            (Kind::Regular, Contents::Read(read)) => {
+                read.map(|record| self.settle(layer, record, kept))
+            }
+            (Kind::Sparse, _) => self.sparse(layer, &path, &entry),
+            (Kind::HardLink, _) => self.hard_link(layer, &path, &entry, upper),
+            (Kind::Symlink | Kind::Directory | Kind::Other, _) => None,
+        };
+        if let Some(record) = record {
+            upper.insert(path, record);
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Why a file is not read when `kept` files are catalogued already.
+    fn too_many(&self, kept: usize) -> Option<String> {
+        (kept >= self.limits.max_files).then(|| {
+            format!(
+                "not read: more than {} files catalogued",
+                self.limits.max_files
+            )
+        })
+    }
+
+    /// A regular file's record as read (perhaps ahead of its turn), with the bounds that
+    /// depend on the walk so far applied: the files kept, and the packages found.
+    fn settle(&mut self, layer: usize, read: Catalogued, kept: usize) -> Record {
+        let mut record = Record {
+            layer,
+            size: read.size,
+            os: read.os,
+            found: read.found,
+        };
+        if let Some(reason) = self.too_many(kept) {
+            refuse(&mut record, &reason);
+            return record;
+        }
+        for (_, found) in &mut record.found {
+            if let Ok(packages) = found {
+                *found = self.count(std::mem::take(packages));
+            }
+        }
+        record
     }
 
     fn count(&mut self, found: Vec<Package>) -> Result<Vec<Package>, String> {
@@ -426,7 +463,6 @@ impl<'c> Walker<'c> {
         self.packages += found.len();
         Ok(found)
     }
-
     fn sparse(&mut self, layer: usize, path: &str, entry: &Entry) -> Option<Record> {
         let info = FileInfo {
             path,
@@ -515,9 +551,7 @@ impl<'c> Walker<'c> {
     }
 
     fn wanting(&self, info: &FileInfo<'_>) -> Vec<usize> {
-        (0..self.cataloguers.len())
-            .filter(|&i| self.cataloguers[i].wants(info))
-            .collect()
+        wanting(self.cataloguers, info)
     }
 
     /// A problem with a layer: always listed (there are few per layer).
@@ -555,6 +589,215 @@ impl<'c> Walker<'c> {
             self.unlisted += 1;
         }
     }
+}
+
+/// A regular file as the cataloguers read it, before the bounds that depend on the rest of
+/// the walk (files kept, packages found) are applied.
+#[derive(Debug)]
+struct Catalogued {
+    size: u64,
+    os: Option<Result<OsRelease, String>>,
+    found: Vec<(usize, Result<Vec<Package>, String>)>,
+}
+
+/// Where the walk finds a regular file's contents.
+enum Contents<'a> {
+    /// In the layer's stream, at the entry.
+    Stream(&'a mut dyn Read),
+    /// Already read, by a walk ahead of the layer's turn: `None` when nobody wanted the file.
+    Read(Option<Catalogued>),
+}
+
+/// Makes every reading of `record` the refusal `reason`.
+fn refuse(record: &mut Record, reason: &str) {
+    if record.os.is_some() {
+        record.os = Some(Err(reason.to_owned()));
+    }
+    for (_, found) in &mut record.found {
+        *found = Err(reason.to_owned());
+    }
+}
+
+/// The error that ended a layer, and whether it was a bound of the whole walk.
+fn ended(meter: &Meter, e: &super::tar::TarError) -> (String, bool) {
+    match meter.tripped() {
+        Some(bound) => (bound.to_owned(), true),
+        None => (e.to_string(), false),
+    }
+}
+
+/// Reads a regular file for the cataloguers that want it (and for the os-release reader at
+/// its paths); `None` when nobody does. With `refused`, the file is not read and every
+/// reading is that refusal.
+fn read_file(
+    cataloguers: &[Box<dyn Cataloguer>],
+    limits: &Limits,
+    path: &str,
+    entry: &Entry,
+    data: &mut dyn Read,
+    refused: Option<String>,
+) -> Option<Catalogued> {
+    let info = FileInfo {
+        path,
+        size: entry.size,
+        executable: entry.mode & 0o111 != 0,
+    };
+    let wanting = wanting(cataloguers, &info);
+    let os = os_release::PATHS.contains(&path);
+    if wanting.is_empty() && !os {
+        return None;
+    }
+    let mut record = Catalogued {
+        size: entry.size,
+        os: None,
+        found: Vec::new(),
+    };
+    let refuse = refused.or_else(|| {
+        (entry.size > limits.max_file_bytes)
+            .then(|| format!("not read: larger than {} bytes", limits.max_file_bytes))
+    });
+    if let Some(reason) = refuse {
+        record.os = os.then(|| Err(reason.clone()));
+        record.found = wanting
+            .into_iter()
+            .map(|i| (i, Err(reason.clone())))
+            .collect();
+        return Some(record);
+    }
+    let run = |index: usize, contents: &mut dyn Read| -> Result<Vec<Package>, String> {
+        let mut bounded = contents.take(limits.max_file_bytes);
+        cataloguers[index]
+            .catalog(&info, &mut bounded)
+            .map_err(|e: CatalogError| e.to_string())
+    };
+    let readers = wanting.len() + usize::from(os);
+    if readers == 1 {
+        if os {
+            record.os = Some(os_release::read(data));
+        }
+        for index in wanting {
+            record.found.push((index, run(index, data)));
+        }
+        return Some(record);
+    }
+    let mut spool = match Spool::fill(data, entry.size) {
+        Ok(spool) => spool,
+        Err(e) => {
+            let reason = format!("spooling the file: {e}");
+            record.os = os.then(|| Err(reason.clone()));
+            record.found = wanting
+                .into_iter()
+                .map(|i| (i, Err(reason.clone())))
+                .collect();
+            return Some(record);
+        }
+    };
+    if os {
+        record.os = Some(match spool.reader() {
+            Ok(mut r) => os_release::read(&mut r),
+            Err(e) => Err(e.to_string()),
+        });
+    }
+    for index in wanting {
+        let found = match spool.reader() {
+            Ok(mut r) => run(index, &mut r),
+            Err(e) => Err(e.to_string()),
+        };
+        record.found.push((index, found));
+    }
+    Some(record)
+}
+
+/// The cataloguers that want `info`, by index.
+fn wanting(cataloguers: &[Box<dyn Cataloguer>], info: &FileInfo<'_>) -> Vec<usize> {
+    (0..cataloguers.len())
+        .filter(|&i| cataloguers[i].wants(info))
+        .collect()
+}
+
+/// A layer for [`Walker::add_layers`]: its media type, and how to open its blob. It is opened
+/// once, or twice when a walk ahead of its turn was given up.
+pub struct LayerBlob<'a> {
+    /// The layer's media type, from the manifest.
+    pub media_type: String,
+    /// Opens the blob, or says why it cannot be read (recorded as the layer's problem).
+    #[allow(clippy::type_complexity)]
+    pub open: Box<dyn FnMut() -> Result<Box<dyn Read + Send + 'a>, String> + Send + 'a>,
+}
+
+/// A layer walked ahead of its turn: its entries in order, each regular file with what the
+/// cataloguers read in it, none of it applied to the layers below yet.
+struct Ahead {
+    steps: Vec<(Entry, Option<Catalogued>)>,
+    /// How the layer ended early: the error, and whether a bound of the whole walk stopped it.
+    end: Option<(String, bool)>,
+}
+
+/// Walks a layer ahead of its turn, on another thread than the walk's. `None` when the layer
+/// is to be walked at its turn instead: it holds more than [`Limits::max_lookahead_bytes`] or
+/// [`Limits::max_packages`], its media type is not a layer's, or the walk stopped (`halt`).
+fn walk_ahead(
+    cataloguers: &[Box<dyn Cataloguer>],
+    limits: &Limits,
+    meter: &Arc<Meter>,
+    halt: &AtomicBool,
+    blob: &mut LayerBlob<'_>,
+) -> Option<Result<Ahead, String>> {
+    if limits.max_lookahead_bytes == 0 {
+        return None;
+    }
+    let reader = match (blob.open)() {
+        Ok(reader) => reader,
+        Err(reason) => return Some(Err(reason)),
+    };
+    let compression = Compression::from_media_type(&blob.media_type)?;
+    let mut ahead = Ahead {
+        steps: Vec::new(),
+        end: None,
+    };
+    let mut tar = match layer::open(compression, reader, meter) {
+        Ok(tar) => TarReader::new(tar),
+        Err(e) => {
+            ahead.end = Some((format!("not read: {e}"), false));
+            return Some(Ok(ahead));
+        }
+    };
+    let (mut held, mut packages) = (0usize, 0usize);
+    loop {
+        if halt.load(Ordering::Relaxed) {
+            return None;
+        }
+        let entry = match tar.next() {
+            Ok(Some(entry)) => entry,
+            Ok(None) => break,
+            Err(e) => {
+                ahead.end = Some(ended(meter, &e));
+                break;
+            }
+        };
+        held += AHEAD_ENTRY_BYTES + entry.path.len() + entry.link.len();
+        if held > limits.max_lookahead_bytes {
+            return None;
+        }
+        let mut read = None;
+        // What [`Walker::step`] will not read is not read here either: refused paths and
+        // whiteouts.
+        if entry.kind == Kind::Regular
+            && let Ok(path) = normalise(&entry.path, limits.max_path_len)
+            && !split(&path).1.starts_with(".wh.")
+        {
+            read = read_file(cataloguers, limits, &path, &entry, &mut tar.data(), None);
+            let found = read.iter().flat_map(|r| &r.found);
+            packages += found
+                .map(|(_, f)| f.as_ref().map_or(0, Vec::len))
+                .sum::<usize>();
+            if packages > limits.max_packages {
+                return None;
+            }
+        }
+        ahead.steps.push((entry, read));
+    }
+    Some(Ok(ahead))
 }
 
 fn package_key(p: &Package) -> impl Ord + '_ {

@@ -5,9 +5,9 @@
 
 pub mod rpm_header;
 
-use std::io::Write;
+use std::io::{Read, Write};
 
-use berth_scan::inventory::{Inventory, Limits, default_cataloguers};
+use berth_scan::inventory::{Inventory, LayerBlob, Limits, Walker, default_cataloguers};
 
 pub const TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 pub const GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
@@ -93,13 +93,39 @@ pub fn inventory(layers: &[Vec<u8>]) -> Inventory {
     inventory_with(layers, Limits::default())
 }
 
+/// The inventory of plain tar layers with `limits`. Every layer test also checks the walk of
+/// two layers at a time ([`Walker::add_layers`]) against the walk of one at a time: with
+/// every layer walked ahead of its turn, and with every walk ahead given up at once.
 pub fn inventory_with(layers: &[Vec<u8>], limits: Limits) -> Inventory {
     let cataloguers = default_cataloguers();
-    Inventory::from_layers(
+    let one_at_a_time = Inventory::from_layers(
         layers.iter().map(|l| (TAR, l.as_slice())),
         &cataloguers,
-        limits,
-    )
+        limits.clone(),
+    );
+    for max_lookahead_bytes in [limits.max_lookahead_bytes, 1] {
+        let blobs = layers
+            .iter()
+            .map(|l| LayerBlob {
+                media_type: TAR.to_owned(),
+                open: Box::new(move || Ok(Box::new(l.as_slice()) as Box<dyn Read + Send>)),
+            })
+            .collect();
+        let mut walker = Walker::new(
+            &cataloguers,
+            Limits {
+                max_lookahead_bytes,
+                ..limits.clone()
+            },
+        );
+        walker.add_layers(blobs);
+        assert_eq!(
+            walker.finish(),
+            one_at_a_time,
+            "two layers at a time (look-ahead {max_lookahead_bytes} bytes)"
+        );
+    }
+    one_at_a_time
 }
 
 /// A dpkg status with one installed package per `(name, version)`.
