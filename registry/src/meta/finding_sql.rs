@@ -4,8 +4,8 @@
 macro_rules! finding_queries {
     ($conn:ty) => {
         use $crate::meta::findings::{
-            FindingRow, FindingSummary, FindingsStored, MatchDue, MatchRecord, NewFindings,
-            StoredFinding, StoredInventory, finding_of, row_of,
+            FindingRow, FindingSummary, FindingsStored, InventoryHead, MatchDue, MatchRecord,
+            NewFindings, StoredFinding, StoredInventory, finding_of, row_of,
         };
         use $crate::meta::scans::{StoredOs, StoredPackage};
         use $crate::meta::MetaResult;
@@ -82,6 +82,19 @@ macro_rules! finding_queries {
             Ok(n == 1)
         }
 
+        pub(super) async fn head(conn: &mut $conn, manifest_id: i64) -> MetaResult<Option<InventoryHead>> {
+            let row: Option<(String, String, Option<String>)> = sqlx::query_as(
+                "SELECT r.name, m.digest, s.inventory_key
+                 FROM scans s JOIN manifests m ON m.id = s.manifest_id
+                 JOIN repositories r ON r.id = m.repository_id
+                 WHERE s.manifest_id = $1 AND s.status = 'done'",
+            )
+            .bind(manifest_id)
+            .fetch_optional(conn)
+            .await?;
+            Ok(row.map(|(repository, digest, key)| InventoryHead { repository, digest, key }))
+        }
+
         type PackageRow = (String, String, String, Option<String>, Option<String>, Option<String>,
                            String, String);
 
@@ -127,10 +140,17 @@ macro_rules! finding_queries {
 
         pub(super) async fn store(conn: &mut $conn, manifest_id: i64, new: &NewFindings) -> MetaResult<FindingsStored> {
             let s = &new.summary;
+            // Read before the update below writes the new key.
+            let targets_key: Option<Option<String>> =
+                sqlx::query_scalar("SELECT targets_key FROM scans WHERE manifest_id = $1")
+                    .bind(manifest_id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
             let n = sqlx::query(
                 "UPDATE scans SET matched_generation = $2, matched_at = $3, findings_critical = $4,
                      findings_high = $5, findings_medium = $6, findings_low = $7,
-                     findings_none = $8, findings_unknown = $9, findings_fixable = $10
+                     findings_none = $8, findings_unknown = $9, findings_fixable = $10,
+                     targets_key = $11
                  WHERE manifest_id = $1 AND status = 'done'
                    AND (matched_generation IS NULL OR matched_generation < $2)",
             )
@@ -144,13 +164,16 @@ macro_rules! finding_queries {
             .bind(stored(s.none))
             .bind(stored(s.unknown))
             .bind(stored(s.fixable))
+            .bind(&new.targets_key)
             .execute(&mut *conn)
             .await?
             .rows_affected();
             if n != 1 {
                 return Ok(FindingsStored::Fenced);
             }
-            store_targets(conn, manifest_id, new).await?;
+            if targets_key.flatten().as_deref() != Some(new.targets_key.as_str()) {
+                store_targets(conn, manifest_id, new).await?;
+            }
             let previous: Vec<FindingRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT {} FROM scan_findings WHERE manifest_id = $1 ORDER BY seq",
                 $crate::meta::findings::FINDING_COLUMNS
@@ -368,6 +391,12 @@ macro_rules! impl_finding_store {
             }
             async fn findings_advance(&self, manifest_id: i64, from: i64, to: i64) -> $crate::meta::MetaResult<bool> {
                 $crate::meta::account_sql::run_owned!($conn; self.account_write, [], |c| fq::advance(c, manifest_id, from, to))
+            }
+            async fn inventory_head(
+                &self,
+                manifest_id: i64,
+            ) -> $crate::meta::MetaResult<Option<$crate::meta::findings::InventoryHead>> {
+                $crate::meta::account_sql::run_owned!($conn; self.account_read, [], |c| fq::head(c, manifest_id))
             }
             async fn inventory_of(
                 &self,

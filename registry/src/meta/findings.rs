@@ -183,6 +183,18 @@ pub struct StoredInventory {
     pub packages: Vec<StoredPackage>,
 }
 
+/// A done inventory's manifest and key, read without its packages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InventoryHead {
+    /// The repository.
+    pub repository: String,
+    /// The manifest's digest.
+    pub digest: String,
+    /// [`inventory_key`](super::scans::inventory_key) of the inventory; `None` for one stored
+    /// before keys were.
+    pub key: Option<String>,
+}
+
 /// Findings to store for a manifest.
 #[derive(Debug, Clone)]
 pub struct NewFindings {
@@ -192,6 +204,9 @@ pub struct NewFindings {
     pub matched_at: i64,
     /// The inventory's packages as OSV names them (what a later import is compared with).
     pub targets: Vec<AdvisoryPackage>,
+    /// [`targets_key`] of `targets`: when the stored targets have this key, they are left
+    /// alone unread.
+    pub targets_key: String,
     /// The findings, in order.
     pub findings: Vec<StoredFinding>,
     /// Their counts.
@@ -215,6 +230,9 @@ pub trait FindingStore {
     /// Marks the manifest's findings, matched at `from`, as current at `to` (nothing that
     /// could change them was written in between); false when they are not at `from` any more.
     async fn findings_advance(&self, manifest_id: i64, from: i64, to: i64) -> MetaResult<bool>;
+
+    /// The manifest and key of a done inventory.
+    async fn inventory_head(&self, manifest_id: i64) -> MetaResult<Option<InventoryHead>>;
 
     /// The done inventory of a manifest.
     async fn inventory_of(&self, manifest_id: i64) -> MetaResult<Option<StoredInventory>>;
@@ -241,4 +259,23 @@ pub trait FindingStore {
 
     /// Findings per severity over every matched manifest, for metrics.
     async fn findings_totals(&self) -> MetaResult<FindingSummary>;
+}
+
+/// The key of a set of targets, as stored in `scans.targets_key`: the SHA-256 of the
+/// targets, sorted and without duplicates (the table holds them as a set).
+pub fn targets_key(targets: &[AdvisoryPackage]) -> String {
+    use sha2::Digest as _;
+    let set: std::collections::BTreeSet<(&str, &str, &str)> = targets
+        .iter()
+        .map(|t| (t.ecosystem.as_str(), t.release.as_str(), t.name.as_str()))
+        .collect();
+    let mut hash = sha2::Sha256::new();
+    for (ecosystem, release, name) in set {
+        // Each field ends in a NUL, which no name holds, so fields cannot run into each other.
+        for field in [ecosystem, release, name] {
+            hash.update(field.as_bytes());
+            hash.update([0]);
+        }
+    }
+    hex::encode(hash.finalize())
 }

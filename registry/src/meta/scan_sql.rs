@@ -92,7 +92,7 @@ macro_rules! scan_queries {
                 "UPDATE scans SET status = 'done', lease_owner = NULL, lease_until = 0,
                      finished_at = $3, duration_ms = $4, reason = NULL, os_id = $5,
                      os_version = $6, os_name = $7, problems = $8, sbom_digest = $9,
-                     matched_generation = NULL
+                     matched_generation = NULL, inventory_key = $10
                  WHERE manifest_id = $1 AND lease_owner = $2 AND status = 'running'",
             )
             .bind(job.manifest_id)
@@ -104,6 +104,7 @@ macro_rules! scan_queries {
             .bind(os.and_then(|os| os.name.as_deref()))
             .bind(&o.problems)
             .bind(o.sbom_digest.as_deref())
+            .bind($crate::meta::scans::inventory_key(os, &o.packages))
             .execute(&mut *conn)
             .await?
             .rows_affected();

@@ -81,6 +81,30 @@ pub struct ScanOutcome {
     pub sbom_digest: Option<String>,
 }
 
+/// The key of an inventory: the SHA-256 of its operating system and packages, as stored in
+/// `scans.inventory_key`. Equal keys mean equal inventories, which match alike.
+pub fn inventory_key(os: Option<&StoredOs>, packages: &[StoredPackage]) -> String {
+    use sha2::Digest as _;
+    let mut hash = sha2::Sha256::new();
+    // JSON of derived `Serialize` is the same for the same values; it cannot fail.
+    let _ = serde_json::to_writer(HashWriter(&mut hash), &(os, packages));
+    hex::encode(hash.finalize())
+}
+
+/// Feeds what is written into a hash.
+struct HashWriter<'a>(&'a mut sha2::Sha256);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        sha2::Digest::update(self.0, buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Where a job stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -7,7 +7,9 @@
 //! manifests up to it ([`Registry::catch_up_findings`]): a manifest whose targets (its
 //! packages as OSV names them) and findings no record written since its generation names is
 //! only stamped with the new generation, one `UPDATE`; the others are matched again from
-//! their stored packages. A generation, rather than a queued job per manifest, because an
+//! their stored packages. Within a round, manifests of one inventory (equal
+//! `scans.inventory_key`: images of one base) are read and matched once, and targets whose
+//! key (`scans.targets_key`) is unchanged are neither read nor written. A generation, rather than a queued job per manifest, because an
 //! import from a one-shot command needs no server to queue anything, a replica that dies
 //! mid-way leaves nothing claimed, and the writes are fenced by it (findings matched at `g`
 //! never replace findings of `g` or later), so replicas catching up at once agree.
@@ -33,9 +35,10 @@ use crate::domain::{Digest, Reference, RepoName};
 use crate::meta::advisories::AdvisoryPackage;
 use crate::meta::events::{Action, HookEvent, Origin};
 use crate::meta::findings::{
-    FindingSummary, FindingsStored, MatchRecord, NewFindings, StoredFinding,
+    FindingSummary, FindingsStored, MatchRecord, NewFindings, StoredFinding, StoredInventory,
+    targets_key,
 };
-use crate::meta::scans::{ScanStatus, StoredOs, StoredPackage};
+use crate::meta::scans::{ScanStatus, StoredOs, StoredPackage, inventory_key};
 use crate::meta::{MetaResult, MetaStore, now_ms};
 
 /// Manifests one catch-up round looks at.
@@ -48,6 +51,10 @@ const CATCH_UP_CONCURRENCY: usize = 4;
 /// Packages whose advisory lookups one round remembers at most (a few MiB); beyond it
 /// further packages are looked up without being remembered.
 const REMEMBERED_PACKAGES: usize = 100_000;
+
+/// Inventories whose match one round remembers at most: a round looks at
+/// [`CATCH_UP_BATCH`] manifests, and images of one base share one inventory.
+const REMEMBERED_INVENTORIES: usize = CATCH_UP_BATCH as usize;
 
 /// A package as stored in an inventory.
 pub fn stored_package(p: &Package, os: Option<&OsRelease>) -> StoredPackage {
@@ -140,6 +147,40 @@ pub async fn match_inventory(
     Ok((wanted, match_packages(packages, os, &records)))
 }
 
+/// What matching one inventory gave: the same for every manifest of that inventory.
+struct Matched {
+    targets: Vec<AdvisoryPackage>,
+    targets_key: String,
+    findings: Vec<StoredFinding>,
+    summary: FindingSummary,
+    /// The inventory's packages, for the event.
+    packages: usize,
+}
+
+/// Matches a stored inventory with the advisories of `lookups`.
+async fn match_stored(
+    meta: &dyn MetaStore,
+    inventory: &StoredInventory,
+    lookups: &AdvisoryLookups,
+) -> MetaResult<Matched> {
+    let os = inventory.os.as_ref().map(os_of);
+    let packages: Vec<Package> = inventory.packages.iter().filter_map(package_of).collect();
+    let targets: Vec<AdvisoryPackage> = targets(&packages, os.as_ref())
+        .into_iter()
+        .map(advisory_package)
+        .collect();
+    let records = lookups.records_for(meta, &targets).await?;
+    let found = match_packages(&packages, os.as_ref(), &records);
+    let findings: Vec<StoredFinding> = found.findings.iter().map(stored_finding).collect();
+    Ok(Matched {
+        targets_key: targets_key(&targets),
+        summary: summary_of(&findings),
+        targets,
+        findings,
+        packages: inventory.packages.len(),
+    })
+}
+
 /// Advisory lookups remembered for one catch-up round. The images of a hub share most of
 /// their packages (1,000 images of one base share all of them), so each package is looked up
 /// and each record parsed once a round instead of once an image. Only for one round: a record
@@ -151,6 +192,8 @@ struct AdvisoryLookups {
 
 #[derive(Default)]
 struct Lookups {
+    /// Per inventory key, what matching it gave (at most [`REMEMBERED_INVENTORIES`]).
+    matched: HashMap<String, Arc<Matched>>,
     /// Per package looked up, the ids of the records found for it (none: no record).
     by_package: HashMap<AdvisoryPackage, Vec<Arc<str>>>,
     /// The records of those ids, parsed; `None` for one that does not parse (logged once).
@@ -223,6 +266,19 @@ impl AdvisoryLookups {
             }
         }
         Ok(out.into_values().map(|r| Record::clone(&r)).collect())
+    }
+
+    /// What matching the inventory of `key` gave earlier this round.
+    fn matched(&self, key: &str) -> Option<Arc<Matched>> {
+        self.lock().matched.get(key).cloned()
+    }
+
+    /// Remembers what matching the inventory of `key` gave, while there is room.
+    fn remember_match(&self, key: String, matched: Arc<Matched>) {
+        let mut lookups = self.lock();
+        if lookups.matched.len() < REMEMBERED_INVENTORIES {
+            lookups.matched.insert(key, matched);
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Lookups> {
@@ -375,48 +431,53 @@ impl Registry {
         generation: i64,
         lookups: &AdvisoryLookups,
     ) -> RegistryResult<bool> {
-        let Some(inventory) = self.meta.inventory_of(manifest_id).await? else {
+        let Some(head) = self.meta.inventory_head(manifest_id).await? else {
             return Ok(false);
         };
-        let os = inventory.os.as_ref().map(os_of);
-        let packages: Vec<Package> = inventory.packages.iter().filter_map(package_of).collect();
-        let wanted: Vec<AdvisoryPackage> = targets(&packages, os.as_ref())
-            .into_iter()
-            .map(advisory_package)
-            .collect();
-        let records = lookups.records_for(&*self.meta, &wanted).await?;
-        let found = match_packages(&packages, os.as_ref(), &records);
-        let findings: Vec<StoredFinding> = found.findings.iter().map(stored_finding).collect();
-        let summary = summary_of(&findings);
+        let matched = match head.key.as_deref().and_then(|key| lookups.matched(key)) {
+            Some(matched) => matched,
+            None => {
+                let Some(inventory) = self.meta.inventory_of(manifest_id).await? else {
+                    return Ok(false);
+                };
+                let matched = Arc::new(match_stored(&*self.meta, &inventory, lookups).await?);
+                // Under the key of what was read, whatever the head said a moment before.
+                let key = inventory_key(inventory.os.as_ref(), &inventory.packages);
+                lookups.remember_match(key, matched.clone());
+                matched
+            }
+        };
         let new = NewFindings {
             generation,
             matched_at: now_ms(),
-            targets: wanted,
-            findings,
-            summary,
+            targets: matched.targets.clone(),
+            targets_key: matched.targets_key.clone(),
+            findings: matched.findings.clone(),
+            summary: matched.summary,
         };
+        let summary = new.summary;
         let previous = match self.meta.findings_store(manifest_id, &new).await? {
             FindingsStored::Fenced => return Ok(false),
             FindingsStored::Replaced(previous) => previous,
         };
-        tracing::info!(repository = %inventory.repository, digest = %inventory.digest,
+        tracing::info!(repository = %head.repository, digest = %head.digest,
             generation, findings = summary.total, trigger = trigger.as_str(), "findings matched");
         let changed = match trigger {
             Trigger::Inventory => true,
             Trigger::Advisories => keys(&previous) != keys(&new.findings),
         };
-        if changed && let Ok(repo) = RepoName::parse(&inventory.repository) {
+        if changed && let Ok(repo) = RepoName::parse(&head.repository) {
             let mut event = self.event(
                 Action::ScanCompleted,
                 &Origin::system("scanner"),
                 &repo,
                 Some(HookEvent::Scan),
             );
-            event.digest = Some(inventory.digest.clone());
+            event.digest = Some(head.digest.clone());
             event.detail = Some(serde_json::json!({
                 "trigger": trigger.as_str(),
                 "generation": generation,
-                "packages": inventory.packages.len(),
+                "packages": matched.packages,
                 "summary": summary,
             }));
             self.meta.record_event(&event, 0).await?;

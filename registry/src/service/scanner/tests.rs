@@ -700,3 +700,62 @@ async fn matching_again_keeps_the_rows_that_did_not_change() {
         "the same findings kept; rsa's target kept, protobuf's replaced by serde's"
     );
 }
+
+#[tokio::test]
+async fn manifests_of_one_inventory_are_matched_alike_and_by_their_own_key() {
+    let dir = tempfile::tempdir().expect("dir");
+    let records = tempfile::tempdir().expect("records");
+    let r = registry(dir.path()).await;
+    let repo = RepoName::parse("app").expect("repo");
+    let mut ids = Vec::new();
+    // x and y share one inventory; z differs by one version (fixed); w is x's inventory
+    // stored before inventories had keys.
+    for (tag, version) in [("x", "0.9.6"), ("y", "0.9.6"), ("z", "99.1.0"), ("w", "0.9.6")] {
+        image(&r, &repo, tag, tag).await;
+        ids.push(inventoried(&r, vec![cargo("rsa", version), cargo("serde", "1.0.0")]).await);
+    }
+    let keys: Vec<Option<String>> = {
+        let mut c = db(dir.path()).await;
+        sqlx::query("UPDATE scans SET inventory_key = NULL WHERE manifest_id = $1")
+            .bind(ids[3])
+            .execute(&mut c)
+            .await
+            .expect("unkeyed");
+        let mut keys = Vec::new();
+        for id in &ids {
+            let key: Option<String> =
+                sqlx::query_scalar("SELECT inventory_key FROM scans WHERE manifest_id = $1")
+                    .bind(id)
+                    .fetch_one(&mut c)
+                    .await
+                    .expect("key");
+            keys.push(key);
+        }
+        keys
+    };
+    assert_eq!(keys[0], keys[1], "one inventory, one key");
+    assert_ne!(keys[0], keys[2], "another version, another key");
+    assert_eq!(keys[3], None);
+    caught_up(&r).await;
+    import_record(
+        &r,
+        records.path(),
+        "TEST-RSA",
+        "rsa",
+        "2026-01-01T00:00:00Z",
+        "one",
+        false,
+    )
+    .await;
+    // One round: x, y, z and w are matched again together.
+    assert_eq!(r.catch_up_findings().await.expect("catch up"), 4);
+    let rsa = [("rsa".to_owned(), "TEST-RSA".to_owned())];
+    assert_eq!(advisories(&r, ids[0]).await, rsa);
+    assert_eq!(advisories(&r, ids[1]).await, rsa);
+    assert_eq!(advisories(&r, ids[2]).await, [], "z has the fix");
+    assert_eq!(advisories(&r, ids[3]).await, rsa, "matched from its packages");
+    for id in &ids {
+        let matched = r.meta.findings_match(*id).await.expect("read");
+        assert!(matched.is_some(), "{id} is current");
+    }
+}
