@@ -4,7 +4,8 @@
 //!   (gzip layers of random bytes, the first one also holding this machine's
 //!   `/etc/os-release` and dpkg database) pushed to a berth with scanning on; the time its
 //!   inventory took (as the server reports it, `duration_ms`) against the time to pull its
-//!   layers from the same server, and each server's peak memory.
+//!   layers from the same server (the bytes only), and against `berth pull` of the image
+//!   (download, verify and unpack, as a client pulls it), and each server's peak memory.
 //! - **Push cost**: the same image pushed to a berth with scanning off and to one with it
 //!   on, alternately; the inventory runs after the manifest is pushed, so the push itself
 //!   only pays for queueing the job.
@@ -214,6 +215,28 @@ async fn push(
     Ok(())
 }
 
+/// `berth pull` of `repo:latest` from `reg` into a store of its own: downloaded, verified
+/// and unpacked, as a client pulls an image to run it (`docker pull` does the same);
+/// returns seconds.
+fn client_pull(berth: &Path, scratch: &Path, reg: &Registry, repo: &str) -> anyhow::Result<f64> {
+    let root = tempfile::tempdir_in(scratch)?;
+    let image = format!("{}/{repo}:latest", reg.url.trim_start_matches("http://"));
+    let started = Instant::now();
+    let out = Command::new(berth)
+        .arg("pull")
+        .arg(&image)
+        .env("BERTH_ROOT", root.path())
+        .env("BERTH_LOG_LEVEL", "warn")
+        .output()?;
+    let secs = started.elapsed().as_secs_f64();
+    ensure!(
+        out.status.success(),
+        "berth pull {image}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(secs)
+}
+
 /// Pulls every layer of `image` from `repo`, reading and dropping the bytes; returns seconds.
 async fn pull_layers(
     http: &reqwest::Client,
@@ -278,6 +301,7 @@ struct Figures {
     push_on: Vec<f64>,
     inventory: Vec<f64>,
     pull: Vec<f64>,
+    client_pull: Vec<f64>,
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -325,6 +349,7 @@ pub async fn run(berth: &Path, scratch: &Path, o: &Options) -> anyhow::Result<St
         }
         f.pull.push(pull_layers(&http, &on, &repo, &image).await?);
         pull_layers(&http, &off, &repo, &image).await?;
+        f.client_pull.push(client_pull(berth, scratch, &on, &repo)?);
     }
     let mib = |reg: &Registry| reg.peak_rss_kib().map_or(f64::NAN, |k| k as f64 / 1024.0);
     let (rss_off, rss_on) = (mib(&off), mib(&on));
@@ -337,6 +362,7 @@ pub async fn run(berth: &Path, scratch: &Path, o: &Options) -> anyhow::Result<St
 
     let (push_off, push_on) = (median(&f.push_off), median(&f.push_on));
     let (inventory, pull) = (median(&f.inventory), median(&f.pull));
+    let client = median(&f.client_pull);
     let mut out = String::new();
     out.push_str(&format!(
         "\n### Vulnerability scanning\n\nA {} MiB image of {} gzip layers ({image_mb:.0} MB \
@@ -360,6 +386,11 @@ pub async fn run(berth: &Path, scratch: &Path, o: &Options) -> anyhow::Result<St
         format!("{pull:.2}"),
     );
     row("inventory / pull", format!("{:.2}", inventory / pull));
+    row(
+        "`berth pull` of the image from the same server (download, verify, unpack), s",
+        format!("{client:.2}"),
+    );
+    row("inventory / `berth pull`", format!("{:.2}", inventory / client));
     row(
         "server peak memory, scanning off, MiB",
         format!("{rss_off:.0}"),
