@@ -42,6 +42,16 @@ impl Docker {
         Ok(())
     }
 
+    /// `docker pull` of `image` (which this daemon does not hold), timed, then removed again;
+    /// returns seconds.
+    pub fn pull_secs(&self, image: &str) -> anyhow::Result<f64> {
+        let started = Instant::now();
+        self.run(&["pull", "-q", image])?;
+        let pull = started.elapsed().as_secs_f64();
+        self.run(&["rmi", image])?;
+        Ok(pull)
+    }
+
     /// Builds a 6-layer image (busybox plus 5 random 64 MiB files) that no registry has seen,
     /// pushes it, removes it locally and pulls it; returns (push seconds, pull seconds).
     pub fn push_pull(

@@ -403,6 +403,7 @@ async fn main() -> anyhow::Result<()> {
             layers: args.scan_layers,
             images: args.scan_images,
             rounds: args.rounds,
+            docker: docker.as_ref(),
         };
         report.push_str(&scan::run(&bin, &args.scratch, &options).await?);
     }

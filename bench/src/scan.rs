@@ -4,8 +4,9 @@
 //!   (gzip layers of random bytes, the first one also holding this machine's
 //!   `/etc/os-release` and dpkg database) pushed to a berth with scanning on; the time its
 //!   inventory took (as the server reports it, `duration_ms`) against the time to pull its
-//!   layers from the same server (the bytes only), and against `berth pull` of the image
-//!   (download, verify and unpack, as a client pulls it), and each server's peak memory.
+//!   layers from the same server (the bytes only), against `berth pull` of the image
+//!   (download, verify and unpack, as a client pulls it) and, given a docker daemon, against
+//!   `docker pull`; and each server's peak memory.
 //! - **Push cost**: the same image pushed to a berth with scanning off and to one with it
 //!   on, alternately; the inventory runs after the manifest is pushed, so the push itself
 //!   only pays for queueing the job.
@@ -25,6 +26,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
+use crate::docker::Docker;
 use crate::servers::Registry;
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -35,7 +37,7 @@ const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 const PATIENCE: Duration = Duration::from_secs(1800);
 
 /// What to measure.
-pub struct Options {
+pub struct Options<'a> {
     /// The large image's size, MiB.
     pub image_mib: usize,
     /// Its layers.
@@ -44,6 +46,8 @@ pub struct Options {
     pub images: usize,
     /// Rounds of the large image's push and inventory.
     pub rounds: u64,
+    /// A docker daemon, to time `docker pull` of the large image too.
+    pub docker: Option<&'a Docker>,
 }
 
 /// A blob to push.
@@ -220,7 +224,7 @@ async fn push(
 /// returns seconds.
 fn client_pull(berth: &Path, scratch: &Path, reg: &Registry, repo: &str) -> anyhow::Result<f64> {
     let root = tempfile::tempdir_in(scratch)?;
-    let image = format!("{}/{repo}:latest", reg.url.trim_start_matches("http://"));
+    let image = format!("{}/{repo}:latest", reg.host());
     let started = Instant::now();
     let out = Command::new(berth)
         .arg("pull")
@@ -302,6 +306,7 @@ struct Figures {
     inventory: Vec<f64>,
     pull: Vec<f64>,
     client_pull: Vec<f64>,
+    docker_pull: Vec<f64>,
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -312,7 +317,7 @@ fn median(v: &[f64]) -> f64 {
 
 /// Runs the scan benchmark with `berth` (binary), scratch files under `scratch`; returns the
 /// report's section.
-pub async fn run(berth: &Path, scratch: &Path, o: &Options) -> anyhow::Result<String> {
+pub async fn run(berth: &Path, scratch: &Path, o: &Options<'_>) -> anyhow::Result<String> {
     let http = reqwest::Client::new();
     let quiet = [("BERTH_SCAN_POLL_INTERVAL_MS".to_owned(), "100".to_owned())];
     let off = Registry::start_berth(berth, scratch, "scan-off", &quiet)?;
@@ -349,7 +354,16 @@ pub async fn run(berth: &Path, scratch: &Path, o: &Options) -> anyhow::Result<St
         }
         f.pull.push(pull_layers(&http, &on, &repo, &image).await?);
         pull_layers(&http, &off, &repo, &image).await?;
+    }
+    // The clients' pulls write 1 GiB each to disk, whose writeback would slow the pushes of
+    // a later round: they come after all of them.
+    for round in 0..o.rounds {
+        let repo = format!("bench/large-{round}");
         f.client_pull.push(client_pull(berth, scratch, &on, &repo)?);
+        if let Some(docker) = o.docker {
+            f.docker_pull
+                .push(docker.pull_secs(&format!("{}/{repo}:latest", on.host()))?);
+        }
     }
     let mib = |reg: &Registry| reg.peak_rss_kib().map_or(f64::NAN, |k| k as f64 / 1024.0);
     let (rss_off, rss_on) = (mib(&off), mib(&on));
@@ -390,7 +404,21 @@ pub async fn run(berth: &Path, scratch: &Path, o: &Options) -> anyhow::Result<St
         "`berth pull` of the image from the same server (download, verify, unpack), s",
         format!("{client:.2}"),
     );
-    row("inventory / `berth pull`", format!("{:.2}", inventory / client));
+    row(
+        "inventory / `berth pull`",
+        format!("{:.2}", inventory / client),
+    );
+    if !f.docker_pull.is_empty() {
+        let docker = median(&f.docker_pull);
+        row(
+            "`docker pull` of the image from the same server, s",
+            format!("{docker:.2}"),
+        );
+        row(
+            "inventory / `docker pull`",
+            format!("{:.2}", inventory / docker),
+        );
+    }
     row(
         "server peak memory, scanning off, MiB",
         format!("{rss_off:.0}"),
