@@ -710,7 +710,12 @@ async fn manifests_of_one_inventory_are_matched_alike_and_by_their_own_key() {
     let mut ids = Vec::new();
     // x and y share one inventory; z differs by one version (fixed); w is x's inventory
     // stored before inventories had keys.
-    for (tag, version) in [("x", "0.9.6"), ("y", "0.9.6"), ("z", "99.1.0"), ("w", "0.9.6")] {
+    for (tag, version) in [
+        ("x", "0.9.6"),
+        ("y", "0.9.6"),
+        ("z", "99.1.0"),
+        ("w", "0.9.6"),
+    ] {
         image(&r, &repo, tag, tag).await;
         ids.push(inventoried(&r, vec![cargo("rsa", version), cargo("serde", "1.0.0")]).await);
     }
@@ -753,7 +758,11 @@ async fn manifests_of_one_inventory_are_matched_alike_and_by_their_own_key() {
     assert_eq!(advisories(&r, ids[0]).await, rsa);
     assert_eq!(advisories(&r, ids[1]).await, rsa);
     assert_eq!(advisories(&r, ids[2]).await, [], "z has the fix");
-    assert_eq!(advisories(&r, ids[3]).await, rsa, "matched from its packages");
+    assert_eq!(
+        advisories(&r, ids[3]).await,
+        rsa,
+        "matched from its packages"
+    );
     for id in &ids {
         let matched = r.meta.findings_match(*id).await.expect("read");
         assert!(matched.is_some(), "{id} is current");
