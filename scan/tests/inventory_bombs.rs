@@ -51,6 +51,14 @@ fn walk(layers: Vec<(&str, Box<dyn Read>)>, limits: Limits) -> Inventory {
     Inventory::from_layers(layers, &cataloguers, limits)
 }
 
+/// Each problem of `inv` as (layer, message).
+fn problems(inv: &Inventory) -> Vec<(usize, &str)> {
+    inv.errors
+        .iter()
+        .map(|e| (e.layer, e.message.as_str()))
+        .collect()
+}
+
 fn assert_memory_bounded() {
     let peak = peak_rss_kib();
     eprintln!("peak RSS so far: {peak} KiB");
@@ -73,12 +81,8 @@ fn millions_of_entries_stop_at_the_entry_bound() {
         limits,
     );
     eprintln!("1,000,000 entries walked in {:?}", started.elapsed());
-    assert_eq!((found(&inv), inv.os), (vec![], None));
-    let messages: Vec<_> = inv
-        .errors
-        .iter()
-        .map(|e| (e.layer, e.message.as_str()))
-        .collect();
+    assert_eq!((found(&inv), &inv.os), (vec![], &None));
+    let messages = problems(&inv);
     assert_eq!(
         messages,
         [
@@ -120,12 +124,8 @@ fn bombs_walked_ahead_of_their_turn_stop_at_the_same_bounds() {
         blob(TAR, move || Box::new(io::Cursor::new(last.clone()))),
     ]);
     let inv = walker.finish();
-    assert_eq!(inv.os.map(|os| os.id), Some("debian".to_owned()));
-    let messages: Vec<_> = inv
-        .errors
-        .iter()
-        .map(|e| (e.layer, e.message.as_str()))
-        .collect();
+    assert_eq!(inv.os.as_ref().map(|os| os.id.as_str()), Some("debian"));
+    let messages = problems(&inv);
     assert_eq!(
         messages,
         [
@@ -148,12 +148,8 @@ fn bombs_walked_ahead_of_their_turn_stop_at_the_same_bounds() {
         blob(TAR, || Box::new(EndlessEntries::new())),
     ]);
     let inv = walker.finish();
-    assert_eq!(inv.os.map(|os| os.id), Some("debian".to_owned()));
-    let messages: Vec<_> = inv
-        .errors
-        .iter()
-        .map(|e| (e.layer, e.message.as_str()))
-        .collect();
+    assert_eq!(inv.os.as_ref().map(|os| os.id.as_str()), Some("debian"));
+    let messages = problems(&inv);
     assert!(
         messages.contains(&(1, "stopped: the layers expand to more bytes than allowed")),
         "{messages:?}"

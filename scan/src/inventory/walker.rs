@@ -600,6 +600,21 @@ struct Catalogued {
     found: Vec<(usize, Result<Vec<Package>, String>)>,
 }
 
+impl Catalogued {
+    /// A file not read: every reading (the os-release one with `os`, and one per cataloguer
+    /// in `wanting`) is `reason`.
+    fn refused(size: u64, wanting: Vec<usize>, os: bool, reason: &str) -> Catalogued {
+        Catalogued {
+            size,
+            os: os.then(|| Err(reason.to_owned())),
+            found: wanting
+                .into_iter()
+                .map(|i| (i, Err(reason.to_owned())))
+                .collect(),
+        }
+    }
+}
+
 /// Where the walk finds a regular file's contents.
 enum Contents<'a> {
     /// In the layer's stream, at the entry.
@@ -647,23 +662,18 @@ fn read_file(
     if wanting.is_empty() && !os {
         return None;
     }
-    let mut record = Catalogued {
-        size: entry.size,
-        os: None,
-        found: Vec::new(),
-    };
     let refuse = refused.or_else(|| {
         (entry.size > limits.max_file_bytes)
             .then(|| format!("not read: larger than {} bytes", limits.max_file_bytes))
     });
     if let Some(reason) = refuse {
-        record.os = os.then(|| Err(reason.clone()));
-        record.found = wanting
-            .into_iter()
-            .map(|i| (i, Err(reason.clone())))
-            .collect();
-        return Some(record);
+        return Some(Catalogued::refused(entry.size, wanting, os, &reason));
     }
+    let mut record = Catalogued {
+        size: entry.size,
+        os: None,
+        found: Vec::new(),
+    };
     let run = |index: usize, contents: &mut dyn Read| -> Result<Vec<Package>, String> {
         let mut bounded = contents.take(limits.max_file_bytes);
         cataloguers[index]
@@ -684,12 +694,7 @@ fn read_file(
         Ok(spool) => spool,
         Err(e) => {
             let reason = format!("spooling the file: {e}");
-            record.os = os.then(|| Err(reason.clone()));
-            record.found = wanting
-                .into_iter()
-                .map(|i| (i, Err(reason.clone())))
-                .collect();
-            return Some(record);
+            return Some(Catalogued::refused(entry.size, wanting, os, &reason));
         }
     };
     if os {
