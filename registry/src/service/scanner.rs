@@ -24,9 +24,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::sync::watch;
 
-use berth_scan::inventory::{
-    Compression, Inventory, LayerBlob, Limits, Walker, default_cataloguers,
-};
+use berth_scan::inventory::{Inventory, LayerBlob, Limits, Walker, default_cataloguers};
 
 use super::findings::{Trigger, stored_os, stored_package};
 use super::{Registry, RegistryError};
@@ -317,15 +315,6 @@ impl Registry {
                     let open = move || -> Result<Box<dyn Read + Send>, String> {
                         if stopped.load(Ordering::Relaxed) {
                             return Err("not read: the scan worker stopped".into());
-                        }
-                        if layer.media_type.contains("encrypted") {
-                            return Err(format!("not read: {:?} is encrypted", layer.media_type));
-                        }
-                        if Compression::from_media_type(&layer.media_type).is_none() {
-                            return Err(format!(
-                                "not read: {:?} is not a layer media type",
-                                layer.media_type
-                            ));
                         }
                         let source = handle
                             .block_on(registry.layer_source(repo, &layer.digest))

@@ -189,12 +189,9 @@ impl<'c> Walker<'c> {
             self.layer_error(layer, "not read: the walk stopped at a bound".into());
             return;
         }
-        let Some(compression) = Compression::from_media_type(media_type) else {
-            self.layer_error(
-                layer,
-                format!("not read: {media_type:?} is not a layer media type"),
-            );
-            return;
+        let compression = match readable(media_type) {
+            Ok(compression) => compression,
+            Err(reason) => return self.layer_error(layer, reason),
         };
         match layer::open(compression, blob, &self.meter) {
             Ok(tar) => self.walk(layer, TarReader::new(tar)),
@@ -239,9 +236,10 @@ impl<'c> Walker<'c> {
         }
     }
 
-    /// [`Walker::add_layer`] on a blob opened now (not at all once the walk stopped).
+    /// [`Walker::add_layer`] on a blob opened now (not at all once the walk stopped, nor when
+    /// its media type is not one the walk reads).
     fn open_and_add(&mut self, blob: &mut LayerBlob<'_>) {
-        if self.stopped {
+        if self.stopped || readable(&blob.media_type).is_err() {
             return self.add_layer(&blob.media_type, std::io::empty());
         }
         match (blob.open)() {
@@ -633,6 +631,15 @@ fn refuse(record: &mut Record, reason: &str) {
     }
 }
 
+/// The compression of a layer of `media_type`, or why the walk does not read it.
+fn readable(media_type: &str) -> Result<Compression, String> {
+    if media_type.contains("encrypted") {
+        return Err(format!("not read: {media_type:?} is encrypted"));
+    }
+    Compression::from_media_type(media_type)
+        .ok_or_else(|| format!("not read: {media_type:?} is not a layer media type"))
+}
+
 /// The error that ended a layer, and whether it was a bound of the whole walk.
 fn ended(meter: &Meter, e: &super::tar::TarError) -> (String, bool) {
     match meter.tripped() {
@@ -751,11 +758,11 @@ fn walk_ahead(
     if limits.max_lookahead_bytes == 0 {
         return None;
     }
+    let compression = readable(&blob.media_type).ok()?;
     let reader = match (blob.open)() {
         Ok(reader) => reader,
         Err(reason) => return Some(Err(reason)),
     };
-    let compression = Compression::from_media_type(&blob.media_type)?;
     let mut ahead = Ahead {
         steps: Vec::new(),
         end: None,
